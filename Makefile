@@ -1,0 +1,103 @@
+# gosync top-level build.
+#
+#   make              library, selftests, examples and the module for this
+#                     machine's kernel (or Debian's stock kernel headers)
+#   make check        both VM kernels: build, boot, run every selftest
+#   make check KERNEL=debug|stock
+#   make demo         boot the VM and run the demo program
+#   make deps         install missing Debian packages
+#
+# Everything generated goes to $(BUILD); kmod/ also receives the in-place
+# module build for the local kernel, ready for 'sudo insmod kmod/gosync.ko'.
+
+BUILD     ?= build
+KERNEL    ?= debug stock
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+WARN      := -Wall -Wextra -Werror
+LIB_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -Iinclude -pthread
+TEST_CFLAGS := -std=gnu11 $(WARN) -Iinclude -isystem $(BUILD)/kselftest -Iselftests -pthread
+LDLIBS_GS := -L$(BUILD)/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync -pthread
+
+DEBUG_KDIR := $(BUILD)/kernel-debug/obj
+DEBUG_IMAGE := $(DEBUG_KDIR)/arch/x86/boot/bzImage
+# The in-place module build: the running kernel's headers if installed (a
+# real machine), else Debian's stock kernel headers. Set KDIR to override.
+KDIR      ?= local
+
+KSRC      := Kbuild $(wildcard kmod/*.c kmod/*.h kmod/Kbuild) include/uapi/gosync.h
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
+LIB_HDR   := include/gosync.h include/uapi/gosync.h $(wildcard lib/*.h)
+TESTS     := $(patsubst selftests/%.c,$(BUILD)/selftests/%,$(wildcard selftests/*_test.c))
+TEST_HDR  := $(wildcard selftests/*.h) $(BUILD)/kselftest/kselftest_harness.h
+EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+KSELFTEST_TAR := /usr/src/linux-source-6.12.tar.xz
+
+.PHONY: all deps lib selftests examples module check demo clean
+.DELETE_ON_ERROR:
+
+all: lib selftests examples module
+
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: scripts/deps.sh
+	scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+lib: $(BUILD)/lib/libgosync.so $(BUILD)/lib/libgosync.a
+selftests: $(TESTS)
+examples: $(EXAMPLES)
+
+$(BUILD)/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
+$(BUILD)/lib/libgosync.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libgosync.so -Wl,--no-undefined -o $@ $^ -pthread
+$(BUILD)/lib/libgosync.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# The kselftest harness comes from Debian's kernel source, never the repo.
+$(BUILD)/kselftest/kselftest_harness.h: | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	tar -xJf $(KSELFTEST_TAR) -C $(@D) --strip-components=4 \
+		linux-source-6.12/tools/testing/selftests/kselftest_harness.h \
+		linux-source-6.12/tools/testing/selftests/kselftest.h
+	touch $@
+
+$(BUILD)/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/lib/libgosync.so
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $(CFLAGS) -o $@ $< $(LDLIBS_GS)
+
+$(BUILD)/examples/%: examples/%.c include/gosync.h $(BUILD)/lib/libgosync.so
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
+
+# In-place module build for this machine: kmod/gosync.ko.
+module: kmod/gosync.ko
+kmod/gosync.ko: $(KSRC) | $(BUILD)/.deps
+	scripts/build-module.sh $(KDIR) . $(BUILD)/module-local.log
+
+# Per-kernel builds in copies of the source tree, so they never clobber
+# each other or the in-place build.
+$(BUILD)/stock/kmod/gosync.ko: $(KSRC) | $(BUILD)/.deps
+	scripts/build-module.sh stock $(BUILD)/stock $(BUILD)/stock/build.log
+$(BUILD)/debug/kmod/gosync.ko: $(KSRC) $(DEBUG_IMAGE)
+	scripts/build-module.sh $(abspath $(DEBUG_KDIR)) $(BUILD)/debug $(BUILD)/debug/build.log
+
+# The debug kernel: the script keeps it cached and rebuilds it only when
+# its config fragment changes, so it is always asked.
+.PHONY: debug-kernel
+debug-kernel $(DEBUG_IMAGE): scripts/debug-kernel.config scripts/build-debug-kernel.sh | $(BUILD)/.deps
+	scripts/build-debug-kernel.sh $(BUILD)
+
+check: $(foreach k,$(KERNEL),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES)
+	scripts/run-vm-tests.sh check $(BUILD) $(KERNEL)
+
+demo: $(BUILD)/$(lastword $(KERNEL))/kmod/gosync.ko $(EXAMPLES)
+	scripts/run-vm-tests.sh demo $(BUILD) $(lastword $(KERNEL))
+
+clean:
+	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/stock \
+		$(BUILD)/debug $(BUILD)/vm
+	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \
+		modules.order Module.symvers .*.cmd

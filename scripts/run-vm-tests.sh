@@ -1,0 +1,113 @@
+#!/bin/bash
+# Run gosync in VMs: the selftests ('check'), the demo ('demo') or the
+# benchmarks ('bench'), on each named kernel ('debug', 'stock').
+#
+# Usage: run-vm-tests.sh check|demo|bench BUILD_DIR KERNEL...
+#
+# For 'check', every TAP result line of every selftest binary counts, a
+# binary that dies without reporting a failure counts as one failure, and
+# each VM's health (clean kernel log, rmmod, power-off in time) counts as
+# one more result. The last line is 'N passed, N failed, N skipped'.
+set -uo pipefail
+
+top=$(dirname "$(realpath "$0")")/..
+mode=${1:?usage: run-vm-tests.sh check|demo|bench BUILD_DIR KERNEL...}
+build=$(realpath "${2:?}")
+shift 2
+
+kernel_image() {
+	case "$1" in
+	debug)	echo "$build/kernel-debug/obj/arch/x86/boot/bzImage" ;;
+	stock)	echo "/boot/vmlinuz-$("$top/scripts/stock-kernel.sh")" ;;
+	*)	echo "unknown kernel '$1' (debug or stock)" >&2; return 1 ;;
+	esac
+}
+
+make_payload() {
+	local dir=$1
+	rm -rf "$dir"
+	mkdir -p "$dir/lib"
+	cp "$build/lib/libgosync.so" "$dir/lib/"
+	case "$mode" in
+	check)
+		mkdir -p "$dir/selftests"
+		cp "$build"/selftests/*_test "$dir/selftests/"
+		cat > "$dir/run" <<'RUN'
+#!/bin/sh
+# Each selftest binary, its output framed so the host can count it.
+rc=0
+for t in /gosync/selftests/*_test; do
+	name=${t##*/}
+	echo "GOSYNC-TEST-BEGIN $name"
+	"$t"
+	trc=$?
+	echo "GOSYNC-TEST-END $name rc=$trc"
+	[ $trc = 0 ] || rc=1
+done
+exit $rc
+RUN
+		;;
+	demo)
+		mkdir -p "$dir/examples"
+		cp "$build"/examples/* "$dir/examples/"
+		printf '#!/bin/sh\nexec /gosync/examples/demo\n' > "$dir/run"
+		;;
+	bench)
+		mkdir -p "$dir/bench"
+		cp "$build"/bench/* "$dir/bench/"
+		printf '#!/bin/sh\nexec /gosync/bench/run-all\n' > "$dir/run"
+		;;
+	esac
+	chmod +x "$dir/run"
+}
+
+# Count one VM log's results: prints "passed failed skipped".
+count_results() {
+	awk '
+	/^GOSYNC-TEST-BEGIN / { notok = 0; next }
+	/^GOSYNC-TEST-END / {
+		rc = $NF; sub(/^rc=/, "", rc)
+		if (rc != 0 && notok == 0) {
+			failed++
+			print "  binary " $2 " exited " rc " without reporting a failure" > "/dev/stderr"
+		}
+		next
+	}
+	/^ok .*# SKIP/ { skipped++; next }
+	/^ok / { passed++; next }
+	/^not ok / { failed++; notok++; print "  " $0 > "/dev/stderr"; next }
+	END { printf "%d %d %d\n", passed, failed, skipped }' "$1"
+}
+
+total_pass=0 total_fail=0 total_skip=0 status=0
+for k in "$@"; do
+	image=$(kernel_image "$k") || exit 2
+	module=$build/$k/kmod/gosync.ko
+	payload=$build/vm/$k-$mode
+	log=$build/vm/$k-$mode.log
+	make_payload "$payload"
+	echo "=== $mode on the $k kernel ($(basename "$image")) ==="
+	if "$top/scripts/vm.sh" "$image" "$module" "$payload" "$log"; then
+		vm_ok=1
+	else
+		vm_ok=0
+		status=1
+	fi
+	[ "$mode" = check ] || continue
+	read -r p f s < <(count_results "$log")
+	if [ "$vm_ok" = 1 ]; then
+		p=$((p + 1))
+	else
+		f=$((f + 1))
+	fi
+	echo "=== $k kernel: $p passed, $f failed, $s skipped (the VM's own health counts as one) ==="
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	total_skip=$((total_skip + s))
+done
+
+if [ "$mode" = check ]; then
+	[ "$total_fail" = 0 ] || status=1
+	echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+fi
+exit $status
