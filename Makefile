@@ -5,6 +5,7 @@
 #   make check        both VM kernels: build, boot, run every selftest
 #   make check KERNEL=debug|stock
 #   make demo         boot the VM and run the demo program
+#   make bench        boot the stock-kernel VM and run bench/ (tables)
 #   make deps         install missing Debian packages
 #
 # Everything generated goes to $(BUILD); kmod/ also receives the in-place
@@ -32,12 +33,13 @@ LIB_HDR   := include/gosync.h include/uapi/gosync.h $(wildcard lib/*.h)
 TESTS     := $(patsubst selftests/%.c,$(BUILD)/selftests/%,$(wildcard selftests/*_test.c))
 TEST_HDR  := $(wildcard selftests/*.h) $(BUILD)/kselftest/kselftest_harness.h
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 KSELFTEST_TAR := /usr/src/linux-source-6.12.tar.xz
 
-.PHONY: all deps lib selftests examples module check demo clean
+.PHONY: all deps lib selftests examples benches module check demo bench clean
 .DELETE_ON_ERROR:
 
-all: lib selftests examples module
+all: lib selftests examples benches module
 
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: scripts/deps.sh
@@ -47,6 +49,7 @@ $(BUILD)/.deps: scripts/deps.sh
 lib: $(BUILD)/lib/libgosync.so $(BUILD)/lib/libgosync.a
 selftests: $(TESTS)
 examples: $(EXAMPLES)
+benches: $(BENCHES)
 
 $(BUILD)/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
 	@mkdir -p $(@D)
@@ -69,6 +72,10 @@ $(BUILD)/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/lib/libgosync.so
 	$(CC) $(TEST_CFLAGS) $(CFLAGS) -o $@ $< $(LDLIBS_GS)
 
 $(BUILD)/examples/%: examples/%.c include/gosync.h $(BUILD)/lib/libgosync.so
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
+
+$(BUILD)/bench/%: bench/%.c include/gosync.h $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
 
@@ -96,8 +103,12 @@ check: $(foreach k,$(KERNEL),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES)
 demo: $(BUILD)/$(lastword $(KERNEL))/kmod/gosync.ko $(EXAMPLES)
 	scripts/run-vm-tests.sh demo $(BUILD) $(lastword $(KERNEL))
 
+# Benchmarks run on the stock kernel: debug options would distort them.
+bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
+	scripts/run-vm-tests.sh bench $(BUILD) stock
+
 clean:
-	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/stock \
+	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/bench $(BUILD)/stock \
 		$(BUILD)/debug $(BUILD)/vm
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \
 		modules.order Module.symvers .*.cmd

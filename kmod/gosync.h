@@ -5,17 +5,66 @@
 #ifndef GOSYNC_INTERNAL_H
 #define GOSYNC_INTERNAL_H
 
+#include <linux/fs.h>
+#include <linux/ktime.h>
+#include <linux/mm.h>
+#include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/types.h>
+#include <linux/version.h>
 #include <uapi/gosync.h>
 
 /* Feature bits this build of the module implements. */
-#define GOSYNC_FEATURES		0ULL
+#define GOSYNC_FEATURES		GOSYNC_FEATURE_SEM
 
 /* True when the @size bytes at @p are all zero (reserved fields, padding). */
 static inline bool gosync_all_zero(const void *p, size_t size)
 {
 	return !memchr_inv(p, 0, size);
 }
+
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->vm_flags |= flags;
+}
+
+static inline void vm_flags_clear(struct vm_area_struct *vma,
+				  vm_flags_t flags)
+{
+	vma->vm_flags &= ~flags;
+}
+#endif
+
+/* A wait's deadline, converted from the ABI's form to the host's clocks. */
+struct gosync_deadline {
+	ktime_t expires;	/* absolute, on @clock */
+	clockid_t clock;
+	bool forever;
+};
+
+int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
+			 u32 flags);
+bool gosync_deadline_passed(const struct gosync_deadline *dl);
+int gosync_wait_until(const bool *done, const struct gosync_deadline *dl);
+
+/*
+ * Tasks to wake once the caller has dropped its spinlock. A waiter's own
+ * record lives on its stack and may vanish as soon as it is marked served,
+ * so only a counted reference to its task is kept. Beyond the batch size,
+ * tasks are woken at once, under the lock, which is correct but slower.
+ */
+#define GOSYNC_WAKE_BATCH	16
+
+struct gosync_wakeups {
+	unsigned int nr;
+	struct task_struct *task[GOSYNC_WAKE_BATCH];
+};
+
+void gosync_wake_add(struct gosync_wakeups *wk, struct task_struct *task);
+void gosync_wake_all(struct gosync_wakeups *wk);
+
+/* Object constructors, called from /dev/gosync's ioctl. */
+long gosync_sem_create(const struct gosync_sem_create __user *uarg);
 
 #endif /* GOSYNC_INTERNAL_H */

@@ -8,11 +8,113 @@
  * include/uapi/gosync.h for the ABI conventions.
  */
 #include <linux/fs.h>
+#include <linux/hrtimer.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/nsproxy.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/time_namespace.h>
 #include <linux/uaccess.h>
 
 #include "gosync.h"
+
+/*
+ * Convert an ABI deadline (absolute ns on the caller's CLOCK_MONOTONIC, or
+ * CLOCK_REALTIME with GOSYNC_CLOCK_REALTIME) into a host-clock deadline.
+ * A monotonic deadline given inside a time namespace is shifted by the
+ * namespace's offset, as clock_nanosleep(TIMER_ABSTIME) does.
+ */
+int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
+			 u32 flags)
+{
+	if (flags & ~GOSYNC_CLOCK_REALTIME)
+		return -EINVAL;
+	dl->clock = flags & GOSYNC_CLOCK_REALTIME ? CLOCK_REALTIME :
+						     CLOCK_MONOTONIC;
+	dl->forever = deadline_ns == GOSYNC_DEADLINE_NONE;
+	dl->expires = deadline_ns > KTIME_MAX ? KTIME_MAX : (ktime_t)deadline_ns;
+#ifdef CONFIG_TIME_NS
+	if (dl->clock == CLOCK_MONOTONIC && !dl->forever && current->nsproxy) {
+		struct time_namespace *ns = current->nsproxy->time_ns;
+		ktime_t offset = timespec64_to_ktime(ns->offsets.monotonic);
+
+		/* Clamp rather than wrap: a deadline before boot has passed. */
+		if (dl->expires < KTIME_MAX)
+			dl->expires = max_t(ktime_t, dl->expires - offset, 0);
+	}
+#endif
+	return 0;
+}
+
+bool gosync_deadline_passed(const struct gosync_deadline *dl)
+{
+	ktime_t now;
+
+	if (dl->forever)
+		return false;
+	now = dl->clock == CLOCK_REALTIME ? ktime_get_real() : ktime_get();
+	return now >= dl->expires;
+}
+
+/*
+ * Sleep until *@done becomes true (set with smp_store_release() by whoever
+ * serves the waiter, who then wakes the task), the deadline passes or a
+ * signal is pending. Returns 0 when done, else -ETIMEDOUT or -ERESTARTSYS;
+ * the caller re-checks *@done under its lock, since it may have been
+ * served meanwhile.
+ */
+int gosync_wait_until(const bool *done, const struct gosync_deadline *dl)
+{
+	ktime_t expires = dl->expires;
+	bool timed_out = false;
+	int ret;
+
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (smp_load_acquire(done)) {
+			ret = 0;
+			break;
+		}
+		if (signal_pending(current)) {
+			ret = -ERESTARTSYS;
+			break;
+		}
+		if (timed_out) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		if (dl->forever)
+			schedule();
+		else if (!schedule_hrtimeout_range_clock(&expires,
+							 current->timer_slack_ns,
+							 HRTIMER_MODE_ABS,
+							 dl->clock))
+			timed_out = true;
+	}
+	__set_current_state(TASK_RUNNING);
+	return ret;
+}
+
+void gosync_wake_add(struct gosync_wakeups *wk, struct task_struct *task)
+{
+	if (wk->nr < GOSYNC_WAKE_BATCH) {
+		get_task_struct(task);
+		wk->task[wk->nr++] = task;
+	} else {
+		wake_up_process(task);
+	}
+}
+
+void gosync_wake_all(struct gosync_wakeups *wk)
+{
+	while (wk->nr) {
+		struct task_struct *task = wk->task[--wk->nr];
+
+		wake_up_process(task);
+		put_task_struct(task);
+	}
+}
 
 static long gosync_ioc_version(void __user *argp)
 {
@@ -37,6 +139,8 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 	switch (cmd) {
 	case GOSYNC_IOC_VERSION:
 		return gosync_ioc_version(argp);
+	case GOSYNC_IOC_SEM_CREATE:
+		return gosync_sem_create(argp);
 	default:
 		return -ENOTTY;
 	}

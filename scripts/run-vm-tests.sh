@@ -55,7 +55,7 @@ RUN
 	bench)
 		mkdir -p "$dir/bench"
 		cp "$build"/bench/* "$dir/bench/"
-		printf '#!/bin/sh\nexec /gosync/bench/run-all\n' > "$dir/run"
+		printf '#!/bin/sh\nrc=0\nfor b in /gosync/bench/*; do "$b" || rc=1; done\nexit $rc\n' > "$dir/run"
 		;;
 	esac
 	chmod +x "$dir/run"

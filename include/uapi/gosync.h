@@ -59,9 +59,112 @@ struct gosync_version {
 	__u64 reserved[2];
 };
 
+/*
+ * Weighted semaphores (golang.org/x/sync/semaphore).
+ *
+ * The semaphore's state is one 64-bit word in a page the kernel allocates.
+ * mmap() of the semaphore fd (one page, offset 0, MAP_SHARED) maps that
+ * page as struct gosync_sem_shared, so that userspace can acquire and
+ * release without a system call while nobody waits. The protocol, which
+ * libgosync implements and anyone mapping the page must follow:
+ *
+ *  - count (the low 62 bits) is the number of free permits; the object
+ *    starts full (count == size).
+ *  - GOSYNC_SEM_WAITERS is set by the kernel, under the semaphore's lock,
+ *    while its FIFO of blocked acquirers is non-empty, and cleared when
+ *    it empties. While it is set, only the kernel changes the word:
+ *    userspace acquire and release both go through the ioctls, so waiters
+ *    are served in order and no release is missed by a sleeper.
+ *  - GOSYNC_SEM_POLLED is set by the kernel when poll() found no permit;
+ *    while it is set, userspace releases go through the ioctl so that
+ *    pollers are woken (acquires may stay in userspace: they never make
+ *    the semaphore readable). A kernel release clears it.
+ *  - Userspace changes the word only with compare-and-swap of the whole
+ *    word, so a flag set by the kernel in between makes the swap fail and
+ *    the caller re-reads the flags.
+ *
+ * Whatever userspace writes into the page, the kernel stays memory-safe;
+ * the semaphore's own semantics are then the writer's problem.
+ */
+#define GOSYNC_SEM_WAITERS	(1ULL << 63)
+#define GOSYNC_SEM_POLLED	(1ULL << 62)
+#define GOSYNC_SEM_COUNT_MASK	(GOSYNC_SEM_POLLED - 1)
+/* The largest size, and the largest count one call may acquire or release. */
+#define GOSYNC_SEM_MAX		GOSYNC_SEM_COUNT_MASK
+
+struct gosync_sem_shared {
+	__u64 state;
+};
+
+/**
+ * struct gosync_sem_create - argument of GOSYNC_IOC_SEM_CREATE
+ * @size:     the number of permits, 0 to GOSYNC_SEM_MAX; all start free
+ * @flags:    must be 0
+ * @reserved: must be 0
+ *
+ * The ioctl returns the new semaphore's file descriptor (O_CLOEXEC).
+ */
+struct gosync_sem_create {
+	__u64 size;
+	__u32 flags;
+	__u32 reserved;
+};
+
+/**
+ * struct gosync_sem_acquire - argument of GOSYNC_IOC_SEM_ACQUIRE
+ * @count:    permits to acquire, 0 to GOSYNC_SEM_MAX (-EINVAL beyond)
+ * @deadline: absolute deadline in ns (see the conventions above); one
+ *            already past still takes the permits if they are free now
+ * @flags:    0 or GOSYNC_CLOCK_REALTIME
+ * @reserved: must be 0
+ *
+ * Blocks, first in first out, until @count permits are free. A @count
+ * larger than the size can never be served: it waits for its deadline
+ * without holding up the waiters behind it, as Go does. Returns 0,
+ * -ETIMEDOUT, or -EINTR on a signal (restarted transparently under
+ * SA_RESTART). A waiter that was served before the signal or deadline
+ * was noticed returns 0 and owns the permits.
+ */
+struct gosync_sem_acquire {
+	__u64 count;
+	__u64 deadline;
+	__u32 flags;
+	__u32 reserved;
+};
+
+/**
+ * struct gosync_sem_status - result of GOSYNC_IOC_SEM_STATUS
+ * @size:          the semaphore's size
+ * @state:         the shared state word (free permits and flags)
+ * @waiters:       blocked acquirers in the FIFO
+ * @reserved:      0
+ * @slow_acquires: acquire and try-acquire ioctls so far
+ * @slow_releases: release ioctls so far
+ */
+struct gosync_sem_status {
+	__u64 size;
+	__u64 state;
+	__u32 waiters;
+	__u32 reserved;
+	__u64 slow_acquires;
+	__u64 slow_releases;
+};
+
 #define GOSYNC_IOC_MAGIC	0xC6
 
 /* Ioctls on /dev/gosync itself. */
 #define GOSYNC_IOC_VERSION	_IOWR(GOSYNC_IOC_MAGIC, 0x00, struct gosync_version)
+#define GOSYNC_IOC_SEM_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x01, struct gosync_sem_create)
+
+/*
+ * Ioctls on a semaphore fd. TRY_ACQUIRE takes a __u64 count and fails with
+ * -EAGAIN unless the permits are free and nobody waits (Go's TryAcquire).
+ * RELEASE takes a __u64 count; releasing more than is held (the count
+ * would exceed the size) fails with -EOVERFLOW and changes nothing.
+ */
+#define GOSYNC_IOC_SEM_ACQUIRE	_IOW(GOSYNC_IOC_MAGIC, 0x10, struct gosync_sem_acquire)
+#define GOSYNC_IOC_SEM_TRY_ACQUIRE _IOW(GOSYNC_IOC_MAGIC, 0x11, __u64)
+#define GOSYNC_IOC_SEM_RELEASE	_IOW(GOSYNC_IOC_MAGIC, 0x12, __u64)
+#define GOSYNC_IOC_SEM_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x13, struct gosync_sem_status)
 
 #endif /* _UAPI_GOSYNC_H */

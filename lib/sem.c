@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * libgosync: weighted semaphores.
+ *
+ * The userspace half of the fast-path protocol described in
+ * include/uapi/gosync.h and kmod/sem.c: acquire and release are one
+ * compare-and-swap on the shared state word while the kernel's flags
+ * allow it, and an ioctl otherwise. The kernel sets WAITERS under its
+ * lock before it sleeps anyone and re-reads the count after, so a swap
+ * that succeeds here is either seen by that re-read or makes the kernel's
+ * flag-setting swap retry; a swap that fails re-reads the flags.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "gosync.h"
+
+struct gs_sem {
+	int fd;
+	uint64_t size;
+	/* The mapped state word, or NULL when mmap failed (ioctls only). */
+	_Atomic uint64_t *state;
+};
+
+static long page_size(void)
+{
+	return sysconf(_SC_PAGESIZE);
+}
+
+static int sem_open(gs_sem **semp, int fd)
+{
+	struct gosync_sem_status st;
+	gs_sem *sem;
+	void *page;
+
+	if (ioctl(fd, GOSYNC_IOC_SEM_STATUS, &st) < 0)
+		return errno == EINVAL ? -ENOTTY : -errno;
+	sem = calloc(1, sizeof(*sem));
+	if (!sem)
+		return -ENOMEM;
+	sem->fd = fd;
+	sem->size = st.size;
+	page = mmap(NULL, (size_t)page_size(), PROT_READ | PROT_WRITE,
+		    MAP_SHARED, fd, 0);
+	sem->state = page == MAP_FAILED ? NULL : page;
+	*semp = sem;
+	return 0;
+}
+
+int gs_sem_create(gs_sem **semp, uint64_t size)
+{
+	struct gosync_sem_create arg = { .size = size };
+	int dev = gs_device_fd();
+	int fd, err;
+
+	if (dev < 0)
+		return dev;
+	if (size > GOSYNC_SEM_MAX)
+		return -EINVAL;
+	fd = ioctl(dev, GOSYNC_IOC_SEM_CREATE, &arg);
+	if (fd < 0)
+		return -errno;
+	err = sem_open(semp, fd);
+	if (err)
+		close(fd);
+	return err;
+}
+
+int gs_sem_from_fd(gs_sem **semp, int fd)
+{
+	return sem_open(semp, fd);
+}
+
+/* Take @n permits with one swap, unless someone waits or they are short. */
+static bool fast_acquire(gs_sem *sem, uint64_t n)
+{
+	uint64_t state;
+
+	if (!sem->state)
+		return false;
+	state = atomic_load_explicit(sem->state, memory_order_relaxed);
+	do {
+		if ((state & GOSYNC_SEM_WAITERS) ||
+		    n > (state & GOSYNC_SEM_COUNT_MASK))
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(sem->state, &state,
+							state - n,
+							memory_order_acquire,
+							memory_order_relaxed));
+	return true;
+}
+
+int gs_sem_acquire_until(gs_sem *sem, uint64_t n, uint64_t deadline,
+			 unsigned int flags)
+{
+	struct gosync_sem_acquire arg = {
+		.count = n, .deadline = deadline, .flags = flags,
+	};
+
+	if (n > GOSYNC_SEM_MAX || (flags & ~GS_CLOCK_REALTIME))
+		return -EINVAL;
+	if (fast_acquire(sem, n))
+		return 0;
+	return ioctl(sem->fd, GOSYNC_IOC_SEM_ACQUIRE, &arg) < 0 ? -errno : 0;
+}
+
+int gs_sem_acquire(gs_sem *sem, uint64_t n)
+{
+	return gs_sem_acquire_until(sem, n, GS_FOREVER, 0);
+}
+
+int gs_sem_try_acquire(gs_sem *sem, uint64_t n)
+{
+	if (n > GOSYNC_SEM_MAX)
+		return -EINVAL;
+	if (fast_acquire(sem, n))
+		return 0;
+	if (sem->state) {
+		/* The flags or the count said no; no need to ask the kernel. */
+		return -EAGAIN;
+	}
+	return ioctl(sem->fd, GOSYNC_IOC_SEM_TRY_ACQUIRE, &n) < 0 ? -errno : 0;
+}
+
+int gs_sem_release(gs_sem *sem, uint64_t n)
+{
+	uint64_t state, free;
+
+	if (n > GOSYNC_SEM_MAX)
+		return -EINVAL;
+	if (!sem->state)
+		goto slow;
+	state = atomic_load_explicit(sem->state, memory_order_relaxed);
+	do {
+		if (state & (GOSYNC_SEM_WAITERS | GOSYNC_SEM_POLLED))
+			goto slow;
+		free = state & GOSYNC_SEM_COUNT_MASK;
+		if (free > sem->size || n > sem->size - free)
+			return -EOVERFLOW;
+	} while (!atomic_compare_exchange_weak_explicit(sem->state, &state,
+							state + n,
+							memory_order_release,
+							memory_order_relaxed));
+	return 0;
+slow:
+	return ioctl(sem->fd, GOSYNC_IOC_SEM_RELEASE, &n) < 0 ? -errno : 0;
+}
+
+uint64_t gs_sem_size(const gs_sem *sem)
+{
+	return sem->size;
+}
+
+int gs_sem_fd(const gs_sem *sem)
+{
+	return sem->fd;
+}
+
+int gs_sem_status(gs_sem *sem, struct gosync_sem_status *st)
+{
+	return ioctl(sem->fd, GOSYNC_IOC_SEM_STATUS, st) < 0 ? -errno : 0;
+}
+
+void gs_sem_destroy(gs_sem *sem)
+{
+	if (!sem)
+		return;
+	if (sem->state)
+		munmap((void *)sem->state, (size_t)page_size());
+	close(sem->fd);
+	free(sem);
+}
