@@ -72,6 +72,12 @@ int gosync_wait_until(const bool *done, const struct gosync_deadline *dl)
 
 	for (;;) {
 		set_current_state(TASK_INTERRUPTIBLE);
+		/*
+		 * Pairs with the server's smp_store_release(): what it wrote
+		 * before serving us (a value, a permit count) is visible.
+		 * set_current_state() orders this load after our state change,
+		 * so a wake-up after the store cannot be lost.
+		 */
 		if (smp_load_acquire(done)) {
 			ret = 0;
 			break;

@@ -27,7 +27,8 @@
  *  - poll() sets POLLED (under sem->lock) before deciding that the
  *    semaphore is not readable, with the same argument: a release either
  *    happened before (and poll sees its permits) or sees POLLED and
- *    enters the kernel, which wakes the poll queue.
+ *    enters the kernel, which wakes the poll queue. The model in
+ *    spin/sem.pml checks both arguments (make check runs it).
  *
  * Nothing read from the page is trusted beyond its value: counts may be
  * nonsense after a scribble, but they are never used as an index or a
@@ -270,7 +271,12 @@ static __poll_t sem_poll(struct file *file, poll_table *pt)
 	poll_wait(file, &sem->pollq, pt);
 	spin_lock(&sem->lock);
 	state = atomic64_read(sem->state);
-	if (!(state & GOSYNC_SEM_WAITERS) && sem_count(state) < 1)
+	/*
+	 * Not readable: make the next release enter the kernel to wake us.
+	 * Also while WAITERS is set, since it may be cleared by a grant that
+	 * wakes nobody here, after which releases could stay in userspace.
+	 */
+	if ((state & GOSYNC_SEM_WAITERS) || sem_count(state) < 1)
 		state = atomic64_fetch_or(GOSYNC_SEM_POLLED, sem->state);
 	if (!(state & GOSYNC_SEM_WAITERS) && sem_count(state) >= 1)
 		mask = EPOLLIN | EPOLLRDNORM;

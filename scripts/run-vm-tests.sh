@@ -4,7 +4,8 @@
 #
 # Usage: run-vm-tests.sh check|demo|bench BUILD_DIR KERNEL...
 #
-# For 'check', every TAP result line of every selftest binary counts, a
+# For 'check', the host checks (spin models, checkpatch) count first;
+# then every TAP result line of every selftest binary counts, a
 # binary that dies without reporting a failure counts as one failure, and
 # each VM's health (clean kernel log, rmmod, power-off in time) counts as
 # one more result. The last line is 'N passed, N failed, N skipped'.
@@ -80,6 +81,16 @@ count_results() {
 }
 
 total_pass=0 total_fail=0 total_skip=0 status=0
+
+# Host-side checks first: the protocol models and the kernel coding style.
+if [ "$mode" = check ]; then
+	echo "=== host checks: spin models, checkpatch ==="
+	host_log=$build/vm/host-checks.log
+	mkdir -p "$build/vm"
+	{ "$top/spin/check.sh"; "$top/scripts/checkpatch.sh" "$build"; } | tee "$host_log"
+	total_pass=$(grep -c '^ok ' "$host_log")
+	total_fail=$(grep -c '^not ok ' "$host_log")
+fi
 for k in "$@"; do
 	image=$(kernel_image "$k") || exit 2
 	module=$build/$k/kmod/gosync.ko

@@ -117,7 +117,7 @@ grep -q '^GOSYNC-VM-RMMOD ok$' "$log" || fail "rmmod gosync did not succeed"
 # dump taken after the payload ran.
 splat='BUG:|WARNING:|Oops|general protection fault|kernel BUG at|KASAN|UBSAN|'
 splat+='possible circular locking|inconsistent lock state|possible recursive locking|'
-splat+='lockdep|suspicious RCU usage|INFO: task .* blocked for more than|'
+splat+='DEBUG_LOCKS_WARN_ON|suspicious RCU usage|INFO: task .* blocked for more than|'
 splat+='soft lockup|hard LOCKUP|list_add corruption|list_del corruption|ODEBUG|'
 splat+='refcount_t:|Kernel panic|Call Trace:|sleeping function called from invalid context|'
 splat+='scheduling while atomic|bad unlock balance|held when returning|leaked'
