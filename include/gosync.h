@@ -15,7 +15,9 @@
 #ifndef GOSYNC_H
 #define GOSYNC_H
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "uapi/gosync.h"
@@ -181,6 +183,115 @@ GS_API int gs_sem_status(gs_sem *sem, struct gosync_sem_status *st);
  * using @sem any more. NULL is allowed.
  */
 GS_API void gs_sem_destroy(gs_sem *sem);
+
+/* ------------------------------------------------------------------ */
+/* Channels: Go's chan T.                                               */
+/*
+ * A channel of elements of a fixed size (0 to GOSYNC_CHAN_ELEM_MAX bytes;
+ * 0 is chan struct{}) with a capacity (0 = unbuffered). Values are copied
+ * in and out; they may be any bytes (no pointers between processes!).
+ * Semantics are Go's (see include/uapi/gosync.h): FIFO values, FIFO
+ * waiters, direct hand-off to a waiting receiver, close that drains then
+ * reports ok = false. The channel is a kernel object shared by every
+ * process that holds its fd; its fd polls readable when a receive would
+ * not block and writable when a send would not.
+ *
+ * Go's panics become errors that change nothing:
+ *   -EPIPE   send on a closed channel, close of a closed channel
+ */
+typedef struct gs_chan gs_chan;
+
+/**
+ * gs_chan_make() - make(chan T, @capacity) with sizeof(T) = @elem_size.
+ * Return: 0; -EINVAL (sizes out of range); -ENOMEM (the buffer exceeds the
+ * module's max_buffer_bytes, or memory); an error of gs_init().
+ */
+GS_API int gs_chan_make(gs_chan **chp, size_t elem_size, uint32_t capacity);
+
+/**
+ * gs_chan_from_fd() - use a channel fd received from another process. On
+ * success the gs_chan owns @fd. Return: 0, -ENOTTY if @fd is not a gosync
+ * channel, -EBADF.
+ */
+GS_API int gs_chan_from_fd(gs_chan **chp, int fd);
+
+/**
+ * gs_chan_send() - ch <- *value: copies elem_size bytes from @value.
+ * Return: 0; -EPIPE if closed (before or while waiting; not sent); -EINTR
+ * if a signal handler ran (not sent); -EFAULT.
+ */
+GS_API int gs_chan_send(gs_chan *ch, const void *value);
+/** gs_chan_send_until() - gs_chan_send() with a deadline; -ETIMEDOUT. */
+GS_API int gs_chan_send_until(gs_chan *ch, const void *value,
+			      uint64_t deadline, unsigned int flags);
+/** gs_chan_try_send() - select { case ch <- v: default: }; -EAGAIN. */
+GS_API int gs_chan_try_send(gs_chan *ch, const void *value);
+
+/**
+ * gs_chan_recv() - v, ok := <-ch: stores elem_size bytes at @value.
+ * Return: 1 (ok: a value), 0 (closed and drained: zeroes stored), -EINTR,
+ * -EFAULT (nothing consumed).
+ */
+GS_API int gs_chan_recv(gs_chan *ch, void *value);
+/** gs_chan_recv_until() - gs_chan_recv() with a deadline; -ETIMEDOUT. */
+GS_API int gs_chan_recv_until(gs_chan *ch, void *value, uint64_t deadline,
+			      unsigned int flags);
+/** gs_chan_try_recv() - select { case v, ok := <-ch: default: }; -EAGAIN. */
+GS_API int gs_chan_try_recv(gs_chan *ch, void *value);
+
+/** gs_chan_close() - close(ch). Return: 0, -EPIPE if already closed. */
+GS_API int gs_chan_close(gs_chan *ch);
+
+/** gs_chan_len() - len(ch): values buffered now, or a negative errno. */
+GS_API int gs_chan_len(gs_chan *ch);
+/** gs_chan_cap() - cap(ch). */
+GS_API uint32_t gs_chan_cap(const gs_chan *ch);
+/** gs_chan_elem_size() - the element size the channel was made with. */
+GS_API size_t gs_chan_elem_size(const gs_chan *ch);
+/** gs_chan_fd() - the channel's fd (owned by @ch): to pass or to poll. */
+GS_API int gs_chan_fd(const gs_chan *ch);
+/** gs_chan_status() - a snapshot of the kernel's view of the channel. */
+GS_API int gs_chan_status(gs_chan *ch, struct gosync_chan_status *st);
+/** gs_chan_destroy() - close this process's fd (not close(ch)). NULL ok. */
+GS_API void gs_chan_destroy(gs_chan *ch);
+
+/*
+ * Type-safe channels: GS_CHAN_DECLARE(intchan, int) declares the type
+ * intchan and functions intchan_make(&c, cap), intchan_send(c, v),
+ * intchan_recv(c, &v), intchan_try_send/try_recv, intchan_close(c),
+ * intchan_from_fd(&c, fd) (checks the element size: -EINVAL if it
+ * differs) and intchan_destroy(c), so that a value of the wrong type does
+ * not compile. Without declaring a type, GS_SEND(ch, T, v) sends the value
+ * v of type T: GS_SEND(ch, double, 2.5).
+ */
+#define GS_SEND(ch, T, v) gs_chan_send((ch), &(T){ (v) })
+
+#define GS_CHAN_DECLARE(name, T)					\
+typedef struct { gs_chan *ch; } name;					\
+static inline int name##_make(name *c, uint32_t capacity)		\
+{ return gs_chan_make(&c->ch, sizeof(T), capacity); }			\
+static inline int name##_from_fd(name *c, int fd)			\
+{									\
+	int err_ = gs_chan_from_fd(&c->ch, fd);				\
+	if (!err_ && gs_chan_elem_size(c->ch) != sizeof(T)) {		\
+		gs_chan_destroy(c->ch);					\
+		c->ch = NULL;						\
+		err_ = -EINVAL;						\
+	}								\
+	return err_;							\
+}									\
+static inline int name##_send(name c, T v)				\
+{ return gs_chan_send(c.ch, &v); }					\
+static inline int name##_try_send(name c, T v)				\
+{ return gs_chan_try_send(c.ch, &v); }					\
+static inline int name##_recv(name c, T *v)				\
+{ return gs_chan_recv(c.ch, v); }					\
+static inline int name##_try_recv(name c, T *v)				\
+{ return gs_chan_try_recv(c.ch, v); }					\
+static inline int name##_close(name c)					\
+{ return gs_chan_close(c.ch); }						\
+static inline void name##_destroy(name c)				\
+{ gs_chan_destroy(c.ch); }
 
 #ifdef __cplusplus
 }

@@ -15,7 +15,7 @@
 #include <uapi/gosync.h>
 
 /* Feature bits this build of the module implements. */
-#define GOSYNC_FEATURES		GOSYNC_FEATURE_SEM
+#define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN)
 
 /* True when the @size bytes at @p are all zero (reserved fields, padding). */
 static inline bool gosync_all_zero(const void *p, size_t size)
@@ -66,5 +66,6 @@ void gosync_wake_all(struct gosync_wakeups *wk);
 
 /* Object constructors, called from /dev/gosync's ioctl. */
 long gosync_sem_create(const struct gosync_sem_create __user *uarg);
+long gosync_chan_create(const struct gosync_chan_create __user *uarg);
 
 #endif /* GOSYNC_INTERNAL_H */

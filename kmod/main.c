@@ -147,6 +147,8 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 		return gosync_ioc_version(argp);
 	case GOSYNC_IOC_SEM_CREATE:
 		return gosync_sem_create(argp);
+	case GOSYNC_IOC_CHAN_CREATE:
+		return gosync_chan_create(argp);
 	default:
 		return -ENOTTY;
 	}

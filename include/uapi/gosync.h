@@ -38,6 +38,7 @@
 
 /* Feature bits reported by GOSYNC_IOC_VERSION. */
 #define GOSYNC_FEATURE_SEM	(1ULL << 0)	/* weighted semaphores */
+#define GOSYNC_FEATURE_CHAN	(1ULL << 1)	/* channels */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -150,11 +151,98 @@ struct gosync_sem_status {
 	__u64 slow_releases;
 };
 
+/*
+ * Channels (Go's chan T).
+ *
+ * A channel carries elements of a fixed size (0 to GOSYNC_CHAN_ELEM_MAX
+ * bytes; 0 is Go's chan struct{}) and has a capacity (0 = unbuffered, up
+ * to the module parameter max_capacity; the buffer, elem_size * capacity
+ * bytes, is also bounded by the module parameter max_buffer_bytes and is
+ * charged to the creator's memory cgroup).
+ *
+ * Send blocks until the value is in the buffer or, on an unbuffered
+ * channel, a receiver has taken it; a waiting receiver gets the value
+ * directly. Receive takes the oldest value. Waiting senders and receivers
+ * are each served first in, first out; when a receive frees a slot of a
+ * full buffer, the first waiting sender's value moves to the tail, so the
+ * order of values is the order in which their sends began waiting.
+ *
+ * Close wakes everybody: waiting senders fail with -EPIPE, receivers first
+ * drain the buffer, then receive the zero value with "ok" false, forever,
+ * without blocking. Send on a closed channel and close of a closed
+ * channel fail with -EPIPE and change nothing (Go panics).
+ */
+#define GOSYNC_CHAN_ELEM_MAX	65536
+
+/**
+ * struct gosync_chan_create - argument of GOSYNC_IOC_CHAN_CREATE
+ * @elem_size: bytes per element, 0 to GOSYNC_CHAN_ELEM_MAX
+ * @capacity:  buffer slots, 0 (unbuffered) to the module's max_capacity
+ * @flags:     must be 0
+ * @reserved:  must be 0
+ *
+ * Returns the new channel's fd (O_CLOEXEC); -EINVAL for sizes out of
+ * range, -ENOMEM when the buffer exceeds max_buffer_bytes or memory.
+ */
+struct gosync_chan_create {
+	__u32 elem_size;
+	__u32 capacity;
+	__u32 flags;
+	__u32 reserved;
+};
+
+/* Flag of send and receive: fail with -EAGAIN instead of blocking. */
+#define GOSYNC_CHAN_TRY		(1U << 1)
+
+/**
+ * struct gosync_chan_xfer - argument of GOSYNC_IOC_CHAN_SEND and _RECV
+ * @value:    user address of elem_size bytes: the value to send, or where
+ *            to store the received value (may be 0 when elem_size is 0)
+ * @deadline: absolute deadline, as for every waiting ioctl
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_CHAN_TRY
+ * @reserved: must be 0
+ *
+ * SEND returns 0; -EPIPE if the channel is or becomes closed (the value
+ * was not sent); -EAGAIN (TRY) or -ETIMEDOUT if it would block longer.
+ * RECV returns 1 with the value stored, or 0 when the channel is closed
+ * and drained (the zero value is stored: Go's "ok" is the return value).
+ * A bad @value gives -EFAULT and consumes nothing.
+ */
+struct gosync_chan_xfer {
+	__u64 value;
+	__u64 deadline;
+	__u32 flags;
+	__u32 reserved;
+};
+
+/**
+ * struct gosync_chan_status - result of GOSYNC_IOC_CHAN_STATUS
+ * @elem_size:    bytes per element
+ * @capacity:     buffer slots
+ * @len:          values in the buffer
+ * @closed:       1 once closed
+ * @send_waiters: blocked senders
+ * @recv_waiters: blocked receivers
+ * @sends:        values sent so far (completed sends)
+ * @recvs:        values received so far (not counting closed receives)
+ */
+struct gosync_chan_status {
+	__u32 elem_size;
+	__u32 capacity;
+	__u32 len;
+	__u32 closed;
+	__u32 send_waiters;
+	__u32 recv_waiters;
+	__u64 sends;
+	__u64 recvs;
+};
+
 #define GOSYNC_IOC_MAGIC	0xC6
 
 /* Ioctls on /dev/gosync itself. */
 #define GOSYNC_IOC_VERSION	_IOWR(GOSYNC_IOC_MAGIC, 0x00, struct gosync_version)
 #define GOSYNC_IOC_SEM_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x01, struct gosync_sem_create)
+#define GOSYNC_IOC_CHAN_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x02, struct gosync_chan_create)
 
 /*
  * Ioctls on a semaphore fd. TRY_ACQUIRE takes a __u64 count and fails with
@@ -166,5 +254,11 @@ struct gosync_sem_status {
 #define GOSYNC_IOC_SEM_TRY_ACQUIRE _IOW(GOSYNC_IOC_MAGIC, 0x11, __u64)
 #define GOSYNC_IOC_SEM_RELEASE	_IOW(GOSYNC_IOC_MAGIC, 0x12, __u64)
 #define GOSYNC_IOC_SEM_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x13, struct gosync_sem_status)
+
+/* Ioctls on a channel fd. */
+#define GOSYNC_IOC_CHAN_SEND	_IOW(GOSYNC_IOC_MAGIC, 0x20, struct gosync_chan_xfer)
+#define GOSYNC_IOC_CHAN_RECV	_IOW(GOSYNC_IOC_MAGIC, 0x21, struct gosync_chan_xfer)
+#define GOSYNC_IOC_CHAN_CLOSE	_IO(GOSYNC_IOC_MAGIC, 0x22)
+#define GOSYNC_IOC_CHAN_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x23, struct gosync_chan_status)
 
 #endif /* _UAPI_GOSYNC_H */

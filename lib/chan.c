@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * libgosync: channels. Every operation is one ioctl on the channel fd;
+ * the kernel holds the buffer and the wait queues.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "gosync.h"
+
+struct gs_chan {
+	int fd;
+	uint32_t elem_size;
+	uint32_t capacity;
+};
+
+int gs_chan_make(gs_chan **chp, size_t elem_size, uint32_t capacity)
+{
+	struct gosync_chan_create arg = {
+		.elem_size = (uint32_t)elem_size, .capacity = capacity,
+	};
+	int dev = gs_device_fd();
+	int fd, err;
+
+	if (dev < 0)
+		return dev;
+	if (elem_size > GOSYNC_CHAN_ELEM_MAX)
+		return -EINVAL;
+	fd = ioctl(dev, GOSYNC_IOC_CHAN_CREATE, &arg);
+	if (fd < 0)
+		return -errno;
+	err = gs_chan_from_fd(chp, fd);
+	if (err)
+		close(fd);
+	return err;
+}
+
+int gs_chan_from_fd(gs_chan **chp, int fd)
+{
+	struct gosync_chan_status st;
+	gs_chan *ch;
+
+	if (ioctl(fd, GOSYNC_IOC_CHAN_STATUS, &st) < 0)
+		return errno == EINVAL ? -ENOTTY : -errno;
+	ch = malloc(sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	ch->fd = fd;
+	ch->elem_size = st.elem_size;
+	ch->capacity = st.capacity;
+	*chp = ch;
+	return 0;
+}
+
+static int xfer(gs_chan *ch, unsigned long cmd, const void *value,
+		uint64_t deadline, unsigned int flags)
+{
+	struct gosync_chan_xfer arg = {
+		.value = (uintptr_t)value, .deadline = deadline, .flags = flags,
+	};
+	int ret = ioctl(ch->fd, cmd, &arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
+int gs_chan_send_until(gs_chan *ch, const void *value, uint64_t deadline,
+		       unsigned int flags)
+{
+	if (flags & ~GS_CLOCK_REALTIME)
+		return -EINVAL;
+	return xfer(ch, GOSYNC_IOC_CHAN_SEND, value, deadline, flags);
+}
+
+int gs_chan_send(gs_chan *ch, const void *value)
+{
+	return xfer(ch, GOSYNC_IOC_CHAN_SEND, value, GS_FOREVER, 0);
+}
+
+int gs_chan_try_send(gs_chan *ch, const void *value)
+{
+	return xfer(ch, GOSYNC_IOC_CHAN_SEND, value, GS_FOREVER,
+		    GOSYNC_CHAN_TRY);
+}
+
+int gs_chan_recv_until(gs_chan *ch, void *value, uint64_t deadline,
+		       unsigned int flags)
+{
+	if (flags & ~GS_CLOCK_REALTIME)
+		return -EINVAL;
+	return xfer(ch, GOSYNC_IOC_CHAN_RECV, value, deadline, flags);
+}
+
+int gs_chan_recv(gs_chan *ch, void *value)
+{
+	return xfer(ch, GOSYNC_IOC_CHAN_RECV, value, GS_FOREVER, 0);
+}
+
+int gs_chan_try_recv(gs_chan *ch, void *value)
+{
+	return xfer(ch, GOSYNC_IOC_CHAN_RECV, value, GS_FOREVER,
+		    GOSYNC_CHAN_TRY);
+}
+
+int gs_chan_close(gs_chan *ch)
+{
+	return ioctl(ch->fd, GOSYNC_IOC_CHAN_CLOSE) < 0 ? -errno : 0;
+}
+
+int gs_chan_status(gs_chan *ch, struct gosync_chan_status *st)
+{
+	return ioctl(ch->fd, GOSYNC_IOC_CHAN_STATUS, st) < 0 ? -errno : 0;
+}
+
+int gs_chan_len(gs_chan *ch)
+{
+	struct gosync_chan_status st;
+	int err = gs_chan_status(ch, &st);
+
+	return err ? err : (int)st.len;
+}
+
+uint32_t gs_chan_cap(const gs_chan *ch)
+{
+	return ch->capacity;
+}
+
+size_t gs_chan_elem_size(const gs_chan *ch)
+{
+	return ch->elem_size;
+}
+
+int gs_chan_fd(const gs_chan *ch)
+{
+	return ch->fd;
+}
+
+void gs_chan_destroy(gs_chan *ch)
+{
+	if (!ch)
+		return;
+	close(ch->fd);
+	free(ch);
+}
