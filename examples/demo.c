@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * gosync demo, run by 'make demo' inside the test VM: the module answers
- * the library, then four processes share one weighted semaphore of two
- * permits, so that at most two of them work at a time.
+ * gosync demo, run by 'make demo' inside the test VM:
+ *  1. the module answers the library;
+ *  2. four processes share one weighted semaphore of two permits, so that
+ *     at most two of them work at a time;
+ *  3. two unrelated processes (each started with exec, sharing no fd)
+ *     exchange values over a channel: one makes it and hands its fd to
+ *     the other through a UNIX socket bound to a path.
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -10,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,11 +40,118 @@ static void show_fdinfo(int fd)
 	fclose(f);
 }
 
-int main(void)
+#define SOCKET_PATH "/tmp/gosync-demo.sock"
+#define VALUES 10
+
+struct reading {
+	int sensor;
+	double celsius;
+};
+
+GS_CHAN_DECLARE(reading_chan, struct reading)
+
+static int unix_socket(struct sockaddr_un *addr)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	strcpy(addr->sun_path, SOCKET_PATH);
+	return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+/* Makes the channel, passes its fd to whoever connects, then sends. */
+static int producer(void)
+{
+	struct sockaddr_un addr;
+	int sock = unix_socket(&addr), conn;
+	reading_chan ch;
+
+	if (sock < 0 || bind(sock, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    listen(sock, 1) || reading_chan_make(&ch, 0))
+		return 1;
+	conn = accept(sock, NULL, NULL);
+	if (conn < 0 || gs_fd_send(conn, gs_chan_fd(ch.ch)))
+		return 1;
+	printf("producer (pid %d): made an unbuffered channel, sent its fd\n",
+	       getpid());
+	for (int i = 0; i < VALUES; i++) {
+		struct reading r = { .sensor = i % 3, .celsius = 20.0 + i / 4.0 };
+
+		if (reading_chan_send(ch, r))
+			return 1;
+	}
+	reading_chan_close(ch);
+	reading_chan_destroy(ch);
+	return 0;
+}
+
+/* Receives the channel's fd and drains the channel until it is closed. */
+static int consumer(void)
+{
+	struct sockaddr_un addr;
+	int sock = unix_socket(&addr), fd, got = 0;
+	struct reading r;
+	reading_chan ch;
+
+	for (int tries = 0; connect(sock, (struct sockaddr *)&addr,
+				    sizeof(addr)); tries++) {
+		if (tries == 500)
+			return 1;
+		usleep(10000);
+	}
+	fd = gs_fd_recv(sock);
+	if (fd < 0 || reading_chan_from_fd(&ch, fd))
+		return 1;
+	printf("consumer (pid %d): received the channel's fd %d\n", getpid(), fd);
+	while (reading_chan_recv(ch, &r) == 1) {
+		printf("consumer: sensor %d reads %.2f C\n", r.sensor, r.celsius);
+		got++;
+	}
+	printf("consumer: channel closed after %d values\n", got);
+	reading_chan_destroy(ch);
+	return got == VALUES ? 0 : 1;
+}
+
+/* Runs this program again as @role, in a process that inherits no fd. */
+static pid_t spawn(const char *self, const char *role)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execl(self, self, role, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int channel_demo(const char *self)
+{
+	int status, failed = 0;
+	pid_t p, c;
+
+	unlink(SOCKET_PATH);
+	printf("two processes started with exec share a channel through %s\n",
+	       SOCKET_PATH);
+	fflush(stdout);
+	p = spawn(self, "producer");
+	c = spawn(self, "consumer");
+	waitpid(c, &status, 0);
+	failed |= !WIFEXITED(status) || WEXITSTATUS(status);
+	waitpid(p, &status, 0);
+	failed |= !WIFEXITED(status) || WEXITSTATUS(status);
+	unlink(SOCKET_PATH);
+	return failed;
+}
+
+int main(int argc, char **argv)
 {
 	_Atomic int *busy, *most;
 	gs_sem *sem;
 	int err;
+
+	if (argc == 2 && !strcmp(argv[1], "producer"))
+		return producer();
+	if (argc == 2 && !strcmp(argv[1], "consumer"))
+		return consumer();
 
 	err = gs_init();
 	if (err) {
@@ -89,6 +202,11 @@ int main(void)
 	show_fdinfo(gs_sem_fd(sem));
 	gs_sem_destroy(sem);
 	if (failed || atomic_load(most) > 2) {
+		printf("demo: FAILED\n");
+		return 1;
+	}
+	fflush(stdout);
+	if (channel_demo(argv[0])) {
 		printf("demo: FAILED\n");
 		return 1;
 	}
