@@ -16,7 +16,7 @@
 #   GOSYNC_VM_CPUS=N      guest vCPUs (default 2)
 #
 # Exit status: 0 only if the payload exited 0, rmmod succeeded, the VM
-# powered off by itself in time and the kernel log has no splat. On failure
+# rebooted (ending QEMU) by itself in time and the kernel log has no splat. On failure
 # the reasons are printed; the full console is in LOG_FILE.
 set -euo pipefail
 
@@ -32,7 +32,7 @@ root=$work/root
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,run,etc,lib,lib64,usr/lib}
 
 cp /bin/busybox "$root/bin/busybox"
-for cmd in sh mount umount mkdir insmod rmmod lsmod dmesg poweroff cat \
+for cmd in sh mount umount mkdir insmod rmmod lsmod dmesg reboot cat \
 	   echo sleep ls grep uname ln sync awk env kill ps; do
 	ln -s busybox "$root/bin/$cmd"
 done
@@ -82,7 +82,8 @@ dmesg
 echo "GOSYNC-VM-DMESG-END"
 echo "GOSYNC-VM-EXIT $rc"
 sync
-poweroff -f
+# QEMU runs with -no-reboot: a reboot ends it, with or without ACPI.
+reboot -f
 INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
@@ -107,7 +108,7 @@ timeout --foreground -k 10 "$timeout_s" \
 fail() { echo "vm: FAIL: $*"; failed=1; }
 failed=0
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
-	fail "the VM did not power off within ${timeout_s}s (hang?)"
+	fail "the VM did not finish within ${timeout_s}s (hang?)"
 fi
 grep -q '^GOSYNC-VM-EXIT 0$' "$log" ||
 	fail "payload exit status: $(sed -n 's/^GOSYNC-VM-EXIT //p' "$log" | tail -1)"
