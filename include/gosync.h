@@ -293,6 +293,106 @@ static inline int name##_close(name c)					\
 static inline void name##_destroy(name c)				\
 { gs_chan_destroy(c.ch); }
 
+/* ------------------------------------------------------------------ */
+/* select                                                               */
+/*
+ * gs_select() commits exactly one case, chosen uniformly at random among
+ * the ready ones, waiting if none is (unless GS_SELECT_DEFAULT). It works
+ * across processes: the waiting is done in the kernel on all channels at
+ * once. A case with a NULL channel is a nil case (never ready).
+ *
+ * Go's idioms:
+ *
+ *   // select { case v := <-in: ...; case <-time.After(50ms): timeout }
+ *   gs_chan *after; gs_after(&after, 50 * 1000000);
+ *   uint64_t fired;
+ *   gs_case cs[] = { gs_case_recv(in, &v), gs_case_recv(after, &fired) };
+ *   int i = gs_select(cs, 2, 0, GS_FOREVER);  // 0: got v, 1: timed out
+ *   gs_chan_destroy(after);
+ *   // (or simply: gs_chan_recv_until(in, &v, gs_deadline_in(50000000), 0))
+ *
+ *   // select { case out <- v: sent; default: busy }
+ *   gs_case c = gs_case_send(out, &v);
+ *   if (gs_select(&c, 1, GS_SELECT_DEFAULT, GS_FOREVER) == -EAGAIN) busy();
+ *
+ *   // for { select { case <-done: return; case job := <-jobs: work(job) } }
+ *   for (;;) {
+ *           gs_case cs[] = { gs_case_recv(done, NULL), gs_case_recv(jobs, &job) };
+ *           int i = gs_select(cs, 2, 0, GS_FOREVER);
+ *           if (i == 0 || (i == 1 && !cs[1].ok)) break;  // done closed
+ *           if (i == 1) work(job);
+ *   }
+ */
+#define GS_OP_SEND		GOSYNC_SELECT_SEND
+#define GS_OP_RECV		GOSYNC_SELECT_RECV
+#define GS_SELECT_DEFAULT	GOSYNC_SELECT_DEFAULT
+#define GS_SELECT_MAX		GOSYNC_SELECT_MAX_CASES
+
+typedef struct gs_case {
+	gs_chan *ch;		/* NULL: a nil channel */
+	int op;			/* GS_OP_SEND or GS_OP_RECV */
+	void *value;		/* value to send / where to receive */
+	bool ok;		/* out, for the committed receive case */
+} gs_case;
+
+static inline gs_case gs_case_send(gs_chan *ch, const void *value)
+{
+	gs_case c = { ch, GS_OP_SEND, (void *)value, false };
+
+	return c;
+}
+
+static inline gs_case gs_case_recv(gs_chan *ch, void *value)
+{
+	gs_case c = { ch, GS_OP_RECV, value, false };
+
+	return c;
+}
+
+/**
+ * gs_select() - run a select over @n cases (at most GS_SELECT_MAX).
+ * @flags: GS_SELECT_DEFAULT (do not wait), GS_CLOCK_REALTIME (@deadline's
+ *         clock)
+ * @deadline: absolute, or GS_FOREVER
+ *
+ * Return: the index of the committed case (its ok is set for a receive);
+ * -EAGAIN (default: nothing ready); -ETIMEDOUT; -EINTR; -EPIPE (a send
+ * case committed on a closed channel); -EINVAL (too many cases, bad op).
+ */
+GS_API int gs_select(gs_case *cases, size_t n, unsigned int flags,
+		     uint64_t deadline);
+
+/* ------------------------------------------------------------------ */
+/* Timer channels: time.After, time.NewTimer, time.NewTicker.            */
+/*
+ * A timer is a receive-only gs_chan of uint64_t (the firing time in ns):
+ * receive from it, select on it, poll it; gs_chan_destroy() it when done.
+ * No thread is involved: the kernel's hrtimers feed it. A ticker drops a
+ * tick while the previous one is unreceived, as Go's does.
+ */
+
+/** gs_after() - a timer that fires once, @ns from now (time.After). */
+GS_API int gs_after(gs_chan **timerp, uint64_t ns);
+
+/** gs_timer_at() - a timer that fires once at absolute time @when. */
+GS_API int gs_timer_at(gs_chan **timerp, uint64_t when, unsigned int flags);
+
+/** gs_tick() - a ticker that fires every @period_ns (time.NewTicker). */
+GS_API int gs_tick(gs_chan **tickerp, uint64_t period_ns);
+
+/**
+ * gs_timer_stop() - Timer.Stop / Ticker.Stop: no value is received after
+ * it returns. Return: 1 if the timer was pending, 0 if it had already
+ * fired or was stopped, -ENOTTY if @timer is not a timer.
+ */
+GS_API int gs_timer_stop(gs_chan *timer);
+
+/** gs_timer_reset() - Timer.Reset(ns): fire once, @ns from now. 1/0 as Stop. */
+GS_API int gs_timer_reset(gs_chan *timer, uint64_t ns);
+
+/** gs_ticker_reset() - Ticker.Reset(period): tick every @period_ns from now. */
+GS_API int gs_ticker_reset(gs_chan *ticker, uint64_t period_ns);
+
 #ifdef __cplusplus
 }
 #endif

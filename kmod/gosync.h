@@ -15,7 +15,8 @@
 #include <uapi/gosync.h>
 
 /* Feature bits this build of the module implements. */
-#define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN)
+#define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN | \
+				 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER)
 
 /* True when the @size bytes at @p are all zero (reserved fields, padding). */
 static inline bool gosync_all_zero(const void *p, size_t size)
@@ -67,5 +68,7 @@ void gosync_wake_all(struct gosync_wakeups *wk);
 /* Object constructors, called from /dev/gosync's ioctl. */
 long gosync_sem_create(const struct gosync_sem_create __user *uarg);
 long gosync_chan_create(const struct gosync_chan_create __user *uarg);
+long gosync_select(struct gosync_select __user *uarg);
+long gosync_timer_create(const struct gosync_timer_set __user *uarg);
 
 #endif /* GOSYNC_INTERNAL_H */

@@ -149,6 +149,10 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 		return gosync_sem_create(argp);
 	case GOSYNC_IOC_CHAN_CREATE:
 		return gosync_chan_create(argp);
+	case GOSYNC_IOC_SELECT:
+		return gosync_select(argp);
+	case GOSYNC_IOC_TIMER_CREATE:
+		return gosync_timer_create(argp);
 	default:
 		return -ENOTTY;
 	}

@@ -144,3 +144,95 @@ void gs_chan_destroy(gs_chan *ch)
 	close(ch->fd);
 	free(ch);
 }
+
+int gs_select(gs_case *cases, size_t n, unsigned int flags, uint64_t deadline)
+{
+	struct gosync_select_case kcases[GOSYNC_SELECT_MAX_CASES];
+	struct gosync_select arg = {
+		.cases = (uintptr_t)kcases, .ncases = (uint32_t)n,
+		.flags = flags, .deadline = deadline,
+	};
+	int dev = gs_device_fd();
+
+	if (dev < 0)
+		return dev;
+	if (n > GOSYNC_SELECT_MAX_CASES ||
+	    (flags & ~(GS_SELECT_DEFAULT | GS_CLOCK_REALTIME)))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		kcases[i].fd = cases[i].ch ? cases[i].ch->fd : GOSYNC_SELECT_NIL;
+		kcases[i].op = (uint32_t)cases[i].op;
+		kcases[i].value = (uintptr_t)cases[i].value;
+	}
+	if (ioctl(dev, GOSYNC_IOC_SELECT, &arg) < 0)
+		return -errno;
+	if (cases[arg.index].op == GS_OP_RECV)
+		cases[arg.index].ok = arg.ok;
+	return (int)arg.index;
+}
+
+static int timer_create(gs_chan **timerp, uint64_t when, uint64_t period,
+			unsigned int flags)
+{
+	struct gosync_timer_set set = {
+		.when = when, .period = period, .flags = flags,
+	};
+	int dev = gs_device_fd();
+	int fd, err;
+
+	if (dev < 0)
+		return dev;
+	fd = ioctl(dev, GOSYNC_IOC_TIMER_CREATE, &set);
+	if (fd < 0)
+		return -errno;
+	err = gs_chan_from_fd(timerp, fd);
+	if (err)
+		close(fd);
+	return err;
+}
+
+int gs_after(gs_chan **timerp, uint64_t ns)
+{
+	return timer_create(timerp, gs_deadline_in(ns), 0, 0);
+}
+
+int gs_timer_at(gs_chan **timerp, uint64_t when, unsigned int flags)
+{
+	return timer_create(timerp, when, 0, flags);
+}
+
+int gs_tick(gs_chan **tickerp, uint64_t period_ns)
+{
+	if (period_ns < GOSYNC_TIMER_MIN_PERIOD)
+		return -EINVAL;
+	return timer_create(tickerp, gs_deadline_in(period_ns), period_ns, 0);
+}
+
+int gs_timer_stop(gs_chan *timer)
+{
+	int ret = ioctl(timer->fd, GOSYNC_IOC_TIMER_STOP);
+
+	return ret < 0 ? -errno : ret;
+}
+
+static int timer_reset(gs_chan *timer, uint64_t ns, uint64_t period)
+{
+	struct gosync_timer_set set = {
+		.when = gs_deadline_in(ns), .period = period,
+	};
+	int ret = ioctl(timer->fd, GOSYNC_IOC_TIMER_RESET, &set);
+
+	return ret < 0 ? -errno : ret;
+}
+
+int gs_timer_reset(gs_chan *timer, uint64_t ns)
+{
+	return timer_reset(timer, ns, 0);
+}
+
+int gs_ticker_reset(gs_chan *ticker, uint64_t period_ns)
+{
+	if (period_ns < GOSYNC_TIMER_MIN_PERIOD)
+		return -EINVAL;
+	return timer_reset(ticker, period_ns, period_ns);
+}

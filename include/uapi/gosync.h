@@ -39,6 +39,8 @@
 /* Feature bits reported by GOSYNC_IOC_VERSION. */
 #define GOSYNC_FEATURE_SEM	(1ULL << 0)	/* weighted semaphores */
 #define GOSYNC_FEATURE_CHAN	(1ULL << 1)	/* channels */
+#define GOSYNC_FEATURE_SELECT	(1ULL << 2)	/* select over channels */
+#define GOSYNC_FEATURE_TIMER	(1ULL << 3)	/* timer channels */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -237,12 +239,106 @@ struct gosync_chan_status {
 	__u64 recvs;
 };
 
+/*
+ * Select (Go's select statement), an ioctl on /dev/gosync.
+ *
+ * Exactly one case commits. If several are ready, each is chosen with
+ * equal probability. If none is and GOSYNC_SELECT_DEFAULT is not set, the
+ * caller waits on all of them until one commits, the deadline passes or a
+ * signal arrives; nothing is consumed from the cases that do not commit,
+ * and their destinations are never written. A case whose fd is
+ * GOSYNC_SELECT_NIL is a nil channel: never ready (a select of nil cases
+ * only, without default, waits for its deadline or a signal). A receive
+ * from a closed channel is ready (zero value, ok = 0); a send case that
+ * commits on a closed channel makes the select fail with -EPIPE (Go
+ * panics), with @index naming it. The same channel may appear in several
+ * cases; a select's send and receive on one unbuffered channel never
+ * match each other.
+ */
+#define GOSYNC_SELECT_MAX_CASES	128
+#define GOSYNC_SELECT_NIL	(-1)
+#define GOSYNC_SELECT_SEND	1
+#define GOSYNC_SELECT_RECV	2
+/* Flag of GOSYNC_IOC_SELECT: return -EAGAIN at once if nothing is ready. */
+#define GOSYNC_SELECT_DEFAULT	(1U << 1)
+
+/**
+ * struct gosync_select_case - one case of a select
+ * @fd:    a channel fd, or GOSYNC_SELECT_NIL
+ * @op:    GOSYNC_SELECT_SEND or GOSYNC_SELECT_RECV
+ * @value: user address of the value to send, or of room for the received
+ *         one (elem_size bytes; may be 0 when elem_size is 0)
+ */
+struct gosync_select_case {
+	__s32 fd;
+	__u32 op;
+	__u64 value;
+};
+
+/**
+ * struct gosync_select - argument of GOSYNC_IOC_SELECT
+ * @cases:    user address of @ncases struct gosync_select_case
+ * @ncases:   0 to GOSYNC_SELECT_MAX_CASES
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_SELECT_DEFAULT
+ * @deadline: absolute deadline, as for every waiting ioctl
+ * @index:    out: the case that committed
+ * @ok:       out: for a receive case, 1 for a value, 0 for closed
+ *
+ * Returns 0 with @index and @ok set; -EPIPE (a send case on a closed
+ * channel, @index set); -EAGAIN (GOSYNC_SELECT_DEFAULT, nothing ready);
+ * -ETIMEDOUT; -EINTR; -EBADF (a closed fd); -EINVAL (an fd that is not a
+ * channel, a bad op or flag); -EPERM (a send case on a timer channel).
+ */
+struct gosync_select {
+	__u64 cases;
+	__u32 ncases;
+	__u32 flags;
+	__u64 deadline;
+	__u32 index;
+	__u32 ok;
+};
+
+/*
+ * Timer channels (time.After, time.NewTimer, time.NewTicker): receive-only
+ * channels of one __u64 (the firing time in ns on the timer's clock, as
+ * the kernel sees it) with capacity 1, fed by an hrtimer. A one-shot timer
+ * (@period 0) sends once at @when; a ticker sends at @when and every
+ * @period after, and drops a tick while the previous one is still
+ * unreceived, as Go does. They work in select, poll and epoll like any
+ * channel; send and close on them fail with -EPERM.
+ *
+ * GOSYNC_IOC_TIMER_STOP stops the timer and discards an unreceived value
+ * (Go 1.23 semantics: nothing stale is received after it returns); it
+ * returns 1 if the timer was pending (it had not yet delivered), else 0.
+ * GOSYNC_IOC_TIMER_RESET does the same, then arms the timer anew with its
+ * argument; it returns what STOP would have. Bad arguments give -EINVAL
+ * and leave the timer as it was.
+ */
+#define GOSYNC_TIMER_MIN_PERIOD	10000	/* ns */
+
+/**
+ * struct gosync_timer_set - argument of GOSYNC_IOC_TIMER_CREATE and _RESET
+ * @when:     absolute time of the first firing (GOSYNC_DEADLINE_NONE:
+ *            created or reset stopped)
+ * @period:   0, or the ticker's period in ns (>= GOSYNC_TIMER_MIN_PERIOD)
+ * @flags:    0 or GOSYNC_CLOCK_REALTIME
+ * @reserved: must be 0
+ */
+struct gosync_timer_set {
+	__u64 when;
+	__u64 period;
+	__u32 flags;
+	__u32 reserved;
+};
+
 #define GOSYNC_IOC_MAGIC	0xC6
 
 /* Ioctls on /dev/gosync itself. */
 #define GOSYNC_IOC_VERSION	_IOWR(GOSYNC_IOC_MAGIC, 0x00, struct gosync_version)
 #define GOSYNC_IOC_SEM_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x01, struct gosync_sem_create)
 #define GOSYNC_IOC_CHAN_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x02, struct gosync_chan_create)
+#define GOSYNC_IOC_SELECT	_IOWR(GOSYNC_IOC_MAGIC, 0x03, struct gosync_select)
+#define GOSYNC_IOC_TIMER_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x04, struct gosync_timer_set)
 
 /*
  * Ioctls on a semaphore fd. TRY_ACQUIRE takes a __u64 count and fails with
@@ -260,5 +356,9 @@ struct gosync_chan_status {
 #define GOSYNC_IOC_CHAN_RECV	_IOW(GOSYNC_IOC_MAGIC, 0x21, struct gosync_chan_xfer)
 #define GOSYNC_IOC_CHAN_CLOSE	_IO(GOSYNC_IOC_MAGIC, 0x22)
 #define GOSYNC_IOC_CHAN_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x23, struct gosync_chan_status)
+
+/* Ioctls on a timer channel fd. */
+#define GOSYNC_IOC_TIMER_STOP	_IO(GOSYNC_IOC_MAGIC, 0x30)
+#define GOSYNC_IOC_TIMER_RESET	_IOW(GOSYNC_IOC_MAGIC, 0x31, struct gosync_timer_set)
 
 #endif /* _UAPI_GOSYNC_H */
