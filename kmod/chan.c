@@ -185,6 +185,11 @@ static void owner_commit(struct chan_owner *o, u32 index, int result,
 
 	o->result = result;
 	atomic_set(&o->state, index);
+	/*
+	 * Pairs with the owner's smp_load_acquire() of @done (in
+	 * gosync_wait_until() or chan_select()): the result, the state and
+	 * the value moved into its buffer are visible once it sees @done.
+	 */
 	smp_store_release(&o->done, true);
 	if (wk)
 		gosync_wake_add(wk, task);
@@ -416,8 +421,10 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 	int ret = -EAGAIN;
 	u32 k;
 
-	if (!try_only && gosync_deadline_passed(dl))
-		try_only = expired = true;
+	if (!try_only && gosync_deadline_passed(dl)) {
+		try_only = true;
+		expired = true;
+	}
 	if (!try_only)
 		self = &o;
 
