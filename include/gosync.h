@@ -382,8 +382,9 @@ GS_API int gs_tick(gs_chan **tickerp, uint64_t period_ns);
 
 /**
  * gs_timer_stop() - Timer.Stop / Ticker.Stop: no value is received after
- * it returns. Return: 1 if the timer was pending, 0 if it had already
- * fired or was stopped, -ENOTTY if @timer is not a timer.
+ * it returns. Return: 1 if that stopped a value from being received (the
+ * timer had not fired, or its value was unreceived and is discarded), 0
+ * otherwise, as Go 1.23's Stop; -ENOTTY if @timer is not a timer.
  */
 GS_API int gs_timer_stop(gs_chan *timer);
 

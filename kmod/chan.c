@@ -650,6 +650,7 @@ struct chan_timer {
 	struct work_struct fire;
 	struct gosync_chan *ch;
 	ktime_t period;		/* 0: fires once; set only while stopped */
+	ktime_t timens_offset;	/* of the arming task; set only while stopped */
 };
 
 /*
@@ -673,10 +674,12 @@ static void chan_timer_fire(struct work_struct *work)
 	struct chan_timer *t = container_of(work, struct chan_timer, fire);
 	struct gosync_chan *ch = t->ch;
 	struct gosync_wakeups wk = { 0 };
-	u64 now = ktime_get_ns();
+	u64 now;
 
 	if (t->hrt.base->clockid == CLOCK_REALTIME)
 		now = ktime_get_real_ns();
+	else	/* as seen in the time namespace of whoever armed it */
+		now = ktime_get_ns() + t->timens_offset;
 	spin_lock(&ch->lock);
 	chan_try_send(ch, NULL, 0, &now, &wk);
 	spin_unlock(&ch->lock);
@@ -684,7 +687,10 @@ static void chan_timer_fire(struct work_struct *work)
 	chan_wake_pollers(ch);
 }
 
-/* Stop the timer and drop an untaken value; true if it was pending. */
+/*
+ * Stop the timer and drop an unreceived value; true if either was
+ * pending, i.e. something was stopped from being received.
+ */
 static bool chan_timer_stop(struct chan_timer *t)
 {
 	bool pending;
@@ -693,6 +699,8 @@ static bool chan_timer_stop(struct chan_timer *t)
 	pending = hrtimer_cancel(&t->hrt);
 	pending |= cancel_work_sync(&t->fire);
 	spin_lock(&t->ch->lock);
+	/* Go 1.23: discarding an unreceived value counts as stopping. */
+	pending |= t->ch->len != 0;
 	t->ch->len = 0;
 	spin_unlock(&t->ch->lock);
 	return pending;
@@ -712,6 +720,7 @@ static int chan_timer_arm(struct chan_timer *t,
 		return ret;
 	hrtimer_init(&t->hrt, dl.clock, HRTIMER_MODE_ABS);
 	t->hrt.function = chan_timer_expired;
+	t->timens_offset = gosync_timens_offset(dl.clock);
 	t->period = ns_to_ktime(min_t(u64, set->period, KTIME_MAX));
 	if (!dl.forever)
 		hrtimer_start(&t->hrt, dl.expires, HRTIMER_MODE_ABS);

@@ -44,6 +44,7 @@ struct gosync_deadline {
 	bool forever;
 };
 
+ktime_t gosync_timens_offset(clockid_t clock);
 int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
 			 u32 flags);
 bool gosync_deadline_passed(const struct gosync_deadline *dl);

@@ -20,6 +20,20 @@
 #include "gosync.h"
 
 /*
+ * How far the caller's time namespace shifts @clock from the host's: a
+ * time t read in the namespace is t - offset on the host. Only the
+ * monotonic clock is namespaced among those gosync uses.
+ */
+ktime_t gosync_timens_offset(clockid_t clock)
+{
+#ifdef CONFIG_TIME_NS
+	if (clock == CLOCK_MONOTONIC && current->nsproxy)
+		return timespec64_to_ktime(current->nsproxy->time_ns->offsets.monotonic);
+#endif
+	return 0;
+}
+
+/*
  * Convert an ABI deadline (absolute ns on the caller's CLOCK_MONOTONIC, or
  * CLOCK_REALTIME with GOSYNC_CLOCK_REALTIME) into a host-clock deadline.
  * A monotonic deadline given inside a time namespace is shifted by the
@@ -28,22 +42,18 @@
 int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
 			 u32 flags)
 {
+	ktime_t offset;
+
 	if (flags & ~GOSYNC_CLOCK_REALTIME)
 		return -EINVAL;
 	dl->clock = flags & GOSYNC_CLOCK_REALTIME ? CLOCK_REALTIME :
 						     CLOCK_MONOTONIC;
 	dl->forever = deadline_ns == GOSYNC_DEADLINE_NONE;
 	dl->expires = deadline_ns > KTIME_MAX ? KTIME_MAX : (ktime_t)deadline_ns;
-#ifdef CONFIG_TIME_NS
-	if (dl->clock == CLOCK_MONOTONIC && !dl->forever && current->nsproxy) {
-		struct time_namespace *ns = current->nsproxy->time_ns;
-		ktime_t offset = timespec64_to_ktime(ns->offsets.monotonic);
-
-		/* Clamp rather than wrap: a deadline before boot has passed. */
-		if (dl->expires < KTIME_MAX)
-			dl->expires = max_t(ktime_t, dl->expires - offset, 0);
-	}
-#endif
+	offset = gosync_timens_offset(dl->clock);
+	/* Clamp rather than wrap: a deadline before boot has passed. */
+	if (offset && !dl->forever && dl->expires < KTIME_MAX)
+		dl->expires = max_t(ktime_t, dl->expires - offset, 0);
 	return 0;
 }
 

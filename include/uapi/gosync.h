@@ -301,7 +301,8 @@ struct gosync_select {
 /*
  * Timer channels (time.After, time.NewTimer, time.NewTicker): receive-only
  * channels of one __u64 (the firing time in ns on the timer's clock, as
- * the kernel sees it) with capacity 1, fed by an hrtimer. A one-shot timer
+ * seen in the time namespace of the task that armed it) with capacity 1,
+ * fed by an hrtimer. A one-shot timer
  * (@period 0) sends once at @when; a ticker sends at @when and every
  * @period after, and drops a tick while the previous one is still
  * unreceived, as Go does. They work in select, poll and epoll like any
@@ -309,7 +310,8 @@ struct gosync_select {
  *
  * GOSYNC_IOC_TIMER_STOP stops the timer and discards an unreceived value
  * (Go 1.23 semantics: nothing stale is received after it returns); it
- * returns 1 if the timer was pending (it had not yet delivered), else 0.
+ * returns 1 if that stopped a value from being received (the timer had
+ * not fired, or its value was still unreceived), else 0, as Go's Stop.
  * GOSYNC_IOC_TIMER_RESET does the same, then arms the timer anew with its
  * argument; it returns what STOP would have. Bad arguments give -EINVAL
  * and leave the timer as it was.
