@@ -210,10 +210,17 @@ GS_API int gs_chan_make(gs_chan **chp, size_t elem_size, uint32_t capacity);
 
 /**
  * gs_chan_from_fd() - use a channel fd received from another process. On
- * success the gs_chan owns @fd. Return: 0, -ENOTTY if @fd is not a gosync
- * channel, -EBADF.
+ * success the gs_chan owns @fd; on failure it stays the caller's.
+ * Return: 0, -ENOTTY if @fd is not a gosync channel, -EBADF.
  */
 GS_API int gs_chan_from_fd(gs_chan **chp, int fd);
+
+/**
+ * gs_chan_from_fd_sized() - gs_chan_from_fd() that also requires the
+ * element size to be @elem_size: -EINVAL otherwise. On failure the fd
+ * stays with the caller.
+ */
+GS_API int gs_chan_from_fd_sized(gs_chan **chp, int fd, size_t elem_size);
 
 /**
  * gs_chan_send() - ch <- *value: copies elem_size bytes from @value.
@@ -260,7 +267,7 @@ GS_API void gs_chan_destroy(gs_chan *ch);
  * intchan and functions intchan_make(&c, cap), intchan_send(c, v),
  * intchan_recv(c, &v), intchan_try_send/try_recv, intchan_close(c),
  * intchan_from_fd(&c, fd) (checks the element size: -EINVAL if it
- * differs) and intchan_destroy(c), so that a value of the wrong type does
+ * differs, and the fd stays the caller's) and intchan_destroy(c), so that a value of the wrong type does
  * not compile. Without declaring a type, GS_SEND(ch, T, v) sends the value
  * v of type T: GS_SEND(ch, double, 2.5).
  */
@@ -271,15 +278,7 @@ typedef struct { gs_chan *ch; } name;					\
 static inline int name##_make(name *c, uint32_t capacity)		\
 { return gs_chan_make(&c->ch, sizeof(T), capacity); }			\
 static inline int name##_from_fd(name *c, int fd)			\
-{									\
-	int err_ = gs_chan_from_fd(&c->ch, fd);				\
-	if (!err_ && gs_chan_elem_size(c->ch) != sizeof(T)) {		\
-		gs_chan_destroy(c->ch);					\
-		c->ch = NULL;						\
-		err_ = -EINVAL;						\
-	}								\
-	return err_;							\
-}									\
+{ return gs_chan_from_fd_sized(&c->ch, fd, sizeof(T)); }		\
 static inline int name##_send(name c, T v)				\
 { return gs_chan_send(c.ch, &v); }					\
 static inline int name##_try_send(name c, T v)				\

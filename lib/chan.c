@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -38,13 +39,15 @@ int gs_chan_make(gs_chan **chp, size_t elem_size, uint32_t capacity)
 	return err;
 }
 
-int gs_chan_from_fd(gs_chan **chp, int fd)
+int gs_chan_from_fd_sized(gs_chan **chp, int fd, size_t elem_size)
 {
 	struct gosync_chan_status st;
 	gs_chan *ch;
 
 	if (ioctl(fd, GOSYNC_IOC_CHAN_STATUS, &st) < 0)
 		return errno == EINVAL ? -ENOTTY : -errno;
+	if (elem_size != SIZE_MAX && st.elem_size != elem_size)
+		return -EINVAL;
 	ch = malloc(sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
@@ -53,6 +56,11 @@ int gs_chan_from_fd(gs_chan **chp, int fd)
 	ch->capacity = st.capacity;
 	*chp = ch;
 	return 0;
+}
+
+int gs_chan_from_fd(gs_chan **chp, int fd)
+{
+	return gs_chan_from_fd_sized(chp, fd, SIZE_MAX);
 }
 
 static int xfer(gs_chan *ch, unsigned long cmd, const void *value,

@@ -866,6 +866,9 @@ TEST(typed_from_fd_checks_element_size)
 	EXPECT_EQ(-EINVAL, u64chan_from_fd(&c64, fd));
 	EXPECT_EQ(NULL, c64.ch);
 	EXPECT_STATE(c32.ch, 0, 0, 0, 0);
+	/* On failure the fd is still the caller's: open, closed once here. */
+	EXPECT_NE(-1, fcntl(fd, F_GETFD));
+	EXPECT_EQ(0, close(fd));
 
 	/* The right type adopts the fd and shares the channel. */
 	fd = fcntl(gs_chan_fd(c32.ch), F_DUPFD_CLOEXEC, 0);
