@@ -47,12 +47,8 @@
 
 #include "kselftest_harness.h"
 #include "gosync.h"
+#include "gs_test.h"
 
-#define NS_PER_MS	1000000ULL
-#define NS_PER_SEC	1000000000ULL
-
-/* Bound on any wait a test expects to end by itself: a bug fails, not hangs. */
-#define WAIT_LIMIT_MS	10000
 /* How long a call that must block is watched to make sure it has not returned. */
 #define BLOCKED_MS	30
 /* A short deadline that must pass. */
@@ -111,36 +107,7 @@ GS_CHAN_DECLARE(u64chan, uint64_t)
 GS_CHAN_DECLARE(u32chan, uint32_t)
 
 /* ------------------------------------------------------------------ */
-/* Time                                                                 */
-
-static uint64_t clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
-static uint64_t ms_since(uint64_t t0)
-{
-	return (mono_ns() - t0) / NS_PER_MS;
-}
-
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = {
-		.tv_sec = ms / 1000,
-		.tv_nsec = (long)(ms % 1000) * 1000000L,
-	};
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
+/* Bounded sends and receives                                          */
 
 /* The deadline of a wait that must end by itself. */
 static uint64_t limit(void)
@@ -235,30 +202,12 @@ static uint32_t drain_in_order(gs_chan *ch, uint32_t n, uint64_t base)
 	return n;
 }
 
-static int read_fdinfo(int fd, char *buf, size_t size)
-{
-	char path[64];
-	ssize_t n;
-	int f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = open(path, O_RDONLY | O_CLOEXEC);
-	if (f < 0)
-		return -errno;
-	n = read(f, buf, size - 1);
-	close(f);
-	if (n < 0)
-		return -EIO;
-	buf[n] = '\0';
-	return (int)n;
-}
-
 /* True if /proc/self/fdinfo/@fd has the whole line @line. */
 static bool fdinfo_has(int fd, const char *line)
 {
 	char buf[4096], want[160];
 
-	if (read_fdinfo(fd, buf, sizeof(buf)) < 0)
+	if (fdinfo_read(fd, buf, sizeof(buf)) < 0)
 		return false;
 	snprintf(want, sizeof(want), "\n%s\n", line);
 	return strstr(buf, want) != NULL;
@@ -268,7 +217,7 @@ static bool fdinfo_has(int fd, const char *line)
 	char line_[128], all_[4096] = "";				\
 	snprintf(line_, sizeof(line_), __VA_ARGS__);			\
 	if (!fdinfo_has((fd), line_))					\
-		read_fdinfo((fd), all_, sizeof(all_));			\
+		fdinfo_read((fd), all_, sizeof(all_));			\
 	EXPECT_TRUE(fdinfo_has((fd), line_))				\
 		TH_LOG("no line '%s' in fdinfo:\n%s", line_, all_);	\
 } while (0)
@@ -292,30 +241,12 @@ static long long read_param(const char *name)
 	return strtoll(buf, NULL, 10);
 }
 
-/* The number the next new fd would get: an ioctl that fails creates none. */
-static int lowest_free_fd(void)
-{
-	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0)
-		close(fd);
-	return fd;
-}
-
 /* Byte @j of test value number @seed: differs between values and offsets. */
 static void pattern(unsigned char *p, size_t size, unsigned int seed)
 {
 	for (size_t j = 0; j < size; j++)
 		p[j] = (unsigned char)(seed * 151u + j * 7u + (j >> 8) * 29u +
 				       (j >> 16) + 1u);
-}
-
-static bool all_bytes(const unsigned char *p, size_t size, unsigned char b)
-{
-	for (size_t j = 0; j < size; j++)
-		if (p[j] != b)
-			return false;
-	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -398,92 +329,9 @@ static bool op_done(struct op *op)
 	return atomic_load(&op->done);
 }
 
-/* pthread_join(), giving up after @ms: 0 or ETIMEDOUT. */
-static int join_ms(pthread_t tid, unsigned int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return pthread_timedjoin_np(tid, NULL, &ts);
-}
-
 static int op_join(struct op *op)
 {
 	return join_ms(op->tid, WAIT_LIMIT_MS);
-}
-
-/* A forked child that dies with the test (whatever happens to the test). */
-static pid_t fork_child(void)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(99);
-	}
-	return pid;
-}
-
-/* waitpid() with a time limit; the child is killed when it runs over. */
-static int wait_child(pid_t pid, int *status, unsigned int ms)
-{
-	uint64_t t0 = mono_ns();
-	pid_t r;
-
-	for (;;) {
-		r = waitpid(pid, status, WNOHANG);
-		if (r == pid)
-			return 0;
-		if (r < 0)
-			return -errno;
-		if (ms_since(t0) > ms) {
-			kill(pid, SIGKILL);
-			waitpid(pid, status, 0);
-			return -ETIMEDOUT;
-		}
-		usleep(1000);
-	}
-}
-
-static atomic_int signals_seen;
-
-static void count_signal(int sig)
-{
-	(void)sig;
-	atomic_fetch_add(&signals_seen, 1);
-}
-
-static int install_handler(int sig, int flags)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = count_signal;
-	sa.sa_flags = flags;
-	sigemptyset(&sa.sa_mask);
-	atomic_store(&signals_seen, 0);
-	return sigaction(sig, &sa, NULL);
-}
-
-/* Wait until count_signal() has run @n times in all. */
-static int wait_signals(int n)
-{
-	uint64_t t0 = mono_ns();
-
-	while (atomic_load(&signals_seen) < n) {
-		if (ms_since(t0) > WAIT_LIMIT_MS)
-			return -ETIMEDOUT;
-		usleep(500);
-	}
-	return 0;
 }
 
 /* poll() without waiting: the revents for everything, or -errno. */
@@ -1604,7 +1452,7 @@ TEST_F(chan, signal_without_sa_restart_is_eintr)
 	struct op w;
 	uint64_t v;
 
-	ASSERT_EQ(0, install_handler(SIGUSR1, 0));
+	ASSERT_EQ(0, install_handler(SIGUSR1, false));
 
 	/* A blocked receiver: -EINTR, and it took nothing. */
 	ASSERT_EQ(0, op_start(&w, OP_RECV, self->ch, 0));
@@ -1612,7 +1460,7 @@ TEST_F(chan, signal_without_sa_restart_is_eintr)
 	ASSERT_EQ(0, pthread_kill(w.tid, SIGUSR1));
 	ASSERT_EQ(0, op_join(&w));
 	EXPECT_EQ(-EINTR, w.ret);
-	EXPECT_EQ(1, atomic_load(&signals_seen));
+	EXPECT_EQ(1, atomic_load(&sig_count));
 	EXPECT_STATE(self->ch, 0, 0, 0, 0);
 	if (cap) {
 		/* A value sent now stays for the next receiver. */
@@ -1634,7 +1482,7 @@ TEST_F(chan, signal_without_sa_restart_is_eintr)
 	ASSERT_EQ(0, pthread_kill(w.tid, SIGUSR1));
 	ASSERT_EQ(0, op_join(&w));
 	EXPECT_EQ(-EINTR, w.ret);
-	EXPECT_EQ(2, atomic_load(&signals_seen));
+	EXPECT_EQ(2, atomic_load(&sig_count));
 	EXPECT_STATE(self->ch, cap, 0, 0, 0);
 	EXPECT_EQ(cap, drain_in_order(self->ch, cap, 1));
 	EXPECT_EQ(-EAGAIN, gs_chan_try_recv(self->ch, &v));
@@ -1647,7 +1495,7 @@ TEST_F(chan, signal_with_sa_restart_keeps_waiting)
 	struct op w;
 	uint64_t v;
 
-	ASSERT_EQ(0, install_handler(SIGUSR2, SA_RESTART));
+	ASSERT_EQ(0, install_handler(SIGUSR2, true));
 
 	ASSERT_EQ(0, op_start(&w, OP_RECV, self->ch, 0));
 	ASSERT_EQ(0, wait_waiters(self->ch, 0, 1));
@@ -1883,10 +1731,10 @@ TEST_F(elem, values_round_trip_byte_exact)
 	}
 	memset(in, 0xa5, size);
 	EXPECT_EQ(0, gs_chan_recv(self->ch, size ? in : NULL));
-	EXPECT_TRUE(all_bytes(in, size, 0));
+	EXPECT_TRUE(all_bytes(in, 0, size));
 	memset(in, 0xa5, size);
 	EXPECT_EQ(0, gs_chan_try_recv(self->ch, size ? in : NULL));
-	EXPECT_TRUE(all_bytes(in, size, 0));
+	EXPECT_TRUE(all_bytes(in, 0, size));
 	free(outbuf);
 	free(inbuf);
 }
@@ -1959,7 +1807,7 @@ TEST_F(elem, close_zeroes_every_byte_of_a_waiting_receiver)
 	atomic_store(&c.go, true);
 	memset(in, 0xa5, size);
 	EXPECT_EQ(0, recv_v(self->ch, size ? in : NULL));
-	EXPECT_TRUE(all_bytes(in, size, 0));
+	EXPECT_TRUE(all_bytes(in, 0, size));
 	ASSERT_EQ(0, join_ms(c.tid, WAIT_LIMIT_MS));
 	EXPECT_EQ(0, c.err);
 	EXPECT_STATE(self->ch, 0, 0, 0, 1);
@@ -2116,7 +1964,7 @@ TEST_F(elem, bad_value_pointers_are_efault)
 			EXPECT_EQ(-EFAULT, gs_chan_recv(self->ch, dst[i])) TH_LOG("dst %zu", i);
 		}
 		EXPECT_EQ(0, gs_chan_recv(self->ch, in));
-		EXPECT_TRUE(all_bytes(in, size, 0));
+		EXPECT_TRUE(all_bytes(in, 0, size));
 	}
 	free(out);
 	free(in);
@@ -2379,7 +2227,7 @@ TEST_F_TIMEOUT(mpmc, no_value_lost_to_deadlines_or_signals, 120)
 	unsigned int seed = 99;
 	atomic_int done;
 
-	ASSERT_EQ(0, install_handler(SIGUSR1, 0));
+	ASSERT_EQ(0, install_handler(SIGUSR1, false));
 	atomic_init(&done, 0);
 	memset(rcv, 0, sizeof(rcv));
 	memset(snd, 0, sizeof(snd));
@@ -2445,7 +2293,7 @@ TEST_F_TIMEOUT(mpmc, no_value_lost_to_deadlines_or_signals, 120)
 	EXPECT_COUNTS(self->ch, sent, received);
 	TH_LOG("%llu of %d sent, %llu gave up, %d signals in %llu ms",
 	       (unsigned long long)sent, RACE_SENDERS * RACE_N,
-	       (unsigned long long)give_ups, atomic_load(&signals_seen),
+	       (unsigned long long)give_ups, atomic_load(&sig_count),
 	       (unsigned long long)ms_since(t0));
 	for (int i = 0; i < RACE_SENDERS; i++)
 		free(snd[i].sent);
@@ -3047,7 +2895,7 @@ TEST(deadline_is_kept_across_sa_restart)
 		bool finished;
 		uint64_t t0;
 
-		ASSERT_EQ(0, install_handler(SIGUSR2, SA_RESTART));
+		ASSERT_EQ(0, install_handler(SIGUSR2, true));
 		op_init(&w, OP_RECV, ch, 0);
 		w.flags = fl;
 		w.deadline = clock_ns(clk) + 300 * NS_PER_MS;
@@ -3067,7 +2915,7 @@ TEST(deadline_is_kept_across_sa_restart)
 		EXPECT_TRUE(finished) TH_LOG("clock %d: still waiting after 5 s", c);
 		EXPECT_EQ(-ETIMEDOUT, w.ret);
 		EXPECT_LE(w.deadline, clock_ns(clk));
-		EXPECT_LT(2, atomic_load(&signals_seen));
+		EXPECT_LT(2, atomic_load(&sig_count));
 		EXPECT_STATE(ch, 0, 0, 0, 0);
 	}
 	gs_chan_destroy(ch);

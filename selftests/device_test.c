@@ -18,6 +18,7 @@
 
 #include "kselftest_harness.h"
 #include "gosync.h"
+#include "gs_test.h"
 
 FIXTURE(dev) {
 	int fd;
@@ -186,9 +187,10 @@ static int init_with_device(const char *path, char *msg, size_t len)
 	n = read(pipefd[0], msg, len - 1);
 	msg[n > 0 ? n : 0] = '\0';
 	close(pipefd[0]);
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+	status = reap(pid);
+	if (status < 0)
 		return -1001;
-	return -WEXITSTATUS(status);
+	return -status;
 }
 
 TEST(library_explains_missing_device)

@@ -56,12 +56,8 @@
 
 #include "kselftest_harness.h"
 #include "gosync.h"
+#include "gs_test.h"
 
-#define NS_PER_MS	1000000ULL
-#define NS_PER_SEC	1000000000ULL
-
-/* Bound on any wait a test expects to end by itself: a bug fails, not hangs. */
-#define WAIT_LIMIT_MS	10000
 /* Generous upper bound on how late a timed event may be under TCG. */
 #define LATE_NS		(2 * NS_PER_SEC)
 /* A pattern that no test ever sends: destinations that must stay intact. */
@@ -69,56 +65,7 @@
 #define POISON_BYTE	0xa5
 
 /* ------------------------------------------------------------------ */
-/* Time, threads, small helpers                                         */
-
-static uint64_t clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
-static uint64_t real_ns(void)
-{
-	return clock_ns(CLOCK_REALTIME);
-}
-
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = {
-		.tv_sec = ms / 1000,
-		.tv_nsec = (long)(ms % 1000) * 1000000L,
-	};
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static int xioctl(int fd, unsigned long cmd, void *arg)
-{
-	int ret = ioctl(fd, cmd, arg);
-
-	return ret < 0 ? -errno : ret;
-}
-
-/* Threads get small stacks: the sieve starts a hundred of them. */
-static int start_thread(pthread_t *thr, void *(*fn)(void *), void *arg)
-{
-	pthread_attr_t attr;
-	int ret;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	ret = pthread_create(thr, &attr, fn, arg);
-	pthread_attr_destroy(&attr);
-	return ret;
-}
+/* Channel state, and jobs run by other threads                         */
 
 /* A snapshot of @ch, all ones if the status ioctl fails. */
 static struct gosync_chan_status chan_st(gs_chan *ch)
@@ -163,16 +110,6 @@ static bool wait_len(gs_chan *ch, uint32_t len)
 		usleep(200);
 	} while (mono_ns() < end);
 	return false;
-}
-
-static bool all_bytes(const void *p, int byte, size_t len)
-{
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (c[i] != (unsigned char)byte)
-			return false;
-	return true;
 }
 
 /* A select run by another thread, on @cs or on @ext when it is set. */
@@ -261,26 +198,6 @@ static int raw_job_start(struct raw_job *j, uint32_t n)
 
 /* ------------------------------------------------------------------ */
 /* Signals                                                              */
-
-static atomic_int sig_count;
-
-static void on_sigusr1(int sig)
-{
-	(void)sig;
-	atomic_fetch_add(&sig_count, 1);
-}
-
-static int install_handler(bool restart)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigusr1;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = restart ? SA_RESTART : 0;
-	atomic_store(&sig_count, 0);
-	return sigaction(SIGUSR1, &sa, NULL);
-}
 
 struct watch {
 	gs_chan *ch;
@@ -703,7 +620,7 @@ TEST(all_nil_select_is_interrupted_by_a_signal)
 	struct signaler s = { .delay_ms = 100, .count = 1 };
 	uint64_t t0;
 
-	ASSERT_EQ(0, install_handler(false));
+	ASSERT_EQ(0, install_handler(SIGUSR1, false));
 	s.target = pthread_self();
 	t0 = mono_ns();
 	ASSERT_EQ(0, start_thread(&s.thr, signaler_main, &s));
@@ -1152,7 +1069,7 @@ TEST_F_TIMEOUT(slow, signal_racing_a_handoff_loses_nothing, 120)
 
 	memset(&r, 0, sizeof(r));
 	ASSERT_EQ(0, gs_chan_make(&r.a, sizeof(uint64_t), 0));
-	ASSERT_EQ(0, install_handler(false));
+	ASSERT_EQ(0, install_handler(SIGUSR1, false));
 	ASSERT_EQ(0, start_thread(&r.thr, sigrace_main, &r));
 	for (int k = 0; k < SIGRACE_N; k++) {
 		bool sends = sigrace_sends(k);
@@ -2009,16 +1926,6 @@ static struct report *report_new(void)
 	r->ok = -1;
 	r->value = r->value2 = POISON;
 	return r;
-}
-
-/* Reap @pid; its exit status, or -1 if it did not exit normally. */
-static int reap(pid_t pid)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
 }
 
 TEST(select_in_child_receives_from_parent)
@@ -2978,7 +2885,7 @@ TEST(signal_interrupts_select_and_consumes_nothing)
 	ASSERT_EQ(0, gs_chan_make(&c, sizeof(uint64_t), 1));	/* full */
 	x = 33;
 	ASSERT_EQ(0, gs_chan_send(c, &x));
-	ASSERT_EQ(0, install_handler(false));
+	ASSERT_EQ(0, install_handler(SIGUSR1, false));
 	s.target = pthread_self();
 	s.w[0] = (struct watch){ a, 0, 1 };
 	s.w[1] = (struct watch){ b, 0, 1 };
@@ -3047,7 +2954,7 @@ TEST(sa_restart_select_continues_and_completes)
 
 	ASSERT_EQ(0, gs_chan_make(&h.a, sizeof(uint64_t), 0));
 	ASSERT_EQ(0, gs_chan_make(&h.b, sizeof(uint64_t), 0));
-	ASSERT_EQ(0, install_handler(true));
+	ASSERT_EQ(0, install_handler(SIGUSR1, true));
 	h.target = pthread_self();
 	h.send_ret = INT_MIN;
 	ASSERT_EQ(0, start_thread(&h.thr, restart_helper_main, &h));
@@ -3073,7 +2980,7 @@ TEST(sa_restart_select_keeps_its_deadline)
 	uint64_t d = POISON, t0;
 
 	ASSERT_EQ(0, gs_chan_make(&a, sizeof(uint64_t), 0));
-	ASSERT_EQ(0, install_handler(true));
+	ASSERT_EQ(0, install_handler(SIGUSR1, true));
 	s.target = pthread_self();
 	s.w[0] = (struct watch){ a, 0, 1 };
 	gs_case cs[1] = { gs_case_recv(a, &d) };

@@ -42,40 +42,9 @@
 
 #include "kselftest_harness.h"
 #include "gosync.h"
+#include "gs_test.h"
 
-#define NS_PER_MS	1000000ULL
-#define NS_PER_SEC	1000000000ULL
 #define SEM_MAX		((uint64_t)GOSYNC_SEM_MAX)
-
-/* Bound on any wait a test expects to end by itself; a bug fails, not hangs. */
-#define WAIT_LIMIT_MS	10000
-
-/* ------------------------------------------------------------------ */
-/* Time                                                                 */
-
-static uint64_t clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = {
-		.tv_sec = ms / 1000,
-		.tv_nsec = (long)(ms % 1000) * 1000000L,
-	};
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
 
 /* ------------------------------------------------------------------ */
 /* Raw ioctls: each returns 0 (or an fd) or a negative errno.          */
@@ -83,13 +52,6 @@ static void sleep_ms(unsigned int ms)
 static int dev_open(void)
 {
 	return open(GOSYNC_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-}
-
-static int xioctl(int fd, unsigned long cmd, void *arg)
-{
-	int ret = ioctl(fd, cmd, arg);
-
-	return ret < 0 ? -errno : ret;
 }
 
 static int raw_create(int dev, uint64_t size)
@@ -126,53 +88,6 @@ static int raw_status(int fd, struct gosync_sem_status *st)
 {
 	memset(st, 0xa5, sizeof(*st));	/* everything must be written */
 	return xioctl(fd, GOSYNC_IOC_SEM_STATUS, st);
-}
-
-/* The number the next open() would return: shows that no fd leaked. */
-static int lowest_free_fd(void)
-{
-	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0)
-		close(fd);
-	return fd;
-}
-
-/* ------------------------------------------------------------------ */
-/* /proc/self/fdinfo                                                    */
-
-static int fdinfo_read(int fd, char *buf, size_t len)
-{
-	char path[64];
-	ssize_t n = 0;
-	size_t total = 0;
-	int f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = open(path, O_RDONLY | O_CLOEXEC);
-	if (f < 0)
-		return -errno;
-	while (total < len - 1 &&
-	       (n = read(f, buf + total, len - 1 - total)) > 0)
-		total += (size_t)n;
-	buf[total] = '\0';
-	close(f);
-	return n < 0 ? -EIO : 0;
-}
-
-/* The number after "\n<key>:\t", or -1 when the key is missing. */
-static long long fdinfo_num(int fd, const char *key)
-{
-	char buf[2048], pat[64];
-	const char *p;
-
-	if (fdinfo_read(fd, buf, sizeof(buf)))
-		return -1;
-	snprintf(pat, sizeof(pat), "\n%s:\t", key);
-	p = strstr(buf, pat);
-	if (!p)
-		return -1;
-	return strtoll(p + strlen(pat), NULL, 10);
 }
 
 /* ------------------------------------------------------------------ */
@@ -377,29 +292,6 @@ static bool waiter_join(struct waiter *w)
 		return false;
 	pthread_join(w->thread, NULL);
 	return true;
-}
-
-/* ------------------------------------------------------------------ */
-/* Signals                                                              */
-
-static atomic_int sig_count;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	atomic_fetch_add(&sig_count, 1);
-}
-
-static int install_handler(int sig, bool restart)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = restart ? SA_RESTART : 0;
-	sigemptyset(&sa.sa_mask);
-	atomic_store(&sig_count, 0);
-	return sigaction(sig, &sa, NULL);
 }
 
 /* ------------------------------------------------------------------ */

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Small helpers shared by the gosync selftests: time, sleeping, ioctls,
+ * /proc/self/fdinfo, signal handlers that count, threads and child
+ * processes. Include it after "kselftest_harness.h" and "gosync.h", in a
+ * file that defines _GNU_SOURCE before its first #include.
+ *
+ * Every function is static and marked unused: a test file takes what it
+ * needs and -Wunused-function stays quiet about the rest.
+ */
+#ifndef GS_TEST_H
+#define GS_TEST_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GS_TEST_UNUSED	__attribute__((unused))
+
+#define NS_PER_MS	1000000ULL
+#define NS_PER_SEC	1000000000ULL
+
+/* Bound on any wait a test expects to end by itself: a bug fails, not hangs. */
+#define WAIT_LIMIT_MS	10000
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                 */
+
+GS_TEST_UNUSED static uint64_t clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+GS_TEST_UNUSED static uint64_t mono_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+GS_TEST_UNUSED static uint64_t real_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+/* Whole milliseconds of CLOCK_MONOTONIC since @t0 (a mono_ns() value). */
+GS_TEST_UNUSED static uint64_t ms_since(uint64_t t0)
+{
+	return (mono_ns() - t0) / NS_PER_MS;
+}
+
+/* Sleeps @ms in all, whatever signals interrupt the sleep. */
+GS_TEST_UNUSED static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = {
+		.tv_sec = ms / 1000,
+		.tv_nsec = (long)(ms % 1000) * 1000000L,
+	};
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* ------------------------------------------------------------------ */
+/* File descriptors and ioctls                                          */
+
+/* ioctl() returning its result (0, an fd, ...) or a negative errno. */
+GS_TEST_UNUSED static int xioctl(int fd, unsigned long cmd, void *arg)
+{
+	int ret = ioctl(fd, cmd, arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
+/* The number the next new fd would get: shows that no fd leaked. */
+GS_TEST_UNUSED static int lowest_free_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}
+
+/* True if all @len bytes at @p are @byte. */
+GS_TEST_UNUSED static bool all_bytes(const void *p, int byte, size_t len)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (c[i] != (unsigned char)byte)
+			return false;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* /proc/self/fdinfo                                                    */
+
+/* /proc/self/fdinfo/@fd into @buf, NUL-terminated: 0 or a negative errno. */
+GS_TEST_UNUSED static int fdinfo_read(int fd, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n = 0;
+	size_t total = 0;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	while (total < len - 1 &&
+	       (n = read(f, buf + total, len - 1 - total)) > 0)
+		total += (size_t)n;
+	buf[total] = '\0';
+	close(f);
+	return n < 0 ? -EIO : 0;
+}
+
+/* The number after "\n<key>:\t", or -1 when the key is missing. */
+GS_TEST_UNUSED static long long fdinfo_num(int fd, const char *key)
+{
+	char buf[2048], pat[64];
+	const char *p;
+
+	if (fdinfo_read(fd, buf, sizeof(buf)))
+		return -1;
+	snprintf(pat, sizeof(pat), "\n%s:\t", key);
+	p = strstr(buf, pat);
+	if (!p)
+		return -1;
+	return strtoll(p + strlen(pat), NULL, 10);
+}
+
+/* ------------------------------------------------------------------ */
+/* Signals                                                              */
+
+/* How many times count_signal() has run since install_handler(). */
+GS_TEST_UNUSED static atomic_int sig_count;
+
+GS_TEST_UNUSED static void count_signal(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&sig_count, 1);
+}
+
+/*
+ * count_signal() as the handler of @sig, with SA_RESTART when @restart;
+ * resets sig_count. The result of sigaction().
+ */
+GS_TEST_UNUSED static int install_handler(int sig, bool restart)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = count_signal;
+	sa.sa_flags = restart ? SA_RESTART : 0;
+	sigemptyset(&sa.sa_mask);
+	atomic_store(&sig_count, 0);
+	return sigaction(sig, &sa, NULL);
+}
+
+/* Wait until count_signal() has run @n times in all: 0 or -ETIMEDOUT. */
+GS_TEST_UNUSED static int wait_signals(int n)
+{
+	uint64_t t0 = mono_ns();
+
+	while (atomic_load(&sig_count) < n) {
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(500);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads                                                              */
+
+/* Threads get small stacks: some tests start a hundred of them. */
+GS_TEST_UNUSED static int start_thread(pthread_t *thr, void *(*fn)(void *),
+				       void *arg)
+{
+	pthread_attr_t attr;
+	int ret;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	ret = pthread_create(thr, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return ret;
+}
+
+/* pthread_join(), giving up after @ms: 0 or ETIMEDOUT. */
+GS_TEST_UNUSED static int join_ms(pthread_t tid, unsigned int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_timedjoin_np(tid, NULL, &ts);
+}
+
+/* ------------------------------------------------------------------ */
+/* Child processes                                                      */
+
+/* A forked child that dies with the test (whatever happens to the test). */
+GS_TEST_UNUSED static pid_t fork_child(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(99);
+	}
+	return pid;
+}
+
+/* waitpid() with a time limit; the child is killed when it runs over. */
+GS_TEST_UNUSED static int wait_child(pid_t pid, int *status, unsigned int ms)
+{
+	uint64_t t0 = mono_ns();
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		if (r < 0)
+			return -errno;
+		if (ms_since(t0) > ms) {
+			kill(pid, SIGKILL);
+			waitpid(pid, status, 0);
+			return -ETIMEDOUT;
+		}
+		usleep(1000);
+	}
+}
+
+/* Reap @pid; its exit status, or -1 if it did not exit normally. */
+GS_TEST_UNUSED static int reap(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+#endif /* GS_TEST_H */
