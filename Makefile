@@ -3,7 +3,7 @@
 #   make              library, selftests, examples and the module for this
 #                     machine's kernel (or Debian's stock kernel headers)
 #   make check        both VM kernels: build, boot, run every selftest
-#   make check KERNEL=debug|stock
+#   make check KERNEL=debug|stock|asan   (one run; asan: sanitized userspace)
 #   make demo         boot the VM and run the demo program
 #   make bench        boot the stock-kernel VM and run bench/ (tables)
 #   make deps         install missing Debian packages
@@ -12,7 +12,10 @@
 # module build for the local kernel, ready for 'sudo insmod kmod/gosync.ko'.
 
 BUILD     ?= build
-KERNEL    ?= debug stock
+# The test runs of 'make check': 'debug' and 'stock' are the two kernels;
+# 'asan' is the stock kernel with libgosync and the selftests built with
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+KERNEL    ?= debug stock asan
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 WARN      := -Wall -Wextra -Werror
@@ -32,6 +35,9 @@ LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIB_HDR   := include/gosync.h include/uapi/gosync.h $(wildcard lib/*.h)
 TESTS     := $(patsubst selftests/%.c,$(BUILD)/selftests/%,$(wildcard selftests/*_test.c))
 TEST_HDR  := $(wildcard selftests/*.h) $(BUILD)/kselftest/kselftest_harness.h
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/asan/lib/%.o)
+ASAN_TESTS := $(patsubst selftests/%.c,$(BUILD)/asan/selftests/%,$(wildcard selftests/*_test.c))
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 KSELFTEST_TAR := /usr/src/linux-source-6.12.tar.xz
@@ -71,6 +77,17 @@ $(BUILD)/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(CFLAGS) -o $@ $< $(LDLIBS_GS)
 
+# The same library and tests under ASan+UBSan, for the 'asan' run.
+$(BUILD)/asan/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+$(BUILD)/asan/lib/libgosync.so: $(ASAN_LIB_OBJ)
+	$(CC) -shared $(SAN_FLAGS) -Wl,-soname,libgosync.so -o $@ $^ -pthread
+$(BUILD)/asan/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/asan/lib/libgosync.so
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $< \
+		-L$(BUILD)/asan/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync -pthread
+
 $(BUILD)/examples/%: examples/%.c include/gosync.h $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
@@ -97,7 +114,9 @@ $(BUILD)/debug/kmod/gosync.ko: $(KSRC) $(DEBUG_IMAGE)
 debug-kernel $(DEBUG_IMAGE): scripts/debug-kernel.config scripts/build-debug-kernel.sh | $(BUILD)/.deps
 	scripts/build-debug-kernel.sh $(BUILD)
 
-check: $(foreach k,$(KERNEL),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES)
+CHECK_KERNELS := $(sort $(filter debug stock,$(KERNEL)) $(if $(filter asan,$(KERNEL)),stock))
+check: $(foreach k,$(CHECK_KERNELS),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES) \
+		$(if $(filter asan,$(KERNEL)),$(ASAN_TESTS))
 	scripts/run-vm-tests.sh check $(BUILD) $(KERNEL)
 
 demo: $(BUILD)/$(lastword $(KERNEL))/kmod/gosync.ko $(EXAMPLES)
@@ -108,7 +127,7 @@ bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
 	scripts/run-vm-tests.sh bench $(BUILD) stock
 
 clean:
-	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/bench $(BUILD)/stock \
+	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/bench $(BUILD)/stock $(BUILD)/asan \
 		$(BUILD)/debug $(BUILD)/vm
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \
 		modules.order Module.symvers .*.cmd

@@ -245,6 +245,35 @@ static int commit_self(struct chan_owner *self, u32 index, int result)
 }
 
 /*
+ * Find the first entry of @queue that can complete with @self: skip
+ * @self's own entries (a select never meets itself), unlink entries whose
+ * owner is already final, and grab the partner together with @self.
+ * Returns the partner's entry, unlinked and grabbed; NULL if there is
+ * none; ERR_PTR(-ECANCELED) if @self was completed elsewhere meanwhile.
+ */
+static struct chan_entry *chan_claim_partner(struct list_head *queue,
+					     struct chan_owner *self)
+{
+	struct chan_entry *e, *tmp;
+
+	list_for_each_entry_safe(e, tmp, queue, node) {
+		if (e->owner == self)
+			continue;
+		switch (claim_pair(self, e->owner)) {
+		case CLAIM_SELF_GONE:
+			return ERR_PTR(-ECANCELED);
+		case CLAIM_PEER_GONE:
+			list_del_init(&e->node);
+			continue;
+		case CLAIM_OK:
+			list_del_init(&e->node);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/*
  * Try to send @val on @ch for case @index of @self, with ch->lock held.
  * Returns 0 (sent), -EPIPE (closed), -EAGAIN (would block), or
  * -ECANCELED (@self was completed through another case meanwhile).
@@ -252,25 +281,16 @@ static int commit_self(struct chan_owner *self, u32 index, int result)
 static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
 			 u32 index, const void *val, struct gosync_wakeups *wk)
 {
-	struct chan_entry *r, *tmp;
+	struct chan_entry *r;
 
 	lockdep_assert_held(&ch->lock);
 	if (ch->closed)
 		return commit_self(self, index, -EPIPE);
-	list_for_each_entry_safe(r, tmp, &ch->recvq, node) {
-		if (r->owner == self)
-			continue;	/* a select never meets itself */
-		switch (claim_pair(self, r->owner)) {
-		case CLAIM_SELF_GONE:
-			return -ECANCELED;
-		case CLAIM_PEER_GONE:
-			list_del_init(&r->node);
-			continue;
-		case CLAIM_OK:
-			break;
-		}
+	r = chan_claim_partner(&ch->recvq, self);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+	if (r) {
 		/* A live receiver waits, so the ring is empty: hand over. */
-		list_del_init(&r->node);
 		chan_copy(ch, r->buf, val);
 		ch->sends++;
 		ch->recvs++;
@@ -300,22 +320,13 @@ static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
 static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
 			 u32 index, void *val, struct gosync_wakeups *wk)
 {
-	struct chan_entry *s, *tmp;
+	struct chan_entry *s;
 
 	lockdep_assert_held(&ch->lock);
-	list_for_each_entry_safe(s, tmp, &ch->sendq, node) {
-		if (s->owner == self)
-			continue;
-		switch (claim_pair(self, s->owner)) {
-		case CLAIM_SELF_GONE:
-			return -ECANCELED;
-		case CLAIM_PEER_GONE:
-			list_del_init(&s->node);
-			continue;
-		case CLAIM_OK:
-			break;
-		}
-		list_del_init(&s->node);
+	s = chan_claim_partner(&ch->sendq, self);
+	if (IS_ERR(s))
+		return PTR_ERR(s);
+	if (s) {
 		if (ch->len) {
 			/*
 			 * Live senders wait only on a full ring: take the

@@ -16,26 +16,38 @@ mode=${1:?usage: run-vm-tests.sh check|demo|bench BUILD_DIR KERNEL...}
 build=$(realpath "${2:?}")
 shift 2
 
+# A run is a kernel ('debug', 'stock') or 'asan': the stock kernel with
+# the userspace built with ASan+UBSan (from BUILD_DIR/asan).
 kernel_image() {
 	case "$1" in
 	debug)	echo "$build/kernel-debug/obj/arch/x86/boot/bzImage" ;;
-	stock)	echo "/boot/vmlinuz-$("$top/scripts/stock-kernel.sh")" ;;
-	*)	echo "unknown kernel '$1' (debug or stock)" >&2; return 1 ;;
+	stock|asan) echo "/boot/vmlinuz-$("$top/scripts/stock-kernel.sh")" ;;
+	*)	echo "unknown run '$1' (debug, stock or asan)" >&2; return 1 ;;
+	esac
+}
+
+kernel_module() {
+	case "$1" in
+	asan)	echo "$build/stock/kmod/gosync.ko" ;;
+	*)	echo "$build/$1/kmod/gosync.ko" ;;
 	esac
 }
 
 make_payload() {
-	local dir=$1
+	local dir=$1 user=$build
+	[ "$2" = asan ] && user=$build/asan
 	rm -rf "$dir"
 	mkdir -p "$dir/lib"
-	cp "$build/lib/libgosync.so" "$dir/lib/"
+	cp "$user/lib/libgosync.so" "$dir/lib/"
 	case "$mode" in
 	check)
 		mkdir -p "$dir/selftests"
-		cp "$build"/selftests/*_test "$dir/selftests/"
+		cp "$user"/selftests/*_test "$dir/selftests/"
 		cat > "$dir/run" <<'RUN'
 #!/bin/sh
 # Each selftest binary, its output framed so the host can count it.
+# (Sanitizer settings matter only to the asan run's binaries.)
+export UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1
 rc=0
 for t in /gosync/selftests/*_test; do
 	name=${t##*/}
@@ -93,10 +105,10 @@ if [ "$mode" = check ]; then
 fi
 for k in "$@"; do
 	image=$(kernel_image "$k") || exit 2
-	module=$build/$k/kmod/gosync.ko
+	module=$(kernel_module "$k")
 	payload=$build/vm/$k-$mode
 	log=$build/vm/$k-$mode.log
-	make_payload "$payload"
+	make_payload "$payload" "$k"
 	echo "=== $mode on the $k kernel ($(basename "$image")) ==="
 	if "$top/scripts/vm.sh" "$image" "$module" "$payload" "$log"; then
 		vm_ok=1

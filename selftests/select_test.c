@@ -1895,7 +1895,16 @@ TEST_F_TIMEOUT(slow, pipeline_generate_square_sum, 90)
 		EXPECT_EQ(0, sq.err);
 		/* Who stopped how: by their input's end, or by done. */
 		EXPECT_EQ(cancel ? 1 : -1, gen.exit_case);
-		EXPECT_EQ(cancel ? 1 : -1, sq.exit_case);
+		/*
+		 * Once cancelled, the generator stops and closes its output, so
+		 * the square stage may find done and its closed input ready at
+		 * once; Go picks either, uniformly.
+		 */
+		if (cancel) {
+			EXPECT_TRUE(sq.exit_case == 1 || sq.exit_case == -1);
+		} else {
+			EXPECT_EQ(-1, sq.exit_case);
+		}
 		if (!cancel) {
 			ASSERT_EQ(0, gs_chan_close(done));
 		}
