@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-	build-essential kmod cpio file bc flex bison libelf-dev libssl-dev
+	build-essential kmod cpio file xz-utils perl bc flex bison libelf-dev libssl-dev
 	linux-headers-amd64 linux-image-amd64 linux-source-6.12
 	qemu-system-x86 busybox-static liburcu-dev spin
 )
