@@ -1003,7 +1003,6 @@ TEST_F_TIMEOUT(slow, crossed_selects_pair_up_one_way_each_time, 120)
 	EXPECT_LT(0, via_x);
 	EXPECT_GT(CROSS_N, via_x);
 	gs_chan_destroy(x);
-	gs_chan_destroy(y);
 }
 
 /*
@@ -1783,6 +1782,187 @@ TEST_F_TIMEOUT(slow, prime_sieve_first_100_primes, 120)
 		gs_chan_destroy(ch[i]);
 	}
 	gs_chan_destroy(done);
+}
+
+/*
+ * Power series on chains of channels, after Go's test/chan/powser: a
+ * series is a stream of rational coefficients on a channel. exp(x) is
+ * defined by feedback, E = 1 + integral(E): the integrator reads the
+ * series it produces through a splitter that copies each coefficient to
+ * two outputs with a select (whichever reader is ready first). Then
+ * E * E, a Cauchy product of two copies, must be exp(2x).
+ */
+/* Up to 11!: sums of products of such denominators stay in int64. */
+#define SERIES_TERMS	12
+
+struct rat {
+	int64_t num, den;
+};
+
+static int64_t gcd64(int64_t a, int64_t b)
+{
+	while (b) {
+		int64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a < 0 ? -a : a;
+}
+
+static struct rat rat_make(int64_t num, int64_t den)
+{
+	int64_t g = gcd64(num, den);
+
+	if (!g)
+		g = 1;
+	return (struct rat){ num / g, den / g };
+}
+
+static struct rat rat_add(struct rat a, struct rat b)
+{
+	return rat_make(a.num * b.den + b.num * a.den, a.den * b.den);
+}
+
+static struct rat rat_mul(struct rat a, struct rat b)
+{
+	return rat_make(a.num * b.num, a.den * b.den);
+}
+
+struct series_stage {
+	pthread_t thr;
+	gs_chan *in, *in2, *out, *out2;
+	int terms;
+	int err;
+};
+
+/* out = 1 + integral(in): 1, in[0]/1, in[1]/2, ... */
+static void *series_integrate(void *arg)
+{
+	struct series_stage *s = arg;
+	struct rat c = { 1, 1 }, a;
+
+	if (gs_chan_send(s->out, &c))
+		s->err = -1;
+	for (int n = 1; n < s->terms && !s->err; n++) {
+		if (gs_chan_recv(s->in, &a) != 1) {
+			s->err = -2;
+			break;
+		}
+		c = rat_mul(a, rat_make(1, n));
+		if (gs_chan_send(s->out, &c))
+			s->err = -3;
+	}
+	return NULL;
+}
+
+/* Copy each coefficient of in to out and out2, serving whoever is ready. */
+static void *series_split(void *arg)
+{
+	struct series_stage *s = arg;
+	struct rat a;
+
+	for (int n = 0; n < s->terms && !s->err; n++) {
+		if (gs_chan_recv(s->in, &a) != 1) {
+			s->err = -4;
+			break;
+		}
+		gs_case cs[2] = { gs_case_send(s->out, &a),
+				  gs_case_send(s->out2, &a) };
+		int first = gs_select(cs, 2, 0, GS_FOREVER);
+
+		if (first < 0 || gs_chan_send(first ? s->out : s->out2, &a))
+			s->err = -5;
+	}
+	return NULL;
+}
+
+/* out = in * in2 (Cauchy product). */
+static void *series_multiply(void *arg)
+{
+	struct series_stage *s = arg;
+	struct rat a[SERIES_TERMS], b[SERIES_TERMS];
+
+	for (int n = 0; n < s->terms && !s->err; n++) {
+		struct rat c = { 0, 1 };
+
+		if (gs_chan_recv(s->in, &a[n]) != 1 ||
+		    gs_chan_recv(s->in2, &b[n]) != 1) {
+			s->err = -6;
+			break;
+		}
+		for (int k = 0; k <= n; k++)
+			c = rat_add(c, rat_mul(a[k], b[n - k]));
+		if (gs_chan_send(s->out, &c))
+			s->err = -7;
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(slow, power_series_exp_by_feedback, 60)
+{
+	/* e: integrator out; f: feedback into it; x: the series, for use. */
+	gs_chan *e, *f, *x, *x1, *x2, *prod;
+	struct series_stage integ = { .terms = SERIES_TERMS };
+	struct series_stage split = { .terms = SERIES_TERMS };
+	struct series_stage split2 = { .terms = SERIES_TERMS };
+	struct series_stage mul = { .terms = SERIES_TERMS };
+	int64_t fact = 1, pow2 = 1;
+	struct rat c;
+
+	ASSERT_EQ(0, gs_chan_make(&e, sizeof(struct rat), 0));
+	ASSERT_EQ(0, gs_chan_make(&f, sizeof(struct rat), 1));
+	ASSERT_EQ(0, gs_chan_make(&x, sizeof(struct rat), 0));
+	ASSERT_EQ(0, gs_chan_make(&x1, sizeof(struct rat), 0));
+	ASSERT_EQ(0, gs_chan_make(&x2, sizeof(struct rat), SERIES_TERMS));
+	ASSERT_EQ(0, gs_chan_make(&prod, sizeof(struct rat), 0));
+	/* E = 1 + integral(E): e -> split -> (f back into integ, x out). */
+	integ.in = f;
+	integ.out = e;
+	split.in = e;
+	split.out = f;
+	split.out2 = x;
+	/* x -> split2 -> (x1, x2), and prod = x1 * x2. */
+	split2.in = x;
+	split2.out = x1;
+	split2.out2 = x2;
+	mul.in = x1;
+	mul.in2 = x2;
+	mul.out = prod;
+	ASSERT_EQ(0, start_thread(&integ.thr, series_integrate, &integ));
+	ASSERT_EQ(0, start_thread(&split.thr, series_split, &split));
+	ASSERT_EQ(0, start_thread(&split2.thr, series_split, &split2));
+	ASSERT_EQ(0, start_thread(&mul.thr, series_multiply, &mul));
+
+	/* exp(x)^2 = exp(2x): coefficient n is 2^n / n!. */
+	for (int n = 0; n < SERIES_TERMS; n++) {
+		if (n) {
+			fact *= n;
+			pow2 *= 2;
+		}
+		ASSERT_EQ(1, gs_chan_recv_until(prod, &c,
+			gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0)) TH_LOG("term %d", n);
+		struct rat want = rat_make(pow2, fact);
+
+		EXPECT_EQ(want.num, c.num) TH_LOG("term %d: %jd/%jd", n,
+						  (intmax_t)c.num, (intmax_t)c.den);
+		EXPECT_EQ(want.den, c.den) TH_LOG("term %d", n);
+	}
+	/* The splitter's last copy into f stays there, unread. */
+	pthread_join(integ.thr, NULL);
+	pthread_join(split.thr, NULL);
+	pthread_join(split2.thr, NULL);
+	pthread_join(mul.thr, NULL);
+	EXPECT_EQ(0, integ.err);
+	EXPECT_EQ(0, split.err);
+	EXPECT_EQ(0, split2.err);
+	EXPECT_EQ(0, mul.err);
+	gs_chan_destroy(e);
+	gs_chan_destroy(f);
+	gs_chan_destroy(x);
+	gs_chan_destroy(x1);
+	gs_chan_destroy(x2);
+	gs_chan_destroy(prod);
 }
 
 #define PIPE_N		2000
