@@ -119,8 +119,8 @@ check: $(foreach k,$(CHECK_KERNELS),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXA
 		$(if $(filter asan,$(KERNEL)),$(ASAN_TESTS))
 	scripts/run-vm-tests.sh check $(BUILD) $(KERNEL)
 
-demo: $(BUILD)/$(lastword $(KERNEL))/kmod/gosync.ko $(EXAMPLES)
-	scripts/run-vm-tests.sh demo $(BUILD) $(lastword $(KERNEL))
+demo: $(BUILD)/$(lastword $(CHECK_KERNELS))/kmod/gosync.ko $(EXAMPLES)
+	scripts/run-vm-tests.sh demo $(BUILD) $(lastword $(CHECK_KERNELS))
 
 # Benchmarks run on the stock kernel: debug options would distort them.
 bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
