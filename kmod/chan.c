@@ -392,8 +392,7 @@ static u32 chan_queue_count(struct list_head *queue)
 
 static void chan_wake_pollers(struct gosync_chan *ch)
 {
-	if (wq_has_sleeper(&ch->pollq))
-		wake_up_interruptible_poll(&ch->pollq, EPOLLIN | EPOLLOUT);
+	gosync_wake_pollers(&ch->pollq, EPOLLIN | EPOLLOUT);
 }
 
 /* Unlink the entries @owner left queued; it is final, nobody adds more. */
@@ -717,25 +716,28 @@ static bool chan_timer_stop(struct chan_timer *t)
 	return pending;
 }
 
-static int chan_timer_arm(struct chan_timer *t,
-			  const struct gosync_timer_set *set)
+/* The checks both create and reset make before touching anything. */
+static bool chan_timer_set_valid(const struct gosync_timer_set *set)
+{
+	return !set->reserved && !(set->flags & ~GOSYNC_CLOCK_REALTIME) &&
+	       (!set->period || set->period >= GOSYNC_TIMER_MIN_PERIOD);
+}
+
+/* Arm the stopped timer @t with @set, which chan_timer_set_valid() passed. */
+static void chan_timer_arm(struct chan_timer *t,
+			   const struct gosync_timer_set *set)
 {
 	struct gosync_deadline dl;
-	int ret;
 
 	lockdep_assert_held(&t->lock);
-	if (set->reserved || (set->period && set->period < GOSYNC_TIMER_MIN_PERIOD))
-		return -EINVAL;
-	ret = gosync_deadline_init(&dl, set->when, set->flags);
-	if (ret)
-		return ret;
+	if (WARN_ON_ONCE(gosync_deadline_init(&dl, set->when, set->flags)))
+		return;
 	hrtimer_init(&t->hrt, dl.clock, HRTIMER_MODE_ABS);
 	t->hrt.function = chan_timer_expired;
 	t->timens_offset = gosync_timens_offset(dl.clock);
 	t->period = ns_to_ktime(min_t(u64, set->period, KTIME_MAX));
 	if (!dl.forever)
 		hrtimer_start(&t->hrt, dl.expires, HRTIMER_MODE_ABS);
-	return 0;
 }
 
 static long chan_timer_ioctl(struct gosync_chan *ch, unsigned int cmd,
@@ -747,21 +749,17 @@ static long chan_timer_ioctl(struct gosync_chan *ch, unsigned int cmd,
 
 	if (!t)
 		return -ENOTTY;
-	if (cmd == GOSYNC_IOC_TIMER_RESET &&
-	    copy_from_user(&set, uarg, sizeof(set)))
-		return -EFAULT;
-	mutex_lock(&t->lock);
 	if (cmd == GOSYNC_IOC_TIMER_RESET) {
-		/* Validate before stopping, so bad input changes nothing. */
-		ret = -EINVAL;
-		if (!set.reserved && !(set.flags & ~GOSYNC_CLOCK_REALTIME) &&
-		    (!set.period || set.period >= GOSYNC_TIMER_MIN_PERIOD)) {
-			ret = chan_timer_stop(t);
-			chan_timer_arm(t, &set);
-		}
-	} else {
-		ret = chan_timer_stop(t);
+		if (copy_from_user(&set, uarg, sizeof(set)))
+			return -EFAULT;
+		/* Validated before stopping, so bad input changes nothing. */
+		if (!chan_timer_set_valid(&set))
+			return -EINVAL;
 	}
+	mutex_lock(&t->lock);
+	ret = chan_timer_stop(t);
+	if (cmd == GOSYNC_IOC_TIMER_RESET)
+		chan_timer_arm(t, &set);
 	mutex_unlock(&t->lock);
 	return ret;
 }
@@ -979,11 +977,10 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 	struct gosync_timer_set set;
 	struct gosync_chan *ch;
 	struct chan_timer *t;
-	int ret;
 
 	if (copy_from_user(&set, uarg, sizeof(set)))
 		return -EFAULT;
-	if (set.flags & ~GOSYNC_CLOCK_REALTIME)
+	if (!chan_timer_set_valid(&set))
 		return -EINVAL;
 	ch = chan_alloc(sizeof(u64), 1);
 	if (IS_ERR(ch))
@@ -996,14 +993,9 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 	mutex_init(&t->lock);
 	INIT_WORK(&t->fire, chan_timer_fire);
 	t->ch = ch;
-	hrtimer_init(&t->hrt, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
-	ch->timer = t;
 	mutex_lock(&t->lock);
-	ret = chan_timer_arm(t, &set);
+	chan_timer_arm(t, &set);	/* initialises the hrtimer too */
 	mutex_unlock(&t->lock);
-	if (ret) {
-		chan_free(ch);
-		return ret;
-	}
+	ch->timer = t;
 	return chan_install(ch, "[gosync-timer]");
 }

@@ -12,6 +12,7 @@
 #include <linux/string.h>
 #include <linux/types.h>
 #include <linux/version.h>
+#include <linux/wait.h>
 #include <uapi/gosync.h>
 
 /* Feature bits this build of the module implements. */
@@ -63,6 +64,7 @@ struct gosync_wakeups {
 	struct task_struct *task[GOSYNC_WAKE_BATCH];
 };
 
+void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events);
 void gosync_wake_add(struct gosync_wakeups *wk, struct task_struct *task);
 void gosync_wake_all(struct gosync_wakeups *wk);
 

@@ -12,6 +12,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/nsproxy.h>
+#include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/time_namespace.h>
@@ -130,6 +131,18 @@ void gosync_wake_all(struct gosync_wakeups *wk)
 		wake_up_process(task);
 		put_task_struct(task);
 	}
+}
+
+/*
+ * Wake poll()/epoll waiters of an object whose state just changed. The
+ * full barrier in wq_has_sleeper() pairs with the one in poll_wait()'s
+ * queueing, so a poller that queued before our state change is seen, and
+ * one that queues after it reads the new state in its ->poll().
+ */
+void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events)
+{
+	if (wq_has_sleeper(wq))
+		wake_up_interruptible_poll(wq, events);
 }
 
 static long gosync_ioc_version(void __user *argp)

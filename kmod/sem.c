@@ -123,7 +123,7 @@ static bool sem_try_take(struct gosync_sem *sem, u64 count)
 
 static void sem_wake_pollers(struct gosync_sem *sem)
 {
-	wake_up_interruptible_poll(&sem->pollq, EPOLLIN | EPOLLRDNORM);
+	gosync_wake_pollers(&sem->pollq, EPOLLIN | EPOLLRDNORM);
 }
 
 static long sem_acquire(struct gosync_sem *sem,
