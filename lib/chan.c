@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gosync.h"
+#include "internal.h"
 
 struct gs_chan {
 	int fd;
@@ -18,25 +19,29 @@ struct gs_chan {
 	uint32_t capacity;
 };
 
+/* Create a channel (or timer) with @cmd and wrap its fd. */
+static int chan_create(gs_chan **chp, unsigned long cmd, void *arg)
+{
+	int fd = gs_create_object(cmd, arg);
+	int err;
+
+	if (fd < 0)
+		return fd;
+	err = gs_chan_from_fd(chp, fd);
+	if (err)
+		close(fd);
+	return err;
+}
+
 int gs_chan_make(gs_chan **chp, size_t elem_size, uint32_t capacity)
 {
 	struct gosync_chan_create arg = {
 		.elem_size = (uint32_t)elem_size, .capacity = capacity,
 	};
-	int dev = gs_device_fd();
-	int fd, err;
 
-	if (dev < 0)
-		return dev;
 	if (elem_size > GOSYNC_CHAN_ELEM_MAX)
 		return -EINVAL;
-	fd = ioctl(dev, GOSYNC_IOC_CHAN_CREATE, &arg);
-	if (fd < 0)
-		return -errno;
-	err = gs_chan_from_fd(chp, fd);
-	if (err)
-		close(fd);
-	return err;
+	return chan_create(chp, GOSYNC_IOC_CHAN_CREATE, &arg);
 }
 
 int gs_chan_from_fd_sized(gs_chan **chp, int fd, size_t elem_size)
@@ -185,18 +190,8 @@ static int timer_create(gs_chan **timerp, uint64_t when, uint64_t period,
 	struct gosync_timer_set set = {
 		.when = when, .period = period, .flags = flags,
 	};
-	int dev = gs_device_fd();
-	int fd, err;
 
-	if (dev < 0)
-		return dev;
-	fd = ioctl(dev, GOSYNC_IOC_TIMER_CREATE, &set);
-	if (fd < 0)
-		return -errno;
-	err = gs_chan_from_fd(timerp, fd);
-	if (err)
-		close(fd);
-	return err;
+	return chan_create(timerp, GOSYNC_IOC_TIMER_CREATE, &set);
 }
 
 int gs_after(gs_chan **timerp, uint64_t ns)

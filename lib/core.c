@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gosync.h"
+#include "internal.h"
 
 /*
  * The device fd, once opened and checked; -1 until then. Threads race to
@@ -99,6 +100,17 @@ int gs_device_fd(void)
 	}
 	init_error[0] = '\0';
 	return fd;
+}
+
+int gs_create_object(unsigned long cmd, void *arg)
+{
+	int dev = gs_device_fd();
+	int fd;
+
+	if (dev < 0)
+		return dev;
+	fd = ioctl(dev, cmd, arg);
+	return fd < 0 ? -errno : fd;
 }
 
 int gs_init(void)

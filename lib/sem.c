@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gosync.h"
+#include "internal.h"
 
 struct gs_sem {
 	int fd;
@@ -55,16 +56,13 @@ static int sem_open(gs_sem **semp, int fd)
 int gs_sem_create(gs_sem **semp, uint64_t size)
 {
 	struct gosync_sem_create arg = { .size = size };
-	int dev = gs_device_fd();
 	int fd, err;
 
-	if (dev < 0)
-		return dev;
 	if (size > GOSYNC_SEM_MAX)
 		return -EINVAL;
-	fd = ioctl(dev, GOSYNC_IOC_SEM_CREATE, &arg);
+	fd = gs_create_object(GOSYNC_IOC_SEM_CREATE, &arg);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	err = sem_open(semp, fd);
 	if (err)
 		close(fd);
