@@ -393,6 +393,206 @@ GS_API int gs_timer_reset(gs_chan *timer, uint64_t ns);
 /** gs_ticker_reset() - Ticker.Reset(period): tick every @period_ns from now. */
 GS_API int gs_ticker_reset(gs_chan *ticker, uint64_t period_ns);
 
+/* ------------------------------------------------------------------ */
+/* The sync package: Mutex, RWMutex, WaitGroup, Once, Cond, and a        */
+/* CyclicBarrier.                                                       */
+/*
+ * Each object is a kernel parking lot (see include/uapi/gosync.h) whose
+ * page holds the object's state: every process holding the fd (fork, or
+ * gs_fd_send() of gs_X_fd()) shares it, and any number of threads may use
+ * one handle at once. Operations that need not wait are atomic operations
+ * on that page and make no system call; the kernel is entered only to
+ * sleep or to wake a sleeper.
+ *
+ * Common to every type X: gs_X_create(), gs_X_from_fd() (adopts a
+ * received fd; -ENOTTY if it is not a gosync X, -EBADF if not open),
+ * gs_X_fd() (stays owned by the handle), gs_X_destroy() (unmaps and
+ * closes; the object lives on in other holders; NULL allowed).
+ *
+ * Go's panics become errors that change nothing: -EPERM (unlock of an
+ * unlocked mutex), -EOVERFLOW (negative WaitGroup counter). Blocking
+ * calls are not cut short by signals: the handler runs and the wait goes
+ * on (as pthread_mutex_lock); the _until() variants take an absolute
+ * deadline as gs_sem_acquire_until() does and return -ETIMEDOUT.
+ *
+ * A process that dies holding a Mutex, or inside Once's function, leaves
+ * it held for the others: there is no owner tracking (as in Go, where a
+ * mutex is not tied to a goroutine).
+ */
+
+/* Go's starvation threshold: a waiter that waited longer than this. */
+#define GS_MUTEX_STARVATION_NS	1000000ULL
+
+/*
+ * Mutex (sync.Mutex). Not tied to a thread: any thread (or process) may
+ * unlock it, as in Go. Normal mode lets a running thread take a free
+ * mutex before the woken waiter (throughput); a waiter that has waited
+ * over GS_MUTEX_STARVATION_NS switches it to starvation mode, where the
+ * mutex is handed from the unlocker straight to the oldest waiter and
+ * newcomers queue, until the queue drains or a waiter is served quickly.
+ */
+typedef struct gs_mutex gs_mutex;
+
+GS_API int gs_mutex_create(gs_mutex **mp);
+GS_API int gs_mutex_from_fd(gs_mutex **mp, int fd);
+GS_API int gs_mutex_fd(const gs_mutex *m);
+GS_API void gs_mutex_destroy(gs_mutex *m);
+/** gs_mutex_lock() - Lock. Return: 0. */
+GS_API int gs_mutex_lock(gs_mutex *m);
+/** gs_mutex_lock_until() - Lock by @deadline. Return: 0, -ETIMEDOUT, -EINVAL. */
+GS_API int gs_mutex_lock_until(gs_mutex *m, uint64_t deadline,
+			       unsigned int flags);
+/** gs_mutex_trylock() - TryLock. Return: 0, or -EBUSY if held (or starving). */
+GS_API int gs_mutex_trylock(gs_mutex *m);
+/** gs_mutex_unlock() - Unlock. Return: 0, or -EPERM if it is not locked. */
+GS_API int gs_mutex_unlock(gs_mutex *m);
+
+/*
+ * RWMutex (sync.RWMutex). A writer that waits blocks new readers, so
+ * writers are not starved; when it unlocks, the readers that queued
+ * meanwhile all get in before the next writer. An uncontended read lock
+ * is one atomic addition.
+ */
+typedef struct gs_rwmutex gs_rwmutex;
+
+GS_API int gs_rwmutex_create(gs_rwmutex **rwp);
+GS_API int gs_rwmutex_from_fd(gs_rwmutex **rwp, int fd);
+GS_API int gs_rwmutex_fd(const gs_rwmutex *rw);
+GS_API void gs_rwmutex_destroy(gs_rwmutex *rw);
+/** gs_rwmutex_lock() / _rlock() - Lock / RLock. Return: 0. */
+GS_API int gs_rwmutex_lock(gs_rwmutex *rw);
+GS_API int gs_rwmutex_rlock(gs_rwmutex *rw);
+/** gs_rwmutex_trylock() / _tryrlock() - TryLock / TryRLock: 0 or -EBUSY. */
+GS_API int gs_rwmutex_trylock(gs_rwmutex *rw);
+GS_API int gs_rwmutex_tryrlock(gs_rwmutex *rw);
+/** gs_rwmutex_unlock() / _runlock() - 0, or -EPERM if not so locked. */
+GS_API int gs_rwmutex_unlock(gs_rwmutex *rw);
+GS_API int gs_rwmutex_runlock(gs_rwmutex *rw);
+
+/*
+ * WaitGroup (sync.WaitGroup). The counter ranges over 0..2^31-1; an add
+ * that would leave it outside fails with -EOVERFLOW and changes nothing.
+ * A group may be reused as soon as the counter is zero; a waiter returns
+ * once the counter it waited on reached zero, even if the group was
+ * reused at once.
+ */
+typedef struct gs_waitgroup gs_waitgroup;
+
+GS_API int gs_waitgroup_create(gs_waitgroup **wgp);
+GS_API int gs_waitgroup_from_fd(gs_waitgroup **wgp, int fd);
+GS_API int gs_waitgroup_fd(const gs_waitgroup *wg);
+GS_API void gs_waitgroup_destroy(gs_waitgroup *wg);
+/** gs_waitgroup_add() - Add(@delta). Return: 0, -EOVERFLOW. */
+GS_API int gs_waitgroup_add(gs_waitgroup *wg, int64_t delta);
+/** gs_waitgroup_done() - Done, that is Add(-1). Return: 0, -EOVERFLOW. */
+GS_API int gs_waitgroup_done(gs_waitgroup *wg);
+/** gs_waitgroup_count() - the counter now (a snapshot). */
+GS_API int64_t gs_waitgroup_count(gs_waitgroup *wg);
+/** gs_waitgroup_wait() - Wait until the counter is zero. Return: 0. */
+GS_API int gs_waitgroup_wait(gs_waitgroup *wg);
+/** gs_waitgroup_wait_until() - Wait by @deadline: 0, -ETIMEDOUT, -EINVAL. */
+GS_API int gs_waitgroup_wait_until(gs_waitgroup *wg, uint64_t deadline,
+				   unsigned int flags);
+/**
+ * gs_waitgroup_go() - WaitGroup.Go (Go 1.25): Add(1), then run @fn(@arg)
+ * on a new detached thread, which calls Done when @fn returns.
+ * Return: 0; -EINVAL (no @fn); -EAGAIN or -ENOMEM (no thread: the
+ * counter is unchanged); -EOVERFLOW.
+ */
+GS_API int gs_waitgroup_go(gs_waitgroup *wg, void (*fn)(void *arg),
+			   void *arg);
+
+/**
+ * gs_go() - the go statement: run @fn(@arg) on a new detached thread.
+ * Return: 0, -EINVAL, -EAGAIN, -ENOMEM.
+ */
+GS_API int gs_go(void (*fn)(void *arg), void *arg);
+
+/*
+ * Once (sync.Once), and OnceFunc / OnceValue / OnceValues: the first
+ * caller runs the function; concurrent callers, in any process, wait for
+ * it to return; later callers return at once. gs_once_value()'s function
+ * yields a 64-bit value and an error (0 or a negative errno), which are
+ * kept in the shared page: every caller, in every process, gets that same
+ * value and error (OnceValues; OnceFunc and OnceValue are the cases that
+ * ignore one of them). Use one gs_once per function.
+ */
+typedef struct gs_once gs_once;
+
+GS_API int gs_once_create(gs_once **op);
+GS_API int gs_once_from_fd(gs_once **op, int fd);
+GS_API int gs_once_fd(const gs_once *o);
+GS_API void gs_once_destroy(gs_once *o);
+/** gs_once_do() - Once.Do(@fn). Return: 0, or -EINVAL (no @fn). */
+GS_API int gs_once_do(gs_once *o, void (*fn)(void *arg), void *arg);
+/**
+ * gs_once_value() - run @fn once and give every caller its result: the
+ * function's error is returned and its value stored in *@value (if
+ * @value is not NULL). Return: that error, or -EINVAL (no @fn).
+ */
+GS_API int gs_once_value(gs_once *o, int (*fn)(void *arg, uint64_t *value),
+			 void *arg, uint64_t *value);
+/** gs_once_done() - whether the function has run to its end. */
+GS_API bool gs_once_done(gs_once *o);
+
+/*
+ * Cond (sync.Cond) with a gs_mutex as its Locker. Wait unlocks the mutex,
+ * waits for a Signal or Broadcast that comes after, and locks it again
+ * before returning (also on -ETIMEDOUT). A Signal wakes at least one
+ * waiter that was waiting when it was called (rarely more: a waiter that
+ * has not reached the kernel yet also returns, which callers that wait in
+ * a loop, as Go asks, do not notice); a Broadcast wakes all of them.
+ * Signal and Broadcast make no system call when nobody waits.
+ */
+typedef struct gs_cond gs_cond;
+
+GS_API int gs_cond_create(gs_cond **cp);
+GS_API int gs_cond_from_fd(gs_cond **cp, int fd);
+GS_API int gs_cond_fd(const gs_cond *c);
+GS_API void gs_cond_destroy(gs_cond *c);
+/** gs_cond_wait() - Wait; @m must be locked. Return: 0, -EPERM (it is not). */
+GS_API int gs_cond_wait(gs_cond *c, gs_mutex *m);
+/** gs_cond_wait_until() - Wait by @deadline: 0, -ETIMEDOUT, -EPERM, -EINVAL. */
+GS_API int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
+			      unsigned int flags);
+GS_API void gs_cond_signal(gs_cond *c);
+GS_API void gs_cond_broadcast(gs_cond *c);
+
+/*
+ * CyclicBarrier, with the API of github.com/marusama/cyclicbarrier: a
+ * barrier for @parties threads or processes, reusable round after round.
+ * The last to arrive runs the optional action (of its own process's
+ * handle) before anyone leaves; if the action fails (returns a negative
+ * errno), that caller gets its error and the round is broken. A round is
+ * broken when a waiter's deadline passes before the round is complete, or
+ * by its action, or by a reset while parties wait: its waiters, and every
+ * later Await until a reset, get -EPIPE. Reset starts a fresh round.
+ * A thread arriving while the last arriver runs the action waits for the
+ * next round.
+ */
+typedef struct gs_barrier gs_barrier;
+
+/** gs_barrier_create() - parties 1..2^31-1 (else -EINVAL); @action may be NULL. */
+GS_API int gs_barrier_create(gs_barrier **bp, uint32_t parties,
+			     int (*action)(void *arg), void *arg);
+GS_API int gs_barrier_from_fd(gs_barrier **bp, int fd);
+GS_API int gs_barrier_fd(const gs_barrier *b);
+GS_API void gs_barrier_destroy(gs_barrier *b);
+/** gs_barrier_set_action() - this handle's action (a received barrier has none). */
+GS_API void gs_barrier_set_action(gs_barrier *b, int (*action)(void *arg),
+				  void *arg);
+/** gs_barrier_await() - Await. Return: 0, -EPIPE (broken), the action's error. */
+GS_API int gs_barrier_await(gs_barrier *b);
+/** gs_barrier_await_until() - Await by @deadline; also -ETIMEDOUT, -EINVAL. */
+GS_API int gs_barrier_await_until(gs_barrier *b, uint64_t deadline,
+				  unsigned int flags);
+/** gs_barrier_reset() - Reset: break the round if anyone waits; start anew. */
+GS_API int gs_barrier_reset(gs_barrier *b);
+/** gs_barrier_parties() / _waiting() / _broken() - GetParties, GetNumberWaiting, IsBroken. */
+GS_API uint32_t gs_barrier_parties(const gs_barrier *b);
+GS_API uint32_t gs_barrier_waiting(gs_barrier *b);
+GS_API bool gs_barrier_broken(gs_barrier *b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,7 +17,8 @@
 
 /* Feature bits this build of the module implements. */
 #define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN | \
-				 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER)
+				 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER | \
+				 GOSYNC_FEATURE_LOT)
 
 /* True when the @size bytes at @p are all zero (reserved fields, padding). */
 static inline bool gosync_all_zero(const void *p, size_t size)
@@ -64,6 +65,7 @@ struct gosync_wakeups {
 	struct task_struct *task[GOSYNC_WAKE_BATCH];
 };
 
+int gosync_mmap_page(struct vm_area_struct *vma, struct page *page);
 void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events);
 void gosync_wake_add(struct gosync_wakeups *wk, struct task_struct *task);
 void gosync_wake_all(struct gosync_wakeups *wk);
@@ -73,5 +75,6 @@ long gosync_sem_create(const struct gosync_sem_create __user *uarg);
 long gosync_chan_create(const struct gosync_chan_create __user *uarg);
 long gosync_select(struct gosync_select __user *uarg);
 long gosync_timer_create(const struct gosync_timer_set __user *uarg);
+long gosync_lot_create(const struct gosync_lot_create __user *uarg);
 
 #endif /* GOSYNC_INTERNAL_H */

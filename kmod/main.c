@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * gosync: Go's concurrency primitives (channels, weighted semaphores) as
- * kernel objects behind the misc device /dev/gosync.
+ * gosync: Go's concurrency primitives (channels, weighted semaphores, and
+ * the parking lots under the sync package) as kernel objects behind the
+ * misc device /dev/gosync.
  *
  * /dev/gosync itself holds no state: each open file is only a factory for
  * object file descriptors and answers the version query. See
@@ -145,6 +146,24 @@ void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events)
 		wake_up_interruptible_poll(wq, events);
 }
 
+/*
+ * Map an object's shared @page: exactly one page at offset 0, shared (a
+ * private copy would never see the other side's changes), never
+ * executable.
+ */
+int gosync_mmap_page(struct vm_area_struct *vma, struct page *page)
+{
+	if (vma->vm_pgoff || vma_pages(vma) != 1)
+		return -EINVAL;
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
+	vm_flags_clear(vma, VM_MAYEXEC);
+	vm_flags_set(vma, VM_DONTEXPAND);
+	return vm_insert_page(vma, vma->vm_start, page);
+}
+
 static long gosync_ioc_version(void __user *argp)
 {
 	struct gosync_version v;
@@ -176,6 +195,8 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 		return gosync_select(argp);
 	case GOSYNC_IOC_TIMER_CREATE:
 		return gosync_timer_create(argp);
+	case GOSYNC_IOC_LOT_CREATE:
+		return gosync_lot_create(argp);
 	default:
 		return -ENOTTY;
 	}
@@ -202,5 +223,5 @@ static struct miscdevice gosync_misc = {
 module_misc_device(gosync_misc);
 
 MODULE_AUTHOR("The gosync developers");
-MODULE_DESCRIPTION("Go channels and semaphores as kernel objects");
+MODULE_DESCRIPTION("Go channels, semaphores and sync primitives as kernel objects");
 MODULE_LICENSE("GPL");

@@ -288,15 +288,7 @@ static int sem_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct gosync_sem *sem = file->private_data;
 
-	if (vma->vm_pgoff || vma_pages(vma) != 1)
-		return -EINVAL;
-	if (!(vma->vm_flags & VM_SHARED))
-		return -EINVAL;	/* a private copy would never be seen */
-	if (vma->vm_flags & VM_EXEC)
-		return -EPERM;
-	vm_flags_clear(vma, VM_MAYEXEC);
-	vm_flags_set(vma, VM_DONTEXPAND);
-	return vm_insert_page(vma, vma->vm_start, sem->page);
+	return gosync_mmap_page(vma, sem->page);
 }
 
 static void sem_show_fdinfo(struct seq_file *m, struct file *file)

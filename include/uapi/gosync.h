@@ -41,6 +41,7 @@
 #define GOSYNC_FEATURE_CHAN	(1ULL << 1)	/* channels */
 #define GOSYNC_FEATURE_SELECT	(1ULL << 2)	/* select over channels */
 #define GOSYNC_FEATURE_TIMER	(1ULL << 3)	/* timer channels */
+#define GOSYNC_FEATURE_LOT	(1ULL << 4)	/* parking lots (sync package) */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -333,6 +334,119 @@ struct gosync_timer_set {
 	__u32 reserved;
 };
 
+/*
+ * Parking lots: the kernel half of the sync package (Mutex, RWMutex,
+ * WaitGroup, Once, Cond, CyclicBarrier).
+ *
+ * A lot is a page of GOSYNC_LOT_WORDS 64-bit words, zero at creation, that
+ * every holder of the fd maps (one page, offset 0, MAP_SHARED) and changes
+ * with atomic operations only; plus a kernel queue of threads parked on
+ * those words. It is a futex confined to one object:
+ *
+ *  - GOSYNC_IOC_LOT_PARK puts the caller to sleep on word @index if, under
+ *    the lot's lock, (word & @mask) == @expected; otherwise it returns
+ *    -EAGAIN at once. It returns 0 once an unpark chose the caller, or
+ *    -ETIMEDOUT, or -EINTR on a signal (restarted transparently under
+ *    SA_RESTART; the value is compared again). A parked thread that was
+ *    chosen by an unpark returns 0 even if its deadline or a signal came
+ *    at the same moment, so an unpark is never lost with a waiter that
+ *    gives up.
+ *  - GOSYNC_IOC_LOT_UNPARK wakes up to @count threads parked on word
+ *    @index (all with GOSYNC_LOT_ALL), in queue order, and returns how
+ *    many it woke. Parking queues at the back, or at the front with
+ *    GOSYNC_LOT_PARK_FRONT (for a waiter that was woken and lost a race:
+ *    it keeps its place, as Go's mutex does).
+ *  - The userspace protocol is the futex one: a thread publishes in the
+ *    word that it is about to park, then parks expecting the value it
+ *    published; whoever changes the word in a way the sleeper waits for
+ *    unparks afterwards. The compare and the queueing happen under the
+ *    lock that the unpark takes, so a change made before the unpark is
+ *    either seen by the compare (-EAGAIN) or finds the thread queued.
+ *
+ * The kernel never writes the page and reads a word only to compare it
+ * with @expected; whatever userspace writes there, the kernel stays
+ * memory-safe, and only the lot's own users are affected.
+ *
+ * @kind and @param are labels the creator gives the lot and the kernel
+ * keeps (not in the page): which sync primitive the lot implements and
+ * its configuration (a barrier's parties), so that a process receiving
+ * the fd can check and configure it.
+ */
+#define GOSYNC_LOT_WORDS	512
+#define GOSYNC_LOT_ALL		(~(__u32)0)
+
+/* Flag of GOSYNC_IOC_LOT_PARK, beside GOSYNC_CLOCK_REALTIME. */
+#define GOSYNC_LOT_PARK_FRONT	(1U << 1)
+
+/* Kinds of lot (libgosync's sync primitives). */
+#define GOSYNC_LOT_PLAIN	0
+#define GOSYNC_LOT_MUTEX	1
+#define GOSYNC_LOT_RWMUTEX	2
+#define GOSYNC_LOT_WAITGROUP	3
+#define GOSYNC_LOT_ONCE		4
+#define GOSYNC_LOT_COND		5
+#define GOSYNC_LOT_BARRIER	6
+#define GOSYNC_LOT_KIND_MAX	GOSYNC_LOT_BARRIER
+
+/**
+ * struct gosync_lot_create - argument of GOSYNC_IOC_LOT_CREATE
+ * @kind:  GOSYNC_LOT_PLAIN .. GOSYNC_LOT_KIND_MAX
+ * @flags: must be 0
+ * @param: any value, kept for GOSYNC_IOC_LOT_STATUS
+ *
+ * The ioctl returns the new lot's file descriptor (O_CLOEXEC).
+ */
+struct gosync_lot_create {
+	__u32 kind;
+	__u32 flags;
+	__u64 param;
+};
+
+/**
+ * struct gosync_lot_park - argument of GOSYNC_IOC_LOT_PARK
+ * @index:    the word, below GOSYNC_LOT_WORDS
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_LOT_PARK_FRONT
+ * @mask:     the bits of the word to compare
+ * @expected: park while (word & @mask) == @expected; must lie in @mask
+ * @deadline: absolute deadline in ns (see the conventions above)
+ */
+struct gosync_lot_park {
+	__u32 index;
+	__u32 flags;
+	__u64 mask;
+	__u64 expected;
+	__u64 deadline;
+};
+
+/**
+ * struct gosync_lot_unpark - argument of GOSYNC_IOC_LOT_UNPARK
+ * @index: the word, below GOSYNC_LOT_WORDS
+ * @count: how many parked threads to wake at most (GOSYNC_LOT_ALL: all)
+ */
+struct gosync_lot_unpark {
+	__u32 index;
+	__u32 count;
+};
+
+/**
+ * struct gosync_lot_status - result of GOSYNC_IOC_LOT_STATUS
+ * @kind:    as created
+ * @parked:  threads parked now (on any word)
+ * @param:   as created
+ * @parks:   park ioctls so far (including those that found the value
+ *           changed): the slow path's count
+ * @unparks: unpark ioctls so far
+ * @woken:   threads woken by unparks so far
+ */
+struct gosync_lot_status {
+	__u32 kind;
+	__u32 parked;
+	__u64 param;
+	__u64 parks;
+	__u64 unparks;
+	__u64 woken;
+};
+
 #define GOSYNC_IOC_MAGIC	0xC6
 
 /* Ioctls on /dev/gosync itself. */
@@ -341,6 +455,7 @@ struct gosync_timer_set {
 #define GOSYNC_IOC_CHAN_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x02, struct gosync_chan_create)
 #define GOSYNC_IOC_SELECT	_IOWR(GOSYNC_IOC_MAGIC, 0x03, struct gosync_select)
 #define GOSYNC_IOC_TIMER_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x04, struct gosync_timer_set)
+#define GOSYNC_IOC_LOT_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x05, struct gosync_lot_create)
 
 /*
  * Ioctls on a semaphore fd. TRY_ACQUIRE takes a __u64 count and fails with
@@ -362,5 +477,10 @@ struct gosync_timer_set {
 /* Ioctls on a timer channel fd. */
 #define GOSYNC_IOC_TIMER_STOP	_IO(GOSYNC_IOC_MAGIC, 0x30)
 #define GOSYNC_IOC_TIMER_RESET	_IOW(GOSYNC_IOC_MAGIC, 0x31, struct gosync_timer_set)
+
+/* Ioctls on a parking lot fd (UNPARK returns the number woken). */
+#define GOSYNC_IOC_LOT_PARK	_IOW(GOSYNC_IOC_MAGIC, 0x40, struct gosync_lot_park)
+#define GOSYNC_IOC_LOT_UNPARK	_IOW(GOSYNC_IOC_MAGIC, 0x41, struct gosync_lot_unpark)
+#define GOSYNC_IOC_LOT_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x42, struct gosync_lot_status)
 
 #endif /* _UAPI_GOSYNC_H */

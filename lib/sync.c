@@ -1,0 +1,1081 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * libgosync: Go's sync package (Mutex, RWMutex, WaitGroup, Once, Cond) and
+ * a CyclicBarrier, each on its own parking lot (kmod/lot.c).
+ *
+ * Every primitive keeps its state in words of the lot's page, which every
+ * process holding the fd maps, and changes them with atomics; the kernel
+ * is entered only to park (sleep until a word changes) or to unpark. The
+ * rule that makes every protocol below free of lost wake-ups is the
+ * futex rule, enforced by the kernel's compare-under-lock (see
+ * GOSYNC_IOC_LOT_PARK): a waiter parks expecting the value it last saw,
+ * and whoever changes a word in a way a sleeper waits for changes it
+ * first and unparks second. Either the park sees the change (-EAGAIN,
+ * the waiter re-reads) or the unpark finds the waiter queued.
+ *
+ * All atomics are sequentially consistent unless a comment says why a
+ * weaker order is enough: the protocols pair a store to one word with a
+ * load of another (a waiter count and a state word), which needs it.
+ *
+ * Blocking calls are not interrupted by signals: the handler runs and the
+ * wait resumes (as with pthread_mutex_lock); deadlines are the way out.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "gosync.h"
+#include "internal.h"
+
+/* ------------------------------------------------------------------ */
+/* The parking lot under every primitive.                              */
+
+struct lot {
+	int fd;
+	_Atomic uint64_t *words;	/* the mapped page */
+	uint64_t param;			/* kept by the kernel: see uapi */
+};
+
+static int lot_map(struct lot *lot, int fd, uint32_t kind)
+{
+	struct gosync_lot_status st;
+	void *page;
+
+	if (ioctl(fd, GOSYNC_IOC_LOT_STATUS, &st) < 0)
+		return errno == EBADF ? -EBADF : -ENOTTY;
+	if (st.kind != kind)
+		return -ENOTTY;
+	page = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE),
+		    PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (page == MAP_FAILED)
+		return -errno;
+	lot->fd = fd;
+	lot->words = page;
+	lot->param = st.param;
+	return 0;
+}
+
+static int lot_create(struct lot *lot, uint32_t kind, uint64_t param)
+{
+	struct gosync_lot_create arg = { .kind = kind, .param = param };
+	int fd, err;
+
+	fd = gs_create_object(GOSYNC_IOC_LOT_CREATE, &arg);
+	if (fd < 0)
+		return fd;
+	err = lot_map(lot, fd, kind);
+	if (err)
+		close(fd);
+	return err;
+}
+
+static void lot_close(struct lot *lot)
+{
+	munmap((void *)lot->words, (size_t)sysconf(_SC_PAGESIZE));
+	close(lot->fd);
+}
+
+/*
+ * Sleep while (word @index & @mask) == @expected, until unparked or the
+ * deadline. Return: 0 when unparked, -EAGAIN when the word differs,
+ * -ETIMEDOUT, -EINTR (a signal handler ran), or another error of the fd.
+ */
+static int lot_park(struct lot *lot, uint32_t index, uint64_t mask,
+		    uint64_t expected, uint64_t deadline, unsigned int flags)
+{
+	struct gosync_lot_park arg = {
+		.index = index, .flags = flags, .mask = mask,
+		.expected = expected, .deadline = deadline,
+	};
+
+	return ioctl(lot->fd, GOSYNC_IOC_LOT_PARK, &arg) < 0 ? -errno : 0;
+}
+
+/*
+ * Wake up to @count threads parked on word @index (GOSYNC_LOT_ALL: all).
+ * Return: how many were woken. (It fails only for a bad fd or argument,
+ * which a valid lot does not give.)
+ */
+static int lot_unpark(struct lot *lot, uint32_t index, uint32_t count)
+{
+	struct gosync_lot_unpark arg = { .index = index, .count = count };
+	int woken = ioctl(lot->fd, GOSYNC_IOC_LOT_UNPARK, &arg);
+
+	return woken < 0 ? -errno : woken;
+}
+
+static bool cas(_Atomic uint64_t *word, uint64_t *old, uint64_t new)
+{
+	return atomic_compare_exchange_weak(word, old, new);
+}
+
+static int check_clock_flags(unsigned int flags)
+{
+	return flags & ~GS_CLOCK_REALTIME ? -EINVAL : 0;
+}
+
+/* Create, adopt, expose and destroy: the same for every primitive. */
+#define LOT_TYPE(type, KIND)						\
+int gs_##type##_from_fd(gs_##type **objp, int fd)			\
+{									\
+	gs_##type *obj = calloc(1, sizeof(*obj));			\
+	int err;							\
+									\
+	if (!obj)							\
+		return -ENOMEM;						\
+	err = lot_map(&obj->lot, fd, KIND);				\
+	if (err) {							\
+		free(obj);						\
+		return err;						\
+	}								\
+	*objp = obj;							\
+	return 0;							\
+}									\
+									\
+int gs_##type##_fd(const gs_##type *obj)				\
+{									\
+	return obj->lot.fd;						\
+}									\
+									\
+void gs_##type##_destroy(gs_##type *obj)				\
+{									\
+	if (obj) {							\
+		lot_close(&obj->lot);					\
+		free(obj);						\
+	}								\
+}									\
+									\
+static int type##_new(gs_##type **objp, uint64_t param)		\
+{									\
+	gs_##type *obj = calloc(1, sizeof(*obj));			\
+	int err;							\
+									\
+	if (!obj)							\
+		return -ENOMEM;						\
+	err = lot_create(&obj->lot, KIND, param);			\
+	if (err) {							\
+		free(obj);						\
+		return err;						\
+	}								\
+	*objp = obj;							\
+	return 0;							\
+}
+
+/* ------------------------------------------------------------------ */
+/* Mutex: sync.Mutex.                                                  */
+/*
+ * Word 0 (for a gs_rwmutex, its writers' mutex is its word 0 as well):
+ *   MUTEX_LOCKED     held (or being handed off)
+ *   MUTEX_STARVING   starvation mode: newcomers queue behind the waiters
+ *   MUTEX_HANDOFF    with LOCKED: the unlocker passes the mutex on to
+ *                    the waiter it unparked, without releasing it
+ *   waiters          (from bit MUTEX_WAITER_SHIFT) threads that counted
+ *                    themselves in and park, or are about to
+ *
+ * Normal mode is Go's: an unlock releases the mutex and wakes one parked
+ * waiter, which competes with newcomers (who usually win: they are
+ * running, which is good for throughput). A waiter that loses after
+ * waiting over GS_MUTEX_STARVATION_NS sets MUTEX_STARVING. From then on an
+ * unlock with waiters hands the mutex off: it keeps LOCKED, sets HANDOFF
+ * and unparks the queue's head, which alone may claim it (a thread claims
+ * HANDOFF only right after the kernel chose it), and a woken waiter that
+ * still loses re-parks at the front of the queue. Starvation mode ends
+ * when the waiter that takes the mutex is the last one or waited less
+ * than the threshold, as in Go.
+ *
+ * No lost wake-up: a waiter parks only while LOCKED is set, and an unlock
+ * changes the word (clears LOCKED, or sets HANDOFF) before it unparks. A
+ * hand-off that finds nobody parked (all waiters are between counting
+ * themselves in and parking) is withdrawn: the unlocker releases the
+ * mutex instead and unparks again, so a waiter that parked meanwhile is
+ * woken and the others see LOCKED clear. A waiter chosen by an unpark
+ * always re-reads and either takes the mutex or sees it held by a thread
+ * whose own unlock will unpark; a waiter that gives up (deadline) counts
+ * itself out only while the mutex is held, so it never carries away the
+ * only wake-up of a free mutex.
+ */
+#define MUTEX_LOCKED		1ULL
+#define MUTEX_STARVING		2ULL
+#define MUTEX_HANDOFF		4ULL
+#define MUTEX_WAITER_SHIFT	8
+#define MUTEX_WAITER		(1ULL << MUTEX_WAITER_SHIFT)
+#define MUTEX_SPINS		4
+#define MUTEX_SPIN_PAUSES	30
+
+struct gs_mutex {
+	struct lot lot;
+};
+
+LOT_TYPE(mutex, GOSYNC_LOT_MUTEX)
+
+int gs_mutex_create(gs_mutex **mp)
+{
+	return mutex_new(mp, 0);
+}
+
+static uint64_t mutex_waiters(uint64_t state)
+{
+	return state >> MUTEX_WAITER_SHIFT;
+}
+
+/* A short busy wait, for a holder that may let go within microseconds. */
+static void cpu_relax(void)
+{
+	for (int i = 0; i < MUTEX_SPIN_PAUSES; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#else
+		atomic_signal_fence(memory_order_seq_cst);
+#endif
+	}
+}
+
+/*
+ * The state after a queued waiter takes the mutex (free, or handed off to
+ * it): it counts itself out, and if it is the last waiter or did not
+ * itself starve, starvation mode ends with it.
+ */
+static uint64_t mutex_taken(uint64_t state, bool starving)
+{
+	uint64_t new = ((state | MUTEX_LOCKED) & ~MUTEX_HANDOFF) -
+		       MUTEX_WAITER;
+
+	if (!starving || mutex_waiters(state) == 1)
+		new &= ~MUTEX_STARVING;
+	return new;
+}
+
+static int mutex_lock_slow(struct lot *lot, uint64_t deadline,
+			   unsigned int flags)
+{
+	_Atomic uint64_t *word = &lot->words[0];
+	bool queued = false, starving = false, woken = false;
+	unsigned int park_flags = flags;
+	uint64_t state, start = 0;
+	int spins = 0, ret;
+
+	state = atomic_load(word);
+	for (;;) {
+		if (woken && (state & MUTEX_HANDOFF)) {
+			if (cas(word, &state, mutex_taken(state, starving)))
+				return 0;
+			continue;
+		}
+		if (!(state & MUTEX_LOCKED) &&
+		    (queued || !(state & MUTEX_STARVING))) {
+			if (cas(word, &state,
+				queued ? mutex_taken(state, starving) :
+					 state | MUTEX_LOCKED))
+				return 0;
+			continue;
+		}
+		/* Held by a thread that may let go soon: spin a little. */
+		if (!queued && !(state & MUTEX_STARVING) &&
+		    spins++ < MUTEX_SPINS) {
+			cpu_relax();
+			state = atomic_load(word);
+			continue;
+		}
+		if (!queued) {
+			if (!cas(word, &state, state + MUTEX_WAITER))
+				continue;
+			state += MUTEX_WAITER;
+			queued = true;
+			start = gs_now();
+		} else if (starving && !(state & MUTEX_STARVING)) {
+			if (!cas(word, &state, state | MUTEX_STARVING))
+				continue;
+			state |= MUTEX_STARVING;
+		}
+		ret = lot_park(lot, 0, MUTEX_LOCKED, MUTEX_LOCKED, deadline,
+			       park_flags);
+		if (ret && ret != -EAGAIN && ret != -EINTR)
+			break;
+		woken = !ret;
+		if (woken) {
+			/* If we lose this race, we keep our place. */
+			park_flags = flags | GOSYNC_LOT_PARK_FRONT;
+		}
+		starving = starving ||
+			   gs_now() - start > GS_MUTEX_STARVATION_NS;
+		state = atomic_load(word);
+	}
+
+	/* Deadline: take the mutex if it is free, else count ourselves out. */
+	state = atomic_load(word);
+	for (;;) {
+		if (!(state & MUTEX_LOCKED)) {
+			if (cas(word, &state, mutex_taken(state, starving)))
+				return 0;
+			continue;
+		}
+		if (cas(word, &state,
+			mutex_waiters(state) == 1 ?
+			(state - MUTEX_WAITER) & ~MUTEX_STARVING :
+			state - MUTEX_WAITER))
+			return ret;
+	}
+}
+
+static int mutex_lock_until(struct lot *lot, uint64_t deadline,
+			    unsigned int flags)
+{
+	uint64_t state = 0;
+
+	if (cas(&lot->words[0], &state, MUTEX_LOCKED))
+		return 0;
+	return mutex_lock_slow(lot, deadline, flags);
+}
+
+static int mutex_trylock(struct lot *lot)
+{
+	uint64_t state = atomic_load(&lot->words[0]);
+
+	do {
+		if (state & (MUTEX_LOCKED | MUTEX_STARVING))
+			return -EBUSY;
+	} while (!cas(&lot->words[0], &state, state | MUTEX_LOCKED));
+	return 0;
+}
+
+static int mutex_unlock(struct lot *lot)
+{
+	_Atomic uint64_t *word = &lot->words[0];
+	uint64_t state = atomic_load(word), new;
+	bool handoff;
+
+	do {
+		/* Unlocked, or handed off and not yet claimed: not ours. */
+		if ((state & (MUTEX_LOCKED | MUTEX_HANDOFF)) != MUTEX_LOCKED)
+			return -EPERM;
+		handoff = (state & MUTEX_STARVING) && mutex_waiters(state);
+		new = handoff ? state | MUTEX_HANDOFF : state & ~MUTEX_LOCKED;
+	} while (!cas(word, &state, new));
+	if (!mutex_waiters(state))
+		return 0;
+	if (handoff) {
+		if (lot_unpark(lot, 0, 1) > 0)
+			return 0;
+		/* Nobody parked to take it: release it after all. */
+		state = new;
+		do {
+			if (!(state & MUTEX_HANDOFF))
+				return 0;	/* claimed meanwhile */
+		} while (!cas(word, &state,
+			      state & ~(MUTEX_HANDOFF | MUTEX_LOCKED)));
+	}
+	lot_unpark(lot, 0, 1);
+	return 0;
+}
+
+int gs_mutex_lock(gs_mutex *m)
+{
+	return mutex_lock_until(&m->lot, GS_FOREVER, 0);
+}
+
+int gs_mutex_lock_until(gs_mutex *m, uint64_t deadline, unsigned int flags)
+{
+	int err = check_clock_flags(flags);
+
+	return err ? err : mutex_lock_until(&m->lot, deadline, flags);
+}
+
+int gs_mutex_trylock(gs_mutex *m)
+{
+	return mutex_trylock(&m->lot);
+}
+
+int gs_mutex_unlock(gs_mutex *m)
+{
+	return mutex_unlock(&m->lot);
+}
+
+/* ------------------------------------------------------------------ */
+/* RWMutex: sync.RWMutex, Go's algorithm.                               */
+/*
+ * Words: 0 the writers' mutex (as above); RW_READERS the reader count,
+ * minus RW_MAX_READERS while a writer holds or waits for the lock (so a
+ * reader that finds it negative waits); RW_DEPARTING the readers the
+ * pending writer still waits for; RW_WRITER_SEM and RW_READER_SEM two
+ * token semaphores (see sema_*).
+ */
+#define RW_READERS	1
+#define RW_DEPARTING	2
+#define RW_WRITER_SEM	3
+#define RW_READER_SEM	4
+#define RW_MAX_READERS	(1LL << 40)
+
+struct gs_rwmutex {
+	struct lot lot;
+};
+
+LOT_TYPE(rwmutex, GOSYNC_LOT_RWMUTEX)
+
+int gs_rwmutex_create(gs_rwmutex **rwp)
+{
+	return rwmutex_new(rwp, 0);
+}
+
+/*
+ * A token semaphore (Go's runtime semaphore) in one word: tokens in the
+ * low 32 bits, parked-or-parking acquirers above. Acquire takes a token or
+ * counts itself in and parks while there is none; release adds tokens
+ * and unparks as many if anyone counted itself in. Tokens are handed out
+ * only to acquirers that will take them, so none is lost or duplicated.
+ */
+#define SEMA_TOKENS	0xffffffffULL
+#define SEMA_SLEEPER	(1ULL << 32)
+
+static void sema_acquire(struct lot *lot, uint32_t index)
+{
+	_Atomic uint64_t *word = &lot->words[index];
+	uint64_t state = atomic_load(word);
+	bool counted = false;
+
+	for (;;) {
+		if (state & SEMA_TOKENS) {
+			if (cas(word, &state,
+				state - 1 - (counted ? SEMA_SLEEPER : 0)))
+				return;
+			continue;
+		}
+		if (!counted) {
+			if (!cas(word, &state, state + SEMA_SLEEPER))
+				continue;
+			counted = true;
+		}
+		lot_park(lot, index, SEMA_TOKENS, 0, GS_FOREVER, 0);
+		state = atomic_load(word);
+	}
+}
+
+static void sema_release(struct lot *lot, uint32_t index, uint32_t n)
+{
+	uint64_t state = atomic_fetch_add(&lot->words[index], n);
+
+	if (state >= SEMA_SLEEPER)
+		lot_unpark(lot, index, n);
+}
+
+static int64_t rw_add(struct lot *lot, uint32_t index, int64_t delta)
+{
+	return (int64_t)atomic_fetch_add(&lot->words[index],
+					 (uint64_t)delta) + delta;
+}
+
+int gs_rwmutex_rlock(gs_rwmutex *rw)
+{
+	if (rw_add(&rw->lot, RW_READERS, 1) < 0)
+		sema_acquire(&rw->lot, RW_READER_SEM);
+	return 0;
+}
+
+int gs_rwmutex_tryrlock(gs_rwmutex *rw)
+{
+	_Atomic uint64_t *word = &rw->lot.words[RW_READERS];
+	uint64_t readers = atomic_load(word);
+
+	do {
+		if ((int64_t)readers < 0)
+			return -EBUSY;
+	} while (!cas(word, &readers, readers + 1));
+	return 0;
+}
+
+int gs_rwmutex_runlock(gs_rwmutex *rw)
+{
+	_Atomic uint64_t *word = &rw->lot.words[RW_READERS];
+	uint64_t readers = atomic_load(word);
+
+	do {
+		/* No reader holds it: Go's "RUnlock of unlocked RWMutex". */
+		if (readers == 0 || (int64_t)readers == -RW_MAX_READERS)
+			return -EPERM;
+	} while (!cas(word, &readers, readers - 1));
+	/* A writer waits: the last departing reader lets it in. */
+	if ((int64_t)readers < 0 && rw_add(&rw->lot, RW_DEPARTING, -1) == 0)
+		sema_release(&rw->lot, RW_WRITER_SEM, 1);
+	return 0;
+}
+
+int gs_rwmutex_lock(gs_rwmutex *rw)
+{
+	int64_t readers;
+	int err;
+
+	err = mutex_lock_until(&rw->lot, GS_FOREVER, 0);
+	if (err)
+		return err;
+	/* Announce the writer; wait for the readers that hold it to leave. */
+	readers = rw_add(&rw->lot, RW_READERS, -RW_MAX_READERS) +
+		  RW_MAX_READERS;
+	if (readers && rw_add(&rw->lot, RW_DEPARTING, readers) != 0)
+		sema_acquire(&rw->lot, RW_WRITER_SEM);
+	return 0;
+}
+
+int gs_rwmutex_trylock(gs_rwmutex *rw)
+{
+	uint64_t readers = 0;
+
+	if (mutex_trylock(&rw->lot))
+		return -EBUSY;
+	if (!cas(&rw->lot.words[RW_READERS], &readers,
+		 (uint64_t)-RW_MAX_READERS)) {
+		mutex_unlock(&rw->lot);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int gs_rwmutex_unlock(gs_rwmutex *rw)
+{
+	_Atomic uint64_t *word = &rw->lot.words[RW_READERS];
+	uint64_t readers = atomic_load(word);
+
+	do {
+		/* Not write-locked: Go's "Unlock of unlocked RWMutex". */
+		if ((int64_t)readers >= 0 ||
+		    !(atomic_load(&rw->lot.words[0]) & MUTEX_LOCKED))
+			return -EPERM;
+	} while (!cas(word, &readers, readers + RW_MAX_READERS));
+	/* Let in the readers that arrived while we held it. */
+	readers += RW_MAX_READERS;
+	if (readers)
+		sema_release(&rw->lot, RW_READER_SEM, (uint32_t)readers);
+	return mutex_unlock(&rw->lot);
+}
+
+/* ------------------------------------------------------------------ */
+/* WaitGroup: sync.WaitGroup.                                           */
+/*
+ * Word 0: the counter (low 32 bits), WG_WAITERS (someone parks or is
+ * about to), and a generation above, bumped when the counter drops to
+ * zero with WG_WAITERS set. Waiters park on (generation, WG_WAITERS), so
+ * the counter's other moves do not wake them, and a waiter returns when
+ * its generation ends even if the group is reused at once.
+ */
+#define WG_COUNTER	0xffffffffULL
+#define WG_WAITERS	(1ULL << 32)
+#define WG_GEN_SHIFT	33
+#define WG_GEN_ONE	(1ULL << WG_GEN_SHIFT)
+#define WG_COUNTER_MAX	0x7fffffffLL
+
+struct gs_waitgroup {
+	struct lot lot;
+};
+
+LOT_TYPE(waitgroup, GOSYNC_LOT_WAITGROUP)
+
+int gs_waitgroup_create(gs_waitgroup **wgp)
+{
+	return waitgroup_new(wgp, 0);
+}
+
+int gs_waitgroup_add(gs_waitgroup *wg, int64_t delta)
+{
+	_Atomic uint64_t *word = &wg->lot.words[0];
+	uint64_t state = atomic_load(word), new;
+	int64_t counter;
+
+	do {
+		counter = (int64_t)(state & WG_COUNTER) + delta;
+		/* Go panics on a negative counter; we refuse the change. */
+		if (delta < -WG_COUNTER_MAX || delta > WG_COUNTER_MAX ||
+		    counter < 0 || counter > WG_COUNTER_MAX)
+			return -EOVERFLOW;
+		new = (state & ~WG_COUNTER) | (uint64_t)counter;
+		if (counter == 0 && (state & WG_WAITERS))
+			new = (state & ~(WG_COUNTER | WG_WAITERS)) + WG_GEN_ONE;
+	} while (!cas(word, &state, new));
+	if (counter == 0 && (state & WG_WAITERS))
+		lot_unpark(&wg->lot, 0, GOSYNC_LOT_ALL);
+	return 0;
+}
+
+int gs_waitgroup_done(gs_waitgroup *wg)
+{
+	return gs_waitgroup_add(wg, -1);
+}
+
+int64_t gs_waitgroup_count(gs_waitgroup *wg)
+{
+	return (int64_t)(atomic_load(&wg->lot.words[0]) & WG_COUNTER);
+}
+
+int gs_waitgroup_wait_until(gs_waitgroup *wg, uint64_t deadline,
+			    unsigned int flags)
+{
+	_Atomic uint64_t *word = &wg->lot.words[0];
+	uint64_t state = atomic_load(word);
+	uint64_t gen = state >> WG_GEN_SHIFT;
+	int ret = check_clock_flags(flags);
+
+	if (ret)
+		return ret;
+	for (;;) {
+		if (!(state & WG_COUNTER) || state >> WG_GEN_SHIFT != gen)
+			return 0;
+		if (!(state & WG_WAITERS)) {
+			if (!cas(word, &state, state | WG_WAITERS))
+				continue;
+		}
+		ret = lot_park(&wg->lot, 0, ~WG_COUNTER,
+			       (gen << WG_GEN_SHIFT) | WG_WAITERS, deadline,
+			       flags);
+		if (ret == -ETIMEDOUT) {
+			/* Finished meanwhile? Then it is not a timeout. */
+			state = atomic_load(word);
+			if (!(state & WG_COUNTER) ||
+			    state >> WG_GEN_SHIFT != gen)
+				return 0;
+			return ret;
+		}
+		if (ret && ret != -EAGAIN && ret != -EINTR)
+			return ret;
+		state = atomic_load(word);
+	}
+}
+
+int gs_waitgroup_wait(gs_waitgroup *wg)
+{
+	return gs_waitgroup_wait_until(wg, GS_FOREVER, 0);
+}
+
+struct go_call {
+	void (*fn)(void *arg);
+	void *arg;
+	gs_waitgroup *wg;
+};
+
+static void *go_thread(void *p)
+{
+	struct go_call call = *(struct go_call *)p;
+
+	free(p);
+	call.fn(call.arg);
+	if (call.wg)
+		gs_waitgroup_done(call.wg);
+	return NULL;
+}
+
+static int go_start(gs_waitgroup *wg, void (*fn)(void *arg), void *arg)
+{
+	struct go_call *call = malloc(sizeof(*call));
+	pthread_attr_t attr;
+	pthread_t thread;
+	int err;
+
+	if (!fn)
+		return -EINVAL;
+	if (!call)
+		return -ENOMEM;
+	*call = (struct go_call){ .fn = fn, .arg = arg, .wg = wg };
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&thread, &attr, go_thread, call);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		free(call);
+		return -err;
+	}
+	return 0;
+}
+
+int gs_go(void (*fn)(void *arg), void *arg)
+{
+	return go_start(NULL, fn, arg);
+}
+
+int gs_waitgroup_go(gs_waitgroup *wg, void (*fn)(void *arg), void *arg)
+{
+	int err;
+
+	if (!fn)
+		return -EINVAL;
+	err = gs_waitgroup_add(wg, 1);
+	if (err)
+		return err;
+	err = go_start(wg, fn, arg);
+	if (err)
+		gs_waitgroup_done(wg);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Once: sync.Once, OnceFunc, OnceValue, OnceValues.                    */
+/*
+ * Word 0: ONCE_RUNNING (a caller runs the function), ONCE_DONE, and
+ * ONCE_WAITERS (someone parks on ONCE_DONE). Words ONCE_VALUE and
+ * ONCE_ERROR hold the result, written before ONCE_DONE is published
+ * (sequentially consistent, so a caller that sees ONCE_DONE sees them).
+ */
+#define ONCE_RUNNING	1ULL
+#define ONCE_DONE	2ULL
+#define ONCE_WAITERS	4ULL
+#define ONCE_VALUE	1
+#define ONCE_ERROR	2
+
+struct gs_once {
+	struct lot lot;
+};
+
+LOT_TYPE(once, GOSYNC_LOT_ONCE)
+
+int gs_once_create(gs_once **op)
+{
+	return once_new(op, 0);
+}
+
+bool gs_once_done(gs_once *o)
+{
+	return atomic_load(&o->lot.words[0]) & ONCE_DONE;
+}
+
+/* Run @fn once; every caller returns after it finished, with its result. */
+int gs_once_value(gs_once *o, int (*fn)(void *arg, uint64_t *value),
+		  void *arg, uint64_t *value)
+{
+	_Atomic uint64_t *word = &o->lot.words[0];
+	uint64_t state = atomic_load(word), result = 0;
+	int err;
+
+	if (!fn)
+		return -EINVAL;
+	while (!(state & ONCE_DONE)) {
+		if (!state) {
+			if (!cas(word, &state, ONCE_RUNNING))
+				continue;
+			err = fn(arg, &result);
+			atomic_store(&o->lot.words[ONCE_VALUE], result);
+			atomic_store(&o->lot.words[ONCE_ERROR],
+				     (uint64_t)(int64_t)err);
+			state = atomic_exchange(word, ONCE_DONE);
+			if (state & ONCE_WAITERS)
+				lot_unpark(&o->lot, 0, GOSYNC_LOT_ALL);
+			break;
+		}
+		if (!(state & ONCE_WAITERS)) {
+			if (!cas(word, &state, state | ONCE_WAITERS))
+				continue;
+		}
+		lot_park(&o->lot, 0, ONCE_DONE, 0, GS_FOREVER, 0);
+		state = atomic_load(word);
+	}
+	if (value)
+		*value = atomic_load(&o->lot.words[ONCE_VALUE]);
+	return (int)(int64_t)atomic_load(&o->lot.words[ONCE_ERROR]);
+}
+
+struct once_do_call {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static int once_do_adapter(void *p, uint64_t *value)
+{
+	struct once_do_call *call = p;
+
+	(void)value;
+	call->fn(call->arg);
+	return 0;
+}
+
+int gs_once_do(gs_once *o, void (*fn)(void *arg), void *arg)
+{
+	struct once_do_call call = { .fn = fn, .arg = arg };
+
+	if (!fn)
+		return -EINVAL;
+	if (atomic_load(&o->lot.words[0]) & ONCE_DONE)
+		return 0;
+	gs_once_value(o, once_do_adapter, &call, NULL);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Cond: sync.Cond.                                                     */
+/*
+ * Word COND_SEQ counts signals and broadcasts; COND_WAITERS counts
+ * threads between registering in Wait and leaving it, so that a signal
+ * with nobody waiting stays in userspace. A waiter reads the sequence
+ * while it holds the lock, unlocks, and parks expecting that sequence: a
+ * signal after the unlock changes it before unparking, so the waiter
+ * either parks no more (-EAGAIN) or is found queued. A signal thus wakes
+ * at least one waiter that registered before it (more only if some have
+ * not reached the kernel yet), and a broadcast wakes all of them.
+ */
+#define COND_SEQ	0
+#define COND_WAITERS	1
+
+struct gs_cond {
+	struct lot lot;
+};
+
+LOT_TYPE(cond, GOSYNC_LOT_COND)
+
+int gs_cond_create(gs_cond **cp)
+{
+	return cond_new(cp, 0);
+}
+
+int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
+		       unsigned int flags)
+{
+	uint64_t seq;
+	int ret = check_clock_flags(flags);
+
+	if (ret)
+		return ret;
+	atomic_fetch_add(&c->lot.words[COND_WAITERS], 1);
+	seq = atomic_load(&c->lot.words[COND_SEQ]);
+	ret = mutex_unlock(&m->lot);
+	if (ret) {
+		/* Wait without holding the lock: refuse, change nothing. */
+		atomic_fetch_sub(&c->lot.words[COND_WAITERS], 1);
+		return ret;
+	}
+	do
+		ret = lot_park(&c->lot, COND_SEQ, ~0ULL, seq, deadline, flags);
+	while (ret == -EINTR);
+	atomic_fetch_sub(&c->lot.words[COND_WAITERS], 1);
+	mutex_lock_until(&m->lot, GS_FOREVER, 0);
+	return ret == -ETIMEDOUT ? -ETIMEDOUT : 0;
+}
+
+int gs_cond_wait(gs_cond *c, gs_mutex *m)
+{
+	return gs_cond_wait_until(c, m, GS_FOREVER, 0);
+}
+
+static void cond_wake(gs_cond *c, uint32_t count)
+{
+	if (!atomic_load(&c->lot.words[COND_WAITERS]))
+		return;
+	atomic_fetch_add(&c->lot.words[COND_SEQ], 1);
+	lot_unpark(&c->lot, COND_SEQ, count);
+}
+
+void gs_cond_signal(gs_cond *c)
+{
+	cond_wake(c, 1);
+}
+
+void gs_cond_broadcast(gs_cond *c)
+{
+	cond_wake(c, GOSYNC_LOT_ALL);
+}
+
+/* ------------------------------------------------------------------ */
+/* CyclicBarrier (github.com/marusama/cyclicbarrier).                  */
+/*
+ * Word 0: arrivals in the current round (low 32 bits), BARRIER_BROKEN,
+ * and the round number above. Waiters park on (round, BROKEN), so other
+ * arrivals do not wake them. A round ends exactly once, by one
+ * compare-and-swap that moves to the next round: by its last arriver
+ * (passed) or by a reset (broken). That thread then records the outcome
+ * in the round's slot of a ring of BARRIER_HISTORY words, which a waiter
+ * that finds its round over reads (waiting a moment if the recorder has
+ * not written it yet). A waiter that slept through BARRIER_HISTORY more
+ * rounds finds its slot reused and reports that its round passed.
+ * A round broken by a timeout or a failed action stays current, broken,
+ * until a reset.
+ */
+#define BARRIER_COUNT		0xffffffffULL
+#define BARRIER_BROKEN		(1ULL << 32)
+#define BARRIER_ROUND_SHIFT	33
+#define BARRIER_ROUND_MASK	((1ULL << (64 - BARRIER_ROUND_SHIFT)) - 1)
+#define BARRIER_HISTORY		256
+#define BARRIER_RING		8	/* first word of the ring */
+#define BARRIER_MAX_PARTIES	0x7fffffffULL
+
+struct gs_barrier {
+	struct lot lot;
+	int (*action)(void *arg);
+	void *arg;
+};
+
+LOT_TYPE(barrier, GOSYNC_LOT_BARRIER)
+
+int gs_barrier_create(gs_barrier **bp, uint32_t parties,
+		      int (*action)(void *arg), void *arg)
+{
+	int err;
+
+	if (parties < 1 || parties > BARRIER_MAX_PARTIES)
+		return -EINVAL;
+	err = barrier_new(bp, parties);
+	if (!err)
+		gs_barrier_set_action(*bp, action, arg);
+	return err;
+}
+
+void gs_barrier_set_action(gs_barrier *b, int (*action)(void *arg),
+			   void *arg)
+{
+	b->action = action;
+	b->arg = arg;
+}
+
+static uint64_t barrier_round(uint64_t state)
+{
+	return state >> BARRIER_ROUND_SHIFT;
+}
+
+static uint64_t barrier_next(uint64_t state)
+{
+	return ((barrier_round(state) + 1) & BARRIER_ROUND_MASK)
+	       << BARRIER_ROUND_SHIFT;
+}
+
+/* The ring slot's value saying how @round ended (0 means never written). */
+static uint64_t barrier_outcome(uint64_t round, bool broken)
+{
+	return ((round + 1) << 1) | broken;
+}
+
+static _Atomic uint64_t *barrier_slot(gs_barrier *b, uint64_t round)
+{
+	return &b->lot.words[BARRIER_RING + round % BARRIER_HISTORY];
+}
+
+/* How did @round, which is over, end? 0 (passed) or -EPIPE (broken). */
+static int barrier_result(gs_barrier *b, uint64_t round)
+{
+	uint64_t slot;
+
+	for (;;) {
+		slot = atomic_load(barrier_slot(b, round));
+		if ((slot >> 1) == round + 1)
+			return slot & 1 ? -EPIPE : 0;
+		/* A later round's record: ours was overwritten, it passed. */
+		if ((slot >> 1) > round + 1)
+			return 0;
+		/* Its recorder has ended the round but not yet written. */
+		sched_yield();
+	}
+}
+
+/* End @state's round by moving to the next; false if it changed. */
+static bool barrier_end_round(gs_barrier *b, uint64_t *state, bool broken)
+{
+	uint64_t round = barrier_round(*state);
+
+	if (!cas(&b->lot.words[0], state, barrier_next(*state)))
+		return false;
+	atomic_store(barrier_slot(b, round), barrier_outcome(round, broken));
+	lot_unpark(&b->lot, 0, GOSYNC_LOT_ALL);
+	return true;
+}
+
+/* Break the round of @state (a timeout, a failed action). */
+static bool barrier_break(gs_barrier *b, uint64_t *state)
+{
+	if (!cas(&b->lot.words[0], state, *state | BARRIER_BROKEN))
+		return false;
+	lot_unpark(&b->lot, 0, GOSYNC_LOT_ALL);
+	return true;
+}
+
+int gs_barrier_await_until(gs_barrier *b, uint64_t deadline,
+			   unsigned int flags)
+{
+	_Atomic uint64_t *word = &b->lot.words[0];
+	uint64_t parties = b->lot.param, state, round;
+	int ret = check_clock_flags(flags);
+
+	if (ret)
+		return ret;
+	/* Arrive; while the last arriver of a full round works, wait. */
+	state = atomic_load(word);
+	for (;;) {
+		if (state & BARRIER_BROKEN)
+			return -EPIPE;
+		if ((state & BARRIER_COUNT) < parties) {
+			if (cas(word, &state, state + 1))
+				break;
+			continue;
+		}
+		ret = lot_park(&b->lot, 0, ~BARRIER_COUNT,
+			       state & ~BARRIER_COUNT, deadline, flags);
+		if (ret && ret != -EAGAIN && ret != -EINTR)
+			return ret;
+		state = atomic_load(word);
+	}
+	state++;
+	round = barrier_round(state);
+
+	if ((state & BARRIER_COUNT) == parties) {
+		ret = b->action ? b->action(b->arg) : 0;
+		for (;;) {
+			if (barrier_round(state) != round)
+				return -EPIPE;	/* reset meanwhile */
+			if (state & BARRIER_BROKEN)
+				return ret ? ret : -EPIPE;
+			if (ret ? barrier_break(b, &state) :
+				  barrier_end_round(b, &state, false))
+				return ret;
+		}
+	}
+
+	for (;;) {
+		ret = lot_park(&b->lot, 0, ~BARRIER_COUNT,
+			       round << BARRIER_ROUND_SHIFT, deadline, flags);
+		state = atomic_load(word);
+		if (barrier_round(state) != round)
+			return barrier_result(b, round);
+		if (state & BARRIER_BROKEN)
+			return -EPIPE;
+		if (!ret || ret == -EAGAIN || ret == -EINTR)
+			continue;
+		if (ret != -ETIMEDOUT)
+			return ret;
+		/*
+		 * Our deadline: break the round, unless it is complete and
+		 * only waits for its last arriver's action (then wait for
+		 * the outcome, which comes without us).
+		 */
+		if ((state & BARRIER_COUNT) < parties) {
+			if (barrier_break(b, &state))
+				return -ETIMEDOUT;
+			continue;
+		}
+		deadline = GS_FOREVER;
+		flags = 0;
+	}
+}
+
+int gs_barrier_await(gs_barrier *b)
+{
+	return gs_barrier_await_until(b, GS_FOREVER, 0);
+}
+
+int gs_barrier_reset(gs_barrier *b)
+{
+	uint64_t state = atomic_load(&b->lot.words[0]);
+
+	while (!barrier_end_round(b, &state, true))
+		;
+	return 0;
+}
+
+uint32_t gs_barrier_parties(const gs_barrier *b)
+{
+	return (uint32_t)b->lot.param;
+}
+
+uint32_t gs_barrier_waiting(gs_barrier *b)
+{
+	return (uint32_t)(atomic_load(&b->lot.words[0]) & BARRIER_COUNT);
+}
+
+bool gs_barrier_broken(gs_barrier *b)
+{
+	return atomic_load(&b->lot.words[0]) & BARRIER_BROKEN;
+}
