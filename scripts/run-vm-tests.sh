@@ -9,6 +9,9 @@
 # binary that dies without reporting a failure counts as one failure, and
 # each VM's health (clean kernel log, rmmod, power-off in time) counts as
 # one more result. The last line is 'N passed, N failed, N skipped'.
+#
+# GOSYNC_TESTS="sem_test chan_test" runs only those selftest binaries
+# (a quicker loop while working on one of them).
 set -uo pipefail
 
 top=$(dirname "$(realpath "$0")")/..
@@ -42,7 +45,13 @@ make_payload() {
 	case "$mode" in
 	check)
 		mkdir -p "$dir/selftests"
-		cp "$user"/selftests/*_test "$dir/selftests/"
+		if [ -n "${GOSYNC_TESTS:-}" ]; then
+			for t in $GOSYNC_TESTS; do
+				cp "$user/selftests/$t" "$dir/selftests/"
+			done
+		else
+			cp "$user"/selftests/*_test "$dir/selftests/"
+		fi
 		cat > "$dir/run" <<'RUN'
 #!/bin/sh
 # Each selftest binary, its output framed so the host can count it.
