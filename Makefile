@@ -92,7 +92,7 @@ $(BUILD)/examples/%: examples/%.c include/gosync.h $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
 
-$(BUILD)/bench/%: bench/%.c include/gosync.h $(BUILD)/lib/libgosync.so
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) include/gosync.h $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
 

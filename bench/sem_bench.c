@@ -8,48 +8,10 @@
  * median and the best repetition. Compare rows only within one run.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <semaphore.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 
-#include "gosync.h"
-
-#define REPS 7
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-typedef int (*pair_fn)(void *ctx);
-
-static void measure(const char *name, pair_fn fn, void *ctx, long iters)
-{
-	double ns[REPS];
-
-	for (long i = 0; i < iters / 10; i++)	/* warm-up */
-		if (fn(ctx)) {
-			fprintf(stderr, "%s: operation failed\n", name);
-			exit(1);
-		}
-	for (int r = 0; r < REPS; r++) {
-		uint64_t t0 = gs_now();
-
-		for (long i = 0; i < iters; i++)
-			if (fn(ctx)) {
-				fprintf(stderr, "%s: operation failed\n", name);
-				exit(1);
-			}
-		ns[r] = (double)(gs_now() - t0) / (double)iters;
-	}
-	qsort(ns, REPS, sizeof(ns[0]), cmp_double);
-	printf("| %-28s | %10.1f | %10.1f |\n", name, ns[REPS / 2], ns[0]);
-}
+#include "bench.h"
 
 static int gosync_fast_pair(void *ctx)
 {
@@ -98,8 +60,7 @@ int main(void)
 	}
 	printf("\nUncontended acquire+release, ns per pair (%d reps of %ld)\n\n",
 	       REPS, iters);
-	printf("| %-28s | %10s | %10s |\n", "semaphore", "median", "best");
-	printf("|------------------------------|------------|------------|\n");
+	print_header("semaphore");
 	measure("gosync fast path", gosync_fast_pair, sem, iters);
 	measure("gosync ioctl path (forced)", gosync_ioctl_pair, sem, iters / 10);
 	measure("glibc sem_t (pshared)", glibc_sem_pair, psem, iters);

@@ -347,8 +347,12 @@ static int mutex_trylock(struct lot *lot)
 static int mutex_unlock(struct lot *lot)
 {
 	_Atomic uint64_t *word = &lot->words[0];
-	uint64_t state = atomic_load(word), new;
+	uint64_t state = MUTEX_LOCKED, new;
 	bool handoff;
+
+	/* The common case, held and nobody waiting, in one swap. */
+	if (atomic_compare_exchange_strong(word, &state, 0))
+		return 0;
 
 	do {
 		/* Unlocked, or handed off and not yet claimed: not ours. */
