@@ -120,22 +120,43 @@ static int check_clock_flags(unsigned int flags)
 	return flags & ~GS_CLOCK_REALTIME ? -EINVAL : 0;
 }
 
+/*
+ * A new handle of @size bytes, whose first member is its struct lot: on a
+ * new lot of @kind (@fd < 0) or on the received lot @fd, which must be of
+ * @kind. Return: the handle, or NULL with *@err set.
+ */
+static void *handle_open(size_t size, int fd, uint32_t kind, uint64_t param,
+			 int *err)
+{
+	struct lot *lot = calloc(1, size);
+
+	*err = -ENOMEM;
+	if (!lot)
+		return NULL;
+	*err = fd < 0 ? lot_create(lot, kind, param) : lot_map(lot, fd, kind);
+	if (*err) {
+		free(lot);
+		return NULL;
+	}
+	return lot;
+}
+
 /* Create, adopt, expose and destroy: the same for every primitive. */
 #define LOT_TYPE(type, KIND)						\
-int gs_##type##_from_fd(gs_##type **objp, int fd)			\
+static int type##_open(gs_##type **objp, int fd, uint64_t param)	\
 {									\
-	gs_##type *obj = calloc(1, sizeof(*obj));			\
+	gs_##type *obj;							\
 	int err;							\
 									\
-	if (!obj)							\
-		return -ENOMEM;						\
-	err = lot_map(&obj->lot, fd, KIND);				\
-	if (err) {							\
-		free(obj);						\
-		return err;						\
-	}								\
-	*objp = obj;							\
-	return 0;							\
+	obj = handle_open(sizeof(*obj), fd, KIND, param, &err);		\
+	if (obj)							\
+		*objp = obj;						\
+	return err;							\
+}									\
+									\
+int gs_##type##_from_fd(gs_##type **objp, int fd)			\
+{									\
+	return fd < 0 ? -EBADF : type##_open(objp, fd, 0);		\
 }									\
 									\
 int gs_##type##_fd(const gs_##type *obj)				\
@@ -150,22 +171,7 @@ void gs_##type##_destroy(gs_##type *obj)				\
 		free(obj);						\
 	}								\
 }									\
-									\
-static int type##_new(gs_##type **objp, uint64_t param)		\
-{									\
-	gs_##type *obj = calloc(1, sizeof(*obj));			\
-	int err;							\
-									\
-	if (!obj)							\
-		return -ENOMEM;						\
-	err = lot_create(&obj->lot, KIND, param);			\
-	if (err) {							\
-		free(obj);						\
-		return err;						\
-	}								\
-	*objp = obj;							\
-	return 0;							\
-}
+
 
 /* ------------------------------------------------------------------ */
 /* Mutex: sync.Mutex.                                                  */
@@ -216,7 +222,7 @@ LOT_TYPE(mutex, GOSYNC_LOT_MUTEX)
 
 int gs_mutex_create(gs_mutex **mp)
 {
-	return mutex_new(mp, 0);
+	return mutex_open(mp, -1, 0);
 }
 
 static uint64_t mutex_waiters(uint64_t state)
@@ -423,7 +429,7 @@ LOT_TYPE(rwmutex, GOSYNC_LOT_RWMUTEX)
 
 int gs_rwmutex_create(gs_rwmutex **rwp)
 {
-	return rwmutex_new(rwp, 0);
+	return rwmutex_open(rwp, -1, 0);
 }
 
 /*
@@ -579,7 +585,7 @@ LOT_TYPE(waitgroup, GOSYNC_LOT_WAITGROUP)
 
 int gs_waitgroup_create(gs_waitgroup **wgp)
 {
-	return waitgroup_new(wgp, 0);
+	return waitgroup_open(wgp, -1, 0);
 }
 
 int gs_waitgroup_add(gs_waitgroup *wg, int64_t delta)
@@ -734,7 +740,7 @@ LOT_TYPE(once, GOSYNC_LOT_ONCE)
 
 int gs_once_create(gs_once **op)
 {
-	return once_new(op, 0);
+	return once_open(op, -1, 0);
 }
 
 bool gs_once_done(gs_once *o)
@@ -826,7 +832,7 @@ LOT_TYPE(cond, GOSYNC_LOT_COND)
 
 int gs_cond_create(gs_cond **cp)
 {
-	return cond_new(cp, 0);
+	return cond_open(cp, -1, 0);
 }
 
 int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
@@ -914,7 +920,7 @@ int gs_barrier_create(gs_barrier **bp, uint32_t parties,
 
 	if (parties < 1 || parties > BARRIER_MAX_PARTIES)
 		return -EINVAL;
-	err = barrier_new(bp, parties);
+	err = barrier_open(bp, -1, parties);
 	if (!err)
 		gs_barrier_set_action(*bp, action, arg);
 	return err;
