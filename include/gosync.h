@@ -593,6 +593,119 @@ GS_API uint32_t gs_barrier_parties(const gs_barrier *b);
 GS_API uint32_t gs_barrier_waiting(gs_barrier *b);
 GS_API bool gs_barrier_broken(gs_barrier *b);
 
+/* ------------------------------------------------------------------ */
+/* Context (package context).                                          */
+/*
+ * A gs_ctx carries a cancellation signal, a deadline and values down a
+ * call tree. Done() is a gosync channel (element size 0) that is closed
+ * when the context is cancelled or its deadline passes, so it works as a
+ * case of gs_select(), in poll/epoll, and in another process (send
+ * gs_chan_fd(gs_ctx_done(ctx)) with gs_fd_send()). Cancelling a context
+ * cancels its whole subtree. Deadlines are kernel timer channels watched
+ * by one library thread (started on first use), not a thread per context.
+ *
+ * Errors: gs_ctx_err() is 0 while the context is live, then -ECANCELED
+ * (context.Canceled) or -ETIMEDOUT (context.DeadlineExceeded). A cause is
+ * any non-zero int (a negative errno, by convention); gs_ctx_cause()
+ * returns it, or the error when no cause was given.
+ *
+ * Lifetime: every gs_ctx_with_*() returns a reference that the caller
+ * gives back with gs_ctx_release(); gs_ctx_ref() takes another (for a
+ * thread that uses the context). A context is freed when its last
+ * reference is gone; a child holds a reference on its parent. Releasing
+ * does not cancel: call gs_ctx_cancel() when the work is done, as Go's
+ * "defer cancel()" does, so that the parent forgets the child at once.
+ * Background and TODO are never cancelled, have no deadline, and need no
+ * release (it is allowed and does nothing).
+ *
+ * Every blocking call has a _ctx form that returns the context's error
+ * when it is done first: channel send/receive, select, semaphore acquire,
+ * Mutex lock, WaitGroup wait, barrier await. The kernel watches the Done
+ * channel and the deadline together with the object, so nothing polls.
+ */
+typedef struct gs_ctx gs_ctx;
+
+/** gs_ctx_background() / gs_ctx_todo() - the roots: never done. */
+GS_API gs_ctx *gs_ctx_background(void);
+GS_API gs_ctx *gs_ctx_todo(void);
+
+/**
+ * gs_ctx_with_cancel() - WithCancel and WithCancelCause: a child that
+ * gs_ctx_cancel() or gs_ctx_cancel_cause() cancels. Return: 0, -ENOMEM,
+ * -EINVAL (no parent), or an error creating its Done channel.
+ */
+GS_API int gs_ctx_with_cancel(gs_ctx *parent, gs_ctx **ctxp);
+/**
+ * gs_ctx_with_deadline() - WithDeadline: also done at @deadline (ns on
+ * CLOCK_MONOTONIC, as gs_now()), or at the parent's deadline if earlier.
+ * gs_ctx_with_deadline_cause(): WithDeadlineCause, whose cause (when the
+ * deadline passes) is @cause.
+ */
+GS_API int gs_ctx_with_deadline(gs_ctx *parent, uint64_t deadline,
+				gs_ctx **ctxp);
+GS_API int gs_ctx_with_deadline_cause(gs_ctx *parent, uint64_t deadline,
+				      int cause, gs_ctx **ctxp);
+/** gs_ctx_with_timeout() - WithTimeout: a deadline @ns from now. */
+GS_API int gs_ctx_with_timeout(gs_ctx *parent, uint64_t ns, gs_ctx **ctxp);
+GS_API int gs_ctx_with_timeout_cause(gs_ctx *parent, uint64_t ns, int cause,
+				     gs_ctx **ctxp);
+/**
+ * gs_ctx_with_value() - WithValue: a child whose gs_ctx_value(@key) is
+ * @value (keys compare as pointers; neither is copied nor freed).
+ */
+GS_API int gs_ctx_with_value(gs_ctx *parent, const void *key, void *value,
+			     gs_ctx **ctxp);
+/** gs_ctx_without_cancel() - WithoutCancel: the parent's values, never done. */
+GS_API int gs_ctx_without_cancel(gs_ctx *parent, gs_ctx **ctxp);
+
+/** gs_ctx_cancel() - CancelFunc: cancel @ctx and its subtree (once). */
+GS_API void gs_ctx_cancel(gs_ctx *ctx);
+/** gs_ctx_cancel_cause() - CancelCauseFunc; a @cause of 0 means Canceled. */
+GS_API void gs_ctx_cancel_cause(gs_ctx *ctx, int cause);
+
+/** gs_ctx_err() - Err: 0, -ECANCELED or -ETIMEDOUT. */
+GS_API int gs_ctx_err(gs_ctx *ctx);
+/** gs_ctx_cause() - Cause: 0 while live, else the cause (or the error). */
+GS_API int gs_ctx_cause(gs_ctx *ctx);
+/**
+ * gs_ctx_done() - Done: the channel closed when @ctx is done, owned by
+ * @ctx; NULL (a nil channel: never ready in gs_select) for a context that
+ * can never be done. Return: the channel, or NULL also if it could not be
+ * created (then gs_ctx_err() still tells).
+ */
+GS_API gs_chan *gs_ctx_done(gs_ctx *ctx);
+/** gs_ctx_deadline() - Deadline: true and *@deadline if there is one. */
+GS_API bool gs_ctx_deadline(gs_ctx *ctx, uint64_t *deadline);
+/** gs_ctx_value() - Value: the nearest value for @key, or NULL. */
+GS_API void *gs_ctx_value(gs_ctx *ctx, const void *key);
+
+GS_API gs_ctx *gs_ctx_ref(gs_ctx *ctx);
+GS_API void gs_ctx_release(gs_ctx *ctx);
+
+/**
+ * gs_ctx_after_func() - AfterFunc: run @fn(@arg) on a new thread once
+ * @ctx is done (at once if it is). *@stopp receives a handle for
+ * gs_ctx_after_func_stop(), which must be called exactly once to free it.
+ * Return: 0, -ENOMEM.
+ */
+typedef struct gs_ctx_after gs_ctx_after;
+GS_API int gs_ctx_after_func(gs_ctx *ctx, void (*fn)(void *arg), void *arg,
+			     gs_ctx_after **stopp);
+/**
+ * gs_ctx_after_func_stop() - stop(): true if this stopped @fn from being
+ * started, false if it had been started already. Frees @stop.
+ */
+GS_API bool gs_ctx_after_func_stop(gs_ctx_after *stop);
+
+/* The _ctx forms of the blocking calls: the context's error when it is done. */
+GS_API int gs_chan_send_ctx(gs_chan *ch, const void *value, gs_ctx *ctx);
+GS_API int gs_chan_recv_ctx(gs_chan *ch, void *value, gs_ctx *ctx);
+GS_API int gs_select_ctx(gs_case *cases, size_t n, gs_ctx *ctx);
+GS_API int gs_sem_acquire_ctx(gs_sem *sem, uint64_t n, gs_ctx *ctx);
+GS_API int gs_mutex_lock_ctx(gs_mutex *m, gs_ctx *ctx);
+GS_API int gs_waitgroup_wait_ctx(gs_waitgroup *wg, gs_ctx *ctx);
+GS_API int gs_barrier_await_ctx(gs_barrier *b, gs_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif
