@@ -469,7 +469,7 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 	if (ret == -EAGAIN) {
 		if (try_only)
 			return expired ? -ETIMEDOUT : -EAGAIN;
-		ret = gosync_wait_until(&o.done, dl);
+		ret = gosync_wait_until(&o.done, dl, NULL);
 		if (ret && owner_cancel(&o))
 			goto out;
 		ret = -ECANCELED;	/* completed by a partner */
@@ -778,7 +778,7 @@ static long chan_close(struct gosync_chan *ch)
 		spin_unlock(&ch->lock);
 		return -EPIPE;
 	}
-	ch->closed = true;
+	WRITE_ONCE(ch->closed, true);	/* also read unlocked: gosync_chan_closed() */
 	/* Live receivers imply an empty ring: they all get "closed". */
 	while ((e = list_first_entry_or_null(&ch->recvq, struct chan_entry,
 					     node))) {
@@ -909,6 +909,27 @@ static int chan_file_release(struct inode *inode, struct file *file)
 		     chan_queue_live(&ch->recvq));
 	chan_free(ch);
 	return 0;
+}
+
+/*
+ * For waits that a channel's close cancels (GOSYNC_WAIT_CANCEL_FD): the
+ * channel behind @file if it is one, the queue its close wakes with
+ * EPOLLHUP, and whether it is closed (set once, never cleared, so an
+ * unlocked read is enough: a waiter re-reads it after every wake-up).
+ */
+struct gosync_chan *gosync_chan_from_file(struct file *file)
+{
+	return file->f_op == &chan_fops ? file->private_data : NULL;
+}
+
+wait_queue_head_t *gosync_chan_pollq(struct gosync_chan *ch)
+{
+	return &ch->pollq;
+}
+
+bool gosync_chan_closed(struct gosync_chan *ch)
+{
+	return READ_ONCE(ch->closed);
 }
 
 static const struct file_operations chan_fops = {

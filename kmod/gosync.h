@@ -46,11 +46,31 @@ struct gosync_deadline {
 	bool forever;
 };
 
+/*
+ * A wait that a channel's close cancels: the waiter sits on the channel's
+ * poll queue (so a close wakes it) and gosync_wait_until() returns
+ * -ECANCELED once the channel is closed. @file is NULL for none.
+ */
+struct gosync_chan;
+
+struct gosync_cancel {
+	struct file *file;		/* holds the channel */
+	struct gosync_chan *chan;
+	struct wait_queue_entry entry;
+};
+
+struct gosync_chan *gosync_chan_from_file(struct file *file);
+wait_queue_head_t *gosync_chan_pollq(struct gosync_chan *ch);
+bool gosync_chan_closed(struct gosync_chan *ch);
+int gosync_cancel_init(struct gosync_cancel *c, u32 flags, s32 fd);
+void gosync_cancel_exit(struct gosync_cancel *c);
+
 ktime_t gosync_timens_offset(clockid_t clock);
 int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
 			 u32 flags);
 bool gosync_deadline_passed(const struct gosync_deadline *dl);
-int gosync_wait_until(const bool *done, const struct gosync_deadline *dl);
+int gosync_wait_until(const bool *done, const struct gosync_deadline *dl,
+		      struct gosync_cancel *cancel);
 
 /*
  * Tasks to wake once the caller has dropped its spinlock. A waiter's own

@@ -68,29 +68,36 @@ static long lot_park(struct gosync_lot *lot,
 {
 	struct lot_waiter w = { .task = current };
 	struct gosync_lot_park arg;
+	struct gosync_cancel cancel;
 	struct gosync_deadline dl;
 	int ret;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.index >= GOSYNC_LOT_WORDS || (arg.expected & ~arg.mask) ||
-	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_LOT_PARK_FRONT)))
+	    arg.reserved ||
+	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_LOT_PARK_FRONT |
+			   GOSYNC_WAIT_CANCEL_FD)))
 		return -EINVAL;
 	ret = gosync_deadline_init(&dl, arg.deadline,
 				   arg.flags & GOSYNC_CLOCK_REALTIME);
+	if (ret)
+		return ret;
+	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
 	if (ret)
 		return ret;
 	atomic64_inc(&lot->parks);
 	w.index = arg.index;
 
 	spin_lock(&lot->lock);
-	if ((READ_ONCE(lot->words[arg.index]) & arg.mask) != arg.expected) {
+	if ((READ_ONCE(lot->words[arg.index]) & arg.mask) != arg.expected)
+		ret = -EAGAIN;
+	else if (gosync_deadline_passed(&dl))
+		ret = -ETIMEDOUT;
+	if (ret) {
 		spin_unlock(&lot->lock);
-		return -EAGAIN;
-	}
-	if (gosync_deadline_passed(&dl)) {
-		spin_unlock(&lot->lock);
-		return -ETIMEDOUT;
+		gosync_cancel_exit(&cancel);
+		return ret;
 	}
 	if (arg.flags & GOSYNC_LOT_PARK_FRONT)
 		list_add(&w.node, &lot->parked);
@@ -99,7 +106,8 @@ static long lot_park(struct gosync_lot *lot,
 	lot->nr_parked++;
 	spin_unlock(&lot->lock);
 
-	ret = gosync_wait_until(&w.woken, &dl);
+	ret = gosync_wait_until(&w.woken, &dl, &cancel);
+	gosync_cancel_exit(&cancel);
 	if (!ret)
 		return 0;
 

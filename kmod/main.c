@@ -8,6 +8,7 @@
  * object file descriptors and answers the version query. See
  * include/uapi/gosync.h for the ABI conventions.
  */
+#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
 #include <linux/miscdevice.h>
@@ -69,14 +70,59 @@ bool gosync_deadline_passed(const struct gosync_deadline *dl)
 	return now >= dl->expires;
 }
 
+/* Wake the cancellable waiter on the channel's close only (EPOLLHUP). */
+static int gosync_cancel_wake(struct wait_queue_entry *entry,
+			      unsigned int mode, int sync, void *key)
+{
+	if (key && !(key_to_poll(key) & EPOLLHUP))
+		return 0;
+	return default_wake_function(entry, mode, sync, key);
+}
+
+/*
+ * Arm @c for a wait of the current task: with GOSYNC_WAIT_CANCEL_FD in
+ * @flags, @fd must be a channel, whose close will cancel the wait. The
+ * task is on the channel's poll queue from here on, so a close that
+ * happens after this is seen by a wake-up, and one before it by the check
+ * in gosync_wait_until(). Returns 0, -EBADF or -EINVAL (not a channel).
+ */
+int gosync_cancel_init(struct gosync_cancel *c, u32 flags, s32 fd)
+{
+	c->file = NULL;
+	if (!(flags & GOSYNC_WAIT_CANCEL_FD))
+		return fd ? -EINVAL : 0;
+	c->file = fget(fd);
+	if (!c->file)
+		return -EBADF;
+	c->chan = gosync_chan_from_file(c->file);
+	if (!c->chan) {
+		fput(c->file);
+		c->file = NULL;
+		return -EINVAL;
+	}
+	init_waitqueue_func_entry(&c->entry, gosync_cancel_wake);
+	c->entry.private = current;
+	add_wait_queue(gosync_chan_pollq(c->chan), &c->entry);
+	return 0;
+}
+
+void gosync_cancel_exit(struct gosync_cancel *c)
+{
+	if (!c->file)
+		return;
+	remove_wait_queue(gosync_chan_pollq(c->chan), &c->entry);
+	fput(c->file);
+}
+
 /*
  * Sleep until *@done becomes true (set with smp_store_release() by whoever
- * serves the waiter, who then wakes the task), the deadline passes or a
- * signal is pending. Returns 0 when done, else -ETIMEDOUT or -ERESTARTSYS;
- * the caller re-checks *@done under its lock, since it may have been
- * served meanwhile.
+ * serves the waiter, who then wakes the task), the deadline passes, a
+ * signal is pending or @cancel's channel is closed. Returns 0 when done,
+ * else -ETIMEDOUT, -ERESTARTSYS or -ECANCELED; the caller re-checks *@done
+ * under its lock, since it may have been served meanwhile.
  */
-int gosync_wait_until(const bool *done, const struct gosync_deadline *dl)
+int gosync_wait_until(const bool *done, const struct gosync_deadline *dl,
+		      struct gosync_cancel *cancel)
 {
 	ktime_t expires = dl->expires;
 	bool timed_out = false;
@@ -96,6 +142,10 @@ int gosync_wait_until(const bool *done, const struct gosync_deadline *dl)
 		}
 		if (signal_pending(current)) {
 			ret = -ERESTARTSYS;
+			break;
+		}
+		if (cancel && cancel->file && gosync_chan_closed(cancel->chan)) {
+			ret = -ECANCELED;
 			break;
 		}
 		if (timed_out) {

@@ -132,26 +132,38 @@ static long sem_acquire(struct gosync_sem *sem,
 	struct sem_waiter w = { .task = current };
 	struct gosync_wakeups wk = { 0 };
 	struct gosync_sem_acquire arg;
+	struct gosync_cancel cancel;
 	struct gosync_deadline dl;
 	bool was_head, nobody_left;
 	int ret;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
-	if (arg.reserved || arg.count > GOSYNC_SEM_MAX)
+	if (arg.count > GOSYNC_SEM_MAX ||
+	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD)))
 		return -EINVAL;
-	ret = gosync_deadline_init(&dl, arg.deadline, arg.flags);
+	ret = gosync_deadline_init(&dl, arg.deadline,
+				   arg.flags & GOSYNC_CLOCK_REALTIME);
+	if (ret)
+		return ret;
+	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
 	if (ret)
 		return ret;
 	atomic64_inc(&sem->slow_acquires);
 
-	if (sem_try_take(sem, arg.count))
+	if (sem_try_take(sem, arg.count)) {
+		gosync_cancel_exit(&cancel);
 		return 0;
-	if (gosync_deadline_passed(&dl))
+	}
+	if (gosync_deadline_passed(&dl)) {
+		gosync_cancel_exit(&cancel);
 		return -ETIMEDOUT;
+	}
 	if (arg.count > sem->size) {
 		/* Can never be served: wait out the deadline, unqueued. */
-		return gosync_wait_until(&w.served, &dl);
+		ret = gosync_wait_until(&w.served, &dl, &cancel);
+		gosync_cancel_exit(&cancel);
+		return ret;
 	}
 
 	w.count = arg.count;
@@ -163,7 +175,8 @@ static long sem_acquire(struct gosync_sem *sem,
 	spin_unlock(&sem->lock);
 	gosync_wake_all(&wk);
 
-	ret = gosync_wait_until(&w.served, &dl);
+	ret = gosync_wait_until(&w.served, &dl, &cancel);
+	gosync_cancel_exit(&cancel);
 	if (!ret)
 		return 0;
 

@@ -184,6 +184,46 @@ int gs_select(gs_case *cases, size_t n, unsigned int flags, uint64_t deadline)
 	return (int)arg.index;
 }
 
+int gs_select_ctx(gs_case *cases, size_t n, gs_ctx *ctx)
+{
+	gs_case all[GOSYNC_SELECT_MAX_CASES];
+	struct gs_ctx_wait w;
+	int ret;
+
+	if (n >= GOSYNC_SELECT_MAX_CASES)
+		return -EINVAL;
+	ret = gs_ctx_wait_begin(ctx, &w);
+	if (ret)
+		return ret;
+	/* The cases, and one more: receive from Done (nil if none). */
+	for (size_t i = 0; i < n; i++)
+		all[i] = cases[i];
+	all[n] = gs_case_recv(gs_ctx_done(ctx), NULL);
+	ret = gs_select(all, n + 1, 0, w.deadline);
+	if (ret == (int)n)
+		return gs_ctx_err(ctx);
+	if (ret < 0)
+		return gs_ctx_wait_end(ctx, ret);
+	cases[ret].ok = all[ret].ok;
+	return ret;
+}
+
+int gs_chan_send_ctx(gs_chan *ch, const void *value, gs_ctx *ctx)
+{
+	gs_case c = gs_case_send(ch, value);
+	int ret = gs_select_ctx(&c, 1, ctx);
+
+	return ret > 0 ? 0 : ret;
+}
+
+int gs_chan_recv_ctx(gs_chan *ch, void *value, gs_ctx *ctx)
+{
+	gs_case c = gs_case_recv(ch, value);
+	int ret = gs_select_ctx(&c, 1, ctx);
+
+	return ret < 0 ? ret : c.ok;
+}
+
 static int timer_create(gs_chan **timerp, uint64_t when, uint64_t period,
 			unsigned int flags)
 {

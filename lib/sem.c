@@ -93,18 +93,42 @@ static bool fast_acquire(gs_sem *sem, uint64_t n)
 	return true;
 }
 
-int gs_sem_acquire_until(gs_sem *sem, uint64_t n, uint64_t deadline,
-			 unsigned int flags)
+/* Acquire, waiting in the kernel until @deadline or @cancel_fd's close. */
+static int sem_acquire(gs_sem *sem, uint64_t n, uint64_t deadline,
+		       unsigned int flags, int cancel_fd)
 {
 	struct gosync_sem_acquire arg = {
 		.count = n, .deadline = deadline, .flags = flags,
 	};
 
-	if (n > GOSYNC_SEM_MAX || (flags & ~GS_CLOCK_REALTIME))
+	if (n > GOSYNC_SEM_MAX)
 		return -EINVAL;
 	if (fast_acquire(sem, n))
 		return 0;
+	if (cancel_fd >= 0) {
+		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
+		arg.cancel_fd = cancel_fd;
+	}
 	return ioctl(sem->fd, GOSYNC_IOC_SEM_ACQUIRE, &arg) < 0 ? -errno : 0;
+}
+
+int gs_sem_acquire_until(gs_sem *sem, uint64_t n, uint64_t deadline,
+			 unsigned int flags)
+{
+	if (flags & ~GS_CLOCK_REALTIME)
+		return -EINVAL;
+	return sem_acquire(sem, n, deadline, flags, -1);
+}
+
+int gs_sem_acquire_ctx(gs_sem *sem, uint64_t n, gs_ctx *ctx)
+{
+	struct gs_ctx_wait w;
+	int ret = gs_ctx_wait_begin(ctx, &w);
+
+	if (ret)
+		return ret;
+	return gs_ctx_wait_end(ctx, sem_acquire(sem, n, w.deadline, 0,
+						w.cancel_fd));
 }
 
 int gs_sem_acquire(gs_sem *sem, uint64_t n)

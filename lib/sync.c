@@ -81,19 +81,36 @@ static void lot_close(struct lot *lot)
 	close(lot->fd);
 }
 
+/* How long a blocking call may wait: a deadline, and a context's Done. */
+struct lot_wait {
+	uint64_t deadline;
+	unsigned int flags;	/* GS_CLOCK_REALTIME */
+	int cancel_fd;		/* a channel whose close ends it, or -1 */
+};
+
+static const struct lot_wait wait_forever = {
+	.deadline = GS_FOREVER, .cancel_fd = -1,
+};
+
 /*
- * Sleep while (word @index & @mask) == @expected, until unparked or the
- * deadline. Return: 0 when unparked, -EAGAIN when the word differs,
- * -ETIMEDOUT, -EINTR (a signal handler ran), or another error of the fd.
+ * Sleep while (word @index & @mask) == @expected, until unparked, @w's
+ * deadline or its channel's close. Return: 0 when unparked, -EAGAIN when
+ * the word differs, -ETIMEDOUT, -ECANCELED, -EINTR (a signal handler
+ * ran), or another error of the fd.
  */
 static int lot_park(struct lot *lot, uint32_t index, uint64_t mask,
-		    uint64_t expected, uint64_t deadline, unsigned int flags)
+		    uint64_t expected, const struct lot_wait *w,
+		    unsigned int park_flags)
 {
 	struct gosync_lot_park arg = {
-		.index = index, .flags = flags, .mask = mask,
-		.expected = expected, .deadline = deadline,
+		.index = index, .flags = w->flags | park_flags, .mask = mask,
+		.expected = expected, .deadline = w->deadline,
 	};
 
+	if (w->cancel_fd >= 0) {
+		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
+		arg.cancel_fd = w->cancel_fd;
+	}
 	return ioctl(lot->fd, GOSYNC_IOC_LOT_PARK, &arg) < 0 ? -errno : 0;
 }
 
@@ -118,6 +135,18 @@ static bool cas(_Atomic uint64_t *word, uint64_t *old, uint64_t new)
 static int check_clock_flags(unsigned int flags)
 {
 	return flags & ~GS_CLOCK_REALTIME ? -EINVAL : 0;
+}
+
+/* The wait of a blocking call with @ctx: its deadline and Done channel. */
+static int ctx_wait(gs_ctx *ctx, struct lot_wait *w)
+{
+	struct gs_ctx_wait cw;
+	int err = gs_ctx_wait_begin(ctx, &cw);
+
+	if (!err)
+		*w = (struct lot_wait){ .deadline = cw.deadline,
+					.cancel_fd = cw.cancel_fd };
+	return err;
 }
 
 /*
@@ -257,12 +286,11 @@ static uint64_t mutex_taken(uint64_t state, bool starving)
 	return new;
 }
 
-static int mutex_lock_slow(struct lot *lot, uint64_t deadline,
-			   unsigned int flags)
+static int mutex_lock_slow(struct lot *lot, const struct lot_wait *w)
 {
 	_Atomic uint64_t *word = &lot->words[0];
 	bool queued = false, starving = false, woken = false;
-	unsigned int park_flags = flags;
+	unsigned int park_flags = 0;
 	uint64_t state, start = 0;
 	int spins = 0, ret;
 
@@ -299,21 +327,21 @@ static int mutex_lock_slow(struct lot *lot, uint64_t deadline,
 				continue;
 			state |= MUTEX_STARVING;
 		}
-		ret = lot_park(lot, 0, MUTEX_LOCKED, MUTEX_LOCKED, deadline,
+		ret = lot_park(lot, 0, MUTEX_LOCKED, MUTEX_LOCKED, w,
 			       park_flags);
 		if (ret && ret != -EAGAIN && ret != -EINTR)
 			break;
 		woken = !ret;
 		if (woken) {
 			/* If we lose this race, we keep our place. */
-			park_flags = flags | GOSYNC_LOT_PARK_FRONT;
+			park_flags = GOSYNC_LOT_PARK_FRONT;
 		}
 		starving = starving ||
 			   gs_now() - start > GS_MUTEX_STARVATION_NS;
 		state = atomic_load(word);
 	}
 
-	/* Deadline: take the mutex if it is free, else count ourselves out. */
+	/* Deadline (or cancel): take it if free, else count ourselves out. */
 	state = atomic_load(word);
 	for (;;) {
 		if (!(state & MUTEX_LOCKED)) {
@@ -329,14 +357,13 @@ static int mutex_lock_slow(struct lot *lot, uint64_t deadline,
 	}
 }
 
-static int mutex_lock_until(struct lot *lot, uint64_t deadline,
-			    unsigned int flags)
+static int mutex_lock(struct lot *lot, const struct lot_wait *w)
 {
 	uint64_t state = 0;
 
 	if (cas(&lot->words[0], &state, MUTEX_LOCKED))
 		return 0;
-	return mutex_lock_slow(lot, deadline, flags);
+	return mutex_lock_slow(lot, w);
 }
 
 static int mutex_trylock(struct lot *lot)
@@ -386,14 +413,25 @@ static int mutex_unlock(struct lot *lot)
 
 int gs_mutex_lock(gs_mutex *m)
 {
-	return mutex_lock_until(&m->lot, GS_FOREVER, 0);
+	return mutex_lock(&m->lot, &wait_forever);
 }
 
 int gs_mutex_lock_until(gs_mutex *m, uint64_t deadline, unsigned int flags)
 {
+	struct lot_wait w = {
+		.deadline = deadline, .flags = flags, .cancel_fd = -1,
+	};
 	int err = check_clock_flags(flags);
 
-	return err ? err : mutex_lock_until(&m->lot, deadline, flags);
+	return err ? err : mutex_lock(&m->lot, &w);
+}
+
+int gs_mutex_lock_ctx(gs_mutex *m, gs_ctx *ctx)
+{
+	struct lot_wait w;
+	int err = ctx_wait(ctx, &w);
+
+	return err ? err : gs_ctx_wait_end(ctx, mutex_lock(&m->lot, &w));
 }
 
 int gs_mutex_trylock(gs_mutex *m)
@@ -460,7 +498,7 @@ static void sema_acquire(struct lot *lot, uint32_t index)
 				continue;
 			counted = true;
 		}
-		lot_park(lot, index, SEMA_TOKENS, 0, GS_FOREVER, 0);
+		lot_park(lot, index, SEMA_TOKENS, 0, &wait_forever, 0);
 		state = atomic_load(word);
 	}
 }
@@ -519,7 +557,7 @@ int gs_rwmutex_lock(gs_rwmutex *rw)
 	int64_t readers;
 	int err;
 
-	err = mutex_lock_until(&rw->lot, GS_FOREVER, 0);
+	err = mutex_lock(&rw->lot, &wait_forever);
 	if (err)
 		return err;
 	/* Announce the writer; wait for the readers that hold it to leave. */
@@ -619,16 +657,13 @@ int64_t gs_waitgroup_count(gs_waitgroup *wg)
 	return (int64_t)(atomic_load(&wg->lot.words[0]) & WG_COUNTER);
 }
 
-int gs_waitgroup_wait_until(gs_waitgroup *wg, uint64_t deadline,
-			    unsigned int flags)
+static int waitgroup_wait(gs_waitgroup *wg, const struct lot_wait *w)
 {
 	_Atomic uint64_t *word = &wg->lot.words[0];
 	uint64_t state = atomic_load(word);
 	uint64_t gen = state >> WG_GEN_SHIFT;
-	int ret = check_clock_flags(flags);
+	int ret;
 
-	if (ret)
-		return ret;
 	for (;;) {
 		if (!(state & WG_COUNTER) || state >> WG_GEN_SHIFT != gen)
 			return 0;
@@ -637,9 +672,8 @@ int gs_waitgroup_wait_until(gs_waitgroup *wg, uint64_t deadline,
 				continue;
 		}
 		ret = lot_park(&wg->lot, 0, ~WG_COUNTER,
-			       (gen << WG_GEN_SHIFT) | WG_WAITERS, deadline,
-			       flags);
-		if (ret == -ETIMEDOUT) {
+			       (gen << WG_GEN_SHIFT) | WG_WAITERS, w, 0);
+		if (ret == -ETIMEDOUT || ret == -ECANCELED) {
 			/* Finished meanwhile? Then it is not a timeout. */
 			state = atomic_load(word);
 			if (!(state & WG_COUNTER) ||
@@ -655,7 +689,26 @@ int gs_waitgroup_wait_until(gs_waitgroup *wg, uint64_t deadline,
 
 int gs_waitgroup_wait(gs_waitgroup *wg)
 {
-	return gs_waitgroup_wait_until(wg, GS_FOREVER, 0);
+	return waitgroup_wait(wg, &wait_forever);
+}
+
+int gs_waitgroup_wait_until(gs_waitgroup *wg, uint64_t deadline,
+			    unsigned int flags)
+{
+	struct lot_wait w = {
+		.deadline = deadline, .flags = flags, .cancel_fd = -1,
+	};
+	int err = check_clock_flags(flags);
+
+	return err ? err : waitgroup_wait(wg, &w);
+}
+
+int gs_waitgroup_wait_ctx(gs_waitgroup *wg, gs_ctx *ctx)
+{
+	struct lot_wait w;
+	int err = ctx_wait(ctx, &w);
+
+	return err ? err : gs_ctx_wait_end(ctx, waitgroup_wait(wg, &w));
 }
 
 struct go_call {
@@ -775,7 +828,7 @@ int gs_once_value(gs_once *o, int (*fn)(void *arg, uint64_t *value),
 			if (!cas(word, &state, state | ONCE_WAITERS))
 				continue;
 		}
-		lot_park(&o->lot, 0, ONCE_DONE, 0, GS_FOREVER, 0);
+		lot_park(&o->lot, 0, ONCE_DONE, 0, &wait_forever, 0);
 		state = atomic_load(word);
 	}
 	if (value)
@@ -838,6 +891,9 @@ int gs_cond_create(gs_cond **cp)
 int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
 		       unsigned int flags)
 {
+	struct lot_wait w = {
+		.deadline = deadline, .flags = flags, .cancel_fd = -1,
+	};
 	uint64_t seq;
 	int ret = check_clock_flags(flags);
 
@@ -852,10 +908,10 @@ int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
 		return ret;
 	}
 	do
-		ret = lot_park(&c->lot, COND_SEQ, ~0ULL, seq, deadline, flags);
+		ret = lot_park(&c->lot, COND_SEQ, ~0ULL, seq, &w, 0);
 	while (ret == -EINTR);
 	atomic_fetch_sub(&c->lot.words[COND_WAITERS], 1);
-	mutex_lock_until(&m->lot, GS_FOREVER, 0);
+	mutex_lock(&m->lot, &wait_forever);
 	return ret == -ETIMEDOUT ? -ETIMEDOUT : 0;
 }
 
@@ -993,15 +1049,12 @@ static bool barrier_break(gs_barrier *b, uint64_t *state)
 	return true;
 }
 
-int gs_barrier_await_until(gs_barrier *b, uint64_t deadline,
-			   unsigned int flags)
+static int barrier_await(gs_barrier *b, const struct lot_wait *w)
 {
 	_Atomic uint64_t *word = &b->lot.words[0];
 	uint64_t parties = b->lot.param, state, round;
-	int ret = check_clock_flags(flags);
+	int ret;
 
-	if (ret)
-		return ret;
 	/* Arrive; while the last arriver of a full round works, wait. */
 	state = atomic_load(word);
 	for (;;) {
@@ -1013,7 +1066,7 @@ int gs_barrier_await_until(gs_barrier *b, uint64_t deadline,
 			continue;
 		}
 		ret = lot_park(&b->lot, 0, ~BARRIER_COUNT,
-			       state & ~BARRIER_COUNT, deadline, flags);
+			       state & ~BARRIER_COUNT, w, 0);
 		if (ret && ret != -EAGAIN && ret != -EINTR)
 			return ret;
 		state = atomic_load(word);
@@ -1036,7 +1089,7 @@ int gs_barrier_await_until(gs_barrier *b, uint64_t deadline,
 
 	for (;;) {
 		ret = lot_park(&b->lot, 0, ~BARRIER_COUNT,
-			       round << BARRIER_ROUND_SHIFT, deadline, flags);
+			       round << BARRIER_ROUND_SHIFT, w, 0);
 		state = atomic_load(word);
 		if (barrier_round(state) != round)
 			return barrier_result(b, round);
@@ -1044,26 +1097,44 @@ int gs_barrier_await_until(gs_barrier *b, uint64_t deadline,
 			return -EPIPE;
 		if (!ret || ret == -EAGAIN || ret == -EINTR)
 			continue;
-		if (ret != -ETIMEDOUT)
+		if (ret != -ETIMEDOUT && ret != -ECANCELED)
 			return ret;
 		/*
-		 * Our deadline: break the round, unless it is complete and
-		 * only waits for its last arriver's action (then wait for
-		 * the outcome, which comes without us).
+		 * Our deadline (or context): break the round, unless it is
+		 * complete and only waits for its last arriver's action
+		 * (then wait for the outcome, which comes without us).
 		 */
 		if ((state & BARRIER_COUNT) < parties) {
 			if (barrier_break(b, &state))
-				return -ETIMEDOUT;
+				return ret;
 			continue;
 		}
-		deadline = GS_FOREVER;
-		flags = 0;
+		w = &wait_forever;
 	}
 }
 
 int gs_barrier_await(gs_barrier *b)
 {
-	return gs_barrier_await_until(b, GS_FOREVER, 0);
+	return barrier_await(b, &wait_forever);
+}
+
+int gs_barrier_await_until(gs_barrier *b, uint64_t deadline,
+			   unsigned int flags)
+{
+	struct lot_wait w = {
+		.deadline = deadline, .flags = flags, .cancel_fd = -1,
+	};
+	int err = check_clock_flags(flags);
+
+	return err ? err : barrier_await(b, &w);
+}
+
+int gs_barrier_await_ctx(gs_barrier *b, gs_ctx *ctx)
+{
+	struct lot_wait w;
+	int err = ctx_wait(ctx, &w);
+
+	return err ? err : gs_ctx_wait_end(ctx, barrier_await(b, &w));
 }
 
 int gs_barrier_reset(gs_barrier *b)

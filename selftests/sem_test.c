@@ -594,15 +594,15 @@ TEST(sem_ioctls_reject_bad_pointers_and_fields)
 	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_SEM_TRY_ACQUIRE, ro));
 	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_SEM_RELEASE, ro));
 
-	/* Reserved and flags of the acquire argument. */
+	/* cancel_fd without its flag, and flags of the acquire argument. */
 	memset(&acq, 0, sizeof(acq));
 	acq.count = 1;
 	acq.deadline = GS_FOREVER;
-	acq.reserved = 1;
+	acq.cancel_fd = 1;
 	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_SEM_ACQUIRE, &acq));
-	acq.reserved = 1U << 31;
+	acq.cancel_fd = INT32_MIN;
 	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_SEM_ACQUIRE, &acq));
-	acq.reserved = 0;
+	acq.cancel_fd = 0;
 	acq.flags = 2;
 	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_SEM_ACQUIRE, &acq));
 	acq.flags = ~0U;

@@ -49,6 +49,14 @@
 /* Deadline clock selection, for the flags of every waiting ioctl. */
 #define GOSYNC_CLOCK_REALTIME	(1U << 0)
 
+/*
+ * Flag of the semaphore acquire and lot park ioctls: their @cancel_fd is
+ * a channel whose close cancels the wait (-ECANCELED), as a context's
+ * Done channel does in libgosync. Without the flag, @cancel_fd must be 0.
+ * A wait that was served before it noticed the close returns success.
+ */
+#define GOSYNC_WAIT_CANCEL_FD	(1U << 4)
+
 /**
  * struct gosync_version - argument of GOSYNC_IOC_VERSION
  * @abi_version: out: GOSYNC_ABI_VERSION of the loaded module
@@ -119,8 +127,9 @@ struct gosync_sem_create {
  * @count:    permits to acquire, 0 to GOSYNC_SEM_MAX (-EINVAL beyond)
  * @deadline: absolute deadline in ns (see the conventions above); one
  *            already past still takes the permits if they are free now
- * @flags:    0 or GOSYNC_CLOCK_REALTIME
- * @reserved: must be 0
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_WAIT_CANCEL_FD
+ * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
+ *            the wait (-ECANCELED); else 0
  *
  * Blocks, first in first out, until @count permits are free. A @count
  * larger than the size can never be served: it waits for its deadline
@@ -133,7 +142,7 @@ struct gosync_sem_acquire {
 	__u64 count;
 	__u64 deadline;
 	__u32 flags;
-	__u32 reserved;
+	__s32 cancel_fd;
 };
 
 /**
@@ -405,10 +414,14 @@ struct gosync_lot_create {
 /**
  * struct gosync_lot_park - argument of GOSYNC_IOC_LOT_PARK
  * @index:    the word, below GOSYNC_LOT_WORDS
- * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_LOT_PARK_FRONT
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_LOT_PARK_FRONT,
+ *            GOSYNC_WAIT_CANCEL_FD
  * @mask:     the bits of the word to compare
  * @expected: park while (word & @mask) == @expected; must lie in @mask
  * @deadline: absolute deadline in ns (see the conventions above)
+ * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
+ *            the park (-ECANCELED); else 0
+ * @reserved: must be 0
  */
 struct gosync_lot_park {
 	__u32 index;
@@ -416,6 +429,8 @@ struct gosync_lot_park {
 	__u64 mask;
 	__u64 expected;
 	__u64 deadline;
+	__s32 cancel_fd;
+	__u32 reserved;
 };
 
 /**
