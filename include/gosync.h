@@ -706,6 +706,87 @@ GS_API int gs_mutex_lock_ctx(gs_mutex *m, gs_ctx *ctx);
 GS_API int gs_waitgroup_wait_ctx(gs_waitgroup *wg, gs_ctx *ctx);
 GS_API int gs_barrier_await_ctx(gs_barrier *b, gs_ctx *ctx);
 
+/* ------------------------------------------------------------------ */
+/* errgroup (golang.org/x/sync/errgroup).                               */
+/*
+ * A group of calls running on their own threads, each returning 0 or an
+ * error (a negative errno by convention; any non-zero int counts). Wait
+ * waits for all of them and returns the first error. A group made with
+ * gs_errgroup_with_context() also gives a context derived from the
+ * parent that is cancelled, with the first error as its cause, when a
+ * call fails or when Wait returns. SetLimit bounds how many calls run at
+ * once: Go blocks until one slot frees, TryGo refuses (-EAGAIN).
+ */
+typedef struct gs_errgroup gs_errgroup;
+
+/** gs_errgroup_create() - a Group (no context). Return: 0, -ENOMEM. */
+GS_API int gs_errgroup_create(gs_errgroup **gp);
+/**
+ * gs_errgroup_with_context() - WithContext: also *@ctxp, a child of
+ * @parent, which the caller releases (gs_ctx_release()) when done.
+ */
+GS_API int gs_errgroup_with_context(gs_ctx *parent, gs_errgroup **gp,
+				    gs_ctx **ctxp);
+/**
+ * gs_errgroup_go() - Go: run @fn(@arg) on a new thread, after waiting for
+ * a slot if a limit is set. Return: 0; -EINVAL (no @fn); -EAGAIN or
+ * -ENOMEM (no thread could be started: @fn does not run).
+ */
+GS_API int gs_errgroup_go(gs_errgroup *g, int (*fn)(void *arg), void *arg);
+/** gs_errgroup_try_go() - TryGo: as Go, but -EAGAIN at once if no slot is free. */
+GS_API int gs_errgroup_try_go(gs_errgroup *g, int (*fn)(void *arg),
+			      void *arg);
+/**
+ * gs_errgroup_set_limit() - SetLimit: at most @n calls at once; a
+ * negative @n means no limit. Return: 0, or -EBUSY while calls are
+ * running (Go panics), changing nothing.
+ */
+GS_API int gs_errgroup_set_limit(gs_errgroup *g, int n);
+/** gs_errgroup_wait() - Wait: 0 or the first error. The group is then reusable. */
+GS_API int gs_errgroup_wait(gs_errgroup *g);
+/** gs_errgroup_destroy() - free a group whose calls have all returned (NULL allowed). */
+GS_API void gs_errgroup_destroy(gs_errgroup *g);
+
+/* ------------------------------------------------------------------ */
+/* SingleFlight (golang.org/x/sync/singleflight).                       */
+/*
+ * Duplicate suppression: while a call for a key is in flight, callers of
+ * the same key wait for it and share its result instead of calling again.
+ * Keys are NUL-terminated strings (copied); values are opaque pointers
+ * that the group never dereferences or frees. Within one process.
+ */
+typedef struct gs_singleflight gs_singleflight;
+
+/* What DoChan delivers: the value, the error, and whether it was shared. */
+struct gs_flight_result {
+	void *value;
+	int err;
+	bool shared;
+};
+
+GS_API int gs_singleflight_create(gs_singleflight **gp);
+GS_API void gs_singleflight_destroy(gs_singleflight *g);
+/**
+ * gs_singleflight_do() - Do: run @fn(@arg, &value) for @key unless a call
+ * for @key is in flight, in which case wait for it. *@value gets the
+ * value, *@shared (if not NULL) whether more than one caller got it.
+ * Return: @fn's error (0 or non-zero), or -EINVAL, -ENOMEM.
+ */
+GS_API int gs_singleflight_do(gs_singleflight *g, const char *key,
+			      int (*fn)(void *arg, void **value), void *arg,
+			      void **value, bool *shared);
+/**
+ * gs_singleflight_do_chan() - DoChan: as Do, but at once, with *@resultp
+ * a new channel (capacity 1, elements struct gs_flight_result) that
+ * receives the result; the caller destroys it. The call runs on its own
+ * thread if it is not in flight already. Return: 0, -EINVAL, -ENOMEM.
+ */
+GS_API int gs_singleflight_do_chan(gs_singleflight *g, const char *key,
+				   int (*fn)(void *arg, void **value),
+				   void *arg, gs_chan **resultp);
+/** gs_singleflight_forget() - Forget: later calls for @key do not wait for the one in flight. */
+GS_API void gs_singleflight_forget(gs_singleflight *g, const char *key);
+
 #ifdef __cplusplus
 }
 #endif
