@@ -707,6 +707,61 @@ GS_API int gs_waitgroup_wait_ctx(gs_waitgroup *wg, gs_ctx *ctx);
 GS_API int gs_barrier_await_ctx(gs_barrier *b, gs_ctx *ctx);
 
 /* ------------------------------------------------------------------ */
+/* Channel patterns: the plumbing Go programs write with goroutines.    */
+/*
+ * Each helper starts threads that move values between channels until
+ * their inputs are closed or @ctx is done, then close their output(s):
+ * consumers learn that a stage is over from the close, as in Go. Every
+ * blocking step uses @ctx (gs_ctx_background() for none), so cancelling
+ * it tears down a whole pipeline. The channels must stay alive (not
+ * destroyed) until the helper's outputs are closed; the helpers destroy
+ * nothing. Values are copied through; element sizes must match where a
+ * value passes unchanged (-EINVAL otherwise).
+ *
+ * Why library helpers rather than examples: in Go these are five-line
+ * functions over chan T; in C the same needs threads, element sizes and
+ * careful closing, which is exactly what users should not rewrite.
+ * Bounded parallelism is gs_errgroup_set_limit() (or gs_stage()'s worker
+ * count); map-reduce is gs_stage() then gs_merge() (examples/pipeline.c).
+ */
+
+/**
+ * gs_merge() - fan-in: forward every value of each of @ins to @out, then
+ * close @out once all of @ins are closed (or @ctx is done). Order is
+ * kept per input. Return: 0, -EINVAL, -ENOMEM, -EAGAIN (no thread).
+ */
+GS_API int gs_merge(gs_ctx *ctx, gs_chan *const *ins, size_t n, gs_chan *out);
+
+/**
+ * gs_tee() - send each value of @in to both @out1 and @out2 (whichever
+ * is ready first first), then close both. Return: as gs_merge().
+ */
+GS_API int gs_tee(gs_ctx *ctx, gs_chan *in, gs_chan *out1, gs_chan *out2);
+
+/**
+ * gs_or_done() - forward @in to @out until @in is closed or @ctx is done,
+ * then close @out: a receive loop on @out needs no select on Done.
+ */
+GS_API int gs_or_done(gs_ctx *ctx, gs_chan *in, gs_chan *out);
+
+/* What a gs_stage() function returns besides a negative error. */
+#define GS_STAGE_EMIT	0	/* send the output value */
+#define GS_STAGE_SKIP	1	/* send nothing for this input */
+
+/**
+ * gs_stage() - a pipeline stage with @workers threads (fan-out): each
+ * receives from @in, calls @fn(@arg, input, output) with buffers of the
+ * two channels' element sizes, and sends the output unless @fn returns
+ * GS_STAGE_SKIP. A negative return stops the stage and cancels @ctx (if
+ * it is cancelable) with that error as its cause, which stops the rest of
+ * the pipeline. @out is closed when every worker has stopped. Values
+ * leave in no particular order when @workers > 1.
+ */
+GS_API int gs_stage(gs_ctx *ctx, gs_chan *in, gs_chan *out,
+		    int (*fn)(void *arg, const void *in, void *out),
+		    void *arg, unsigned int workers);
+
+/* ------------------------------------------------------------------ */
 /* errgroup (golang.org/x/sync/errgroup).                               */
 /*
  * A group of calls running on their own threads, each returning 0 or an
