@@ -141,7 +141,7 @@ int main(void)
 		atoms[i] = i < HYDROGENS ?
 			(struct atom){ 'H', i + 1 } :
 			(struct atom){ 'O', i - HYDROGENS + 1 };
-	srand(getpid());
+	srand((unsigned int)(gs_now() ^ getpid()));
 	for (int i = ATOMS - 1; i > 0; i--) {
 		int j = rand() % (i + 1);
 		struct atom t = atoms[i];
