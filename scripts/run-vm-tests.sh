@@ -72,7 +72,30 @@ RUN
 	demo)
 		mkdir -p "$dir/examples"
 		cp "$build"/examples/* "$dir/examples/"
-		printf '#!/bin/sh\nexec /gosync/examples/demo\n' > "$dir/run"
+		cat > "$dir/run" <<'RUN'
+#!/bin/sh
+# The demo first, then every other example; each one checks itself and
+# exits non-zero if anything went wrong.
+rc=0 failed=
+for e in /gosync/examples/demo $(ls /gosync/examples | grep -vx demo); do
+	name=${e##*/}
+	echo "=== example: $name ==="
+	"/gosync/examples/$name"
+	erc=$?
+	if [ $erc = 0 ]; then
+		echo "=== example $name: ok ==="
+	else
+		echo "=== example $name: FAILED (exit $erc) ==="
+		rc=1 failed="$failed $name"
+	fi
+done
+if [ $rc = 0 ]; then
+	echo "=== examples: all ok ==="
+else
+	echo "=== examples failed:$failed ==="
+fi
+exit $rc
+RUN
 		;;
 	bench)
 		mkdir -p "$dir/bench"
