@@ -618,6 +618,12 @@ GS_API bool gs_barrier_broken(gs_barrier *b);
  * Background and TODO are never cancelled, have no deadline, and need no
  * release (it is allowed and does nothing).
  *
+ * A context is an object of one process (its tree, values and AfterFuncs
+ * live in that process's memory; the copy a fork() leaves in the child is
+ * not cancelled with the parent's). What crosses processes is Done: get
+ * it (gs_ctx_done()) before fork(), or send its fd, and have the other
+ * process select on that channel.
+ *
  * Every blocking call has a _ctx form that returns the context's error
  * when it is done first: channel send/receive, select, semaphore acquire,
  * Mutex lock, WaitGroup wait, barrier await. The kernel watches the Done

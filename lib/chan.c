@@ -200,8 +200,11 @@ int gs_select_ctx(gs_case *cases, size_t n, gs_ctx *ctx)
 		all[i] = cases[i];
 	all[n] = gs_case_recv(gs_ctx_done(ctx), NULL);
 	ret = gs_select(all, n + 1, 0, w.deadline);
-	if (ret == (int)n)
-		return gs_ctx_err(ctx);
+	if (ret == (int)n) {
+		/* Done is closed, maybe by another process's copy. */
+		ret = gs_ctx_err(ctx);
+		return ret ? ret : -ECANCELED;
+	}
 	if (ret < 0)
 		return gs_ctx_wait_end(ctx, ret);
 	cases[ret].ok = all[ret].ok;
