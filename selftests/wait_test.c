@@ -1578,6 +1578,109 @@ TEST(cond_signals_do_not_end_wait)
 }
 
 /*
+ * Ping-pong on one Cond: two parties take turns, each waiting while it is
+ * not its turn. The signal comes right after the waiter unlocked the
+ * mutex, often before it parked: a wake-up lost there is never repeated,
+ * and shows as a timeout.
+ */
+#define PP_ROUNDS	1500
+#define PP_WAIT_NS	(3 * NS_PER_SEC)
+
+struct pingpong {
+	gs_mutex *m;
+	gs_cond *c;
+	int turn;
+	atomic_int moves;
+	atomic_int timeouts;
+	atomic_int errors;
+};
+
+static int pp_party(struct pingpong *pp, int me)
+{
+	int ret;
+
+	if (gs_mutex_lock(pp->m))
+		return 1;
+	for (int i = 0; i < PP_ROUNDS; i++) {
+		while (pp->turn != me) {
+			ret = gs_cond_wait_until(pp->c, pp->m,
+						 gs_deadline_in(PP_WAIT_NS), 0);
+			if (ret == -ETIMEDOUT) {
+				atomic_fetch_add(&pp->timeouts, 1);
+				pp->turn = me;	/* free the other one */
+				gs_cond_signal(pp->c);
+				gs_mutex_unlock(pp->m);
+				return 1;
+			}
+			if (ret) {
+				atomic_fetch_add(&pp->errors, 1);
+				gs_mutex_unlock(pp->m);
+				return 1;
+			}
+		}
+		pp->turn = !me;
+		atomic_fetch_add(&pp->moves, 1);
+		gs_cond_signal(pp->c);
+	}
+	gs_mutex_unlock(pp->m);
+	return 0;
+}
+
+static void *pp_thread(void *p)
+{
+	pp_party(p, 1);
+	return NULL;
+}
+
+static void check_pingpong(struct __test_metadata *_metadata, bool procs)
+{
+	struct pingpong *pp;
+	pthread_t thr;
+	pid_t pid = 0;
+	uint64_t t0 = mono_ns();
+
+	pp = shared_alloc(sizeof(*pp));
+	ASSERT_NE(NULL, pp);
+	ASSERT_EQ(0, gs_mutex_create(&pp->m));
+	ASSERT_EQ(0, gs_cond_create(&pp->c));
+	if (procs) {
+		pid = fork_child();
+		ASSERT_LE(0, pid);
+		if (pid == 0)
+			_exit(pp_party(pp, 1));
+	} else {
+		ASSERT_EQ(0, start_thread(&thr, pp_thread, pp));
+	}
+	EXPECT_EQ(0, pp_party(pp, 0));
+	if (procs) {
+		int status = -1;
+
+		EXPECT_EQ(0, wait_child(pid, &status, 2 * WAIT_LIMIT_MS));
+		EXPECT_EQ(0, status);
+	} else {
+		EXPECT_EQ(0, join_ms(thr, 2 * WAIT_LIMIT_MS));
+	}
+	TH_LOG("%d moves in %ju ms", atomic_load(&pp->moves),
+	       (uintmax_t)ms_since(t0));
+	EXPECT_EQ(0, atomic_load(&pp->timeouts)) TH_LOG("lost wake-up");
+	EXPECT_EQ(0, atomic_load(&pp->errors));
+	EXPECT_EQ(2 * PP_ROUNDS, atomic_load(&pp->moves));
+	gs_cond_destroy(pp->c);
+	gs_mutex_destroy(pp->m);
+	munmap(pp, sizeof(*pp));
+}
+
+TEST(cond_ping_pong_threads_loses_no_wakeup)
+{
+	check_pingpong(_metadata, false);
+}
+
+TEST(cond_ping_pong_processes_loses_no_wakeup)
+{
+	check_pingpong(_metadata, true);
+}
+
+/*
  * The classic bounded buffer: one mutex, a Cond for "not full" and one
  * for "not empty", Signal (not Broadcast) after each change. A lost
  * wake-up shows as a wait that times out; conservation shows as every
