@@ -1,0 +1,2572 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tests of the waiting half of the sync package in libgosync, each object
+ * a parking lot (kmod/lot.c) driven by the protocols of lib/sync.c:
+ *
+ *  - WaitGroup: the counter and its limits (-EOVERFLOW, nothing changed),
+ *    Wait on zero without a system call, deadlines on both clocks, many
+ *    waiters released at once, reuse right after a generation ends,
+ *    WaitGroup.Go and gs_go, fork and SCM_RIGHTS, signals, a stress test;
+ *  - Once: one run among threads and processes, callers that wait for the
+ *    first one, OnceValues' shared value and error, no system call after
+ *    it is done;
+ *  - Cond: the mutex must be held (-EPERM), Signal wakes exactly one
+ *    parked waiter and Broadcast all, timeouts re-lock the mutex, no
+ *    system call without waiters, signals, and a bounded buffer (threads
+ *    and processes) that must not lose a wake-up;
+ *  - CyclicBarrier: rounds that never mix with their action run once
+ *    before anyone leaves, a failing action, timeouts, reset, processes;
+ *  - the H2O exercise: a weighted semaphore per element and a barrier of
+ *    three make water molecules of exactly two H and one O.
+ *
+ * The lot's slow-path counters (GOSYNC_IOC_LOT_STATUS: parks, unparks,
+ * woken, parked) show when a call entered the kernel and when waiters are
+ * asleep there. Every wait that a test expects to end is bounded.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "gosync.h"
+#include "gs_test.h"
+
+#define WG_MAX		0x7fffffffLL
+/* A far deadline for waits that must end by themselves. */
+#define LIMIT_NS	((uint64_t)WAIT_LIMIT_MS * NS_PER_MS)
+/* Upper bound of a 50-100 ms timeout on a slow emulated machine. */
+#define LATE_MS		5000
+
+/* ------------------------------------------------------------------ */
+/* Lots, shared memory, child processes                                 */
+
+static int lot_status(int fd, struct gosync_lot_status *st)
+{
+	memset(st, 0xa5, sizeof(*st));
+	return xioctl(fd, GOSYNC_IOC_LOT_STATUS, st);
+}
+
+/* Wait (bounded) until exactly @want threads are parked on the lot. */
+static int wait_parked(int fd, uint32_t want)
+{
+	struct gosync_lot_status st;
+	uint64_t end = mono_ns() + LIMIT_NS;
+
+	do {
+		if (lot_status(fd, &st))
+			return -EIO;
+		if (st.parked == want)
+			return 0;
+		usleep(200);
+	} while (mono_ns() < end);
+	return -ETIMEDOUT;
+}
+
+static uint32_t parked_now(int fd)
+{
+	struct gosync_lot_status st;
+
+	return lot_status(fd, &st) ? UINT32_MAX : st.parked;
+}
+
+static void *shared_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0, len);
+	return p;
+}
+
+/* Wait (bounded) until *@v reaches @want. */
+static int wait_atomic_ge(atomic_int *v, int want)
+{
+	uint64_t end = mono_ns() + LIMIT_NS;
+
+	while (atomic_load(v) < want) {
+		if (mono_ns() > end)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+	return 0;
+}
+
+/* Child processes report their first failure through shared memory. */
+struct report {
+	int line;
+	char msg[256];
+};
+
+#define CHILD_CHECK(rep, cond, ...) do {				\
+	if (!(cond)) {							\
+		if (!(rep)->line) {					\
+			(rep)->line = __LINE__;				\
+			snprintf((rep)->msg, sizeof((rep)->msg),	\
+				 __VA_ARGS__);				\
+		}							\
+		return 1;						\
+	}								\
+} while (0)
+
+/* Reap @pid (bounded) and expect exit 0 and a clean report. */
+#define EXPECT_CHILD_OK(pid, rep) do {					\
+	int status_ = 0;						\
+	EXPECT_EQ(0, wait_child((pid), &status_, 2 * WAIT_LIMIT_MS));	\
+	EXPECT_TRUE(WIFEXITED(status_)) TH_LOG("status %#x", status_);	\
+	EXPECT_EQ(0, (rep)->line) TH_LOG("child check at line %d: %s",	\
+					 (rep)->line, (rep)->msg);	\
+	if (WIFEXITED(status_)) {					\
+		EXPECT_EQ(0, WEXITSTATUS(status_));			\
+	}								\
+} while (0)
+
+/* ------------------------------------------------------------------ */
+/* Threads that make one blocking call                                  */
+
+enum op {
+	OP_WG_WAIT,
+	OP_WG_WAIT_UNTIL,
+	OP_COND_WAIT,
+	OP_COND_WAIT_UNTIL,
+	OP_BARRIER_AWAIT,
+	OP_BARRIER_AWAIT_UNTIL,
+};
+
+struct waiter {
+	enum op op;
+	void *obj;
+	gs_mutex *m;		/* the Cond's mutex */
+	uint64_t deadline;
+	unsigned int flags;
+	atomic_int *returned;	/* optional: counts returns */
+	pthread_t thread;
+	atomic_bool done;
+	int ret;
+	bool held;		/* Cond: the mutex was held on return */
+	uint64_t start, end;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->start = mono_ns();
+	switch (w->op) {
+	case OP_WG_WAIT:
+		w->ret = gs_waitgroup_wait(w->obj);
+		break;
+	case OP_WG_WAIT_UNTIL:
+		w->ret = gs_waitgroup_wait_until(w->obj, w->deadline, w->flags);
+		break;
+	case OP_COND_WAIT:
+	case OP_COND_WAIT_UNTIL:
+		gs_mutex_lock(w->m);
+		if (w->op == OP_COND_WAIT)
+			w->ret = gs_cond_wait(w->obj, w->m);
+		else
+			w->ret = gs_cond_wait_until(w->obj, w->m, w->deadline,
+						    w->flags);
+		w->held = gs_mutex_trylock(w->m) == -EBUSY;
+		if (w->returned)
+			atomic_fetch_add(w->returned, 1);
+		gs_mutex_unlock(w->m);
+		break;
+	case OP_BARRIER_AWAIT:
+		w->ret = gs_barrier_await(w->obj);
+		break;
+	case OP_BARRIER_AWAIT_UNTIL:
+		w->ret = gs_barrier_await_until(w->obj, w->deadline, w->flags);
+		break;
+	}
+	w->end = mono_ns();
+	if (w->returned && w->op != OP_COND_WAIT &&
+	    w->op != OP_COND_WAIT_UNTIL)
+		atomic_fetch_add(w->returned, 1);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* Start a waiter whose _until call has @deadline (on @flags' clock). */
+static int waiter_start_dl(struct waiter *w, enum op op, void *obj,
+			   gs_mutex *m, atomic_int *returned,
+			   uint64_t deadline, unsigned int flags)
+{
+	memset(w, 0, sizeof(*w));
+	w->op = op;
+	w->obj = obj;
+	w->m = m;
+	w->deadline = deadline;
+	w->flags = flags;
+	w->returned = returned;
+	w->ret = 1;
+	atomic_init(&w->done, false);
+	return start_thread(&w->thread, waiter_main, w);
+}
+
+static int waiter_start(struct waiter *w, enum op op, void *obj,
+			gs_mutex *m, atomic_int *returned)
+{
+	return waiter_start_dl(w, op, obj, m, returned,
+			       gs_deadline_in(LIMIT_NS), 0);
+}
+
+/* Wait (bounded) for the waiter's call to return, then join it. */
+static bool waiter_join(struct waiter *w, unsigned int ms)
+{
+	uint64_t end = mono_ns() + (uint64_t)ms * NS_PER_MS;
+
+	while (!atomic_load(&w->done)) {
+		if (mono_ns() > end)
+			return false;
+		usleep(200);
+	}
+	pthread_join(w->thread, NULL);
+	return true;
+}
+
+/* ================================================================== */
+/* 1. WaitGroup                                                         */
+
+TEST(waitgroup_add_done_count_and_limits)
+{
+	struct gosync_lot_status st;
+	gs_waitgroup *wg = NULL;
+
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	ASSERT_EQ(0, lot_status(gs_waitgroup_fd(wg), &st));
+	EXPECT_EQ(GOSYNC_LOT_WAITGROUP, st.kind);
+	EXPECT_EQ(0, st.parked);
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+
+	EXPECT_EQ(0, gs_waitgroup_add(wg, 3));
+	EXPECT_EQ(3, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_done(wg));
+	EXPECT_EQ(2, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_add(wg, 0));
+	EXPECT_EQ(2, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_add(wg, -2));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+
+	/* Below zero: Go panics, we refuse and change nothing. */
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_done(wg));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_add(wg, 5));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, -6));
+	EXPECT_EQ(5, gs_waitgroup_count(wg));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, INT64_MIN));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, -(1LL << 32) + 1));
+	EXPECT_EQ(5, gs_waitgroup_count(wg));
+
+	/* Up to 2^31-1 and not one more. */
+	EXPECT_EQ(0, gs_waitgroup_add(wg, WG_MAX - 5));
+	EXPECT_EQ(WG_MAX, gs_waitgroup_count(wg));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, 1));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, INT64_MAX));
+	EXPECT_EQ(WG_MAX, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_add(wg, -WG_MAX));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	/* A jump that would wrap the 32-bit counter field. */
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, WG_MAX + 1));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, 1LL << 32));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, (1LL << 32) + 1));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_add(wg, WG_MAX));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, -WG_MAX - 1));
+	EXPECT_EQ(WG_MAX, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_add(wg, -WG_MAX));
+
+	/* Nobody waited: all of that stayed in userspace. */
+	ASSERT_EQ(0, lot_status(gs_waitgroup_fd(wg), &st));
+	EXPECT_EQ(0, st.parks);
+	EXPECT_EQ(0, st.unparks);
+	EXPECT_EQ(0, st.woken);
+	gs_waitgroup_destroy(wg);
+	gs_waitgroup_destroy(NULL);
+}
+
+TEST(waitgroup_wait_on_zero_makes_no_syscall)
+{
+	struct gosync_lot_status st;
+	gs_waitgroup *wg = NULL;
+	int fails = 0;
+
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	for (int i = 0; i < 20000; i++) {
+		if (gs_waitgroup_wait(wg))
+			fails++;
+		if (gs_waitgroup_wait_until(wg, 0, 0))	/* long past */
+			fails++;
+		if (gs_waitgroup_wait_until(wg, GS_FOREVER, GS_CLOCK_REALTIME))
+			fails++;
+	}
+	EXPECT_EQ(0, fails);
+	/* Bad flags are refused even when there is nothing to wait for. */
+	EXPECT_EQ(-EINVAL, gs_waitgroup_wait_until(wg, GS_FOREVER, 2));
+	EXPECT_EQ(-EINVAL, gs_waitgroup_wait_until(wg, 0, 1U << 31));
+	/* Up and down again without waiters: no syscall either. */
+	for (int i = 0; i < 1000; i++) {
+		gs_waitgroup_add(wg, 2);
+		gs_waitgroup_done(wg);
+		gs_waitgroup_done(wg);
+	}
+	EXPECT_EQ(0, gs_waitgroup_wait(wg));
+	ASSERT_EQ(0, lot_status(gs_waitgroup_fd(wg), &st));
+	EXPECT_EQ(0, st.parks);
+	EXPECT_EQ(0, st.unparks);
+	gs_waitgroup_destroy(wg);
+}
+
+TEST(waitgroup_wait_until_times_out_on_both_clocks)
+{
+	struct gosync_lot_status st;
+	gs_waitgroup *wg = NULL;
+	uint64_t t0, ms;
+
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+
+	t0 = mono_ns();
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_waitgroup_wait_until(wg, gs_deadline_in(80 * NS_PER_MS), 0));
+	ms = ms_since(t0);
+	EXPECT_LE(80, ms);
+	EXPECT_GT(LATE_MS, ms);
+
+	t0 = mono_ns();
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_waitgroup_wait_until(wg, real_ns() + 80 * NS_PER_MS,
+					  GS_CLOCK_REALTIME));
+	ms = ms_since(t0);
+	EXPECT_LE(79, ms);
+	EXPECT_GT(LATE_MS, ms);
+
+	/* Deadlines already past, on either clock. */
+	t0 = mono_ns();
+	EXPECT_EQ(-ETIMEDOUT, gs_waitgroup_wait_until(wg, 1, 0));
+	EXPECT_EQ(-ETIMEDOUT, gs_waitgroup_wait_until(wg, mono_ns(), 0));
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_waitgroup_wait_until(wg, real_ns() - NS_PER_SEC,
+					  GS_CLOCK_REALTIME));
+	EXPECT_GT(LATE_MS, ms_since(t0));
+
+	/* Bad flags: -EINVAL at once. */
+	t0 = mono_ns();
+	EXPECT_EQ(-EINVAL, gs_waitgroup_wait_until(wg, GS_FOREVER, 2));
+	EXPECT_EQ(-EINVAL,
+		  gs_waitgroup_wait_until(wg, gs_deadline_in(NS_PER_SEC), 4));
+	EXPECT_GT(500, ms_since(t0));
+
+	/* Timeouts changed nothing and left nobody parked. */
+	EXPECT_EQ(1, gs_waitgroup_count(wg));
+	ASSERT_EQ(0, lot_status(gs_waitgroup_fd(wg), &st));
+	EXPECT_EQ(0, st.parked);
+	EXPECT_EQ(0, gs_waitgroup_done(wg));
+	EXPECT_EQ(0, gs_waitgroup_wait_until(wg, 1, 0));
+	gs_waitgroup_destroy(wg);
+}
+
+#define WG_WAITERS_N	8
+
+TEST(waitgroup_many_waiters_released_at_zero)
+{
+	struct waiter w[WG_WAITERS_N];
+	struct gosync_lot_status st;
+	gs_waitgroup *wg = NULL;
+	atomic_int returned = 0;
+	int fd;
+
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	fd = gs_waitgroup_fd(wg);
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 3));
+	for (int i = 0; i < WG_WAITERS_N; i++)
+		ASSERT_EQ(0, waiter_start(&w[i], i % 2 ? OP_WG_WAIT :
+					  OP_WG_WAIT_UNTIL, wg, NULL,
+					  &returned));
+	ASSERT_EQ(0, wait_parked(fd, WG_WAITERS_N));
+
+	/* Other moves of the counter wake nobody. */
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 4));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, -5));
+	EXPECT_EQ(1, gs_waitgroup_count(wg));
+	sleep_ms(30);
+	EXPECT_EQ(0, atomic_load(&returned));
+	ASSERT_EQ(0, lot_status(fd, &st));
+	EXPECT_EQ(WG_WAITERS_N, st.parked);
+	EXPECT_EQ(0, st.unparks);
+
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+	for (int i = 0; i < WG_WAITERS_N; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS))
+			TH_LOG("waiter %d still waits", i);
+		EXPECT_EQ(0, w[i].ret);
+	}
+	ASSERT_EQ(0, lot_status(fd, &st));
+	EXPECT_EQ(0, st.parked);
+	EXPECT_EQ(1, st.unparks);	/* one unpark for all of them */
+	EXPECT_EQ(WG_WAITERS_N, st.woken);
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	gs_waitgroup_destroy(wg);
+}
+
+/* A waiter whose generation ended returns even if the group is reused. */
+TEST(waitgroup_reuse_right_after_zero)
+{
+	struct waiter w[3];
+	gs_waitgroup *wg = NULL;
+	int fd;
+
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	fd = gs_waitgroup_fd(wg);
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	for (int round = 0; round < 30; round++) {
+		for (int i = 0; i < 3; i++)
+			ASSERT_EQ(0, waiter_start(&w[i], i ? OP_WG_WAIT :
+						  OP_WG_WAIT_UNTIL, wg, NULL,
+						  NULL));
+		ASSERT_EQ(0, wait_parked(fd, 3)) TH_LOG("round %d", round);
+		/* End the generation and start the next at once. */
+		ASSERT_EQ(0, gs_waitgroup_done(wg));
+		ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+		for (int i = 0; i < 3; i++) {
+			ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS))
+				TH_LOG("round %d: waiter %d missed its generation",
+				       round, i);
+			EXPECT_EQ(0, w[i].ret);
+		}
+		EXPECT_EQ(1, gs_waitgroup_count(wg));
+	}
+	/* A waiter of the new generation does wait for it. */
+	ASSERT_EQ(0, waiter_start(&w[0], OP_WG_WAIT, wg, NULL, NULL));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	EXPECT_FALSE(atomic_load(&w[0].done));
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+	ASSERT_TRUE(waiter_join(&w[0], WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w[0].ret);
+	gs_waitgroup_destroy(wg);
+}
+
+#define GO_CALLS	64
+
+struct go_state {
+	atomic_int runs[GO_CALLS];
+	atomic_int same_thread;
+	atomic_int release;
+	pid_t main_tid;
+};
+
+struct go_arg {
+	struct go_state *gs;
+	int i;
+};
+
+static void go_fn(void *p)
+{
+	struct go_arg *a = p;
+
+	if (syscall(SYS_gettid) == a->gs->main_tid)
+		atomic_fetch_add(&a->gs->same_thread, 1);
+	if (a->i == 0)
+		wait_atomic_ge(&a->gs->release, 1);
+	else if (a->i % 8 == 0)
+		sleep_ms(20);	/* some finish late */
+	atomic_fetch_add(&a->gs->runs[a->i], 1);
+}
+
+static void never_fn(void *p)
+{
+	atomic_fetch_add((atomic_int *)p, 1);
+}
+
+TEST(waitgroup_go_runs_each_function_once)
+{
+	static struct go_state gs;
+	struct go_arg args[GO_CALLS];
+	gs_waitgroup *wg = NULL;
+	atomic_int never = 0;
+
+	memset(&gs, 0, sizeof(gs));
+	gs.main_tid = (pid_t)syscall(SYS_gettid);
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	for (int i = 0; i < GO_CALLS; i++) {
+		args[i].gs = &gs;
+		args[i].i = i;
+		ASSERT_EQ(0, gs_waitgroup_go(wg, go_fn, &args[i]));
+	}
+	/* Call 0 holds the group up until released. */
+	sleep_ms(20);
+	EXPECT_LE(1, gs_waitgroup_count(wg));
+	EXPECT_GE(GO_CALLS, gs_waitgroup_count(wg));
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_waitgroup_wait_until(wg, gs_deadline_in(30 * NS_PER_MS), 0));
+	EXPECT_EQ(0, atomic_load(&gs.runs[0]));
+	atomic_store(&gs.release, 1);
+	ASSERT_EQ(0, gs_waitgroup_wait_until(wg, gs_deadline_in(LIMIT_NS), 0));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	for (int i = 0; i < GO_CALLS; i++) {
+		EXPECT_EQ(1, atomic_load(&gs.runs[i])) TH_LOG("call %d", i);
+	}
+	EXPECT_EQ(0, atomic_load(&gs.same_thread));
+
+	/* No function, or a full counter: refused, nothing runs. */
+	EXPECT_EQ(-EINVAL, gs_waitgroup_go(wg, NULL, &never));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, WG_MAX));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_go(wg, never_fn, &never));
+	EXPECT_EQ(WG_MAX, gs_waitgroup_count(wg));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, -WG_MAX));
+	sleep_ms(20);
+	EXPECT_EQ(0, atomic_load(&never));
+	gs_waitgroup_destroy(wg);
+}
+
+/* Waiting, then destroying at once, is the normal use of Go. */
+TEST(waitgroup_go_then_destroy_at_once)
+{
+	atomic_int ran = 0;
+	int fails = 0;
+
+	for (int i = 0; i < 200; i++) {
+		gs_waitgroup *wg = NULL;
+
+		ASSERT_EQ(0, gs_waitgroup_create(&wg));
+		ASSERT_EQ(0, gs_waitgroup_go(wg, never_fn, &ran));
+		ASSERT_EQ(0, gs_waitgroup_go(wg, never_fn, &ran));
+		if (gs_waitgroup_wait_until(wg, gs_deadline_in(LIMIT_NS), 0))
+			fails++;
+		gs_waitgroup_destroy(wg);
+	}
+	EXPECT_EQ(0, fails);
+	EXPECT_EQ(400, atomic_load(&ran));
+}
+
+static void go_flag(void *p)
+{
+	struct { atomic_int ran; pid_t tid; atomic_int other; } *g = p;
+
+	if (syscall(SYS_gettid) != g->tid)
+		atomic_store(&g->other, 1);
+	atomic_fetch_add(&g->ran, 1);
+}
+
+TEST(go_runs_on_a_new_thread)
+{
+	struct { atomic_int ran; pid_t tid; atomic_int other; } g;
+
+	memset(&g, 0, sizeof(g));
+	g.tid = (pid_t)syscall(SYS_gettid);
+	EXPECT_EQ(-EINVAL, gs_go(NULL, &g));
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(0, gs_go(go_flag, &g));
+	ASSERT_EQ(0, wait_atomic_ge(&g.ran, 10));
+	sleep_ms(10);
+	EXPECT_EQ(10, atomic_load(&g.ran));
+	EXPECT_EQ(1, atomic_load(&g.other));
+}
+
+static int wg_child_done(gs_waitgroup *wg, struct report *rep, int ms,
+			 atomic_int *finished)
+{
+	int ret;
+
+	sleep_ms((unsigned int)ms);
+	atomic_store(finished, 1);
+	ret = gs_waitgroup_done(wg);
+	CHILD_CHECK(rep, ret == 0, "done: %d", ret);
+	return 0;
+}
+
+static int wg_child_wait(gs_waitgroup *wg, struct report *rep)
+{
+	int ret = gs_waitgroup_wait_until(wg, gs_deadline_in(LIMIT_NS), 0);
+
+	CHILD_CHECK(rep, ret == 0, "wait: %d", ret);
+	CHILD_CHECK(rep, gs_waitgroup_count(wg) == 0, "count %jd",
+		    (intmax_t)gs_waitgroup_count(wg));
+	return 0;
+}
+
+TEST(waitgroup_fork_children_done_parent_waits)
+{
+	struct report *rep[4];
+	gs_waitgroup *wg = NULL;
+	atomic_int *finished;
+	pid_t pid[4];
+
+	finished = shared_alloc(4 * sizeof(*finished));
+	ASSERT_NE(NULL, finished);
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 4));
+	for (int i = 0; i < 4; i++) {
+		rep[i] = shared_alloc(sizeof(struct report));
+		ASSERT_NE(NULL, rep[i]);
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0)
+			_exit(wg_child_done(wg, rep[i], 20 + 20 * i,
+					    &finished[i]));
+	}
+	EXPECT_EQ(0, gs_waitgroup_wait_until(wg, gs_deadline_in(LIMIT_NS), 0));
+	for (int i = 0; i < 4; i++) {
+		EXPECT_EQ(1, atomic_load(&finished[i])) TH_LOG("child %d", i);
+	}
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	for (int i = 0; i < 4; i++)
+		EXPECT_CHILD_OK(pid[i], rep[i]);
+
+	/* And the other way: children wait, the parent is done. */
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	for (int i = 0; i < 3; i++) {
+		memset(rep[i], 0, sizeof(struct report));
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0)
+			_exit(wg_child_wait(wg, rep[i]));
+	}
+	ASSERT_EQ(0, wait_parked(gs_waitgroup_fd(wg), 3));
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+	for (int i = 0; i < 3; i++)
+		EXPECT_CHILD_OK(pid[i], rep[i]);
+	gs_waitgroup_destroy(wg);
+}
+
+static int wg_scm_child(int sock, struct report *rep)
+{
+	gs_waitgroup *wg = NULL;
+	int fd, ret;
+
+	fd = gs_fd_recv(sock);
+	CHILD_CHECK(rep, fd >= 0, "gs_fd_recv: %d", fd);
+	ret = gs_waitgroup_from_fd(&wg, fd);
+	CHILD_CHECK(rep, ret == 0, "from_fd: %d", ret);
+	CHILD_CHECK(rep, gs_waitgroup_count(wg) == 3, "count %jd",
+		    (intmax_t)gs_waitgroup_count(wg));
+	for (int i = 0; i < 3; i++) {
+		sleep_ms(10);
+		ret = gs_waitgroup_done(wg);
+		CHILD_CHECK(rep, ret == 0, "done: %d", ret);
+	}
+	ret = gs_waitgroup_done(wg);
+	CHILD_CHECK(rep, ret == -EOVERFLOW, "done below zero: %d", ret);
+	gs_waitgroup_destroy(wg);
+	return 0;
+}
+
+TEST(waitgroup_scm_rights)
+{
+	struct report *rep;
+	gs_waitgroup *wg = NULL;
+	int sv[2];
+	pid_t pid;
+
+	rep = shared_alloc(sizeof(*rep));
+	ASSERT_NE(NULL, rep);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(wg_scm_child(sv[1], rep));
+	}
+	close(sv[1]);
+	/* Created after the fork: the child gets it only by message. */
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 3));
+	ASSERT_EQ(0, gs_fd_send(sv[0], gs_waitgroup_fd(wg)));
+	EXPECT_EQ(0, gs_waitgroup_wait_until(wg, gs_deadline_in(LIMIT_NS), 0));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	EXPECT_CHILD_OK(pid, rep);
+	close(sv[0]);
+	gs_waitgroup_destroy(wg);
+}
+
+/* Every gs_X_from_fd() takes only its own kind. */
+TEST(from_fd_rejects_other_kinds)
+{
+	gs_waitgroup *wg = NULL, *wg2 = NULL;
+	gs_once *o = NULL, *o2 = NULL;
+	gs_cond *c = NULL, *c2 = NULL;
+	gs_barrier *b = NULL, *b2 = NULL;
+	gs_mutex *m = NULL;
+	gs_sem *s = NULL;
+	int null_fd, fd;
+
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	ASSERT_EQ(0, gs_once_create(&o));
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_barrier_create(&b, 5, NULL, NULL));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, gs_sem_create(&s, 1));
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, null_fd);
+
+	EXPECT_EQ(-ENOTTY, gs_waitgroup_from_fd(&wg2, gs_once_fd(o)));
+	EXPECT_EQ(-ENOTTY, gs_waitgroup_from_fd(&wg2, gs_mutex_fd(m)));
+	EXPECT_EQ(-ENOTTY, gs_waitgroup_from_fd(&wg2, gs_sem_fd(s)));
+	EXPECT_EQ(-ENOTTY, gs_waitgroup_from_fd(&wg2, gs_barrier_fd(b)));
+	EXPECT_EQ(-ENOTTY, gs_waitgroup_from_fd(&wg2, null_fd));
+	EXPECT_EQ(-ENOTTY, gs_once_from_fd(&o2, gs_waitgroup_fd(wg)));
+	EXPECT_EQ(-ENOTTY, gs_once_from_fd(&o2, gs_cond_fd(c)));
+	EXPECT_EQ(-ENOTTY, gs_cond_from_fd(&c2, gs_mutex_fd(m)));
+	EXPECT_EQ(-ENOTTY, gs_cond_from_fd(&c2, gs_once_fd(o)));
+	EXPECT_EQ(-ENOTTY, gs_barrier_from_fd(&b2, gs_waitgroup_fd(wg)));
+	EXPECT_EQ(-ENOTTY, gs_barrier_from_fd(&b2, gs_sem_fd(s)));
+	EXPECT_EQ(-ENOTTY, gs_barrier_from_fd(&b2, null_fd));
+	/* A refused fd stays open and the caller's. */
+	EXPECT_LE(0, fcntl(null_fd, F_GETFD));
+	EXPECT_LE(0, fcntl(gs_once_fd(o), F_GETFD));
+	close(null_fd);
+	EXPECT_EQ(-EBADF, gs_waitgroup_from_fd(&wg2, null_fd));
+	EXPECT_EQ(-EBADF, gs_barrier_from_fd(&b2, -1));
+
+	/* The right kind works, and keeps the barrier's parties. */
+	fd = dup(gs_barrier_fd(b));
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, gs_barrier_from_fd(&b2, fd));
+	EXPECT_EQ(5, gs_barrier_parties(b2));
+	gs_barrier_destroy(b2);
+	fd = dup(gs_waitgroup_fd(wg));
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, gs_waitgroup_from_fd(&wg2, fd));
+	ASSERT_EQ(0, gs_waitgroup_add(wg2, 2));
+	EXPECT_EQ(2, gs_waitgroup_count(wg));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, -2));
+	gs_waitgroup_destroy(wg2);
+
+	gs_waitgroup_destroy(wg);
+	gs_once_destroy(o);
+	gs_cond_destroy(c);
+	gs_barrier_destroy(b);
+	gs_mutex_destroy(m);
+	gs_sem_destroy(s);
+	gs_once_destroy(NULL);
+	gs_cond_destroy(NULL);
+	gs_barrier_destroy(NULL);
+}
+
+TEST(waitgroup_signals_do_not_end_wait)
+{
+	struct waiter w;
+	gs_waitgroup *wg = NULL;
+	uint64_t t0;
+	int fd;
+
+	ASSERT_EQ(0, install_handler(SIGUSR1, false));
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	fd = gs_waitgroup_fd(wg);
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	ASSERT_EQ(0, waiter_start(&w, OP_WG_WAIT, wg, NULL, NULL));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	for (int i = 1; i <= 3; i++) {
+		ASSERT_EQ(0, pthread_kill(w.thread, SIGUSR1));
+		ASSERT_EQ(0, wait_signals(i));
+		ASSERT_EQ(0, wait_parked(fd, 1));	/* parked again */
+	}
+	sleep_ms(20);
+	EXPECT_FALSE(atomic_load(&w.done));
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w.ret);
+	EXPECT_EQ(3, atomic_load(&sig_count));
+
+	/* A deadline still applies across signals. */
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	t0 = mono_ns();
+	ASSERT_EQ(0, waiter_start_dl(&w, OP_WG_WAIT_UNTIL, wg, NULL, NULL,
+				     gs_deadline_in(300 * NS_PER_MS), 0));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	ASSERT_EQ(0, pthread_kill(w.thread, SIGUSR1));
+	ASSERT_EQ(0, wait_signals(4));
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(-ETIMEDOUT, w.ret);
+	EXPECT_LE(300, (w.end - t0) / NS_PER_MS);
+	EXPECT_EQ(1, gs_waitgroup_count(wg));
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+	gs_waitgroup_destroy(wg);
+}
+
+/* Stress: a barrier starts each round, children are Done, all Wait. */
+#define WGS_CHILDREN	3
+#define WGS_ROUNDS	150
+#define WGS_PER_CHILD	10
+
+struct wgs_shared {
+	atomic_int counter;
+	struct report rep[WGS_CHILDREN + 1];
+};
+
+static int wgs_party(gs_waitgroup *wg, gs_barrier *b, struct wgs_shared *sh,
+		     int who)
+{
+	struct report *rep = &sh->rep[who];
+	int ret;
+
+	for (int r = 0; r < WGS_ROUNDS; r++) {
+		if (who == WGS_CHILDREN) {	/* the parent */
+			ret = gs_waitgroup_add(wg,
+					       WGS_CHILDREN * WGS_PER_CHILD);
+			CHILD_CHECK(rep, ret == 0, "round %d add: %d", r, ret);
+		}
+		ret = gs_barrier_await_until(b, gs_deadline_in(LIMIT_NS), 0);
+		CHILD_CHECK(rep, ret == 0, "round %d await: %d", r, ret);
+		if (who < WGS_CHILDREN) {
+			for (int k = 0; k < WGS_PER_CHILD; k++) {
+				atomic_fetch_add(&sh->counter, 1);
+				if (k % 3 == 0)
+					sched_yield();
+				ret = gs_waitgroup_done(wg);
+				CHILD_CHECK(rep, ret == 0,
+					    "round %d done: %d", r, ret);
+			}
+		}
+		ret = gs_waitgroup_wait_until(wg, gs_deadline_in(LIMIT_NS), 0);
+		CHILD_CHECK(rep, ret == 0, "round %d wait: %d", r, ret);
+		ret = atomic_load(&sh->counter);
+		CHILD_CHECK(rep, ret == (r + 1) * WGS_CHILDREN * WGS_PER_CHILD,
+			    "round %d: wait returned at counter %d", r, ret);
+		/*
+		 * Everyone has called Wait before the next Add: a Wait that
+		 * starts after that Add rightly waits for the next round.
+		 */
+		ret = gs_barrier_await_until(b, gs_deadline_in(LIMIT_NS), 0);
+		CHILD_CHECK(rep, ret == 0, "round %d end: %d", r, ret);
+	}
+	return 0;
+}
+
+TEST(waitgroup_stress_processes)
+{
+	struct wgs_shared *sh;
+	pid_t pid[WGS_CHILDREN];
+	gs_waitgroup *wg = NULL;
+	gs_barrier *b = NULL;
+	uint64_t t0 = mono_ns();
+
+	sh = shared_alloc(sizeof(*sh));
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	ASSERT_EQ(0, gs_barrier_create(&b, WGS_CHILDREN + 1, NULL, NULL));
+	for (int i = 0; i < WGS_CHILDREN; i++) {
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0)
+			_exit(wgs_party(wg, b, sh, i));
+	}
+	EXPECT_EQ(0, wgs_party(wg, b, sh, WGS_CHILDREN))
+		TH_LOG("parent: line %d: %s", sh->rep[WGS_CHILDREN].line,
+		       sh->rep[WGS_CHILDREN].msg);
+	if (sh->rep[WGS_CHILDREN].line)
+		gs_barrier_reset(b);	/* let the children fail, not hang */
+	for (int i = 0; i < WGS_CHILDREN; i++)
+		EXPECT_CHILD_OK(pid[i], &sh->rep[i]);
+	EXPECT_EQ(WGS_ROUNDS * WGS_CHILDREN * WGS_PER_CHILD,
+		  atomic_load(&sh->counter));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	TH_LOG("%d rounds in %ju ms", WGS_ROUNDS,
+	       (uintmax_t)ms_since(t0));
+	gs_barrier_destroy(b);
+	gs_waitgroup_destroy(wg);
+}
+
+/* ================================================================== */
+/* 2. Once                                                              */
+
+/* What the Once function did, in memory shared with children. */
+struct once_sh {
+	atomic_int runs;
+	atomic_int started;
+	atomic_int finished;
+	atomic_int release;	/* once_block() waits for it */
+	atomic_int early;	/* callers that returned before the end */
+	atomic_int returned;
+	atomic_int go;		/* start gate for children */
+	unsigned int sleep_ms;
+	struct report rep[16];
+};
+
+static void once_fn(void *p)
+{
+	struct once_sh *sh = p;
+
+	atomic_fetch_add(&sh->runs, 1);
+	atomic_store(&sh->started, 1);
+	if (sh->sleep_ms)
+		sleep_ms(sh->sleep_ms);
+	atomic_store(&sh->finished, 1);
+}
+
+/* A function that runs until the test releases it. */
+static void once_block(void *p)
+{
+	struct once_sh *sh = p;
+
+	atomic_fetch_add(&sh->runs, 1);
+	atomic_store(&sh->started, 1);
+	wait_atomic_ge(&sh->release, 1);
+	atomic_store(&sh->finished, 1);
+}
+
+struct once_caller {
+	gs_once *o;
+	struct once_sh *sh;
+	void (*fn)(void *arg);
+	pthread_barrier_t *start;
+	pthread_t thread;
+	int ret;
+};
+
+static void *once_caller_main(void *p)
+{
+	struct once_caller *c = p;
+
+	if (c->start)
+		pthread_barrier_wait(c->start);
+	c->ret = gs_once_do(c->o, c->fn, c->sh);
+	if (!atomic_load(&c->sh->finished))
+		atomic_fetch_add(&c->sh->early, 1);
+	atomic_fetch_add(&c->sh->returned, 1);
+	return NULL;
+}
+
+#define ONCE_THREADS	16
+
+TEST(once_do_runs_once_among_threads)
+{
+	struct once_caller c[ONCE_THREADS];
+	pthread_barrier_t start;
+	struct gosync_lot_status st;
+	struct once_sh *sh;
+	gs_once *o = NULL;
+
+	sh = shared_alloc(sizeof(*sh));
+	ASSERT_NE(NULL, sh);
+	sh->sleep_ms = 50;
+	ASSERT_EQ(0, gs_once_create(&o));
+	ASSERT_EQ(0, lot_status(gs_once_fd(o), &st));
+	EXPECT_EQ(GOSYNC_LOT_ONCE, st.kind);
+	EXPECT_FALSE(gs_once_done(o));
+	ASSERT_EQ(0, pthread_barrier_init(&start, NULL, ONCE_THREADS));
+	for (int i = 0; i < ONCE_THREADS; i++) {
+		c[i] = (struct once_caller){ .o = o, .sh = sh, .fn = once_fn,
+					     .start = &start, .ret = 1 };
+		ASSERT_EQ(0, start_thread(&c[i].thread, once_caller_main,
+					  &c[i]));
+	}
+	for (int i = 0; i < ONCE_THREADS; i++) {
+		ASSERT_EQ(0, join_ms(c[i].thread, WAIT_LIMIT_MS));
+		EXPECT_EQ(0, c[i].ret);
+	}
+	EXPECT_EQ(1, atomic_load(&sh->runs));
+	EXPECT_EQ(0, atomic_load(&sh->early));
+	EXPECT_EQ(ONCE_THREADS, atomic_load(&sh->returned));
+	EXPECT_TRUE(gs_once_done(o));
+	/* Later calls return at once without running it. */
+	EXPECT_EQ(0, gs_once_do(o, once_fn, sh));
+	EXPECT_EQ(1, atomic_load(&sh->runs));
+	pthread_barrier_destroy(&start);
+	gs_once_destroy(o);
+}
+
+TEST(once_callers_wait_for_the_first_to_finish)
+{
+	struct once_caller c[8];
+	struct gosync_lot_status st;
+	struct once_sh *sh;
+	gs_once *o = NULL;
+	int fd;
+
+	sh = shared_alloc(sizeof(*sh));
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, gs_once_create(&o));
+	fd = gs_once_fd(o);
+	c[0] = (struct once_caller){ .o = o, .sh = sh, .fn = once_block,
+				     .ret = 1 };
+	ASSERT_EQ(0, start_thread(&c[0].thread, once_caller_main, &c[0]));
+	ASSERT_EQ(0, wait_atomic_ge(&sh->started, 1));
+	EXPECT_FALSE(gs_once_done(o));
+	/* The others find it running and park. */
+	for (int i = 1; i < 8; i++) {
+		c[i] = (struct once_caller){ .o = o, .sh = sh, .fn = once_fn,
+					     .ret = 1 };
+		ASSERT_EQ(0, start_thread(&c[i].thread, once_caller_main,
+					  &c[i]));
+	}
+	ASSERT_EQ(0, wait_parked(fd, 7));
+	sleep_ms(20);
+	EXPECT_EQ(0, atomic_load(&sh->returned));
+	EXPECT_FALSE(gs_once_done(o));
+	atomic_store(&sh->release, 1);
+	for (int i = 0; i < 8; i++) {
+		ASSERT_EQ(0, join_ms(c[i].thread, WAIT_LIMIT_MS));
+		EXPECT_EQ(0, c[i].ret);
+	}
+	EXPECT_EQ(1, atomic_load(&sh->runs));
+	EXPECT_EQ(0, atomic_load(&sh->early));
+	EXPECT_TRUE(gs_once_done(o));
+	ASSERT_EQ(0, lot_status(fd, &st));
+	EXPECT_EQ(0, st.parked);
+	EXPECT_EQ(1, st.unparks);
+	EXPECT_EQ(7, st.woken);
+	gs_once_destroy(o);
+}
+
+static int once_child(gs_once *o, struct once_sh *sh, int i)
+{
+	struct report *rep = &sh->rep[i];
+	int ret;
+
+	while (!atomic_load(&sh->go))
+		sched_yield();
+	ret = gs_once_do(o, once_fn, sh);
+	CHILD_CHECK(rep, ret == 0, "do: %d", ret);
+	CHILD_CHECK(rep, atomic_load(&sh->finished), "returned before the end");
+	CHILD_CHECK(rep, gs_once_done(o), "not done");
+	return 0;
+}
+
+#define ONCE_CHILDREN	6
+
+TEST(once_do_runs_once_among_processes)
+{
+	pid_t pid[ONCE_CHILDREN];
+	struct once_sh *sh;
+	gs_once *o = NULL;
+
+	sh = shared_alloc(sizeof(*sh));
+	ASSERT_NE(NULL, sh);
+	sh->sleep_ms = 100;
+	ASSERT_EQ(0, gs_once_create(&o));
+	for (int i = 0; i < ONCE_CHILDREN; i++) {
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0)
+			_exit(once_child(o, sh, i));
+	}
+	atomic_store(&sh->go, 1);
+	EXPECT_EQ(0, gs_once_do(o, once_fn, sh));
+	EXPECT_EQ(1, atomic_load(&sh->finished));
+	for (int i = 0; i < ONCE_CHILDREN; i++)
+		EXPECT_CHILD_OK(pid[i], &sh->rep[i]);
+	EXPECT_EQ(1, atomic_load(&sh->runs));
+	EXPECT_TRUE(gs_once_done(o));
+
+	/* A child forked afterwards sees it done. */
+	memset(&sh->rep[0], 0, sizeof(sh->rep[0]));
+	pid[0] = fork_child();
+	ASSERT_LE(0, pid[0]);
+	if (pid[0] == 0)
+		_exit(once_child(o, sh, 0));
+	EXPECT_CHILD_OK(pid[0], &sh->rep[0]);
+	EXPECT_EQ(1, atomic_load(&sh->runs));
+	gs_once_destroy(o);
+}
+
+#define ONCE_VALUE	0xfedcba9876543210ULL
+
+struct value_sh {
+	atomic_int runs;
+	atomic_int go;
+	int err;		/* what the function returns */
+	uint64_t value;		/* and yields */
+	struct report rep[8];
+};
+
+static int value_fn(void *p, uint64_t *value)
+{
+	struct value_sh *sh = p;
+
+	atomic_fetch_add(&sh->runs, 1);
+	sleep_ms(30);
+	*value = sh->value;
+	return sh->err;
+}
+
+/* Must never run: the value comes from another caller. */
+static int value_fn_other(void *p, uint64_t *value)
+{
+	struct value_sh *sh = p;
+
+	atomic_fetch_add(&sh->runs, 100);
+	*value = 1;
+	return 0;
+}
+
+struct value_caller {
+	gs_once *o;
+	struct value_sh *sh;
+	pthread_t thread;
+	uint64_t value;
+	int ret;
+};
+
+static void *value_caller_main(void *p)
+{
+	struct value_caller *c = p;
+
+	while (!atomic_load(&c->sh->go))
+		sched_yield();
+	c->ret = gs_once_value(c->o, value_fn, c->sh, &c->value);
+	return NULL;
+}
+
+static int value_child(gs_once *o, struct value_sh *sh, int i)
+{
+	struct report *rep = &sh->rep[i];
+	uint64_t value = 0;
+	int ret;
+
+	while (!atomic_load(&sh->go))
+		sched_yield();
+	ret = gs_once_value(o, value_fn, sh, &value);
+	CHILD_CHECK(rep, ret == sh->err, "error %d, not %d", ret, sh->err);
+	CHILD_CHECK(rep, value == sh->value, "value %#jx", (uintmax_t)value);
+	ret = gs_once_value(o, value_fn_other, sh, NULL);
+	CHILD_CHECK(rep, ret == sh->err, "again: error %d", ret);
+	return 0;
+}
+
+static int value_scm_child(int sock, struct value_sh *sh)
+{
+	struct report *rep = &sh->rep[7];
+	uint64_t value = 0;
+	gs_once *o = NULL;
+	int fd, ret;
+
+	fd = gs_fd_recv(sock);
+	CHILD_CHECK(rep, fd >= 0, "gs_fd_recv: %d", fd);
+	ret = gs_once_from_fd(&o, fd);
+	CHILD_CHECK(rep, ret == 0, "from_fd: %d", ret);
+	CHILD_CHECK(rep, gs_once_done(o), "not done");
+	ret = gs_once_value(o, value_fn_other, sh, &value);
+	CHILD_CHECK(rep, ret == sh->err, "error %d", ret);
+	CHILD_CHECK(rep, value == sh->value, "value %#jx", (uintmax_t)value);
+	gs_once_destroy(o);
+	return 0;
+}
+
+#define VALUE_THREADS	8
+#define VALUE_CHILDREN	4
+
+/* OnceValues: every caller, thread or process, gets the same pair. */
+static void check_once_value(struct __test_metadata *_metadata,
+			     uint64_t want_value, int want_err)
+{
+	struct value_caller c[VALUE_THREADS];
+	pid_t pid[VALUE_CHILDREN], scm;
+	struct value_sh *sh;
+	gs_once *o = NULL;
+	uint64_t value = 0;
+	int sv[2];
+
+	sh = shared_alloc(sizeof(*sh));
+	ASSERT_NE(NULL, sh);
+	sh->err = want_err;
+	sh->value = want_value;
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	scm = fork_child();	/* before the Once exists */
+	ASSERT_LE(0, scm);
+	if (scm == 0) {
+		close(sv[0]);
+		_exit(value_scm_child(sv[1], sh));
+	}
+	close(sv[1]);
+
+	ASSERT_EQ(0, gs_once_create(&o));
+	EXPECT_EQ(-EINVAL, gs_once_value(o, NULL, sh, &value));
+	for (int i = 0; i < VALUE_CHILDREN; i++) {
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0)
+			_exit(value_child(o, sh, i));
+	}
+	for (int i = 0; i < VALUE_THREADS; i++) {
+		c[i] = (struct value_caller){ .o = o, .sh = sh, .ret = 1 };
+		ASSERT_EQ(0, start_thread(&c[i].thread, value_caller_main,
+					  &c[i]));
+	}
+	atomic_store(&sh->go, 1);
+	for (int i = 0; i < VALUE_THREADS; i++) {
+		ASSERT_EQ(0, join_ms(c[i].thread, WAIT_LIMIT_MS));
+		EXPECT_EQ(want_err, c[i].ret);
+		EXPECT_EQ(want_value, c[i].value);
+	}
+	for (int i = 0; i < VALUE_CHILDREN; i++)
+		EXPECT_CHILD_OK(pid[i], &sh->rep[i]);
+	EXPECT_TRUE(gs_once_done(o));
+	EXPECT_EQ(want_err, gs_once_value(o, value_fn_other, sh, &value));
+	EXPECT_EQ(want_value, value);
+	EXPECT_EQ(want_err, gs_once_value(o, value_fn_other, sh, NULL));
+
+	/* A process that receives it later gets the result too. */
+	ASSERT_EQ(0, gs_fd_send(sv[0], gs_once_fd(o)));
+	EXPECT_CHILD_OK(scm, &sh->rep[7]);
+	close(sv[0]);
+	EXPECT_EQ(1, atomic_load(&sh->runs));
+	gs_once_destroy(o);
+	munmap(sh, sizeof(*sh));
+}
+
+TEST(once_value_same_value_and_negative_error_everywhere)
+{
+	check_once_value(_metadata, ONCE_VALUE, -ENOSPC);
+}
+
+TEST(once_value_same_value_without_error)
+{
+	check_once_value(_metadata, UINT64_MAX, 0);
+}
+
+TEST(once_value_large_negative_error)
+{
+	check_once_value(_metadata, 0, -4095);
+}
+
+TEST(once_null_function_is_einval)
+{
+	struct once_sh *sh;
+	gs_once *o = NULL;
+	uint64_t value = 7;
+
+	sh = shared_alloc(sizeof(*sh));
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, gs_once_create(&o));
+	EXPECT_EQ(-EINVAL, gs_once_do(o, NULL, sh));
+	EXPECT_EQ(-EINVAL, gs_once_value(o, NULL, sh, &value));
+	EXPECT_EQ(7, value);
+	EXPECT_FALSE(gs_once_done(o));
+	/* Nothing was consumed: the first real call runs. */
+	EXPECT_EQ(0, gs_once_do(o, once_fn, sh));
+	EXPECT_EQ(1, atomic_load(&sh->runs));
+	EXPECT_TRUE(gs_once_done(o));
+	/* Done: a NULL function is still refused. */
+	EXPECT_EQ(-EINVAL, gs_once_do(o, NULL, sh));
+	EXPECT_EQ(-EINVAL, gs_once_value(o, NULL, sh, &value));
+	gs_once_destroy(o);
+}
+
+TEST(once_without_contention_makes_no_syscall)
+{
+	struct gosync_lot_status st;
+	struct value_sh *vsh;
+	struct once_sh *sh;
+	gs_once *o = NULL, *ov = NULL;
+	uint64_t value = 0;
+	int fails = 0;
+
+	sh = shared_alloc(sizeof(*sh));
+	vsh = shared_alloc(sizeof(*vsh));
+	ASSERT_NE(NULL, sh);
+	ASSERT_NE(NULL, vsh);
+	vsh->value = 42;
+	vsh->err = -EDOM;
+	ASSERT_EQ(0, gs_once_create(&o));
+	ASSERT_EQ(0, gs_once_create(&ov));
+	EXPECT_EQ(0, gs_once_do(o, once_fn, sh));
+	EXPECT_EQ(-EDOM, gs_once_value(ov, value_fn, vsh, &value));
+	EXPECT_EQ(42, value);
+	for (int i = 0; i < 100000; i++) {
+		if (gs_once_do(o, once_fn, sh))
+			fails++;
+		if (gs_once_value(ov, value_fn, vsh, &value) != -EDOM ||
+		    value != 42)
+			fails++;
+	}
+	EXPECT_EQ(0, fails);
+	EXPECT_EQ(1, atomic_load(&sh->runs));
+	EXPECT_EQ(1, atomic_load(&vsh->runs));
+	ASSERT_EQ(0, lot_status(gs_once_fd(o), &st));
+	EXPECT_EQ(0, st.parks);
+	EXPECT_EQ(0, st.unparks);
+	ASSERT_EQ(0, lot_status(gs_once_fd(ov), &st));
+	EXPECT_EQ(0, st.parks);
+	EXPECT_EQ(0, st.unparks);
+	gs_once_destroy(o);
+	gs_once_destroy(ov);
+}
+
+/* ================================================================== */
+/* 3. Cond                                                              */
+
+TEST(cond_wait_requires_the_mutex)
+{
+	struct gosync_lot_status st;
+	gs_mutex *m = NULL;
+	gs_cond *c = NULL;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, lot_status(gs_cond_fd(c), &st));
+	EXPECT_EQ(GOSYNC_LOT_COND, st.kind);
+
+	EXPECT_EQ(-EPERM, gs_cond_wait(c, m));
+	EXPECT_EQ(-EPERM, gs_cond_wait_until(c, m, gs_deadline_in(NS_PER_SEC),
+					     0));
+	EXPECT_EQ(-EPERM, gs_cond_wait_until(c, m, GS_FOREVER,
+					     GS_CLOCK_REALTIME));
+	/* Nothing changed: the mutex is still free, nobody counts as waiting. */
+	EXPECT_EQ(0, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_cond_signal(c);
+	gs_cond_broadcast(c);
+	ASSERT_EQ(0, lot_status(gs_cond_fd(c), &st));
+	EXPECT_EQ(0, st.parks);
+	EXPECT_EQ(0, st.unparks);
+
+	/* Bad flags: -EINVAL with the mutex still held. */
+	ASSERT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(-EINVAL, gs_cond_wait_until(c, m, GS_FOREVER, 2));
+	EXPECT_EQ(-EINVAL, gs_cond_wait_until(c, m, 0, 1U << 20));
+	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
+	gs_cond_signal(c);
+	ASSERT_EQ(0, lot_status(gs_cond_fd(c), &st));
+	EXPECT_EQ(0, st.parks);
+	EXPECT_EQ(0, st.unparks);
+	gs_cond_destroy(c);
+	gs_mutex_destroy(m);
+}
+
+#define COND_WAITERS_N	5
+
+TEST(cond_signal_wakes_exactly_one_parked_waiter)
+{
+	struct waiter w[COND_WAITERS_N];
+	struct gosync_lot_status st0, st;
+	atomic_int returned = 0;
+	gs_mutex *m = NULL;
+	gs_cond *c = NULL;
+	int fd;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	fd = gs_cond_fd(c);
+	for (int i = 0; i < COND_WAITERS_N; i++)
+		ASSERT_EQ(0, waiter_start(&w[i], i % 2 ? OP_COND_WAIT :
+					  OP_COND_WAIT_UNTIL, c, m,
+					  &returned));
+	ASSERT_EQ(0, wait_parked(fd, COND_WAITERS_N));
+	/* Each released the mutex on its way in. */
+	EXPECT_EQ(0, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	ASSERT_EQ(0, lot_status(fd, &st0));
+
+	for (int k = 1; k <= 3; k++) {
+		gs_cond_signal(c);
+		ASSERT_EQ(0, wait_atomic_ge(&returned, k));
+		sleep_ms(50);
+		EXPECT_EQ(k, atomic_load(&returned));
+		EXPECT_EQ(COND_WAITERS_N - k, parked_now(fd));
+	}
+	ASSERT_EQ(0, lot_status(fd, &st));
+	EXPECT_EQ(st0.unparks + 3, st.unparks);
+	EXPECT_EQ(st0.woken + 3, st.woken);
+
+	gs_cond_broadcast(c);
+	for (int i = 0; i < COND_WAITERS_N; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS))
+			TH_LOG("waiter %d still waits", i);
+		EXPECT_EQ(0, w[i].ret);
+		EXPECT_TRUE(w[i].held);
+	}
+	EXPECT_EQ(COND_WAITERS_N, atomic_load(&returned));
+	ASSERT_EQ(0, lot_status(fd, &st));
+	EXPECT_EQ(0, st.parked);
+	EXPECT_EQ(st0.woken + COND_WAITERS_N, st.woken);
+	gs_cond_destroy(c);
+	gs_mutex_destroy(m);
+}
+
+TEST(cond_broadcast_wakes_all_and_only_current_waiters)
+{
+	struct waiter w[COND_WAITERS_N + 1];
+	struct gosync_lot_status st0, st;
+	atomic_int returned = 0;
+	gs_mutex *m = NULL;
+	gs_cond *c = NULL;
+	int fd;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	fd = gs_cond_fd(c);
+	for (int i = 0; i < COND_WAITERS_N; i++)
+		ASSERT_EQ(0, waiter_start(&w[i], OP_COND_WAIT, c, m,
+					  &returned));
+	ASSERT_EQ(0, wait_parked(fd, COND_WAITERS_N));
+	ASSERT_EQ(0, lot_status(fd, &st0));
+	gs_cond_broadcast(c);
+	for (int i = 0; i < COND_WAITERS_N; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS))
+			TH_LOG("waiter %d still waits", i);
+		EXPECT_EQ(0, w[i].ret);
+		EXPECT_TRUE(w[i].held);
+	}
+	ASSERT_EQ(0, lot_status(fd, &st));
+	EXPECT_EQ(st0.unparks + 1, st.unparks);
+	EXPECT_EQ(st0.woken + COND_WAITERS_N, st.woken);
+
+	/* A waiter that comes after the broadcast is not woken by it. */
+	ASSERT_EQ(0, waiter_start(&w[COND_WAITERS_N], OP_COND_WAIT_UNTIL, c,
+				  m, &returned));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	sleep_ms(30);
+	EXPECT_FALSE(atomic_load(&w[COND_WAITERS_N].done));
+	gs_cond_signal(c);
+	ASSERT_TRUE(waiter_join(&w[COND_WAITERS_N], WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w[COND_WAITERS_N].ret);
+	gs_cond_destroy(c);
+	gs_mutex_destroy(m);
+}
+
+struct holder {
+	gs_mutex *m;
+	int cond_fd;
+	atomic_int released;
+	unsigned int hold_ms;
+};
+
+static void *holder_main(void *p)
+{
+	struct holder *h = p;
+
+	wait_parked(h->cond_fd, 1);	/* the waiter let go of the mutex */
+	gs_mutex_lock(h->m);
+	sleep_ms(h->hold_ms);
+	atomic_store(&h->released, 1);
+	gs_mutex_unlock(h->m);
+	return NULL;
+}
+
+TEST(cond_wait_until_times_out_with_the_mutex_locked)
+{
+	struct gosync_lot_status st;
+	struct holder h;
+	pthread_t thr;
+	gs_mutex *m = NULL;
+	gs_cond *c = NULL;
+	uint64_t t0, ms;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, gs_mutex_lock(m));
+
+	t0 = mono_ns();
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_cond_wait_until(c, m, gs_deadline_in(80 * NS_PER_MS), 0));
+	ms = ms_since(t0);
+	EXPECT_LE(80, ms);
+	EXPECT_GT(LATE_MS, ms);
+	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
+
+	t0 = mono_ns();
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_cond_wait_until(c, m, real_ns() + 80 * NS_PER_MS,
+				     GS_CLOCK_REALTIME));
+	ms = ms_since(t0);
+	EXPECT_LE(79, ms);
+	EXPECT_GT(LATE_MS, ms);
+	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
+
+	EXPECT_EQ(-ETIMEDOUT, gs_cond_wait_until(c, m, 1, 0));
+	EXPECT_EQ(-ETIMEDOUT, gs_cond_wait_until(c, m, 1, GS_CLOCK_REALTIME));
+	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
+
+	/* The mutex is taken at the deadline: the timeout waits for it. */
+	h = (struct holder){ .m = m, .cond_fd = gs_cond_fd(c),
+			     .hold_ms = 600 };
+	ASSERT_EQ(0, start_thread(&thr, holder_main, &h));
+	t0 = mono_ns();
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_cond_wait_until(c, m, gs_deadline_in(300 * NS_PER_MS), 0));
+	EXPECT_EQ(1, atomic_load(&h.released));
+	EXPECT_LE(600, ms_since(t0));
+	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
+	ASSERT_EQ(0, join_ms(thr, WAIT_LIMIT_MS));
+
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	/* The timed-out waiters left: a signal stays in userspace. */
+	ASSERT_EQ(0, lot_status(gs_cond_fd(c), &st));
+	EXPECT_EQ(0, st.parked);
+	EXPECT_EQ(0, st.unparks);
+	gs_cond_signal(c);
+	gs_cond_broadcast(c);
+	ASSERT_EQ(0, lot_status(gs_cond_fd(c), &st));
+	EXPECT_EQ(0, st.unparks);
+	gs_cond_destroy(c);
+	gs_mutex_destroy(m);
+}
+
+TEST(cond_signal_without_waiters_makes_no_syscall)
+{
+	struct gosync_lot_status st;
+	struct waiter w;
+	gs_mutex *m = NULL;
+	gs_cond *c = NULL;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	for (int i = 0; i < 100000; i++) {
+		gs_cond_signal(c);
+		gs_cond_broadcast(c);
+	}
+	ASSERT_EQ(0, lot_status(gs_cond_fd(c), &st));
+	EXPECT_EQ(0, st.parks);
+	EXPECT_EQ(0, st.unparks);
+
+	/* After a waiter came and went, again none. */
+	ASSERT_EQ(0, waiter_start(&w, OP_COND_WAIT, c, m, NULL));
+	ASSERT_EQ(0, wait_parked(gs_cond_fd(c), 1));
+	gs_cond_signal(c);
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w.ret);
+	ASSERT_EQ(0, lot_status(gs_cond_fd(c), &st));
+	EXPECT_EQ(1, st.unparks);
+	for (int i = 0; i < 10000; i++) {
+		gs_cond_signal(c);
+		gs_cond_broadcast(c);
+	}
+	ASSERT_EQ(0, lot_status(gs_cond_fd(c), &st));
+	EXPECT_EQ(1, st.unparks);
+	gs_cond_destroy(c);
+	gs_mutex_destroy(m);
+}
+
+TEST(cond_signals_do_not_end_wait)
+{
+	struct waiter w;
+	gs_mutex *m = NULL;
+	gs_cond *c = NULL;
+	int fd;
+
+	ASSERT_EQ(0, install_handler(SIGUSR1, false));
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	fd = gs_cond_fd(c);
+	ASSERT_EQ(0, waiter_start(&w, OP_COND_WAIT, c, m, NULL));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	for (int i = 1; i <= 3; i++) {
+		ASSERT_EQ(0, pthread_kill(w.thread, SIGUSR1));
+		ASSERT_EQ(0, wait_signals(i));
+		ASSERT_EQ(0, wait_parked(fd, 1));
+	}
+	sleep_ms(20);
+	EXPECT_FALSE(atomic_load(&w.done));
+	gs_cond_signal(c);
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w.ret);
+	EXPECT_TRUE(w.held);
+	EXPECT_EQ(3, atomic_load(&sig_count));
+	gs_cond_destroy(c);
+	gs_mutex_destroy(m);
+}
+
+/*
+ * Ping-pong on one Cond: two parties take turns, each waiting while it is
+ * not its turn. The signal comes right after the waiter unlocked the
+ * mutex, often before it parked: a wake-up lost there is never repeated,
+ * and shows as a timeout.
+ */
+#define PP_ROUNDS	1500
+#define PP_WAIT_NS	(3 * NS_PER_SEC)
+
+struct pingpong {
+	gs_mutex *m;
+	gs_cond *c;
+	int turn;
+	atomic_int moves;
+	atomic_int timeouts;
+	atomic_int errors;
+};
+
+static int pp_party(struct pingpong *pp, int me)
+{
+	int ret;
+
+	if (gs_mutex_lock(pp->m))
+		return 1;
+	for (int i = 0; i < PP_ROUNDS; i++) {
+		while (pp->turn != me) {
+			ret = gs_cond_wait_until(pp->c, pp->m,
+						 gs_deadline_in(PP_WAIT_NS), 0);
+			if (ret == -ETIMEDOUT) {
+				atomic_fetch_add(&pp->timeouts, 1);
+				pp->turn = me;	/* free the other one */
+				gs_cond_signal(pp->c);
+				gs_mutex_unlock(pp->m);
+				return 1;
+			}
+			if (ret) {
+				atomic_fetch_add(&pp->errors, 1);
+				gs_mutex_unlock(pp->m);
+				return 1;
+			}
+		}
+		pp->turn = !me;
+		atomic_fetch_add(&pp->moves, 1);
+		gs_cond_signal(pp->c);
+	}
+	gs_mutex_unlock(pp->m);
+	return 0;
+}
+
+static void *pp_thread(void *p)
+{
+	pp_party(p, 1);
+	return NULL;
+}
+
+static void check_pingpong(struct __test_metadata *_metadata, bool procs)
+{
+	struct pingpong *pp;
+	pthread_t thr;
+	pid_t pid = 0;
+	uint64_t t0 = mono_ns();
+
+	pp = shared_alloc(sizeof(*pp));
+	ASSERT_NE(NULL, pp);
+	ASSERT_EQ(0, gs_mutex_create(&pp->m));
+	ASSERT_EQ(0, gs_cond_create(&pp->c));
+	if (procs) {
+		pid = fork_child();
+		ASSERT_LE(0, pid);
+		if (pid == 0)
+			_exit(pp_party(pp, 1));
+	} else {
+		ASSERT_EQ(0, start_thread(&thr, pp_thread, pp));
+	}
+	EXPECT_EQ(0, pp_party(pp, 0));
+	if (procs) {
+		int status = -1;
+
+		EXPECT_EQ(0, wait_child(pid, &status, 2 * WAIT_LIMIT_MS));
+		EXPECT_EQ(0, status);
+	} else {
+		EXPECT_EQ(0, join_ms(thr, 2 * WAIT_LIMIT_MS));
+	}
+	TH_LOG("%d moves in %ju ms", atomic_load(&pp->moves),
+	       (uintmax_t)ms_since(t0));
+	EXPECT_EQ(0, atomic_load(&pp->timeouts)) TH_LOG("lost wake-up");
+	EXPECT_EQ(0, atomic_load(&pp->errors));
+	EXPECT_EQ(2 * PP_ROUNDS, atomic_load(&pp->moves));
+	gs_cond_destroy(pp->c);
+	gs_mutex_destroy(pp->m);
+	munmap(pp, sizeof(*pp));
+}
+
+TEST(cond_ping_pong_threads_loses_no_wakeup)
+{
+	check_pingpong(_metadata, false);
+}
+
+TEST(cond_ping_pong_processes_loses_no_wakeup)
+{
+	check_pingpong(_metadata, true);
+}
+
+/*
+ * The classic bounded buffer: one mutex, a Cond for "not full" and one
+ * for "not empty", Signal (not Broadcast) after each change. A lost
+ * wake-up shows as a wait that times out; conservation shows as every
+ * item consumed exactly once.
+ */
+#define BB_SIZE		4
+#define BB_WAIT_NS	(5 * NS_PER_SEC)
+#define BB_MAX_ITEMS	8000
+
+struct bb {
+	gs_mutex *m;
+	gs_cond *not_full, *not_empty;
+	int buf[BB_SIZE];
+	int head, tail, count;
+	atomic_int seen[BB_MAX_ITEMS];
+	atomic_int consumed;
+	atomic_int bad;		/* count out of range, bad item */
+	atomic_int timeouts;
+	atomic_int errors;
+	atomic_int abort;
+	atomic_int waits;	/* cond waits that happened (not an error) */
+};
+
+struct bb_role {
+	struct bb *bb;
+	bool producer;
+	int first, n;		/* items first..first+n-1, or n to take */
+	pthread_t thread;
+};
+
+/* Wait on @c while @blocked(); false if the test is aborting. */
+static bool bb_wait(struct bb *bb, gs_cond *c, bool want_room)
+{
+	while (want_room ? bb->count == BB_SIZE : bb->count == 0) {
+		int ret;
+
+		if (atomic_load(&bb->abort))
+			return false;
+		atomic_fetch_add(&bb->waits, 1);
+		ret = gs_cond_wait_until(c, bb->m, gs_deadline_in(BB_WAIT_NS),
+					 0);
+		if (ret == -ETIMEDOUT) {
+			atomic_fetch_add(&bb->timeouts, 1);
+			atomic_store(&bb->abort, 1);
+			gs_cond_broadcast(bb->not_full);
+			gs_cond_broadcast(bb->not_empty);
+			return false;
+		}
+		if (ret) {
+			atomic_fetch_add(&bb->errors, 1);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void *bb_main(void *p)
+{
+	struct bb_role *r = p;
+	struct bb *bb = r->bb;
+
+	for (int i = 0; i < r->n; i++) {
+		int item = -1;
+
+		if (gs_mutex_lock(bb->m)) {
+			atomic_fetch_add(&bb->errors, 1);
+			return NULL;
+		}
+		if (!bb_wait(bb, r->producer ? bb->not_full : bb->not_empty,
+			     r->producer)) {
+			gs_mutex_unlock(bb->m);
+			return NULL;
+		}
+		if (r->producer) {
+			bb->buf[bb->tail] = r->first + i;
+			bb->tail = (bb->tail + 1) % BB_SIZE;
+			bb->count++;
+			gs_cond_signal(bb->not_empty);
+		} else {
+			item = bb->buf[bb->head];
+			bb->head = (bb->head + 1) % BB_SIZE;
+			bb->count--;
+			gs_cond_signal(bb->not_full);
+		}
+		if (bb->count < 0 || bb->count > BB_SIZE)
+			atomic_fetch_add(&bb->bad, 1);
+		if (gs_mutex_unlock(bb->m))
+			atomic_fetch_add(&bb->errors, 1);
+		if (!r->producer) {
+			if (item < 0 || item >= BB_MAX_ITEMS)
+				atomic_fetch_add(&bb->bad, 1);
+			else
+				atomic_fetch_add(&bb->seen[item], 1);
+			atomic_fetch_add(&bb->consumed, 1);
+		}
+	}
+	return NULL;
+}
+
+/* @procs processes, each with @pairs producer and @pairs consumer threads. */
+static int bb_run(struct bb *bb, int procs, int pairs, int per_thread,
+		  int proc)
+{
+	struct bb_role roles[2 * 8];
+	int n = 0;
+
+	for (int t = 0; t < pairs; t++) {
+		int idx = proc * pairs + t;
+
+		roles[n] = (struct bb_role){ .bb = bb, .producer = true,
+			.first = idx * per_thread, .n = per_thread };
+		roles[n + 1] = (struct bb_role){ .bb = bb, .producer = false,
+			.n = per_thread };
+		n += 2;
+	}
+	(void)procs;
+	for (int i = 0; i < n; i++)
+		if (start_thread(&roles[i].thread, bb_main, &roles[i]))
+			return 2;
+	for (int i = 0; i < n; i++)
+		pthread_join(roles[i].thread, NULL);
+	return 0;
+}
+
+static void check_bounded_buffer(struct __test_metadata *_metadata,
+				 int procs, int pairs, int per_thread)
+{
+	int total = procs * pairs * per_thread;
+	pid_t pid[8];
+	uint64_t t0;
+	struct bb *bb;
+	int missing = 0, twice = 0;
+
+	ASSERT_GE(BB_MAX_ITEMS, total);
+	bb = shared_alloc(sizeof(*bb));
+	ASSERT_NE(NULL, bb);
+	ASSERT_EQ(0, gs_mutex_create(&bb->m));
+	ASSERT_EQ(0, gs_cond_create(&bb->not_full));
+	ASSERT_EQ(0, gs_cond_create(&bb->not_empty));
+	t0 = mono_ns();
+	if (procs == 1) {
+		EXPECT_EQ(0, bb_run(bb, 1, pairs, per_thread, 0));
+	} else {
+		for (int p = 0; p < procs; p++) {
+			pid[p] = fork_child();
+			ASSERT_LE(0, pid[p]);
+			if (pid[p] == 0)
+				_exit(bb_run(bb, procs, pairs, per_thread, p));
+		}
+		for (int p = 0; p < procs; p++) {
+			int status = -1;
+
+			EXPECT_EQ(0, wait_child(pid[p], &status,
+						2 * WAIT_LIMIT_MS));
+			EXPECT_EQ(0, status) TH_LOG("process %d", p);
+		}
+	}
+	for (int i = 0; i < total; i++) {
+		int s = atomic_load(&bb->seen[i]);
+
+		missing += s == 0;
+		twice += s > 1;
+	}
+	TH_LOG("%d items through %d slots in %ju ms, %d waits", total,
+	       BB_SIZE, (uintmax_t)ms_since(t0), atomic_load(&bb->waits));
+	EXPECT_EQ(0, atomic_load(&bb->timeouts)) TH_LOG("lost wake-up");
+	EXPECT_EQ(0, atomic_load(&bb->errors));
+	EXPECT_EQ(0, atomic_load(&bb->bad));
+	EXPECT_EQ(total, atomic_load(&bb->consumed));
+	EXPECT_EQ(0, missing);
+	EXPECT_EQ(0, twice);
+	EXPECT_EQ(0, bb->count);
+	EXPECT_EQ(0, parked_now(gs_cond_fd(bb->not_full)));
+	EXPECT_EQ(0, parked_now(gs_cond_fd(bb->not_empty)));
+	gs_cond_destroy(bb->not_full);
+	gs_cond_destroy(bb->not_empty);
+	gs_mutex_destroy(bb->m);
+	munmap(bb, sizeof(*bb));
+}
+
+TEST(cond_bounded_buffer_threads)
+{
+	check_bounded_buffer(_metadata, 1, 4, 1500);
+}
+
+TEST(cond_bounded_buffer_processes)
+{
+	check_bounded_buffer(_metadata, 4, 2, 800);
+}
+
+/* ================================================================== */
+/* 4. CyclicBarrier                                                     */
+
+struct act {
+	atomic_int runs;
+	atomic_int fail;	/* the action returns -ENOSPC */
+	atomic_int block;	/* the action waits for release */
+	atomic_int started;
+	atomic_int release;
+};
+
+static int act_fn(void *p)
+{
+	struct act *a = p;
+
+	atomic_fetch_add(&a->started, 1);
+	if (atomic_load(&a->block))
+		wait_atomic_ge(&a->release, 1);
+	atomic_fetch_add(&a->runs, 1);
+	return atomic_load(&a->fail) ? -ENOSPC : 0;
+}
+
+TEST(barrier_create_parties_waiting_broken)
+{
+	struct gosync_lot_status st;
+	struct waiter w[2];
+	gs_barrier *b = NULL;
+	struct act a;
+
+	memset(&a, 0, sizeof(a));
+	EXPECT_EQ(-EINVAL, gs_barrier_create(&b, 0, NULL, NULL));
+	EXPECT_EQ(-EINVAL, gs_barrier_create(&b, 0x80000000U, act_fn, &a));
+	EXPECT_EQ(-EINVAL, gs_barrier_create(&b, UINT32_MAX, NULL, NULL));
+	EXPECT_EQ(NULL, b);
+	ASSERT_EQ(0, gs_barrier_create(&b, 0x7fffffffU, NULL, NULL));
+	EXPECT_EQ(0x7fffffffU, gs_barrier_parties(b));
+	gs_barrier_destroy(b);
+
+	/* One party: every Await completes a round and runs the action. */
+	ASSERT_EQ(0, gs_barrier_create(&b, 1, act_fn, &a));
+	for (int i = 0; i < 5; i++)
+		EXPECT_EQ(0, gs_barrier_await(b));
+	EXPECT_EQ(0, gs_barrier_await_until(b, 1, 0));
+	EXPECT_EQ(6, atomic_load(&a.runs));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	gs_barrier_destroy(b);
+
+	atomic_store(&a.runs, 0);
+	ASSERT_EQ(0, gs_barrier_create(&b, 3, act_fn, &a));
+	ASSERT_EQ(0, lot_status(gs_barrier_fd(b), &st));
+	EXPECT_EQ(GOSYNC_LOT_BARRIER, st.kind);
+	EXPECT_EQ(3, st.param);
+	EXPECT_EQ(3, gs_barrier_parties(b));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(0, waiter_start(&w[i], OP_BARRIER_AWAIT_UNTIL, b,
+					  NULL, NULL));
+		ASSERT_EQ(0, wait_parked(gs_barrier_fd(b), (uint32_t)i + 1));
+		EXPECT_EQ((uint32_t)i + 1, gs_barrier_waiting(b));
+	}
+	/* Bad flags: refused before arriving. */
+	EXPECT_EQ(-EINVAL, gs_barrier_await_until(b, GS_FOREVER, 2));
+	EXPECT_EQ(2, gs_barrier_waiting(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(0, atomic_load(&a.runs));
+	EXPECT_EQ(0, gs_barrier_await(b));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(0, w[i].ret);
+	}
+	EXPECT_EQ(1, atomic_load(&a.runs));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	gs_barrier_destroy(b);
+}
+
+/*
+ * Rounds never mix: each party counts its arrival in round r before it
+ * awaits and its departure after; the action checks that all parties of
+ * its round arrived, none left, and none arrived for the next round, and
+ * each party checks on leaving that exactly r + 1 actions have run.
+ */
+#define BR_MAX_ROUNDS	400
+
+struct rounds {
+	int parties, rounds;
+	atomic_int actions;
+	atomic_int arrived[BR_MAX_ROUNDS];
+	atomic_int left[BR_MAX_ROUNDS];
+	atomic_int bad_action;
+	atomic_int bad_action_round;
+	struct report rep[8];
+};
+
+static int rounds_action(void *p)
+{
+	struct rounds *rs = p;
+	int r = atomic_load(&rs->actions);
+
+	if (r >= rs->rounds ||
+	    atomic_load(&rs->arrived[r]) != rs->parties ||
+	    atomic_load(&rs->left[r]) != 0 ||
+	    (r + 1 < rs->rounds && atomic_load(&rs->arrived[r + 1])) ||
+	    (r > 0 && atomic_load(&rs->left[r - 1]) != rs->parties)) {
+		if (!atomic_fetch_add(&rs->bad_action, 1))
+			atomic_store(&rs->bad_action_round, r);
+	}
+	atomic_fetch_add(&rs->actions, 1);
+	return 0;
+}
+
+static int rounds_party(gs_barrier *b, struct rounds *rs, int who)
+{
+	struct report *rep = &rs->rep[who];
+
+	for (int r = 0; r < rs->rounds; r++) {
+		int ret, n;
+
+		atomic_fetch_add(&rs->arrived[r], 1);
+		if ((who + r) % 2)
+			ret = gs_barrier_await(b);
+		else
+			ret = gs_barrier_await_until(b,
+				gs_deadline_in(LIMIT_NS), 0);
+		CHILD_CHECK(rep, ret == 0, "party %d round %d: %d", who, r,
+			    ret);
+		n = atomic_load(&rs->actions);
+		CHILD_CHECK(rep, n == r + 1,
+			    "party %d left round %d after %d actions", who, r,
+			    n);
+		atomic_fetch_add(&rs->left[r], 1);
+	}
+	return 0;
+}
+
+struct party_thread {
+	gs_barrier *b;
+	struct rounds *rs;
+	int who, ret;
+	pthread_t thread;
+};
+
+static void *party_main(void *p)
+{
+	struct party_thread *pt = p;
+
+	pt->ret = rounds_party(pt->b, pt->rs, pt->who);
+	if (pt->ret)
+		gs_barrier_reset(pt->b);	/* free the others */
+	return NULL;
+}
+
+static void check_rounds(struct __test_metadata *_metadata,
+			 struct rounds *rs)
+{
+	EXPECT_EQ(0, atomic_load(&rs->bad_action))
+		TH_LOG("first bad action in round %d",
+		       atomic_load(&rs->bad_action_round));
+	EXPECT_EQ(rs->rounds, atomic_load(&rs->actions));
+	for (int r = 0; r < rs->rounds; r++) {
+		EXPECT_EQ(rs->parties, atomic_load(&rs->arrived[r]));
+		EXPECT_EQ(rs->parties, atomic_load(&rs->left[r]));
+	}
+}
+
+TEST(barrier_rounds_never_mix_threads)
+{
+	struct party_thread pt[4];
+	struct rounds *rs;
+	gs_barrier *b = NULL;
+	uint64_t t0 = mono_ns();
+
+	rs = shared_alloc(sizeof(*rs));
+	ASSERT_NE(NULL, rs);
+	rs->parties = 4;
+	rs->rounds = BR_MAX_ROUNDS;
+	ASSERT_EQ(0, gs_barrier_create(&b, 4, rounds_action, rs));
+	for (int i = 0; i < 4; i++) {
+		pt[i] = (struct party_thread){ .b = b, .rs = rs, .who = i };
+		ASSERT_EQ(0, start_thread(&pt[i].thread, party_main, &pt[i]));
+	}
+	for (int i = 0; i < 4; i++) {
+		ASSERT_EQ(0, join_ms(pt[i].thread, 3 * WAIT_LIMIT_MS));
+		EXPECT_EQ(0, pt[i].ret) TH_LOG("line %d: %s", rs->rep[i].line,
+					       rs->rep[i].msg);
+	}
+	TH_LOG("%d rounds of 4 threads in %ju ms", rs->rounds,
+	       (uintmax_t)ms_since(t0));
+	check_rounds(_metadata, rs);
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	gs_barrier_destroy(b);
+	munmap(rs, sizeof(*rs));
+}
+
+TEST(barrier_rounds_never_mix_processes)
+{
+	pid_t pid[3];
+	struct rounds *rs;
+	gs_barrier *b = NULL;
+	uint64_t t0 = mono_ns();
+	int ret;
+
+	rs = shared_alloc(sizeof(*rs));
+	ASSERT_NE(NULL, rs);
+	rs->parties = 4;
+	rs->rounds = 150;
+	/* Each process's copy of the handle has the action. */
+	ASSERT_EQ(0, gs_barrier_create(&b, 4, rounds_action, rs));
+	for (int i = 0; i < 3; i++) {
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0) {
+			ret = rounds_party(b, rs, i);
+			if (ret)
+				gs_barrier_reset(b);
+			_exit(ret);
+		}
+	}
+	ret = rounds_party(b, rs, 3);
+	if (ret)
+		gs_barrier_reset(b);
+	EXPECT_EQ(0, ret) TH_LOG("parent: line %d: %s", rs->rep[3].line,
+				 rs->rep[3].msg);
+	for (int i = 0; i < 3; i++)
+		EXPECT_CHILD_OK(pid[i], &rs->rep[i]);
+	TH_LOG("%d rounds of 4 processes in %ju ms", rs->rounds,
+	       (uintmax_t)ms_since(t0));
+	check_rounds(_metadata, rs);
+	EXPECT_FALSE(gs_barrier_broken(b));
+	gs_barrier_destroy(b);
+	munmap(rs, sizeof(*rs));
+}
+
+/* Start @n waiters on @b and wait until all are parked. */
+static int start_awaiters(struct waiter *w, int n, gs_barrier *b)
+{
+	for (int i = 0; i < n; i++) {
+		int err = waiter_start(&w[i], i % 2 ? OP_BARRIER_AWAIT :
+				       OP_BARRIER_AWAIT_UNTIL, b, NULL, NULL);
+
+		if (err)
+			return -err;
+	}
+	return wait_parked(gs_barrier_fd(b), (uint32_t)n);
+}
+
+TEST(barrier_failed_action_breaks_until_reset)
+{
+	struct waiter w[2];
+	gs_barrier *b = NULL;
+	struct act a;
+
+	memset(&a, 0, sizeof(a));
+	ASSERT_EQ(0, gs_barrier_create(&b, 3, act_fn, &a));
+	ASSERT_EQ(0, start_awaiters(w, 2, b));
+	EXPECT_EQ(0, gs_barrier_await(b));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(0, w[i].ret);
+	}
+	EXPECT_EQ(1, atomic_load(&a.runs));
+
+	/* We arrive last and run the failing action. */
+	atomic_store(&a.fail, 1);
+	ASSERT_EQ(0, start_awaiters(w, 2, b));
+	EXPECT_EQ(-ENOSPC, gs_barrier_await(b));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(-EPIPE, w[i].ret);
+	}
+	EXPECT_EQ(2, atomic_load(&a.runs));
+	EXPECT_TRUE(gs_barrier_broken(b));
+
+	/* Broken: every Await fails at once, the action does not run. */
+	atomic_store(&a.fail, 0);
+	for (int i = 0; i < 3; i++) {
+		EXPECT_EQ(-EPIPE, gs_barrier_await(b));
+		EXPECT_EQ(-EPIPE, gs_barrier_await_until(b,
+			gs_deadline_in(LIMIT_NS), 0));
+	}
+	EXPECT_EQ(2, atomic_load(&a.runs));
+	EXPECT_TRUE(gs_barrier_broken(b));
+
+	EXPECT_EQ(0, gs_barrier_reset(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	ASSERT_EQ(0, start_awaiters(w, 2, b));
+	EXPECT_EQ(0, gs_barrier_await(b));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(0, w[i].ret);
+	}
+	EXPECT_EQ(3, atomic_load(&a.runs));
+	gs_barrier_destroy(b);
+}
+
+TEST(barrier_timeout_breaks_the_round)
+{
+	struct waiter w[2];
+	gs_barrier *b = NULL;
+	uint64_t t0, ms;
+	struct act a;
+
+	memset(&a, 0, sizeof(a));
+	ASSERT_EQ(0, gs_barrier_create(&b, 3, act_fn, &a));
+
+	ASSERT_EQ(0, start_awaiters(w, 1, b));
+	EXPECT_EQ(1, gs_barrier_waiting(b));
+	t0 = mono_ns();
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_barrier_await_until(b, gs_deadline_in(80 * NS_PER_MS), 0));
+	ms = ms_since(t0);
+	EXPECT_LE(80, ms);
+	EXPECT_GT(LATE_MS, ms);
+	ASSERT_TRUE(waiter_join(&w[0], WAIT_LIMIT_MS));
+	EXPECT_EQ(-EPIPE, w[0].ret);
+	EXPECT_TRUE(gs_barrier_broken(b));
+	EXPECT_EQ(-EPIPE, gs_barrier_await(b));
+	EXPECT_EQ(0, atomic_load(&a.runs));
+	EXPECT_EQ(0, gs_barrier_reset(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+
+	/* A past deadline does not stop the last arriver. */
+	ASSERT_EQ(0, start_awaiters(w, 2, b));
+	EXPECT_EQ(2, gs_barrier_waiting(b));
+	EXPECT_EQ(0, gs_barrier_await_until(b, 1, 0));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(0, w[i].ret);
+	}
+	EXPECT_EQ(1, atomic_load(&a.runs));
+
+	/* The same on CLOCK_REALTIME. */
+	ASSERT_EQ(0, start_awaiters(w, 1, b));
+	t0 = mono_ns();
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_barrier_await_until(b, real_ns() + 80 * NS_PER_MS,
+					 GS_CLOCK_REALTIME));
+	ms = ms_since(t0);
+	EXPECT_LE(79, ms);
+	EXPECT_GT(LATE_MS, ms);
+	ASSERT_TRUE(waiter_join(&w[0], WAIT_LIMIT_MS));
+	EXPECT_EQ(-EPIPE, w[0].ret);
+	EXPECT_TRUE(gs_barrier_broken(b));
+	EXPECT_EQ(0, gs_barrier_reset(b));
+
+	/* A waiter whose own deadline passes gets -ETIMEDOUT. */
+	ASSERT_EQ(0, waiter_start_dl(&w[0], OP_BARRIER_AWAIT_UNTIL, b, NULL,
+				     NULL, gs_deadline_in(60 * NS_PER_MS), 0));
+	ASSERT_EQ(0, waiter_start(&w[1], OP_BARRIER_AWAIT, b, NULL, NULL));
+	ASSERT_TRUE(waiter_join(&w[0], WAIT_LIMIT_MS));
+	EXPECT_EQ(-ETIMEDOUT, w[0].ret);
+	ASSERT_TRUE(waiter_join(&w[1], WAIT_LIMIT_MS));
+	EXPECT_EQ(-EPIPE, w[1].ret);
+	EXPECT_TRUE(gs_barrier_broken(b));
+	EXPECT_EQ(1, atomic_load(&a.runs));
+
+	/* After a reset, a full round passes. */
+	EXPECT_EQ(0, gs_barrier_reset(b));
+	ASSERT_EQ(0, start_awaiters(w, 2, b));
+	EXPECT_EQ(0, gs_barrier_await_until(b, gs_deadline_in(LIMIT_NS), 0));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(0, w[i].ret);
+	}
+	EXPECT_EQ(2, atomic_load(&a.runs));
+	gs_barrier_destroy(b);
+}
+
+TEST(barrier_reset_while_parties_wait)
+{
+	struct waiter w[2];
+	gs_barrier *b = NULL;
+	struct act a;
+
+	memset(&a, 0, sizeof(a));
+	ASSERT_EQ(0, gs_barrier_create(&b, 3, act_fn, &a));
+	/* Reset with nobody waiting breaks nothing. */
+	EXPECT_EQ(0, gs_barrier_reset(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+
+	ASSERT_EQ(0, start_awaiters(w, 2, b));
+	EXPECT_EQ(2, gs_barrier_waiting(b));
+	EXPECT_EQ(0, gs_barrier_reset(b));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(-EPIPE, w[i].ret);
+	}
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	EXPECT_EQ(0, atomic_load(&a.runs));
+
+	/* Usable again at once: a full round of three. */
+	ASSERT_EQ(0, start_awaiters(w, 2, b));
+	EXPECT_EQ(0, gs_barrier_await(b));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(0, w[i].ret);
+	}
+	EXPECT_EQ(1, atomic_load(&a.runs));
+	EXPECT_EQ(0, parked_now(gs_barrier_fd(b)));
+	gs_barrier_destroy(b);
+}
+
+TEST(barrier_arrival_during_action_waits_for_next_round)
+{
+	struct waiter w[3];
+	gs_barrier *b = NULL;
+	struct act a;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	atomic_store(&a.block, 1);
+	ASSERT_EQ(0, gs_barrier_create(&b, 2, act_fn, &a));
+	fd = gs_barrier_fd(b);
+	ASSERT_EQ(0, waiter_start(&w[0], OP_BARRIER_AWAIT, b, NULL, NULL));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	ASSERT_EQ(0, waiter_start(&w[1], OP_BARRIER_AWAIT, b, NULL, NULL));
+	ASSERT_EQ(0, wait_atomic_ge(&a.started, 1));	/* w[1] runs it */
+	ASSERT_EQ(0, waiter_start(&w[2], OP_BARRIER_AWAIT_UNTIL, b, NULL,
+				  NULL));
+	ASSERT_EQ(0, wait_parked(fd, 2));
+	sleep_ms(20);
+	EXPECT_FALSE(atomic_load(&w[0].done));
+	EXPECT_FALSE(atomic_load(&w[2].done));
+	atomic_store(&a.release, 1);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(0, w[i].ret);
+	}
+	/* The late one is the first arrival of the next round. */
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	EXPECT_EQ(1, gs_barrier_waiting(b));
+	EXPECT_FALSE(atomic_load(&w[2].done));
+	EXPECT_EQ(0, gs_barrier_await(b));
+	ASSERT_TRUE(waiter_join(&w[2], WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w[2].ret);
+	EXPECT_EQ(2, atomic_load(&a.runs));
+	gs_barrier_destroy(b);
+}
+
+TEST(barrier_signals_do_not_end_await)
+{
+	struct waiter w;
+	gs_barrier *b = NULL;
+	int fd;
+
+	ASSERT_EQ(0, install_handler(SIGUSR1, false));
+	ASSERT_EQ(0, gs_barrier_create(&b, 2, NULL, NULL));
+	fd = gs_barrier_fd(b);
+	ASSERT_EQ(0, waiter_start(&w, OP_BARRIER_AWAIT, b, NULL, NULL));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	for (int i = 1; i <= 3; i++) {
+		ASSERT_EQ(0, pthread_kill(w.thread, SIGUSR1));
+		ASSERT_EQ(0, wait_signals(i));
+		ASSERT_EQ(0, wait_parked(fd, 1));
+	}
+	sleep_ms(20);
+	EXPECT_FALSE(atomic_load(&w.done));
+	EXPECT_EQ(1, gs_barrier_waiting(b));
+	EXPECT_EQ(0, gs_barrier_await(b));
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w.ret);
+	EXPECT_FALSE(gs_barrier_broken(b));
+	gs_barrier_destroy(b);
+}
+
+/* ================================================================== */
+/* 5. H2O: two H and one O per molecule                                 */
+/*
+ * An atom takes a permit of its element's semaphore (2 for H, 1 for O),
+ * puts itself into the molecule being built and awaits the barrier of 3;
+ * the barrier's action, run before anyone leaves, checks and records the
+ * molecule; then the atom gives its permit back. A new atom can enter
+ * only after one of the molecule left, that is after the action.
+ */
+#define H2O_MAX_ATOMS	96
+
+struct h2o {
+	gs_sem *h_sem, *o_sem;
+	gs_barrier *b;
+	int nh;			/* ids 0..nh-1 are H, the rest O */
+	atomic_int h_in, o_in;	/* atoms in the molecule being built */
+	atomic_int h_ids[2], o_id;
+	atomic_int molecules;
+	atomic_int mol_of[H2O_MAX_ATOMS];	/* molecule + 1 */
+	atomic_int uses[H2O_MAX_ATOMS];
+	atomic_int bad;
+	atomic_int errors;
+	atomic_int first_error;
+};
+
+static int h2o_action(void *p)
+{
+	struct h2o *w = p;
+	int m = atomic_load(&w->molecules);
+	int h0 = atomic_load(&w->h_ids[0]), h1 = atomic_load(&w->h_ids[1]);
+	int o = atomic_load(&w->o_id);
+
+	if (atomic_load(&w->h_in) != 2 || atomic_load(&w->o_in) != 1 ||
+	    h0 < 0 || h0 >= w->nh || h1 < 0 || h1 >= w->nh || h0 == h1 ||
+	    o < w->nh || o >= H2O_MAX_ATOMS) {
+		atomic_fetch_add(&w->bad, 1);
+	} else {
+		atomic_fetch_add(&w->uses[h0], 1);
+		atomic_fetch_add(&w->uses[h1], 1);
+		atomic_fetch_add(&w->uses[o], 1);
+		atomic_store(&w->mol_of[h0], m + 1);
+		atomic_store(&w->mol_of[h1], m + 1);
+		atomic_store(&w->mol_of[o], m + 1);
+	}
+	atomic_store(&w->h_ids[0], -1);
+	atomic_store(&w->h_ids[1], -1);
+	atomic_store(&w->o_id, -1);
+	atomic_store(&w->h_in, 0);
+	atomic_store(&w->o_in, 0);
+	atomic_fetch_add(&w->molecules, 1);
+	return 0;
+}
+
+struct atom {
+	struct h2o *w;
+	int id;
+	pthread_t thread;
+};
+
+static void h2o_error(struct h2o *w, int err)
+{
+	int zero = 0;
+
+	atomic_fetch_add(&w->errors, 1);
+	atomic_compare_exchange_strong(&w->first_error, &zero, err);
+}
+
+static void *atom_main(void *p)
+{
+	struct atom *a = p;
+	struct h2o *w = a->w;
+	bool hydrogen = a->id < w->nh;
+	gs_sem *s = hydrogen ? w->h_sem : w->o_sem;
+	int ret, i;
+
+	ret = gs_sem_acquire_until(s, 1, gs_deadline_in(LIMIT_NS), 0);
+	if (ret) {
+		h2o_error(w, ret);
+		return NULL;
+	}
+	if (hydrogen) {
+		i = atomic_fetch_add(&w->h_in, 1);
+		if (i < 2)
+			atomic_store(&w->h_ids[i], a->id);
+		else
+			atomic_fetch_add(&w->bad, 1);
+	} else {
+		i = atomic_fetch_add(&w->o_in, 1);
+		if (i < 1)
+			atomic_store(&w->o_id, a->id);
+		else
+			atomic_fetch_add(&w->bad, 1);
+	}
+	ret = gs_barrier_await_until(w->b, gs_deadline_in(LIMIT_NS), 0);
+	if (ret)
+		h2o_error(w, ret);
+	ret = gs_sem_release(s, 1);
+	if (ret)
+		h2o_error(w, ret);
+	return NULL;
+}
+
+/* Run the @n atoms @ids as threads of this process. */
+static int h2o_atoms(struct h2o *w, const int *ids, int n)
+{
+	struct atom atoms[H2O_MAX_ATOMS];
+	int started = 0, ret = 0;
+
+	for (int i = 0; i < n; i++) {
+		atoms[i] = (struct atom){ .w = w, .id = ids[i] };
+		if (start_thread(&atoms[i].thread, atom_main, &atoms[i])) {
+			ret = 2;
+			break;
+		}
+		started++;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(atoms[i].thread, NULL);
+	return ret;
+}
+
+static struct h2o *h2o_new(int nh)
+{
+	struct h2o *w = shared_alloc(sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->nh = nh;
+	for (int i = 0; i < 2; i++)
+		atomic_store(&w->h_ids[i], -1);
+	atomic_store(&w->o_id, -1);
+	if (gs_sem_create(&w->h_sem, 2) || gs_sem_create(&w->o_sem, 1) ||
+	    gs_barrier_create(&w->b, 3, h2o_action, w))
+		return NULL;
+	return w;
+}
+
+static void h2o_check(struct __test_metadata *_metadata, struct h2o *w,
+		      int nh, int no)
+{
+	int unused = 0, reused = 0, bad_mol = 0;
+
+	EXPECT_EQ(0, atomic_load(&w->errors))
+		TH_LOG("first error %d", atomic_load(&w->first_error));
+	EXPECT_EQ(0, atomic_load(&w->bad));
+	EXPECT_EQ(no, atomic_load(&w->molecules));
+	for (int i = 0; i < nh + no; i++) {
+		unused += atomic_load(&w->uses[i]) == 0;
+		reused += atomic_load(&w->uses[i]) > 1;
+	}
+	EXPECT_EQ(0, unused);
+	EXPECT_EQ(0, reused);
+	for (int m = 1; m <= no; m++) {
+		int h = 0, o = 0;
+
+		for (int i = 0; i < nh + no; i++) {
+			if (atomic_load(&w->mol_of[i]) != m)
+				continue;
+			if (i < nh)
+				h++;
+			else
+				o++;
+		}
+		bad_mol += h != 2 || o != 1;
+	}
+	EXPECT_EQ(0, bad_mol);
+	EXPECT_FALSE(gs_barrier_broken(w->b));
+	EXPECT_EQ(0, gs_barrier_waiting(w->b));
+	EXPECT_EQ(0, gs_sem_try_acquire(w->h_sem, 2));	/* all permits back */
+	EXPECT_EQ(0, gs_sem_try_acquire(w->o_sem, 1));
+	gs_sem_destroy(w->h_sem);
+	gs_sem_destroy(w->o_sem);
+	gs_barrier_destroy(w->b);
+	munmap(w, sizeof(*w));
+}
+
+TEST(h2o_threads_make_water)
+{
+	int ids[H2O_MAX_ATOMS], n = 0;
+	struct h2o *w;
+
+	w = h2o_new(60);
+	ASSERT_NE(NULL, w);
+	/* Interleave the elements' start order: O first now and then. */
+	for (int i = 0; i < 30; i++) {
+		if (i % 3 == 0)
+			ids[n++] = 60 + i;
+		ids[n++] = 2 * i;
+		ids[n++] = 2 * i + 1;
+		if (i % 3 != 0)
+			ids[n++] = 60 + i;
+	}
+	ASSERT_EQ(90, n);
+	EXPECT_EQ(0, h2o_atoms(w, ids, n));
+	h2o_check(_metadata, w, 60, 30);
+}
+
+TEST(h2o_processes_make_water)
+{
+	pid_t pid[3];
+	struct h2o *w;
+
+	/* Three processes of 8 H and 4 O threads each: 12 molecules. */
+	w = h2o_new(24);
+	ASSERT_NE(NULL, w);
+	for (int p = 0; p < 3; p++) {
+		pid[p] = fork_child();
+		ASSERT_LE(0, pid[p]);
+		if (pid[p] == 0) {
+			int ids[12], n = 0;
+
+			for (int i = 0; i < 8; i++)
+				ids[n++] = p * 8 + i;
+			for (int i = 0; i < 4; i++)
+				ids[n++] = 24 + p * 4 + i;
+			_exit(h2o_atoms(w, ids, n));
+		}
+	}
+	for (int p = 0; p < 3; p++) {
+		int status = -1;
+
+		EXPECT_EQ(0, wait_child(pid[p], &status, 2 * WAIT_LIMIT_MS));
+		EXPECT_EQ(0, status) TH_LOG("process %d", p);
+	}
+	h2o_check(_metadata, w, 24, 12);
+}
+
+TEST_HARNESS_MAIN
