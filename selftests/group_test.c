@@ -43,10 +43,28 @@
 
 /* How long a singleflight gate stays shut once every caller arrived. */
 #define JOIN_GRACE_MS	50
+/* Permits of a gate: more than any test lets through. */
+#define GATE_PERMITS	16
 
 static uint64_t limit_deadline(void)
 {
 	return gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS);
+}
+
+/*
+ * A gate: a semaphore of @n permits, all taken, so that each
+ * gs_sem_release(gate, 1) lets one waiter through (n in all).
+ */
+static int gate_create(gs_sem **gate, uint64_t n)
+{
+	int err = gs_sem_create(gate, n);
+
+	if (err)
+		return err;
+	err = gs_sem_acquire(*gate, n);
+	if (err)
+		gs_sem_destroy(*gate);
+	return err;
 }
 
 /* Wait until *@v >= @target: 0, or -ETIMEDOUT after WAIT_LIMIT_MS. */
@@ -348,7 +366,7 @@ TEST(errgroup_try_go_and_busy_set_limit)
 	gs_errgroup *g;
 	int ret;
 
-	ASSERT_EQ(0, gs_sem_create(&s.gate, 0));
+	ASSERT_EQ(0, gate_create(&s.gate, GATE_PERMITS));
 	ASSERT_EQ(0, gs_errgroup_create(&g));
 	ASSERT_EQ(0, gs_errgroup_set_limit(g, 2));
 	ASSERT_EQ(0, gs_errgroup_try_go(g, eg_gated, &s));
@@ -393,7 +411,7 @@ TEST(errgroup_set_limit_busy_without_limit)
 	struct eg_state s = { 0 };
 	gs_errgroup *g;
 
-	ASSERT_EQ(0, gs_sem_create(&s.gate, 0));
+	ASSERT_EQ(0, gate_create(&s.gate, GATE_PERMITS));
 	ASSERT_EQ(0, gs_errgroup_create(&g));
 	ASSERT_EQ(0, gs_errgroup_go(g, eg_gated, &s));
 	ASSERT_EQ(0, wait_count(&s.started, 1));
@@ -411,7 +429,7 @@ TEST(errgroup_negative_limit_is_unlimited)
 	gs_errgroup *g;
 	int ret;
 
-	ASSERT_EQ(0, gs_sem_create(&s.gate, 0));
+	ASSERT_EQ(0, gate_create(&s.gate, GATE_PERMITS));
 	ASSERT_EQ(0, gs_errgroup_create(&g));
 	ASSERT_EQ(0, gs_errgroup_set_limit(g, 2));
 	ASSERT_EQ(0, gs_errgroup_set_limit(g, -1));
@@ -662,8 +680,8 @@ TEST(singleflight_forget_during_flight)
 	void *v;
 	bool shared;
 
-	ASSERT_EQ(0, gs_sem_create(&f1.gate, 0));
-	ASSERT_EQ(0, gs_sem_create(&f2.gate, 0));
+	ASSERT_EQ(0, gate_create(&f1.gate, GATE_PERMITS));
+	ASSERT_EQ(0, gate_create(&f2.gate, GATE_PERMITS));
 	ASSERT_EQ(0, gs_singleflight_create(&g));
 
 	/* A runs the first flight (Do); B joins it (DoChan). */
@@ -734,7 +752,7 @@ TEST(singleflight_do_chan_one_result_per_channel)
 	gs_chan *ch[64], *after;
 	uint64_t fired;
 
-	ASSERT_EQ(0, gs_sem_create(&f.gate, 0));
+	ASSERT_EQ(0, gate_create(&f.gate, GATE_PERMITS));
 	ASSERT_EQ(0, gs_singleflight_create(&g));
 	for (int i = 0; i < 64; i++) {
 		ASSERT_EQ(0, gs_singleflight_do_chan(g, "dc", sf_fn, &f,
@@ -795,7 +813,7 @@ TEST(singleflight_do_chan_abandoned_before_result)
 	gs_chan *ch, *after;
 	uint64_t fired;
 
-	ASSERT_EQ(0, gs_sem_create(&f.gate, 0));
+	ASSERT_EQ(0, gate_create(&f.gate, GATE_PERMITS));
 	ASSERT_EQ(0, gs_singleflight_create(&g));
 	ASSERT_EQ(0, gs_singleflight_do_chan(g, "slow", sf_fn, &f, &ch));
 	/* select { case r := <-ch: ...; case <-time.After(20ms): give up } */
