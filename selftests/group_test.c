@@ -41,8 +41,8 @@
 #include "gosync.h"
 #include "gs_test.h"
 
-/* How long a singleflight gate stays shut once every caller arrived. */
-#define JOIN_GRACE_MS	50
+/* Up to this many callers per singleflight key. */
+#define MAX_CALLERS	64
 /* Permits of a gate: more than any test lets through. */
 #define GATE_PERMITS	16
 
@@ -485,11 +485,63 @@ TEST(errgroup_bad_arguments)
 /* ------------------------------------------------------------------ */
 /* singleflight                                                         */
 
+/* The state letter of thread @tid in /proc/self/task/@tid/stat, or 0. */
+static char thread_state(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * Wait until the @n threads @tids but @except all sleep, as seen on
+ * three looks 2 ms apart: 0, or -ETIMEDOUT after WAIT_LIMIT_MS.
+ *
+ * Callers that entered gs_singleflight_do() while a flight is running
+ * have only two places to sleep in: the group's mutex, which the runner
+ * does not hold while its function runs (so nobody sleeps on it for
+ * long), and the wait for the flight's result. Threads that stay asleep
+ * have joined the flight: this is how the tests know that every caller
+ * joined before they let the function return, without a timing guess.
+ */
+static int wait_sleeping(const pid_t *tids, int n, pid_t except)
+{
+	uint64_t t0 = mono_ns();
+	int looks = 0;
+
+	while (looks < 3) {
+		bool all = true;
+
+		for (int i = 0; i < n && all; i++)
+			if (tids[i] != except && thread_state(tids[i]) != 'S')
+				all = false;
+		looks = all ? looks + 1 : 0;
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(2000);
+	}
+	return 0;
+}
+
 /* One function for the flights of one key. */
 struct flight {
 	atomic_int calls;	/* how many times it ran */
-	atomic_int arrived;	/* callers about to call Do */
-	int expect;		/* gate: run until that many arrived... */
+	atomic_int slots;	/* callers' indices in @tids */
+	atomic_int arrived;	/* callers about to call Do (@tids set) */
+	pid_t tids[MAX_CALLERS];
+	int expect;		/* gate: run until that many joined... */
 	gs_sem *gate;		/* ... or until a permit (if not NULL) */
 	void *value;
 	int err;
@@ -505,10 +557,10 @@ static int sf_fn(void *arg, void **value)
 		if (gs_sem_acquire_until(f->gate, 1, limit_deadline(), 0))
 			atomic_fetch_add(&f->gate_err, 1);
 	} else if (f->expect) {
-		/* Everybody is at the door; give them time to join. */
-		if (wait_count(&f->arrived, f->expect))
+		/* Everybody is at the door: wait until they joined. */
+		if (wait_count(&f->arrived, f->expect) ||
+		    wait_sleeping(f->tids, f->expect, gettid()))
 			atomic_fetch_add(&f->gate_err, 1);
-		sleep_ms(JOIN_GRACE_MS);
 	}
 	*value = f->value;
 	return f->err;
@@ -538,7 +590,10 @@ struct caller {
 static void *caller_main(void *arg)
 {
 	struct caller *c = arg;
+	int i = atomic_fetch_add(&c->f->slots, 1);
 
+	if (i < MAX_CALLERS)
+		c->f->tids[i] = gettid();
 	atomic_fetch_add(&c->f->arrived, 1);
 	c->err = gs_singleflight_do(c->g, c->key, c->fn ? c->fn : sf_fn,
 				    c->f, &c->value, &c->shared);
@@ -766,7 +821,7 @@ TEST(singleflight_do_chan_one_result_per_channel)
 			     .fn = sf_never };
 	ASSERT_EQ(0, start_thread(&d.thr, caller_main, &d));
 	ASSERT_EQ(0, wait_count(&joiner.arrived, 1));
-	sleep_ms(JOIN_GRACE_MS);
+	ASSERT_EQ(0, wait_sleeping(joiner.tids, 1, 0));
 	for (int i = 0; i < 64; i++)
 		EXPECT_EQ(-EAGAIN, gs_chan_try_recv(ch[i], &r));
 
