@@ -6,7 +6,7 @@
  * --------
  * As in Go: a WaitGroup that Wait waits on, an optional limit semaphore,
  * the first error (kept with a compare-and-swap from 0, so exactly one
- * error wins and it is the one whose call returned first), and for
+ * error wins: the first one recorded, whatever the others), and for
  * WithContext a cancelable child context that the first error cancels
  * with itself as the cause and that Wait cancels on its way out.
  *
@@ -66,6 +66,9 @@
  * lives while someone refers to it. The group is reference-counted for
  * the same reason as errgroup: a DoChan thread may still be finishing
  * after its result was received.
+ *
+ * If DoChan cannot start the thread, the new call ends at once with
+ * that error (for whoever joined it meanwhile) and DoChan returns it.
  *
  * Condition variables rather than a gs_waitgroup per call: a call is
  * in-process, short-lived and waited on under the table's mutex anyway;
