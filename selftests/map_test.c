@@ -418,7 +418,7 @@ TEST_F(map, clear_and_reuse)
 
 TEST_F(map, grows_through_resizes)
 {
-	const uint32_t n = 50000;
+	const uint32_t n = 20000;
 	void *v;
 
 	ASSERT_EQ(0, fill(self->m, (int)n));
