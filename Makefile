@@ -44,7 +44,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 ASAN_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/asan/lib/%.o)
 ASAN_TESTS := $(patsubst selftests/%.c,$(BUILD)/asan/selftests/%,$(wildcard selftests/*_test.c))
 # ThreadSanitizer: the library and the selftests that need no /dev/gosync,
-# run natively on the host by 'make check' (and 'make tsan-check').
+# run natively on the host by 'make check'.
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/tsan/lib/%.o)
 TSAN_TESTS := $(BUILD)/tsan/selftests/map_test
