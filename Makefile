@@ -6,6 +6,8 @@
 #   make check KERNEL=debug|stock|asan   (one run; asan: sanitized userspace)
 #   make demo         boot the VM and run the demo program
 #   make bench        boot the stock-kernel VM and run bench/ (tables)
+#   make tsan         the library and map_test under ThreadSanitizer (run
+#                     on the host by 'make check')
 #   make deps         install missing Debian packages
 #
 # Everything generated goes to $(BUILD); kmod/ also receives the in-place
@@ -21,7 +23,10 @@ CFLAGS    ?= -O2 -g
 WARN      := -Wall -Wextra -Werror
 LIB_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -Iinclude -pthread
 TEST_CFLAGS := -std=gnu11 $(WARN) -Iinclude -isystem $(BUILD)/kselftest -Iselftests -pthread
-LDLIBS_GS := -L$(BUILD)/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync -pthread
+# gs_map runs on liburcu: the RCU hash table (urcu-cds) and the
+# bulletproof flavour (urcu-bp), which needs no thread registration.
+URCU_LIBS := -lurcu-cds -lurcu-bp
+LDLIBS_GS := -L$(BUILD)/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync $(URCU_LIBS) -pthread
 
 DEBUG_KDIR := $(BUILD)/kernel-debug/obj
 DEBUG_IMAGE := $(DEBUG_KDIR)/arch/x86/boot/bzImage
@@ -38,11 +43,16 @@ TEST_HDR  := $(wildcard selftests/*.h) $(BUILD)/kselftest/kselftest_harness.h
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 ASAN_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/asan/lib/%.o)
 ASAN_TESTS := $(patsubst selftests/%.c,$(BUILD)/asan/selftests/%,$(wildcard selftests/*_test.c))
+# ThreadSanitizer: the library and the selftests that need no /dev/gosync,
+# run natively on the host by 'make check'.
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/tsan/lib/%.o)
+TSAN_TESTS := $(BUILD)/tsan/selftests/map_test
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 KSELFTEST_TAR := /usr/src/linux-source-6.12.tar.xz
 
-.PHONY: all deps lib selftests examples benches module check demo bench clean
+.PHONY: all deps lib selftests examples benches module check demo bench clean tsan
 .DELETE_ON_ERROR:
 
 all: lib selftests examples benches module
@@ -61,7 +71,7 @@ $(BUILD)/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
 $(BUILD)/lib/libgosync.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libgosync.so -Wl,--no-undefined -o $@ $^ -pthread
+	$(CC) -shared -Wl,-soname,libgosync.so -Wl,--no-undefined -o $@ $^ $(URCU_LIBS) -pthread
 $(BUILD)/lib/libgosync.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -82,11 +92,24 @@ $(BUILD)/asan/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 $(BUILD)/asan/lib/libgosync.so: $(ASAN_LIB_OBJ)
-	$(CC) -shared $(SAN_FLAGS) -Wl,-soname,libgosync.so -o $@ $^ -pthread
+	$(CC) -shared $(SAN_FLAGS) -Wl,-soname,libgosync.so -o $@ $^ $(URCU_LIBS) -pthread
 $(BUILD)/asan/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/asan/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $< \
-		-L$(BUILD)/asan/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync -pthread
+		-L$(BUILD)/asan/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync $(URCU_LIBS) -pthread
+
+# The same under ThreadSanitizer, for the host check (scripts/tsan.supp
+# names the false positives of the uninstrumented liburcu, and why).
+tsan: $(TSAN_TESTS)
+$(BUILD)/tsan/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
+$(BUILD)/tsan/lib/libgosync.so: $(TSAN_LIB_OBJ)
+	$(CC) -shared $(TSAN_FLAGS) -Wl,-soname,libgosync.so -o $@ $^ $(URCU_LIBS) -pthread
+$(BUILD)/tsan/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/tsan/lib/libgosync.so
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -o $@ $< \
+		-L$(BUILD)/tsan/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync $(URCU_LIBS) -pthread
 
 $(BUILD)/examples/%: examples/%.c include/gosync.h $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
@@ -116,7 +139,7 @@ debug-kernel $(DEBUG_IMAGE): scripts/debug-kernel.config scripts/build-debug-ker
 
 CHECK_KERNELS := $(sort $(filter debug stock,$(KERNEL)) $(if $(filter asan,$(KERNEL)),stock))
 check: $(foreach k,$(CHECK_KERNELS),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES) \
-		$(if $(filter asan,$(KERNEL)),$(ASAN_TESTS))
+		$(if $(filter asan,$(KERNEL)),$(ASAN_TESTS)) $(TSAN_TESTS)
 	scripts/run-vm-tests.sh check $(BUILD) $(KERNEL)
 
 demo: $(BUILD)/$(lastword $(CHECK_KERNELS))/kmod/gosync.ko $(EXAMPLES)
@@ -128,6 +151,7 @@ bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
 
 clean:
 	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/bench $(BUILD)/stock $(BUILD)/asan \
+		$(BUILD)/tsan \
 		$(BUILD)/debug $(BUILD)/vm
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \
 		modules.order Module.symvers .*.cmd

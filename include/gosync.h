@@ -848,6 +848,141 @@ GS_API int gs_singleflight_do_chan(gs_singleflight *g, const char *key,
 /** gs_singleflight_forget() - Forget: later calls for @key do not wait for the one in flight. */
 GS_API void gs_singleflight_forget(gs_singleflight *g, const char *key);
 
+/* ------------------------------------------------------------------ */
+/* Map (sync.Map) and Pool (sync.Pool): process-local, no kernel.      */
+/*
+ * gs_map is Go's sync.Map on liburcu's lock-free resizable RCU hash
+ * table: Load never blocks and never waits for writers; updates are
+ * lock-free. It needs no /dev/gosync and no thread registration.
+ *
+ * Keys are byte strings (@key, @keylen), copied into the map; @keylen may
+ * be 0, @key must not be NULL (-EINVAL). Keys are equal when they have
+ * the same length and bytes.
+ *
+ * Values are opaque pointers (NULL is a value like any other), compared
+ * by identity, never dereferenced and never freed by the map: the caller
+ * owns what they point to. Load returns the pointer that was stored and
+ * says nothing about whether the object is still alive: that is the
+ * program's protocol. For values that are freed while the map is in use,
+ * use RCU: read with Load (and use the value) between gs_map_read_lock()
+ * and gs_map_read_unlock(); free a value that your call removed from the
+ * map (Swap's previous value, LoadAndDelete's, or @old after a successful
+ * CompareAndSwap or CompareAndDelete) only after gs_map_synchronize().
+ * The map frees its own memory (a node per entry) after a grace period.
+ *
+ * Return values: a call that reports a flag returns it (1 true, 0 false);
+ * errors are negative: -EINVAL (NULL map or key), -ENOMEM. Output
+ * pointers may be NULL when the caller does not want the value; they
+ * receive NULL when there is no value to report.
+ *
+ * Range, Clear and Len do not see a consistent snapshot (as in Go): an
+ * entry present and unchanged for the whole call is visited (cleared,
+ * counted) exactly once; one stored or deleted meanwhile may or may not
+ * be. A Range callback runs in an RCU read-side section: it may call any
+ * gs_map function on any map except gs_map_destroy() and
+ * gs_map_synchronize(); the key it gets is valid during the call only.
+ *
+ * gs_map_destroy() must not run concurrently with any other use of the
+ * map; it waits for the map's memory to be freed (an RCU barrier), so it
+ * must not be called in a read-side section or a Range callback either.
+ */
+typedef struct gs_map gs_map;
+
+/** gs_map_create() - an empty map. Return: 0, -EINVAL, -ENOMEM. */
+GS_API int gs_map_create(gs_map **mp);
+/** gs_map_destroy() - free the map and its keys (not the values). */
+GS_API void gs_map_destroy(gs_map *m);
+
+/** gs_map_load() - Load: 1 and *@valuep if present, else 0 (*@valuep = NULL). */
+GS_API int gs_map_load(gs_map *m, const void *key, size_t keylen,
+		       void **valuep);
+/** gs_map_store() - Store: set @key's value. Return: 0, -EINVAL, -ENOMEM. */
+GS_API int gs_map_store(gs_map *m, const void *key, size_t keylen,
+			void *value);
+/**
+ * gs_map_load_or_store() - LoadOrStore: if @key is present, 1 and its
+ * value in *@actualp; else store @value, 0 and *@actualp = @value.
+ */
+GS_API int gs_map_load_or_store(gs_map *m, const void *key, size_t keylen,
+				void *value, void **actualp);
+/** gs_map_load_and_delete() - LoadAndDelete: 1 and the value if it was present. */
+GS_API int gs_map_load_and_delete(gs_map *m, const void *key, size_t keylen,
+				  void **valuep);
+/** gs_map_delete() - Delete: 1 if @key was present (and is deleted), else 0. */
+GS_API int gs_map_delete(gs_map *m, const void *key, size_t keylen);
+/**
+ * gs_map_swap() - Swap: store @value; 1 and the previous value in
+ * *@previousp if @key was present, else 0. Also -ENOMEM.
+ */
+GS_API int gs_map_swap(gs_map *m, const void *key, size_t keylen,
+		       void *value, void **previousp);
+/**
+ * gs_map_compare_and_swap() - CompareAndSwap: if @key is present with
+ * value @old (pointer identity), store @new_value and return 1; else 0.
+ */
+GS_API int gs_map_compare_and_swap(gs_map *m, const void *key, size_t keylen,
+				   void *old, void *new_value);
+/** gs_map_compare_and_delete() - CompareAndDelete: delete if the value is @old; 1 if it did. */
+GS_API int gs_map_compare_and_delete(gs_map *m, const void *key,
+				     size_t keylen, void *old);
+/**
+ * gs_map_range() - Range: call @fn for each entry until it returns
+ * false. Return: 0, -EINVAL (NULL map or @fn).
+ */
+GS_API int gs_map_range(gs_map *m,
+			bool (*fn)(const void *key, size_t keylen, void *value,
+				   void *arg),
+			void *arg);
+/** gs_map_clear() - Clear: delete every entry. Return: 0, -EINVAL. */
+GS_API int gs_map_clear(gs_map *m);
+/** gs_map_len() - the number of entries, counted (O(n), not a snapshot). */
+GS_API size_t gs_map_len(gs_map *m);
+
+/*
+ * The RCU read side that protects values loaded from a map (see above).
+ * Sections nest; they never block writers; keep them short, since a
+ * long section delays every map's memory reclamation.
+ */
+GS_API void gs_map_read_lock(void);
+GS_API void gs_map_read_unlock(void);
+/** gs_map_synchronize() - wait until every read-side section begun earlier has ended. */
+GS_API void gs_map_synchronize(void);
+
+/*
+ * gs_pool is Go's sync.Pool: a cache of interchangeable objects. Each
+ * thread has a private cache per pool (up to GS_POOL_CACHE_MAX objects),
+ * so Get and Put usually touch nothing shared; behind them a pool keeps a
+ * shared stack of up to GS_POOL_SHARED_MAX. A pool holds at most
+ * GS_POOL_SHARED_MAX + GS_POOL_CACHE_MAX * (threads that used it) idle
+ * objects; a Put beyond that frees the object with free_fn. When a
+ * thread exits, its caches move to the shared stacks.
+ *
+ * new_fn (may be NULL) makes an object when the pool is empty, called
+ * with no lock held. free_fn (may be NULL: then objects are dropped
+ * without being freed) frees one; it is called with the pool's locks
+ * held and must not call gs_pool functions. Both get the @arg given to
+ * gs_pool_create(). gs_pool_destroy() frees every idle object, including
+ * those in other threads' caches; no thread may use the pool during or
+ * after it. An object must not be Put while anyone still uses it.
+ */
+#define GS_POOL_CACHE_MAX	16
+#define GS_POOL_SHARED_MAX	256
+
+typedef struct gs_pool gs_pool;
+
+/** gs_pool_create() - Return: 0, -EINVAL (NULL @pp), -ENOMEM. */
+GS_API int gs_pool_create(gs_pool **pp, void *(*new_fn)(void *arg),
+			  void *arg, void (*free_fn)(void *obj, void *arg));
+GS_API void gs_pool_destroy(gs_pool *p);
+/**
+ * gs_pool_get() - Get: an idle object (the one this thread put last, if
+ * any), else new_fn(arg); NULL if the pool is empty and has no new_fn
+ * (or new_fn returned NULL, or @p is NULL).
+ */
+GS_API void *gs_pool_get(gs_pool *p);
+/** gs_pool_put() - Put: give @obj back (NULL is ignored, as Go's Put(nil)). */
+GS_API void gs_pool_put(gs_pool *p, void *obj);
+
 #ifdef __cplusplus
 }
 #endif

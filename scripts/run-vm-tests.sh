@@ -4,7 +4,8 @@
 #
 # Usage: run-vm-tests.sh check|demo|bench BUILD_DIR KERNEL...
 #
-# For 'check', the host checks (spin models, checkpatch) count first;
+# For 'check', the host checks (spin models, checkpatch, the TSan run of
+# map_test) count first;
 # then every TAP result line of every selftest binary counts, a
 # binary that dies without reporting a failure counts as one failure, and
 # each VM's health (clean kernel log, rmmod, power-off in time) counts as
@@ -126,12 +127,33 @@ count_results() {
 
 total_pass=0 total_fail=0 total_skip=0 status=0
 
-# Host-side checks first: the protocol models and the kernel coding style.
+# The selftests that need no /dev/gosync, natively under ThreadSanitizer
+# (BUILD_DIR/tsan): their TAP lines count with the host checks. A TSan
+# report fails the test it happens in (halt_on_error, exit code 66); a
+# binary that exits non-zero without a 'not ok' line counts one failure.
+# scripts/tsan.supp says why each suppression is a false positive.
+tsan_tests() {
+	local t out rc
+	for t in map_test; do
+		out=$(mktemp)
+		TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$top/scripts/tsan.supp" \
+			"$build/tsan/selftests/$t" >"$out" 2>&1
+		rc=$?
+		sed "s/^\(\(not \)\?ok [0-9]* \)/\1tsan $t: /" "$out"
+		if [ $rc != 0 ] && ! grep -q '^not ok ' "$out"; then
+			echo "not ok - tsan $t exited $rc without reporting a failure"
+		fi
+		rm -f "$out"
+	done
+}
+
+# Host-side checks first: the protocol models, the kernel coding style
+# and the ThreadSanitizer run.
 if [ "$mode" = check ]; then
-	echo "=== host checks: spin models, checkpatch ==="
+	echo "=== host checks: spin models, checkpatch, ThreadSanitizer ==="
 	host_log=$build/vm/host-checks.log
 	mkdir -p "$build/vm"
-	{ "$top/spin/check.sh"; "$top/scripts/checkpatch.sh" "$build"; } | tee "$host_log"
+	{ "$top/spin/check.sh"; "$top/scripts/checkpatch.sh" "$build"; tsan_tests; } | tee "$host_log"
 	total_pass=$(grep -c '^ok ' "$host_log")
 	total_fail=$(grep -c '^not ok ' "$host_log")
 fi
