@@ -15,8 +15,9 @@
  * signal or deadline re-checks @woken under the lock and, if it was
  * chosen, reports success, so the wake-up it consumed is not lost.
  *
- * Memory safety: the page is only read, one aligned 64-bit word at a
- * bounds-checked index, and its value is only compared.
+ * Memory safety: the page is read one aligned 64-bit word at a
+ * bounds-checked index, the value only compared; a hand-off adds to such
+ * a word atomically, under the lock, before it marks the waiter woken.
  */
 #include <linux/anon_inodes.h>
 #include <linux/atomic.h>
@@ -39,7 +40,7 @@ struct gosync_lot {
 	u32 kind;			/* immutable after creation */
 	u64 param;			/* immutable after creation */
 	struct page *page;		/* the shared words */
-	const u64 *words;		/* = page_address(page) */
+	u64 *words;			/* = page_address(page) */
 	atomic64_t parks;
 	atomic64_t unparks;
 	atomic64_t woken;
@@ -50,6 +51,7 @@ struct lot_waiter {
 	struct list_head node;
 	struct task_struct *task;
 	u32 index;
+	int token;	/* what the park returns: 1 after a hand-off */
 	bool woken;	/* set once, under lot->lock, by lot_unpark() */
 };
 
@@ -109,12 +111,12 @@ static long lot_park(struct gosync_lot *lot,
 	ret = gosync_wait_until(&w.woken, &dl, &cancel);
 	gosync_cancel_exit(&cancel);
 	if (!ret)
-		return 0;
+		return w.token;
 
 	spin_lock(&lot->lock);
 	if (w.woken) {
 		/* Chosen before we noticed the signal or deadline. */
-		ret = 0;
+		ret = w.token;
 	} else {
 		list_del(&w.node);
 		lot->nr_parked--;
@@ -133,7 +135,9 @@ static long lot_unpark(struct gosync_lot *lot,
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
-	if (arg.index >= GOSYNC_LOT_WORDS)
+	if (arg.index >= GOSYNC_LOT_WORDS || arg.reserved ||
+	    (arg.flags & ~GOSYNC_LOT_UNPARK_HANDOFF) ||
+	    (!(arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) && arg.add))
 		return -EINVAL;
 	atomic64_inc(&lot->unparks);
 
@@ -147,6 +151,12 @@ static long lot_unpark(struct gosync_lot *lot,
 			continue;
 		list_del(&w->node);
 		lot->nr_parked--;
+		if (arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) {
+			/* The word changes hands before the waiter runs. */
+			atomic64_add((s64)arg.add,
+				     (atomic64_t *)&lot->words[arg.index]);
+			w->token = 1;
+		}
 		/* After this store the waiter may return: w is not touched. */
 		smp_store_release(&w->woken, true);
 		gosync_wake_add(&wk, task);

@@ -94,9 +94,9 @@ static const struct lot_wait wait_forever = {
 
 /*
  * Sleep while (word @index & @mask) == @expected, until unparked, @w's
- * deadline or its channel's close. Return: 0 when unparked, -EAGAIN when
- * the word differs, -ETIMEDOUT, -ECANCELED, -EINTR (a signal handler
- * ran), or another error of the fd.
+ * deadline or its channel's close. Return: 0 when unparked, 1 when
+ * unparked by a hand-off, -EAGAIN when the word differs, -ETIMEDOUT,
+ * -ECANCELED, -EINTR (a signal handler ran), or another error of the fd.
  */
 static int lot_park(struct lot *lot, uint32_t index, uint64_t mask,
 		    uint64_t expected, const struct lot_wait *w,
@@ -111,20 +111,37 @@ static int lot_park(struct lot *lot, uint32_t index, uint64_t mask,
 		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
 		arg.cancel_fd = w->cancel_fd;
 	}
-	return ioctl(lot->fd, GOSYNC_IOC_LOT_PARK, &arg) < 0 ? -errno : 0;
+	int ret = ioctl(lot->fd, GOSYNC_IOC_LOT_PARK, &arg);
+
+	return ret < 0 ? -errno : ret;
 }
 
 /*
- * Wake up to @count threads parked on word @index (GOSYNC_LOT_ALL: all).
- * Return: how many were woken. (It fails only for a bad fd or argument,
- * which a valid lot does not give.)
+ * Wake up to @count threads parked on word @index (GOSYNC_LOT_ALL: all)
+ * of the lot @fd; with GOSYNC_LOT_UNPARK_HANDOFF in @flags, add @add to
+ * the word for each (see the uapi header). Return: how many were woken.
+ *
+ * Callers read the fd before the change that lets waiters return, and
+ * touch nothing of the handle after it: a waiter that sees the change
+ * may destroy the object at once (Go's wg.Wait() then drop). The fd may
+ * then be closed, or even reused, when this runs: the ioctl fails, or
+ * wakes a thread of another lot spuriously, which every protocol here
+ * tolerates (waiters always re-read their word).
  */
-static int lot_unpark(struct lot *lot, uint32_t index, uint32_t count)
+static int lot_unpark(int fd, uint32_t index, uint32_t count,
+		      unsigned int flags, uint64_t add)
 {
-	struct gosync_lot_unpark arg = { .index = index, .count = count };
-	int woken = ioctl(lot->fd, GOSYNC_IOC_LOT_UNPARK, &arg);
+	struct gosync_lot_unpark arg = {
+		.index = index, .count = count, .flags = flags, .add = add,
+	};
+	int woken = ioctl(fd, GOSYNC_IOC_LOT_UNPARK, &arg);
 
 	return woken < 0 ? -errno : woken;
+}
+
+static void lot_wake(int fd, uint32_t index, uint32_t count)
+{
+	lot_unpark(fd, index, count, 0, 0);
 }
 
 static bool cas(_Atomic uint64_t *word, uint64_t *old, uint64_t new)
@@ -218,22 +235,25 @@ void gs_##type##_destroy(gs_##type *obj)				\
  * running, which is good for throughput). A waiter that loses after
  * waiting over GS_MUTEX_STARVATION_NS sets MUTEX_STARVING. From then on an
  * unlock with waiters hands the mutex off: it keeps LOCKED, sets HANDOFF
- * and unparks the queue's head, which alone may claim it (a thread claims
- * HANDOFF only right after the kernel chose it), and a woken waiter that
- * still loses re-parks at the front of the queue. Starvation mode ends
- * when the waiter that takes the mutex is the last one or waited less
- * than the threshold, as in Go.
+ * and asks the kernel to wake the queue's head with a hand-off (see
+ * GOSYNC_LOT_UNPARK_HANDOFF), which clears HANDOFF and counts the waiter
+ * out in the same step: the waiter owns the mutex before it even runs,
+ * as a goroutine does after Go's semrelease(handoff). Newcomers queue
+ * behind, and a woken waiter that still loses (normal mode) re-parks at
+ * the front of the queue. Starvation mode ends when the waiter that
+ * takes the mutex is the last one or waited less than the threshold, as
+ * in Go.
  *
  * No lost wake-up: a waiter parks only while LOCKED is set, and an unlock
  * changes the word (clears LOCKED, or sets HANDOFF) before it unparks. A
- * hand-off that finds nobody parked (all waiters are between counting
- * themselves in and parking) is withdrawn: the unlocker releases the
- * mutex instead and unparks again, so a waiter that parked meanwhile is
- * woken and the others see LOCKED clear. A waiter chosen by an unpark
- * always re-reads and either takes the mutex or sees it held by a thread
- * whose own unlock will unpark; a waiter that gives up (deadline) counts
- * itself out only while the mutex is held, so it never carries away the
- * only wake-up of a free mutex.
+ * hand-off that finds nobody parked (every waiter is between counting
+ * itself in and parking) is withdrawn: the unlocker frees the mutex and
+ * unparks again, so a waiter that parked meanwhile is woken and the
+ * others see LOCKED clear. A waiter woken without a hand-off always
+ * re-reads and either takes the mutex or sees it held by a thread whose
+ * own unlock will unpark; a waiter that gives up (deadline) was not
+ * chosen by any unpark (the kernel's served-wins rule), so it carries no
+ * wake-up away. The protocol is model-checked in spin/mutex.pml.
  */
 #define MUTEX_LOCKED		1ULL
 #define MUTEX_STARVING		2ULL
@@ -272,35 +292,41 @@ static void cpu_relax(void)
 }
 
 /*
- * The state after a queued waiter takes the mutex (free, or handed off to
- * it): it counts itself out, and if it is the last waiter or did not
- * itself starve, starvation mode ends with it.
+ * The state after a queued waiter takes the free mutex: it counts itself
+ * out, and if it is the last waiter or did not itself starve, starvation
+ * mode ends with it.
  */
 static uint64_t mutex_taken(uint64_t state, bool starving)
 {
-	uint64_t new = ((state | MUTEX_LOCKED) & ~MUTEX_HANDOFF) -
-		       MUTEX_WAITER;
+	uint64_t new = (state | MUTEX_LOCKED) - MUTEX_WAITER;
 
 	if (!starving || mutex_waiters(state) == 1)
 		new &= ~MUTEX_STARVING;
 	return new;
 }
 
+/* Handed off to us: we own it; end starvation mode if Go would. */
+static int mutex_handed_off(_Atomic uint64_t *word, bool starving)
+{
+	uint64_t state = atomic_load(word);
+
+	while ((state & MUTEX_STARVING) &&
+	       (!starving || !mutex_waiters(state)) &&
+	       !cas(word, &state, state & ~MUTEX_STARVING))
+		;
+	return 0;
+}
+
 static int mutex_lock_slow(struct lot *lot, const struct lot_wait *w)
 {
 	_Atomic uint64_t *word = &lot->words[0];
-	bool queued = false, starving = false, woken = false;
+	bool queued = false, starving = false;
 	unsigned int park_flags = 0;
 	uint64_t state, start = 0;
 	int spins = 0, ret;
 
 	state = atomic_load(word);
 	for (;;) {
-		if (woken && (state & MUTEX_HANDOFF)) {
-			if (cas(word, &state, mutex_taken(state, starving)))
-				return 0;
-			continue;
-		}
 		if (!(state & MUTEX_LOCKED) &&
 		    (queued || !(state & MUTEX_STARVING))) {
 			if (cas(word, &state,
@@ -329,15 +355,16 @@ static int mutex_lock_slow(struct lot *lot, const struct lot_wait *w)
 		}
 		ret = lot_park(lot, 0, MUTEX_LOCKED, MUTEX_LOCKED, w,
 			       park_flags);
+		starving = starving ||
+			   gs_now() - start > GS_MUTEX_STARVATION_NS;
+		if (ret == 1)
+			return mutex_handed_off(word, starving);
 		if (ret && ret != -EAGAIN && ret != -EINTR)
 			break;
-		woken = !ret;
-		if (woken) {
+		if (!ret) {
 			/* If we lose this race, we keep our place. */
 			park_flags = GOSYNC_LOT_PARK_FRONT;
 		}
-		starving = starving ||
-			   gs_now() - start > GS_MUTEX_STARVATION_NS;
 		state = atomic_load(word);
 	}
 
@@ -381,6 +408,7 @@ static int mutex_unlock(struct lot *lot)
 {
 	_Atomic uint64_t *word = &lot->words[0];
 	uint64_t state = MUTEX_LOCKED, new;
+	int fd = lot->fd;	/* see lot_unpark() */
 	bool handoff;
 
 	/* The common case, held and nobody waiting, in one swap. */
@@ -388,7 +416,7 @@ static int mutex_unlock(struct lot *lot)
 		return 0;
 
 	do {
-		/* Unlocked, or handed off and not yet claimed: not ours. */
+		/* Unlocked, or being handed off by another unlock. */
 		if ((state & (MUTEX_LOCKED | MUTEX_HANDOFF)) != MUTEX_LOCKED)
 			return -EPERM;
 		handoff = (state & MUTEX_STARVING) && mutex_waiters(state);
@@ -397,17 +425,21 @@ static int mutex_unlock(struct lot *lot)
 	if (!mutex_waiters(state))
 		return 0;
 	if (handoff) {
-		if (lot_unpark(lot, 0, 1) > 0)
+		/* The head becomes the owner: HANDOFF off, counted out. */
+		if (lot_unpark(fd, 0, 1, GOSYNC_LOT_UNPARK_HANDOFF,
+			       -(MUTEX_HANDOFF + MUTEX_WAITER)) > 0)
 			return 0;
-		/* Nobody parked to take it: release it after all. */
-		state = new;
-		do {
-			if (!(state & MUTEX_HANDOFF))
-				return 0;	/* claimed meanwhile */
-		} while (!cas(word, &state,
-			      state & ~(MUTEX_HANDOFF | MUTEX_LOCKED)));
+		/*
+		 * Nobody parked to take it: release it after all. Only we
+		 * (the kernel, for us) change HANDOFF, so the bit is still
+		 * ours to clear.
+		 */
+		state = atomic_load(word);
+		while (!cas(word, &state,
+			    state & ~(MUTEX_HANDOFF | MUTEX_LOCKED)))
+			;
 	}
-	lot_unpark(lot, 0, 1);
+	lot_wake(fd, 0, 1);
 	return 0;
 }
 
@@ -505,10 +537,11 @@ static void sema_acquire(struct lot *lot, uint32_t index)
 
 static void sema_release(struct lot *lot, uint32_t index, uint32_t n)
 {
+	int fd = lot->fd;	/* see lot_unpark() */
 	uint64_t state = atomic_fetch_add(&lot->words[index], n);
 
 	if (state >= SEMA_SLEEPER)
-		lot_unpark(lot, index, n);
+		lot_wake(fd, index, n);
 }
 
 static int64_t rw_add(struct lot *lot, uint32_t index, int64_t delta)
@@ -630,20 +663,22 @@ int gs_waitgroup_add(gs_waitgroup *wg, int64_t delta)
 {
 	_Atomic uint64_t *word = &wg->lot.words[0];
 	uint64_t state = atomic_load(word), new;
+	int fd = wg->lot.fd;	/* see lot_unpark() */
 	int64_t counter;
 
+	/* Go panics on a negative counter; we refuse the change. */
+	if (delta < -WG_COUNTER_MAX || delta > WG_COUNTER_MAX)
+		return -EOVERFLOW;
 	do {
 		counter = (int64_t)(state & WG_COUNTER) + delta;
-		/* Go panics on a negative counter; we refuse the change. */
-		if (delta < -WG_COUNTER_MAX || delta > WG_COUNTER_MAX ||
-		    counter < 0 || counter > WG_COUNTER_MAX)
+		if (counter < 0 || counter > WG_COUNTER_MAX)
 			return -EOVERFLOW;
 		new = (state & ~WG_COUNTER) | (uint64_t)counter;
 		if (counter == 0 && (state & WG_WAITERS))
 			new = (state & ~(WG_COUNTER | WG_WAITERS)) + WG_GEN_ONE;
 	} while (!cas(word, &state, new));
 	if (counter == 0 && (state & WG_WAITERS))
-		lot_unpark(&wg->lot, 0, GOSYNC_LOT_ALL);
+		lot_wake(fd, 0, GOSYNC_LOT_ALL);
 	return 0;
 }
 
@@ -807,6 +842,7 @@ int gs_once_value(gs_once *o, int (*fn)(void *arg, uint64_t *value),
 {
 	_Atomic uint64_t *word = &o->lot.words[0];
 	uint64_t state = atomic_load(word), result = 0;
+	int fd = o->lot.fd;	/* see lot_unpark() */
 	int err;
 
 	if (!fn)
@@ -819,10 +855,13 @@ int gs_once_value(gs_once *o, int (*fn)(void *arg, uint64_t *value),
 			atomic_store(&o->lot.words[ONCE_VALUE], result);
 			atomic_store(&o->lot.words[ONCE_ERROR],
 				     (uint64_t)(int64_t)err);
+			/* Waiters may destroy @o once DONE is seen. */
 			state = atomic_exchange(word, ONCE_DONE);
 			if (state & ONCE_WAITERS)
-				lot_unpark(&o->lot, 0, GOSYNC_LOT_ALL);
-			break;
+				lot_wake(fd, 0, GOSYNC_LOT_ALL);
+			if (value)
+				*value = result;
+			return err;
 		}
 		if (!(state & ONCE_WAITERS)) {
 			if (!cas(word, &state, state | ONCE_WAITERS))
@@ -922,10 +961,12 @@ int gs_cond_wait(gs_cond *c, gs_mutex *m)
 
 static void cond_wake(gs_cond *c, uint32_t count)
 {
+	int fd = c->lot.fd;	/* see lot_unpark() */
+
 	if (!atomic_load(&c->lot.words[COND_WAITERS]))
 		return;
 	atomic_fetch_add(&c->lot.words[COND_SEQ], 1);
-	lot_unpark(&c->lot, COND_SEQ, count);
+	lot_wake(fd, COND_SEQ, count);
 }
 
 void gs_cond_signal(gs_cond *c)
@@ -1028,24 +1069,31 @@ static int barrier_result(gs_barrier *b, uint64_t round)
 	}
 }
 
-/* End @state's round by moving to the next; false if it changed. */
+/*
+ * End @state's round by moving to the next; false if it changed. The
+ * round's waiters do not leave before they read its slot, so the page is
+ * still there for the slot's store.
+ */
 static bool barrier_end_round(gs_barrier *b, uint64_t *state, bool broken)
 {
 	uint64_t round = barrier_round(*state);
+	int fd = b->lot.fd;	/* see lot_unpark() */
 
 	if (!cas(&b->lot.words[0], state, barrier_next(*state)))
 		return false;
 	atomic_store(barrier_slot(b, round), barrier_outcome(round, broken));
-	lot_unpark(&b->lot, 0, GOSYNC_LOT_ALL);
+	lot_wake(fd, 0, GOSYNC_LOT_ALL);
 	return true;
 }
 
 /* Break the round of @state (a timeout, a failed action). */
 static bool barrier_break(gs_barrier *b, uint64_t *state)
 {
+	int fd = b->lot.fd;	/* see lot_unpark() */
+
 	if (!cas(&b->lot.words[0], state, *state | BARRIER_BROKEN))
 		return false;
-	lot_unpark(&b->lot, 0, GOSYNC_LOT_ALL);
+	lot_wake(fd, 0, GOSYNC_LOT_ALL);
 	return true;
 }
 

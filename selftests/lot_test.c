@@ -102,6 +102,17 @@ static int lot_unpark(int fd, uint32_t index, uint32_t count)
 	return xioctl(fd, GOSYNC_IOC_LOT_UNPARK, &arg);
 }
 
+static int lot_unpark_ex(int fd, uint32_t index, uint32_t count,
+			 uint32_t flags, uint32_t reserved, uint64_t add)
+{
+	struct gosync_lot_unpark arg = {
+		.index = index, .count = count, .flags = flags,
+		.reserved = reserved, .add = add,
+	};
+
+	return xioctl(fd, GOSYNC_IOC_LOT_UNPARK, &arg);
+}
+
 static int lot_status(int fd, struct gosync_lot_status *st)
 {
 	memset(st, 0xa5, sizeof(*st));	/* everything must be written */
@@ -997,6 +1008,61 @@ TEST_F(lot, unpark_with_nobody_parked_returns_zero)
 	EXPECT_EQ(-EAGAIN, lot_park(fd, 0, ~0ULL, 0, GOSYNC_DEADLINE_NONE, 0));
 	EXPECT_EQ(0, lot_unpark(fd, 0, ALL));
 	EXPECT_LOT(fd, 0, 2, 6, 0);
+}
+
+/*
+ * A hand-off adds to the word for each thread it wakes, before that
+ * thread returns, and the thread's park returns 1.
+ */
+TEST_F(lot, handoff_adds_to_the_word_and_parks_return_one)
+{
+	int fd = self->fd;
+	volatile uint64_t *w = self->w;
+	struct parker p[2];
+
+	w[3] = 100;
+	/* Bad flags, reserved, or an addition without the flag. */
+	EXPECT_EQ(-EINVAL, lot_unpark_ex(fd, 3, 1, 1U << 1, 0, 0));
+	EXPECT_EQ(-EINVAL, lot_unpark_ex(fd, 3, 1, 0, 1, 0));
+	EXPECT_EQ(-EINVAL, lot_unpark_ex(fd, 3, 1, 0, 0, 5));
+	EXPECT_EQ(-EINVAL, lot_unpark_ex(fd, WORDS, 1,
+					 GOSYNC_LOT_UNPARK_HANDOFF, 0, 5));
+	/* Nobody parked: nothing woken, the word unchanged. */
+	EXPECT_EQ(0, lot_unpark_ex(fd, 3, 1, GOSYNC_LOT_UNPARK_HANDOFF, 0,
+				   (uint64_t)-30));
+	EXPECT_EQ(100, w[3]);
+
+	ASSERT_EQ(0, parker_start_mask(&p[0], fd, 0, 3, ~0ULL, 100,
+				       GOSYNC_DEADLINE_NONE, 0, NULL));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	EXPECT_EQ(1, lot_unpark_ex(fd, 3, 1, GOSYNC_LOT_UNPARK_HANDOFF, 0,
+				   (uint64_t)-30));
+	ASSERT_TRUE(parker_join(&p[0]));
+	EXPECT_EQ(1, p[0].ret);
+	EXPECT_EQ(70, w[3]);
+
+	/* Two at once: the addition is made once per thread woken. */
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(0, parker_start_mask(&p[i], fd, i, 3, ~0ULL, 70,
+					       GOSYNC_DEADLINE_NONE, 0, NULL));
+	}
+	ASSERT_EQ(0, wait_parked(fd, 2));
+	EXPECT_EQ(2, lot_unpark_ex(fd, 3, ALL, GOSYNC_LOT_UNPARK_HANDOFF, 0,
+				   5));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_TRUE(parker_join(&p[i]));
+		EXPECT_EQ(1, p[i].ret);
+	}
+	EXPECT_EQ(80, w[3]);
+
+	/* A plain unpark still returns 0 to its waiter, the word untouched. */
+	ASSERT_EQ(0, parker_start_mask(&p[0], fd, 0, 3, ~0ULL, 80,
+				       GOSYNC_DEADLINE_NONE, 0, NULL));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	EXPECT_EQ(1, lot_unpark(fd, 3, 1));
+	ASSERT_TRUE(parker_join(&p[0]));
+	EXPECT_EQ(0, p[0].ret);
+	EXPECT_EQ(80, w[3]);
 }
 
 TEST_F(lot, unpark_wakes_only_that_index)

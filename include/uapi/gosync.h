@@ -365,6 +365,11 @@ struct gosync_timer_set {
  *    many it woke. Parking queues at the back, or at the front with
  *    GOSYNC_LOT_PARK_FRONT (for a waiter that was woken and lost a race:
  *    it keeps its place, as Go's mutex does).
+ *  - A hand-off: with GOSYNC_LOT_UNPARK_HANDOFF, the unpark adds @add to
+ *    the word for each thread it wakes, atomically and before that thread
+ *    runs, and that thread's park returns 1 instead of 0. Whatever the
+ *    word then says (a lock's new owner) is true even if the woken thread
+ *    dies before it returns to userspace.
  *  - The userspace protocol is the futex one: a thread publishes in the
  *    word that it is about to park, then parks expecting the value it
  *    published; whoever changes the word in a way the sleeper waits for
@@ -372,9 +377,10 @@ struct gosync_timer_set {
  *    lock that the unpark takes, so a change made before the unpark is
  *    either seen by the compare (-EAGAIN) or finds the thread queued.
  *
- * The kernel never writes the page and reads a word only to compare it
- * with @expected; whatever userspace writes there, the kernel stays
- * memory-safe, and only the lot's own users are affected.
+ * The kernel reads a word only to compare it with @expected, and writes
+ * one only by the atomic addition of a hand-off; whatever userspace
+ * writes there, the kernel stays memory-safe, and only the lot's own
+ * users are affected.
  *
  * @kind and @param are labels the creator gives the lot and the kernel
  * keeps (not in the page): which sync primitive the lot implements and
@@ -386,6 +392,8 @@ struct gosync_timer_set {
 
 /* Flag of GOSYNC_IOC_LOT_PARK, beside GOSYNC_CLOCK_REALTIME. */
 #define GOSYNC_LOT_PARK_FRONT	(1U << 1)
+/* Flag of GOSYNC_IOC_LOT_UNPARK. */
+#define GOSYNC_LOT_UNPARK_HANDOFF (1U << 0)
 
 /* Kinds of lot (libgosync's sync primitives). */
 #define GOSYNC_LOT_PLAIN	0
@@ -435,12 +443,19 @@ struct gosync_lot_park {
 
 /**
  * struct gosync_lot_unpark - argument of GOSYNC_IOC_LOT_UNPARK
- * @index: the word, below GOSYNC_LOT_WORDS
- * @count: how many parked threads to wake at most (GOSYNC_LOT_ALL: all)
+ * @index:    the word, below GOSYNC_LOT_WORDS
+ * @count:    how many parked threads to wake at most (GOSYNC_LOT_ALL: all)
+ * @flags:    0 or GOSYNC_LOT_UNPARK_HANDOFF
+ * @reserved: must be 0
+ * @add:      with GOSYNC_LOT_UNPARK_HANDOFF, added to the word (modulo
+ *            2^64) for each thread woken; else must be 0
  */
 struct gosync_lot_unpark {
 	__u32 index;
 	__u32 count;
+	__u32 flags;
+	__u32 reserved;
+	__u64 add;
 };
 
 /**
