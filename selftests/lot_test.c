@@ -514,7 +514,7 @@ TEST(unknown_ioctls_are_enotty)
 		_IOR(GOSYNC_IOC_MAGIC, 0x40, struct gosync_lot_park),
 		_IOW(GOSYNC_IOC_MAGIC, 0x41, __u32),		/* wrong size */
 		_IOWR(GOSYNC_IOC_MAGIC, 0x42, struct gosync_lot_status),
-		_IOW(GOSYNC_IOC_MAGIC, 0x40, struct gosync_lot_status),
+		_IOW(GOSYNC_IOC_MAGIC, 0x40, __u64),		/* wrong size */
 		GOSYNC_IOC_VERSION,
 		GOSYNC_IOC_LOT_CREATE,
 		GOSYNC_IOC_SEM_ACQUIRE,
