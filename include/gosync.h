@@ -225,7 +225,9 @@ GS_API int gs_chan_from_fd_sized(gs_chan **chp, int fd, size_t elem_size);
 /**
  * gs_chan_send() - ch <- *value: copies elem_size bytes from @value.
  * Return: 0; -EPIPE if closed (before or while waiting; not sent); -EINTR
- * if a signal handler ran (not sent); -EFAULT.
+ * if a signal handler ran (not sent). On a buffered channel with room and
+ * no waiters this is done on the shared ring without a system call; a bad
+ * @value is then a fault, as for memcpy() (the ioctl says -EFAULT).
  */
 GS_API int gs_chan_send(gs_chan *ch, const void *value);
 /** gs_chan_send_until() - gs_chan_send() with a deadline; -ETIMEDOUT. */
@@ -236,8 +238,10 @@ GS_API int gs_chan_try_send(gs_chan *ch, const void *value);
 
 /**
  * gs_chan_recv() - v, ok := <-ch: stores elem_size bytes at @value.
- * Return: 1 (ok: a value), 0 (closed and drained: zeroes stored), -EINTR,
- * -EFAULT (nothing consumed).
+ * Return: 1 (ok: a value), 0 (closed and drained: zeroes stored), -EINTR.
+ * A value ready in a buffered channel's ring is taken without a system
+ * call; @value is touched before it is taken, so a bad @value faults with
+ * nothing consumed (the ioctl says -EFAULT).
  */
 GS_API int gs_chan_recv(gs_chan *ch, void *value);
 /** gs_chan_recv_until() - gs_chan_recv() with a deadline; -ETIMEDOUT. */

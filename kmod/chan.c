@@ -63,6 +63,7 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
+#include <linux/vmalloc.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
@@ -80,21 +81,27 @@ struct chan_timer;
 
 struct gosync_chan {
 	/*
-	 * Protects the ring (@buf contents, @head, @len), @closed, both
-	 * queues, the counters, and the value buffers of queued entries.
+	 * Protects @closed, both queues, the counters, the value buffers of
+	 * queued entries, and the kernel's side of the ring: every kernel
+	 * push, pop and flag change happens under it (userspace ones run
+	 * concurrently, with the atomics of the ring protocol).
 	 */
 	spinlock_t lock;
-	u32 head;			/* slot of the oldest value */
-	u32 len;			/* values in the ring */
 	bool closed;
 	struct list_head sendq;		/* struct chan_entry, FIFO */
 	struct list_head recvq;
-	u64 sends;
-	u64 recvs;
+	u64 handoffs;			/* values passed without the ring */
+	atomic64_t slow_ops;
+	atomic64_t kicks;
 
 	u32 elem_size;			/* immutable after creation */
 	u32 capacity;
-	u8 *buf;			/* capacity * elem_size bytes */
+	u32 slot_size;
+	struct page **pages;		/* the ring: header page, then slots */
+	u32 nr_pages;
+	void *ring;			/* vmap() of @pages, or NULL */
+	atomic64_t *tail;		/* in the header page */
+	atomic64_t *head;
 	struct chan_timer *timer;	/* timer channels only */
 	wait_queue_head_t pollq;
 };
@@ -130,13 +137,172 @@ struct chan_case {
 
 static const struct file_operations chan_fops;
 
-/* The @i-th value from the oldest; only for i < capacity, capacity > 0. */
-static void *chan_slot(struct gosync_chan *ch, u32 i)
+/* ---- the ring (see the protocol above GOSYNC_CHAN_POS_MASK) ------- */
+
+/* How many times a ring operation retries a swap it lost. */
+#define RING_TRIES	16
+
+#define RING_FLAGS	(~GOSYNC_CHAN_POS_MASK)
+
+static u64 ring_pos(u64 word)
 {
-	if (!ch->elem_size)
-		return NULL;
-	return ch->buf + (size_t)((ch->head + i) % ch->capacity) *
-			 ch->elem_size;
+	return word & GOSYNC_CHAN_POS_MASK;
+}
+
+/* @a - @b on positions, as a signed number (they wrap at 2^48). */
+static s64 ring_diff(u64 a, u64 b)
+{
+	return (s64)((a - b) << 16) >> 16;
+}
+
+/*
+ * The sequence number a slot holds when it is free for position @pos
+ * (@full false) or holds the value of @pos (@full true): twice the
+ * position, plus one when full, so that even a ring of one slot tells
+ * "full" from "free for the next lap". Compared as positions are.
+ */
+static u64 ring_seqno(u64 pos, bool full)
+{
+	return ((pos << 1) | full) & GOSYNC_CHAN_SEQ_MASK;
+}
+
+static s64 ring_seqdiff(u64 a, u64 b)
+{
+	return (s64)((a - b) << 15) >> 15;
+}
+
+/* The slot of position @pos: its sequence number, then its value. */
+static u64 *ring_seq(struct gosync_chan *ch, u64 pos)
+{
+	return ch->ring + PAGE_SIZE +
+	       (size_t)(pos % ch->capacity) * ch->slot_size;
+}
+
+static void *ring_value(struct gosync_chan *ch, u64 pos)
+{
+	return ring_seq(ch, pos) + 1;
+}
+
+/*
+ * Push @val (a kernel buffer) at the tail, keeping the flags. False if
+ * the ring is full, or a push is in progress in its slot, or the swap
+ * was lost RING_TRIES times (only a misbehaving user keeps winning it).
+ */
+static bool ring_push(struct gosync_chan *ch, const void *val)
+{
+	u64 tail, pos, seq;
+	int tries;
+
+	lockdep_assert_held(&ch->lock);
+	if (!ch->ring)
+		return false;
+	tail = atomic64_read(ch->tail);
+	for (tries = 0; tries < RING_TRIES; tries++) {
+		pos = ring_pos(tail);
+		/* Pairs with the popper's release: its read of the slot is done. */
+		seq = smp_load_acquire(ring_seq(ch, pos));
+		if (ring_seqdiff(seq, ring_seqno(pos, false)) < 0)
+			return false;
+		if (ring_seqdiff(seq, ring_seqno(pos, false)) > 0) {
+			tail = atomic64_read(ch->tail);
+			continue;
+		}
+		if (!atomic64_try_cmpxchg(ch->tail, &tail,
+					  (tail & RING_FLAGS) |
+					  ring_pos(pos + 1)))
+			continue;
+		if (ch->elem_size)
+			memcpy(ring_value(ch, pos), val, ch->elem_size);
+		/* Publish: the value is written before the slot says so. */
+		smp_store_release(ring_seq(ch, pos), ring_seqno(pos, true));
+		return true;
+	}
+	return false;
+}
+
+/* Pop the oldest value into @val (may be NULL); false if none is ready. */
+static bool ring_pop(struct gosync_chan *ch, void *val)
+{
+	u64 head, seq;
+	int tries;
+
+	lockdep_assert_held(&ch->lock);
+	if (!ch->ring)
+		return false;
+	head = atomic64_read(ch->head);
+	for (tries = 0; tries < RING_TRIES; tries++) {
+		head = ring_pos(head);
+		/* Pairs with the pusher's release: its value is visible. */
+		seq = smp_load_acquire(ring_seq(ch, head));
+		if (ring_seqdiff(seq, ring_seqno(head, true)) < 0)
+			return false;
+		if (ring_seqdiff(seq, ring_seqno(head, true)) > 0) {
+			head = atomic64_read(ch->head);
+			continue;
+		}
+		if (!atomic64_try_cmpxchg(ch->head, &head, ring_pos(head + 1)))
+			continue;
+		if (ch->elem_size && val)
+			memcpy(val, ring_value(ch, head), ch->elem_size);
+		/* Free the slot only after the value was read out. */
+		smp_store_release(ring_seq(ch, head),
+				  ring_seqno(head + ch->capacity, false));
+		return true;
+	}
+	return false;
+}
+
+/* Is a value ready at the head / a slot free at the tail (a hint)? */
+static bool ring_readable(struct gosync_chan *ch)
+{
+	u64 head;
+
+	if (!ch->ring)
+		return false;
+	head = ring_pos(atomic64_read(ch->head));
+	/* As in ring_pop(): a published value. */
+	return smp_load_acquire(ring_seq(ch, head)) == ring_seqno(head, true);
+}
+
+static bool ring_writable(struct gosync_chan *ch)
+{
+	u64 tail;
+
+	if (!ch->ring)
+		return false;
+	tail = ring_pos(atomic64_read(ch->tail));
+	/* As in ring_push(): a freed slot. */
+	return smp_load_acquire(ring_seq(ch, tail)) == ring_seqno(tail, false);
+}
+
+/* Positions claimed and not yet freed: values, in the ring or on the way. */
+static u32 ring_len(struct gosync_chan *ch)
+{
+	s64 len;
+
+	if (!ch->ring)
+		return 0;
+	len = ring_diff(atomic64_read(ch->tail), atomic64_read(ch->head));
+	return clamp_t(s64, len, 0, ch->capacity);
+}
+
+/*
+ * Set flags in @tail before a last look at the ring: the barrier orders
+ * the flag before the slot reads that follow, as userspace orders its
+ * slot write before its flag read (see the uapi header).
+ */
+static void ring_set_flags(struct gosync_chan *ch, u64 flags)
+{
+	if (!ch->ring)
+		return;
+	atomic64_or(flags, ch->tail);
+	smp_mb__after_atomic();
+}
+
+static void ring_clear_flags(struct gosync_chan *ch, u64 flags)
+{
+	if (ch->ring)
+		atomic64_andnot(flags, ch->tail);
 }
 
 /* Copy one element, or zero it when @src is NULL; nothing for size 0. */
@@ -273,96 +439,6 @@ static struct chan_entry *chan_claim_partner(struct list_head *queue,
 	return NULL;
 }
 
-/*
- * Try to send @val on @ch for case @index of @self, with ch->lock held.
- * Returns 0 (sent), -EPIPE (closed), -EAGAIN (would block), or
- * -ECANCELED (@self was completed through another case meanwhile).
- */
-static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
-			 u32 index, const void *val, struct gosync_wakeups *wk)
-{
-	struct chan_entry *r;
-
-	lockdep_assert_held(&ch->lock);
-	if (ch->closed)
-		return commit_self(self, index, -EPIPE);
-	r = chan_claim_partner(&ch->recvq, self);
-	if (IS_ERR(r))
-		return PTR_ERR(r);
-	if (r) {
-		/* A live receiver waits, so the ring is empty: hand over. */
-		chan_copy(ch, r->buf, val);
-		ch->sends++;
-		ch->recvs++;
-		owner_commit(r->owner, r->index, 1, wk);
-		if (self)
-			owner_commit(self, index, 0, NULL);
-		return 0;
-	}
-	if (ch->len < ch->capacity) {
-		if (self && !owner_grab(self))
-			return -ECANCELED;
-		chan_copy(ch, chan_slot(ch, ch->len), val);
-		ch->len++;
-		ch->sends++;
-		if (self)
-			owner_commit(self, index, 0, NULL);
-		return 0;
-	}
-	return -EAGAIN;
-}
-
-/*
- * Try to receive into @val from @ch for case @index of @self, with
- * ch->lock held. Returns 1 (a value), 0 (closed and drained, @val zeroed),
- * -EAGAIN or -ECANCELED as for chan_try_send().
- */
-static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
-			 u32 index, void *val, struct gosync_wakeups *wk)
-{
-	struct chan_entry *s;
-
-	lockdep_assert_held(&ch->lock);
-	s = chan_claim_partner(&ch->sendq, self);
-	if (IS_ERR(s))
-		return PTR_ERR(s);
-	if (s) {
-		if (ch->len) {
-			/*
-			 * Live senders wait only on a full ring: take the
-			 * oldest value, the sender's goes to the tail.
-			 */
-			chan_copy(ch, val, chan_slot(ch, 0));
-			ch->head = (ch->head + 1) % ch->capacity;
-			chan_copy(ch, chan_slot(ch, ch->len - 1), s->buf);
-		} else {
-			chan_copy(ch, val, s->buf);
-		}
-		ch->sends++;
-		ch->recvs++;
-		owner_commit(s->owner, s->index, 0, wk);
-		if (self)
-			owner_commit(self, index, 1, NULL);
-		return 1;
-	}
-	if (ch->len) {
-		if (self && !owner_grab(self))
-			return -ECANCELED;
-		chan_copy(ch, val, chan_slot(ch, 0));
-		ch->head = (ch->head + 1) % ch->capacity;
-		ch->len--;
-		ch->recvs++;
-		if (self)
-			owner_commit(self, index, 1, NULL);
-		return 1;
-	}
-	if (ch->closed) {
-		chan_copy(ch, val, NULL);
-		return commit_self(self, index, 0);
-	}
-	return -EAGAIN;
-}
-
 /* True if @queue holds an entry whose owner may still be completed. */
 static bool chan_queue_live(struct list_head *queue)
 {
@@ -390,9 +466,171 @@ static u32 chan_queue_count(struct list_head *queue)
 	return n;
 }
 
+/*
+ * Make the WAITERS flags say which queues hold live entries, once the
+ * queues are final for this locked section (a sleeper sets its flag
+ * itself before its last look at the ring: see chan_select()).
+ */
+static void chan_sync_flags(struct gosync_chan *ch)
+{
+	u64 clear = 0;
+
+	if (!chan_queue_live(&ch->recvq))
+		clear |= GOSYNC_CHAN_RECV_WAITERS;
+	if (!chan_queue_live(&ch->sendq))
+		clear |= GOSYNC_CHAN_SEND_WAITERS;
+	ring_clear_flags(ch, clear);
+}
+
+/*
+ * Values in the ring go to queued receivers, oldest first; once the
+ * channel is closed and drained (no push in progress either), the
+ * remaining receivers get "closed".
+ */
+static void chan_serve_receivers(struct gosync_chan *ch,
+				 struct gosync_wakeups *wk)
+{
+	struct chan_entry *e;
+
+	while (ring_readable(ch) &&
+	       (e = chan_claim_partner(&ch->recvq, NULL))) {
+		if (!ring_pop(ch, e->buf)) {
+			owner_release(e->owner);
+			list_add(&e->node, &ch->recvq);
+			break;
+		}
+		owner_commit(e->owner, e->index, 1, wk);
+	}
+	while (ch->closed && !ring_len(ch) &&
+	       (e = chan_claim_partner(&ch->recvq, NULL))) {
+		chan_copy(ch, e->buf, NULL);
+		owner_commit(e->owner, e->index, 0, wk);
+	}
+}
+
+/*
+ * Serve the queues from the ring, with ch->lock held: values in the ring
+ * go to queued receivers, queued senders' values go to free slots, in
+ * order. Userspace pushes and pops serve nobody; they leave that to the
+ * next kernel operation, or kick.
+ */
+static void chan_serve(struct gosync_chan *ch, struct gosync_wakeups *wk)
+{
+	struct chan_entry *e;
+
+	lockdep_assert_held(&ch->lock);
+	if (!ch->ring)
+		return;
+	chan_serve_receivers(ch, wk);
+	while (ring_writable(ch) &&
+	       (e = chan_claim_partner(&ch->sendq, NULL))) {
+		if (!ring_push(ch, e->buf)) {
+			owner_release(e->owner);
+			list_add(&e->node, &ch->sendq);
+			break;
+		}
+		owner_commit(e->owner, e->index, 0, wk);
+	}
+	/* Those values may be for receivers that queued meanwhile. */
+	chan_serve_receivers(ch, wk);
+}
+
+/*
+ * Try to send @val on @ch for case @index of @self, with ch->lock held.
+ * Returns 0 (sent), -EPIPE (closed), -EAGAIN (would block), or
+ * -ECANCELED (@self was completed through another case meanwhile).
+ */
+static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
+			 u32 index, const void *val, struct gosync_wakeups *wk)
+{
+	struct chan_entry *r;
+
+	lockdep_assert_held(&ch->lock);
+	if (ch->closed)
+		return commit_self(self, index, -EPIPE);
+	/* Values pushed in userspace go to queued receivers first. */
+	chan_serve(ch, wk);
+	r = chan_claim_partner(&ch->recvq, self);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+	if (r) {
+		/* A live receiver waits, so the ring is empty: hand over. */
+		chan_copy(ch, r->buf, val);
+		ch->handoffs++;
+		owner_commit(r->owner, r->index, 1, wk);
+		if (self)
+			owner_commit(self, index, 0, NULL);
+		return 0;
+	}
+	if (self && !owner_grab(self))
+		return -ECANCELED;
+	if (ring_push(ch, val)) {
+		if (self)
+			owner_commit(self, index, 0, NULL);
+		return 0;
+	}
+	if (self)
+		owner_release(self);
+	return -EAGAIN;
+}
+
+/*
+ * Try to receive into @val from @ch for case @index of @self, with
+ * ch->lock held. Returns 1 (a value), 0 (closed and drained, @val zeroed),
+ * -EAGAIN or -ECANCELED as for chan_try_send().
+ */
+static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
+			 u32 index, void *val, struct gosync_wakeups *wk)
+{
+	struct chan_entry *s;
+
+	lockdep_assert_held(&ch->lock);
+	/* Queued senders' values move into slots freed in userspace. */
+	chan_serve(ch, wk);
+	if (self && !owner_grab(self))
+		return -ECANCELED;
+	if (ring_pop(ch, val)) {
+		if (self)
+			owner_commit(self, index, 1, NULL);
+		/* A queued sender's value takes the freed slot, in order. */
+		chan_serve(ch, wk);
+		return 1;
+	}
+	if (self)
+		owner_release(self);
+	if (!ring_len(ch)) {
+		/* The ring is empty: a queued sender hands over directly. */
+		s = chan_claim_partner(&ch->sendq, self);
+		if (IS_ERR(s))
+			return PTR_ERR(s);
+		if (s) {
+			chan_copy(ch, val, s->buf);
+			ch->handoffs++;
+			owner_commit(s->owner, s->index, 0, wk);
+			if (self)
+				owner_commit(self, index, 1, NULL);
+			return 1;
+		}
+		if (ch->closed) {
+			chan_copy(ch, val, NULL);
+			return commit_self(self, index, 0);
+		}
+	}
+	return -EAGAIN;
+}
+
 static void chan_wake_pollers(struct gosync_chan *ch)
 {
 	gosync_wake_pollers(&ch->pollq, EPOLLIN | EPOLLOUT);
+}
+
+/* Try case @c (index @i) of @self on its channel, with its lock held. */
+static int chan_try(struct gosync_chan *ch, struct chan_case *c,
+		    struct chan_owner *self, u32 i, struct gosync_wakeups *wk)
+{
+	if (c->send)
+		return chan_try_send(ch, self, i, c->val, wk);
+	return chan_try_recv(ch, self, i, c->val, wk);
 }
 
 /* Unlink the entries @owner left queued; it is final, nobody adds more. */
@@ -408,6 +646,7 @@ static void chan_unqueue(struct chan_case *cases, u32 n)
 		spin_lock(&c->ch->lock);
 		if (!list_empty(&c->entry.node))
 			list_del_init(&c->entry.node);
+		chan_sync_flags(c->ch);
 		spin_unlock(&c->ch->lock);
 	}
 }
@@ -446,10 +685,18 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 		if (!ch)
 			continue;
 		spin_lock(&ch->lock);
-		if (c->send)
-			ret = chan_try_send(ch, self, i, c->val, &wk);
-		else
-			ret = chan_try_recv(ch, self, i, c->val, &wk);
+		atomic64_inc(&ch->slow_ops);
+		ret = chan_try(ch, c, self, i, &wk);
+		if (ret == -EAGAIN && self && ch->ring) {
+			/*
+			 * About to sleep: say so in the ring's word, then look
+			 * again. A userspace push or pop that this second look
+			 * misses reads the flag afterwards and kicks.
+			 */
+			ring_set_flags(ch, c->send ? GOSYNC_CHAN_SEND_WAITERS :
+						     GOSYNC_CHAN_RECV_WAITERS);
+			ret = chan_try(ch, c, self, i, &wk);
+		}
 		if (ret == -EAGAIN && self) {
 			c->entry.owner = self;
 			c->entry.buf = c->val;
@@ -458,6 +705,7 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 				      c->send ? &ch->sendq : &ch->recvq);
 			c->queued = true;
 		}
+		chan_sync_flags(ch);
 		spin_unlock(&ch->lock);
 		gosync_wake_all(&wk);
 		/* A transfer, or a new waiter, may make the other side ready. */
@@ -710,8 +958,7 @@ static bool chan_timer_stop(struct chan_timer *t)
 	pending |= cancel_work_sync(&t->fire);
 	spin_lock(&t->ch->lock);
 	/* Go 1.23: discarding an unreceived value counts as stopping. */
-	pending |= t->ch->len != 0;
-	t->ch->len = 0;
+	pending |= ring_pop(t->ch, NULL);
 	spin_unlock(&t->ch->lock);
 	return pending;
 }
@@ -779,21 +1026,21 @@ static long chan_close(struct gosync_chan *ch)
 		return -EPIPE;
 	}
 	WRITE_ONCE(ch->closed, true);	/* also read unlocked: gosync_chan_closed() */
-	/* Live receivers imply an empty ring: they all get "closed". */
-	while ((e = list_first_entry_or_null(&ch->recvq, struct chan_entry,
-					     node))) {
-		list_del_init(&e->node);
-		if (owner_grab(e->owner)) {
-			chan_copy(ch, e->buf, NULL);
-			owner_commit(e->owner, e->index, 0, &wk);
-		}
-	}
+	/* From here on, userspace pushes fail their swap and come here. */
+	ring_set_flags(ch, GOSYNC_CHAN_CLOSED);
+	/*
+	 * Receivers first, as Go's closechan (a select queued both ways
+	 * gets its receive): values still in the ring go to them, then, if
+	 * no push is in progress (its pusher would kick), "closed".
+	 */
+	chan_serve_receivers(ch, &wk);
 	while ((e = list_first_entry_or_null(&ch->sendq, struct chan_entry,
 					     node))) {
 		list_del_init(&e->node);
 		if (owner_grab(e->owner))
 			owner_commit(e->owner, e->index, -EPIPE, &wk);
 	}
+	chan_sync_flags(ch);
 	spin_unlock(&ch->lock);
 	gosync_wake_all(&wk);
 	wake_up_interruptible_poll(&ch->pollq, EPOLLIN | EPOLLOUT | EPOLLHUP);
@@ -806,13 +1053,20 @@ static void chan_snapshot(struct gosync_chan *ch, struct gosync_chan_status *st)
 	st->elem_size = ch->elem_size;
 	st->capacity = ch->capacity;
 	spin_lock(&ch->lock);
-	st->len = ch->len;
+	st->len = ring_len(ch);
 	st->closed = ch->closed;
 	st->send_waiters = chan_queue_count(&ch->sendq);
 	st->recv_waiters = chan_queue_count(&ch->recvq);
-	st->sends = ch->sends;
-	st->recvs = ch->recvs;
+	/* Every value passes through the ring's positions or a hand-off. */
+	st->sends = ch->handoffs;
+	st->recvs = ch->handoffs;
+	if (ch->ring) {
+		st->sends += ring_pos(atomic64_read(ch->tail));
+		st->recvs += ring_pos(atomic64_read(ch->head));
+	}
 	spin_unlock(&ch->lock);
+	st->slow_ops = atomic64_read(&ch->slow_ops);
+	st->kicks = atomic64_read(&ch->kicks);
 }
 
 static long chan_status(struct gosync_chan *ch,
@@ -822,6 +1076,25 @@ static long chan_status(struct gosync_chan *ch,
 
 	chan_snapshot(ch, &st);
 	return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
+}
+
+/*
+ * A userspace push or pop saw a WAITERS or POLLED flag after it was done:
+ * serve the queues from the ring and wake pollers.
+ */
+static long chan_kick(struct gosync_chan *ch)
+{
+	struct gosync_wakeups wk = { 0 };
+
+	atomic64_inc(&ch->kicks);
+	spin_lock(&ch->lock);
+	chan_serve(ch, &wk);
+	chan_sync_flags(ch);
+	ring_clear_flags(ch, GOSYNC_CHAN_POLLED_IN | GOSYNC_CHAN_POLLED_OUT);
+	spin_unlock(&ch->lock);
+	gosync_wake_all(&wk);
+	chan_wake_pollers(ch);
+	return 0;
 }
 
 static long chan_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -838,6 +1111,8 @@ static long chan_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return chan_close(ch);
 	case GOSYNC_IOC_CHAN_STATUS:
 		return chan_status(ch, argp);
+	case GOSYNC_IOC_CHAN_KICK:
+		return chan_kick(ch);
 	case GOSYNC_IOC_TIMER_STOP:
 	case GOSYNC_IOC_TIMER_RESET:
 		return chan_timer_ioctl(ch, cmd, argp);
@@ -859,13 +1134,21 @@ static __poll_t chan_poll(struct file *file, poll_table *pt)
 
 	poll_wait(file, &ch->pollq, pt);
 	spin_lock(&ch->lock);
-	if (ch->len || ch->closed || chan_queue_live(&ch->sendq))
+	/*
+	 * Ask userspace pushes and pops to kick us (flags first, then the
+	 * look at the ring, as a sleeper does), and clear the flags when
+	 * the direction is ready anyway.
+	 */
+	ring_set_flags(ch, GOSYNC_CHAN_POLLED_IN | GOSYNC_CHAN_POLLED_OUT);
+	if (ring_readable(ch) || ch->closed || chan_queue_live(&ch->sendq))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (ch->closed)
 		mask |= EPOLLHUP | EPOLLOUT | EPOLLERR;
-	else if (!ch->timer && (ch->len < ch->capacity ||
+	else if (!ch->timer && (ring_writable(ch) ||
 				chan_queue_live(&ch->recvq)))
 		mask |= EPOLLOUT | EPOLLWRNORM;
+	ring_clear_flags(ch, (mask & EPOLLIN ? GOSYNC_CHAN_POLLED_IN : 0) |
+			     (mask & EPOLLOUT ? GOSYNC_CHAN_POLLED_OUT : 0));
 	spin_unlock(&ch->lock);
 	return mask;
 }
@@ -885,6 +1168,18 @@ static void chan_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "recv-waiters:\t%u\n", st.recv_waiters);
 	seq_printf(m, "sends:\t%llu\n", st.sends);
 	seq_printf(m, "recvs:\t%llu\n", st.recvs);
+	seq_printf(m, "slow-ops:\t%llu\n", st.slow_ops);
+	seq_printf(m, "kicks:\t%llu\n", st.kicks);
+}
+
+/* The ring of a buffered channel (not a timer's: it is receive-only). */
+static int chan_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct gosync_chan *ch = file->private_data;
+
+	if (!ch->ring || ch->timer)
+		return -ENODEV;
+	return gosync_mmap_pages(vma, ch->pages, ch->nr_pages);
 }
 
 static void chan_free(struct gosync_chan *ch)
@@ -896,7 +1191,11 @@ static void chan_free(struct gosync_chan *ch)
 		mutex_destroy(&ch->timer->lock);
 		kfree(ch->timer);
 	}
-	kvfree(ch->buf);
+	if (ch->ring)
+		vunmap(ch->ring);
+	while (ch->pages && ch->nr_pages)
+		put_page(ch->pages[--ch->nr_pages]);
+	kvfree(ch->pages);
 	kfree(ch);
 }
 
@@ -938,29 +1237,60 @@ static const struct file_operations chan_fops = {
 	.unlocked_ioctl	= chan_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.poll		= chan_poll,
+	.mmap		= chan_mmap,
 	.show_fdinfo	= chan_show_fdinfo,
 	.llseek		= noop_llseek,
 };
 
+/*
+ * The ring of a buffered channel: a header page, then the slots, in
+ * pages of their own (charged to the caller) so that they can be mapped.
+ */
+static int chan_ring_alloc(struct gosync_chan *ch)
+{
+	size_t bytes = (size_t)ch->slot_size * ch->capacity;
+	u64 i;
+
+	ch->nr_pages = 0;
+	ch->pages = kvcalloc(1 + DIV_ROUND_UP(bytes, PAGE_SIZE),
+			     sizeof(*ch->pages), GFP_KERNEL_ACCOUNT);
+	if (!ch->pages)
+		return -ENOMEM;
+	while (ch->nr_pages < 1 + DIV_ROUND_UP(bytes, PAGE_SIZE)) {
+		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+
+		if (!page)
+			return -ENOMEM;
+		ch->pages[ch->nr_pages++] = page;
+	}
+	ch->ring = vmap(ch->pages, ch->nr_pages, VM_MAP, PAGE_KERNEL);
+	if (!ch->ring)
+		return -ENOMEM;
+	ch->tail = ch->ring + offsetof(struct gosync_chan_shared, tail);
+	ch->head = ch->ring + offsetof(struct gosync_chan_shared, head);
+	for (i = 0; i < ch->capacity; i++)
+		*ring_seq(ch, i) = ring_seqno(i, false);
+	return 0;
+}
+
 static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 {
-	size_t bytes = (size_t)elem_size * capacity;
+	u32 slot_size = GOSYNC_CHAN_SLOT_SIZE(elem_size);
 	struct gosync_chan *ch;
 
-	if (bytes > READ_ONCE(max_buffer_bytes))
+	/* Slots add at most 15 bytes each to the bounded buffer. */
+	if ((size_t)elem_size * capacity > READ_ONCE(max_buffer_bytes))
 		return ERR_PTR(-ENOMEM);
 	ch = kzalloc(sizeof(*ch), GFP_KERNEL_ACCOUNT);
 	if (!ch)
 		return ERR_PTR(-ENOMEM);
-	if (bytes) {
-		ch->buf = kvzalloc(bytes, GFP_KERNEL_ACCOUNT);
-		if (!ch->buf) {
-			kfree(ch);
-			return ERR_PTR(-ENOMEM);
-		}
-	}
 	ch->elem_size = elem_size;
 	ch->capacity = capacity;
+	ch->slot_size = slot_size;
+	if (capacity && chan_ring_alloc(ch)) {
+		chan_free(ch);
+		return ERR_PTR(-ENOMEM);
+	}
 	spin_lock_init(&ch->lock);
 	INIT_LIST_HEAD(&ch->sendq);
 	INIT_LIST_HEAD(&ch->recvq);

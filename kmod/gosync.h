@@ -18,7 +18,7 @@
 /* Feature bits this build of the module implements. */
 #define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN | \
 				 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER | \
-				 GOSYNC_FEATURE_LOT)
+				 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING)
 
 /* True when the @size bytes at @p are all zero (reserved fields, padding). */
 static inline bool gosync_all_zero(const void *p, size_t size)
@@ -85,6 +85,8 @@ struct gosync_wakeups {
 	struct task_struct *task[GOSYNC_WAKE_BATCH];
 };
 
+int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
+		      unsigned long nr);
 int gosync_mmap_page(struct vm_area_struct *vma, struct page *page);
 void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events);
 void gosync_wake_add(struct gosync_wakeups *wk, struct task_struct *task);

@@ -197,13 +197,17 @@ void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events)
 }
 
 /*
- * Map an object's shared @page: exactly one page at offset 0, shared (a
- * private copy would never see the other side's changes), never
+ * Map an object's shared @pages: all @nr of them, from offset 0, shared
+ * (a private copy would never see the other side's changes), never
  * executable.
  */
-int gosync_mmap_page(struct vm_area_struct *vma, struct page *page)
+int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
+		      unsigned long nr)
 {
-	if (vma->vm_pgoff || vma_pages(vma) != 1)
+	unsigned long i;
+	int ret;
+
+	if (vma->vm_pgoff || vma_pages(vma) != nr)
 		return -EINVAL;
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
@@ -211,7 +215,18 @@ int gosync_mmap_page(struct vm_area_struct *vma, struct page *page)
 		return -EPERM;
 	vm_flags_clear(vma, VM_MAYEXEC);
 	vm_flags_set(vma, VM_DONTEXPAND);
-	return vm_insert_page(vma, vma->vm_start, page);
+	for (i = 0; i < nr; i++) {
+		ret = vm_insert_page(vma, vma->vm_start + i * PAGE_SIZE,
+				     pages[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int gosync_mmap_page(struct vm_area_struct *vma, struct page *page)
+{
+	return gosync_mmap_pages(vma, &page, 1);
 }
 
 static long gosync_ioc_version(void __user *argp)

@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * libgosync: channels. Every operation is one ioctl on the channel fd;
- * the kernel holds the buffer and the wait queues.
+ * libgosync: channels. The kernel holds the wait queues; a buffered
+ * channel's ring is mapped here, and a send that finds room, or a receive
+ * that finds a value, is done on it with atomics alone (the protocol is
+ * written down above GOSYNC_CHAN_POS_MASK in the uapi header, and checked
+ * by spin/chan.pml). Anything else is one ioctl.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "gosync.h"
@@ -17,7 +23,181 @@ struct gs_chan {
 	int fd;
 	uint32_t elem_size;
 	uint32_t capacity;
+	/* The mapped ring, or NULL (unbuffered, a timer, or no mapping). */
+	void *ring;
+	char *slots;			/* in the ring, after its header page */
+	size_t ring_bytes;
+	uint32_t slot_size;
+	_Atomic uint64_t *tail, *head;
 };
+
+#define FLAGS		(~GOSYNC_CHAN_POS_MASK)
+/* Flags that send the operation to the kernel instead. */
+#define PUSH_SLOW	(GOSYNC_CHAN_CLOSED | GOSYNC_CHAN_SEND_WAITERS | \
+			 GOSYNC_CHAN_RECV_WAITERS)
+#define POP_SLOW	GOSYNC_CHAN_RECV_WAITERS
+/* Flags that ask for a kick once the operation is done. */
+#define PUSH_KICK	(GOSYNC_CHAN_RECV_WAITERS | GOSYNC_CHAN_POLLED_IN)
+#define POP_KICK	(GOSYNC_CHAN_SEND_WAITERS | GOSYNC_CHAN_POLLED_OUT)
+
+static void ring_map(gs_chan *ch)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t slots = (size_t)ch->slot_size * ch->capacity;
+	void *ring;
+
+	ch->ring_bytes = page + (slots + page - 1) / page * page;
+	ring = mmap(NULL, ch->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    ch->fd, 0);
+	if (ring == MAP_FAILED)
+		return;
+	ch->ring = ring;
+	ch->slots = (char *)ring + page;
+	ch->tail = (_Atomic uint64_t *)((char *)ring +
+		   offsetof(struct gosync_chan_shared, tail));
+	ch->head = (_Atomic uint64_t *)((char *)ring +
+		   offsetof(struct gosync_chan_shared, head));
+}
+
+static uint64_t pos_of(uint64_t word)
+{
+	return word & GOSYNC_CHAN_POS_MASK;
+}
+
+/* The sequence of a slot free for @pos, or full with its value. */
+static uint64_t seqno(uint64_t pos, bool full)
+{
+	return ((pos << 1) | full) & GOSYNC_CHAN_SEQ_MASK;
+}
+
+/* Signed difference of two sequence numbers (they wrap at 2^49). */
+static int64_t seqdiff(uint64_t a, uint64_t b)
+{
+	return (int64_t)((a - b) << 15) >> 15;
+}
+
+static _Atomic uint64_t *slot_seq(gs_chan *ch, uint64_t pos)
+{
+	return (_Atomic uint64_t *)(ch->slots +
+		(size_t)(pos % ch->capacity) * ch->slot_size);
+}
+
+/*
+ * Touch every page of @p (@size bytes) now, reading (or rewriting in
+ * place, for a destination) one byte per page, so that a bad pointer
+ * faults here, before a slot is claimed, and not while the ring waits on
+ * a claimed slot.
+ */
+static void touch(const void *p, size_t size, bool write)
+{
+	size_t page = 4096;
+
+	for (size_t off = 0; off < size; off += page) {
+		volatile char *c = (volatile char *)p + off;
+
+		if (write)
+			*c = *c;
+		else
+			(void)*c;
+	}
+	if (size) {
+		volatile char *c = (volatile char *)p + size - 1;
+
+		if (write)
+			*c = *c;
+		else
+			(void)*c;
+	}
+}
+
+static void kick(gs_chan *ch)
+{
+	/* Fails only for a bad fd, which the next slow call reports. */
+	(void)ioctl(ch->fd, GOSYNC_IOC_CHAN_KICK);
+}
+
+/*
+ * Push @value if the ring has room and no flag objects. After the
+ * value is published, a full barrier, then the flags: a kernel sleeper
+ * sets its flag before its last look at the ring, so either it saw this
+ * value or this reads its flag and kicks.
+ */
+static bool fast_push(gs_chan *ch, const void *value)
+{
+	uint64_t tail, pos, seq;
+	_Atomic uint64_t *sp;
+
+	if (!ch->ring)
+		return false;
+	touch(value, ch->elem_size, false);
+	tail = atomic_load_explicit(ch->tail, memory_order_relaxed);
+	for (;;) {
+		if (tail & PUSH_SLOW)
+			return false;
+		pos = pos_of(tail);
+		sp = slot_seq(ch, pos);
+		seq = atomic_load_explicit(sp, memory_order_acquire);
+		if (seqdiff(seq, seqno(pos, false)) < 0)
+			return false;	/* full */
+		if (seqdiff(seq, seqno(pos, false)) > 0) {
+			tail = atomic_load_explicit(ch->tail,
+						    memory_order_relaxed);
+			continue;
+		}
+		/* Keep the flags: only POLLED ones can be set here. */
+		if (atomic_compare_exchange_weak(ch->tail, &tail,
+						 (tail & FLAGS) |
+						 pos_of(pos + 1)))
+			break;
+	}
+	if (ch->elem_size)
+		memcpy((void *)(sp + 1), value, ch->elem_size);
+	atomic_store_explicit(sp, seqno(pos, true), memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(ch->tail, memory_order_relaxed) & PUSH_KICK)
+		kick(ch);
+	return true;
+}
+
+/* Pop into @value if a value is ready and no receiver is queued. */
+static bool fast_pop(gs_chan *ch, void *value)
+{
+	uint64_t head, seq;
+	_Atomic uint64_t *sp;
+	bool touched = false;
+
+	if (!ch->ring ||
+	    (atomic_load_explicit(ch->tail, memory_order_relaxed) & POP_SLOW))
+		return false;
+	head = atomic_load_explicit(ch->head, memory_order_relaxed);
+	for (;;) {
+		head = pos_of(head);
+		sp = slot_seq(ch, head);
+		seq = atomic_load_explicit(sp, memory_order_acquire);
+		if (seqdiff(seq, seqno(head, true)) < 0)
+			return false;	/* empty, or a push in progress */
+		if (seqdiff(seq, seqno(head, true)) > 0) {
+			head = atomic_load_explicit(ch->head,
+						    memory_order_relaxed);
+			continue;
+		}
+		if (value && !touched) {
+			touch(value, ch->elem_size, true);
+			touched = true;
+		}
+		if (atomic_compare_exchange_weak(ch->head, &head,
+						 pos_of(head + 1)))
+			break;
+	}
+	if (ch->elem_size && value)
+		memcpy(value, (const void *)(sp + 1), ch->elem_size);
+	atomic_store_explicit(sp, seqno(head + ch->capacity, false),
+			      memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(ch->tail, memory_order_relaxed) & POP_KICK)
+		kick(ch);
+	return true;
+}
 
 /* Create a channel (or timer) with @cmd and wrap its fd. */
 static int chan_create(gs_chan **chp, unsigned long cmd, void *arg)
@@ -53,12 +233,15 @@ int gs_chan_from_fd_sized(gs_chan **chp, int fd, size_t elem_size)
 		return errno == EINVAL ? -ENOTTY : -errno;
 	if (elem_size != SIZE_MAX && st.elem_size != elem_size)
 		return -EINVAL;
-	ch = malloc(sizeof(*ch));
+	ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
 	ch->fd = fd;
 	ch->elem_size = st.elem_size;
 	ch->capacity = st.capacity;
+	ch->slot_size = GOSYNC_CHAN_SLOT_SIZE(st.elem_size);
+	if (st.capacity)
+		ring_map(ch);	/* else, or if it fails: ioctls only */
 	*chp = ch;
 	return 0;
 }
@@ -84,16 +267,20 @@ int gs_chan_send_until(gs_chan *ch, const void *value, uint64_t deadline,
 {
 	if (flags & ~GS_CLOCK_REALTIME)
 		return -EINVAL;
+	if (fast_push(ch, value))
+		return 0;
 	return xfer(ch, GOSYNC_IOC_CHAN_SEND, value, deadline, flags);
 }
 
 int gs_chan_send(gs_chan *ch, const void *value)
 {
-	return xfer(ch, GOSYNC_IOC_CHAN_SEND, value, GS_FOREVER, 0);
+	return gs_chan_send_until(ch, value, GS_FOREVER, 0);
 }
 
 int gs_chan_try_send(gs_chan *ch, const void *value)
 {
+	if (fast_push(ch, value))
+		return 0;
 	return xfer(ch, GOSYNC_IOC_CHAN_SEND, value, GS_FOREVER,
 		    GOSYNC_CHAN_TRY);
 }
@@ -103,16 +290,20 @@ int gs_chan_recv_until(gs_chan *ch, void *value, uint64_t deadline,
 {
 	if (flags & ~GS_CLOCK_REALTIME)
 		return -EINVAL;
+	if (fast_pop(ch, value))
+		return 1;
 	return xfer(ch, GOSYNC_IOC_CHAN_RECV, value, deadline, flags);
 }
 
 int gs_chan_recv(gs_chan *ch, void *value)
 {
-	return xfer(ch, GOSYNC_IOC_CHAN_RECV, value, GS_FOREVER, 0);
+	return gs_chan_recv_until(ch, value, GS_FOREVER, 0);
 }
 
 int gs_chan_try_recv(gs_chan *ch, void *value)
 {
+	if (fast_pop(ch, value))
+		return 1;
 	return xfer(ch, GOSYNC_IOC_CHAN_RECV, value, GS_FOREVER,
 		    GOSYNC_CHAN_TRY);
 }
@@ -154,6 +345,8 @@ void gs_chan_destroy(gs_chan *ch)
 {
 	if (!ch)
 		return;
+	if (ch->ring)
+		munmap(ch->ring, ch->ring_bytes);
 	close(ch->fd);
 	free(ch);
 }

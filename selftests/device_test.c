@@ -57,7 +57,7 @@ TEST_F(dev, version_reports_abi_and_features)
 	EXPECT_EQ(GOSYNC_ABI_VERSION, v.abi_version);
 	EXPECT_EQ(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN |
 		  GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER |
-		  GOSYNC_FEATURE_LOT, v.features);
+		  GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING, v.features);
 	EXPECT_EQ(0, v.flags);
 	EXPECT_EQ(0, v.reserved[0]);
 	EXPECT_EQ(0, v.reserved[1]);

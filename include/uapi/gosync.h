@@ -42,6 +42,7 @@
 #define GOSYNC_FEATURE_SELECT	(1ULL << 2)	/* select over channels */
 #define GOSYNC_FEATURE_TIMER	(1ULL << 3)	/* timer channels */
 #define GOSYNC_FEATURE_LOT	(1ULL << 4)	/* parking lots (sync package) */
+#define GOSYNC_FEATURE_CHAN_RING (1ULL << 5)	/* mmap'able channel rings */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -186,6 +187,71 @@ struct gosync_sem_status {
  */
 #define GOSYNC_CHAN_ELEM_MAX	65536
 
+/*
+ * The buffer of a buffered channel is a ring in pages the kernel
+ * allocates, which mmap() of the channel fd (offset 0, the whole size:
+ * one header page, then the slots, page-aligned; MAP_SHARED) maps, so
+ * that a send that finds room and a receive that finds a value complete
+ * with atomics alone. The protocol, which libgosync implements, the
+ * kernel follows on the same ring, and anyone mapping it must follow:
+ *
+ *  - The header page starts with struct gosync_chan_shared: @tail, the
+ *    next position to fill, in its low 48 bits (GOSYNC_CHAN_POS_MASK),
+ *    with flags above; and @head, the next position to empty. Positions
+ *    only grow (modulo 2^48). Slot i (i = position % capacity) is
+ *    GOSYNC_CHAN_SLOT_SIZE(elem_size) bytes: a __u64 sequence number,
+ *    then the value. A slot free for position p holds sequence 2p; one
+ *    holding p's value, 2p + 1 (modulo 2^49, GOSYNC_CHAN_SEQ_MASK;
+ *    compared as signed differences). Slot i holds 2i at creation.
+ *  - Push (Vyukov's bounded queue): read @tail = p; if it has no flag and
+ *    its slot's sequence is 2p, claim p by swapping @tail to p + 1 (flags
+ *    included, so a flag set meanwhile makes the swap fail), write the
+ *    value, then store sequence 2p + 1 (release). A sequence below 2p
+ *    means the ring is full. Pop: read @head = p; if the slot's sequence
+ *    is 2p + 1, claim by swapping @head to p + 1, read the value, then
+ *    store 2(p + capacity) (release). Below 2p + 1 means empty (or a push
+ *    in progress).
+ *  - The kernel sets the flags in @tail, under the channel's lock:
+ *    GOSYNC_CHAN_CLOSED once closed; GOSYNC_CHAN_SEND_WAITERS and
+ *    _RECV_WAITERS while senders or receivers are queued in the kernel
+ *    (set before it last tries the ring and sleeps); _POLLED_IN and
+ *    _POLLED_OUT while poll() waits to read or to write. While CLOSED or
+ *    a WAITERS flag is set, sends go through the ioctl (so queued senders
+ *    stay first and queued receivers get values directly, in order);
+ *    receives do too while RECV_WAITERS is set.
+ *  - After a push, a full barrier, then a read of @tail: RECV_WAITERS or
+ *    POLLED_IN set means GOSYNC_IOC_CHAN_KICK. After a pop the same for
+ *    SEND_WAITERS or POLLED_OUT. With the kernel setting a flag before it
+ *    re-checks the ring, one of the two sees the other: a push or pop
+ *    that the kernel missed is followed by a kick, so nobody sleeps on a
+ *    ring that could serve them. The kick makes the kernel serve its
+ *    queues from the ring (values to queued receivers, queued senders'
+ *    values to free slots, in order) and wake pollers.
+ *  - A receiver that finds the channel closed and @head == @tail has
+ *    drained it; a push claimed before the close completes, and is
+ *    received, before receivers see "closed".
+ *
+ * The kernel reads positions and sequences from the page but uses them
+ * only modulo the capacity it keeps; whatever is written there, it stays
+ * memory-safe (a scribbled ring only hurts that channel's users), and it
+ * gives up a swap it lost too many times rather than spin.
+ */
+#define GOSYNC_CHAN_POS_MASK		((1ULL << 48) - 1)
+#define GOSYNC_CHAN_SEQ_MASK		((1ULL << 49) - 1)
+#define GOSYNC_CHAN_CLOSED		(1ULL << 63)
+#define GOSYNC_CHAN_SEND_WAITERS	(1ULL << 62)
+#define GOSYNC_CHAN_RECV_WAITERS	(1ULL << 61)
+#define GOSYNC_CHAN_POLLED_IN		(1ULL << 60)
+#define GOSYNC_CHAN_POLLED_OUT		(1ULL << 59)
+#define GOSYNC_CHAN_SLOT_SIZE(elem)	(8 + (((elem) + 7) & ~7U))
+
+struct gosync_chan_shared {
+	__u64 tail;
+	__u64 pad1[7];		/* @head on its own cache line */
+	__u64 head;
+	__u64 pad2[7];
+};
+
 /**
  * struct gosync_chan_create - argument of GOSYNC_IOC_CHAN_CREATE
  * @elem_size: bytes per element, 0 to GOSYNC_CHAN_ELEM_MAX
@@ -237,6 +303,8 @@ struct gosync_chan_xfer {
  * @recv_waiters: blocked receivers
  * @sends:        values sent so far (completed sends)
  * @recvs:        values received so far (not counting closed receives)
+ * @slow_ops:     send, receive and select ioctls that involved it
+ * @kicks:        GOSYNC_IOC_CHAN_KICK ioctls
  */
 struct gosync_chan_status {
 	__u32 elem_size;
@@ -247,6 +315,8 @@ struct gosync_chan_status {
 	__u32 recv_waiters;
 	__u64 sends;
 	__u64 recvs;
+	__u64 slow_ops;
+	__u64 kicks;
 };
 
 /*
@@ -503,6 +573,7 @@ struct gosync_lot_status {
 #define GOSYNC_IOC_CHAN_RECV	_IOW(GOSYNC_IOC_MAGIC, 0x21, struct gosync_chan_xfer)
 #define GOSYNC_IOC_CHAN_CLOSE	_IO(GOSYNC_IOC_MAGIC, 0x22)
 #define GOSYNC_IOC_CHAN_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x23, struct gosync_chan_status)
+#define GOSYNC_IOC_CHAN_KICK	_IO(GOSYNC_IOC_MAGIC, 0x24)
 
 /* Ioctls on a timer channel fd. */
 #define GOSYNC_IOC_TIMER_STOP	_IO(GOSYNC_IOC_MAGIC, 0x30)
