@@ -101,6 +101,19 @@ static void on_alarm(int sig)
 	_exit(2);
 }
 
+/* Where the run is, on stderr: a hang or a slow peer shows at once. */
+static void progress(const char *label)
+{
+	static uint64_t t_prev;
+	uint64_t t = now_ns();
+
+	if (t_prev)
+		fprintf(stderr, "  (%.1f s)\n", (double)(t - t_prev) / 1e9);
+	t_prev = t;
+	if (label)
+		fprintf(stderr, "ipc_bench: %s ...", label);
+}
+
 static void start_test(const char *name)
 {
 	current_test = name;
@@ -545,27 +558,36 @@ static const struct pp_mech pp_mechs[] = {
 struct pp_run {
 	const struct pp_mech *m;
 	struct pp pp;
-	long total;
 };
 
-/* The child: echo each value + 1, as many times as the parent sends. */
+/*
+ * The parent stops early when a mechanism is slow (a time budget), and
+ * says so with this value; parents send only odd values far below it.
+ */
+#define PP_STOP		0xfffffffeu
+#define PP_WARM_NS	1000000000ull	/* warm-up: 2000 round trips or 1 s */
+#define PP_BUDGET_NS	5000000000ull	/* measured: 20000 or 5 s */
+
+/* The child: echo each value + 1 until told to stop. */
 static int pp_child(void *arg, int idx)
 {
 	struct pp_run *run = arg;
 	uint64_t v;
 
 	(void)idx;
-	for (long i = 0; i < run->total; i++) {
+	for (;;) {
 		if (run->m->recv(&run->pp, 0, &v))
 			return 1;
+		if ((uint32_t)v == PP_STOP)
+			return 0;
 		if (run->m->send(&run->pp, 1, v + 1))
 			return 1;
 	}
-	return 0;
 }
 
 struct pp_result {
 	double p50, p99, mean, min;
+	long n;
 	bool ok;
 };
 
@@ -581,15 +603,18 @@ static void ping_pong(void)
 	if (!ns)
 		die("malloc");
 	printf("\n## Ping-pong: round trip of an 8-byte message between two processes\n\n");
-	printf("%ld round trips timed one by one after %ld of warm-up; microseconds.\n\n",
-	       iters, warm);
+	printf("Each round trip timed alone (clock_gettime), after %ld round trips or 1 s of warm-up;\n"
+	       "%ld round trips or 5 s, whichever comes first (n); microseconds.\n\n",
+	       warm, iters);
 	for (size_t k = 0; k < NPP; k++) {
-		struct pp_run run = { .m = &pp_mechs[k], .total = warm + iters };
-		uint64_t v, sum = 0;
+		struct pp_run run = { .m = &pp_mechs[k] };
+		uint64_t v, sum = 0, t_start, t_warm;
 		int bad = 0;
+		long n;
 
 		snprintf(label, sizeof(label), "ping-pong %s", run.m->name);
 		start_test(label);
+		progress(label);
 		run.pp.sh = sh;
 		res[k].ok = false;
 		if (run.m->setup(&run.pp)) {
@@ -598,19 +623,30 @@ static void ping_pong(void)
 			continue;
 		}
 		spawn(pp_child, &run, 0);
-		for (long i = 0; i < run.total && !bad; i++) {
-			uint64_t t0 = now_ns(), out = 2 * (uint64_t)i + 1;
+		t_start = now_ns();
+		t_warm = 0;
+		n = 0;
+		for (long i = 0; !bad; i++) {
+			uint64_t t0 = now_ns(), t1, out = 2 * (uint64_t)i + 1;
 
+			if (!t_warm && (i == warm || t0 - t_start > PP_WARM_NS))
+				t_warm = t0;
+			if (t_warm && (n == iters ||
+				       (n >= 100 && t0 - t_warm > PP_BUDGET_NS)))
+				break;
 			bad = run.m->send(&run.pp, 0, out) ||
 			      run.m->recv(&run.pp, 1, &v);
+			t1 = now_ns();
 			if (!bad && (uint32_t)v != (uint32_t)(out + 1)) {
 				fail("%s: reply %.0f, expected %.0f", label,
 				     (double)v, (double)(out + 1));
 				bad = 1;
 			}
-			if (i >= warm)
-				ns[i - warm] = now_ns() - t0;
+			if (t_warm)
+				ns[n++] = t1 - t0;
 		}
+		if (!bad)
+			bad = run.m->send(&run.pp, 0, PP_STOP);
 		if (bad) {
 			fprintf(stderr, "%s: failed; killing the peer\n", label);
 			kill(kids[0], SIGKILL);
@@ -624,33 +660,35 @@ static void ping_pong(void)
 		alarm(0);
 		if (run.m->teardown)
 			run.m->teardown(&run.pp);
-		qsort(ns, (size_t)iters, sizeof(ns[0]), cmp_u64);
-		for (long i = 0; i < iters; i++)
+		qsort(ns, (size_t)n, sizeof(ns[0]), cmp_u64);
+		for (long i = 0; i < n; i++)
 			sum += ns[i];
 		res[k] = (struct pp_result){
-			.p50 = (double)percentile(ns, (size_t)iters, 50) / 1e3,
-			.p99 = (double)percentile(ns, (size_t)iters, 99) / 1e3,
-			.mean = (double)sum / (double)iters / 1e3,
+			.p50 = (double)percentile(ns, (size_t)n, 50) / 1e3,
+			.p99 = (double)percentile(ns, (size_t)n, 99) / 1e3,
+			.mean = (double)sum / (double)n / 1e3,
 			.min = (double)ns[0] / 1e3,
+			.n = n,
 			.ok = true,
 		};
 		if (!run.m->gosync && res[k].p50 < best_peer)
 			best_peer = res[k].p50;
 	}
-	printf("| %-24s | %-22s | %9s | %9s | %9s | %9s | %11s |\n", "mechanism",
-	       "how", "p50 us", "p99 us", "mean us", "min us", "p50 / best");
-	printf("|--------------------------|------------------------|-----------|-----------|-----------|-----------|-------------|\n");
+	printf("| %-24s | %-22s | %6s | %9s | %9s | %9s | %9s | %11s |\n", "mechanism",
+	       "how", "n", "p50 us", "p99 us", "mean us", "min us", "p50 / best");
+	printf("|--------------------------|------------------------|--------|-----------|-----------|-----------|-----------|-------------|\n");
 	for (size_t k = 0; k < NPP; k++) {
 		const struct pp_mech *m = &pp_mechs[k];
 
 		if (!res[k].ok) {
-			printf("| %-24s | %-22s | %9s | %9s | %9s | %9s | %11s |\n",
-			       m->name, m->note, "FAILED", "", "", "", "");
+			printf("| %-24s | %-22s | %6s | %9s | %9s | %9s | %9s | %11s |\n",
+			       m->name, m->note, "", "FAILED", "", "", "", "");
 			continue;
 		}
-		printf("| %-24s | %-22s | %9.2f | %9.2f | %9.2f | %9.2f | %10.2fx |\n",
-		       m->name, m->note, res[k].p50, res[k].p99, res[k].mean,
-		       res[k].min, res[k].p50 / best_peer);
+		printf("| %-24s | %-22s | %6ld | %9.2f | %9.2f | %9.2f | %9.2f | %10.2fx |\n",
+		       m->name, m->note, res[k].n, res[k].p50, res[k].p99,
+		       res[k].mean, res[k].min, res[k].p50 / best_peer);
+		csv_row("pingpong", m->name, "samples", (double)res[k].n, "count");
 		csv_row("pingpong", m->name, "p50", res[k].p50, "us");
 		csv_row("pingpong", m->name, "p99", res[k].p99, "us");
 		csv_row("pingpong", m->name, "mean", res[k].mean, "us");
@@ -971,6 +1009,7 @@ static bool throughput_one(const struct tp_mech *m, size_t elem, int nprod,
 
 	snprintf(label, sizeof(label), "throughput %s %dP%dC %zuB", m->name,
 		 nprod, ncons, elem);
+	progress(label);
 	for (int r = 0; r < reps; r++) {
 		struct tp_run run = { .m = m };
 		struct tp *tp = &run.tp;
@@ -1053,9 +1092,9 @@ static void throughput(void)
 		size_t elem;
 		long total;
 	} cfgs[] = {
-		{ 1, 1, 8, 60000 },
-		{ 1, 1, 1024, 30000 },
-		{ 4, 4, 8, 60000 },
+		{ 1, 1, 8, 40000 },
+		{ 1, 1, 1024, 20000 },
+		{ 4, 4, 8, 40000 },
 	};
 	int reps = 3;
 
@@ -1161,6 +1200,7 @@ static void select_bench(void)
 		snprintf(label, sizeof(label), "select over %d", run.n);
 		snprintf(bench, sizeof(bench), "select-%d", run.n);
 		start_test(label);
+		progress(label);
 		run.start = shm_alloc(sizeof(*run.start));
 		for (int i = 0; i < run.n; i++) {
 			if (gs_chan_make(&run.chs[i], 8, 64)) {
@@ -1242,6 +1282,7 @@ int main(int argc, char **argv)
 		throughput();
 	if (!only || !strcmp(only, "select"))
 		select_bench();
+	progress(NULL);
 	if (failures) {
 		fprintf(stderr, "ipc_bench: %d check(s) FAILED\n", failures);
 		return 1;

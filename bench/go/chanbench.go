@@ -60,37 +60,47 @@ func fail(format string, args ...interface{}) {
 func pingPong() {
 	warm, iters := scaled(2000), scaled(20000)
 	fmt.Printf("\n## Go ping-pong: round trip of an 8-byte value between two goroutines\n\n")
-	fmt.Printf("%d round trips timed one by one after %d of warm-up; microseconds. GOMAXPROCS=%d.\n\n",
-		iters, warm, runtime.GOMAXPROCS(0))
-	fmt.Printf("| %-24s | %9s | %9s | %9s | %9s |\n", "mechanism", "p50 us", "p99 us", "mean us", "min us")
-	fmt.Printf("|--------------------------|-----------|-----------|-----------|-----------|\n")
+	fmt.Printf("Each round trip timed alone, after %d round trips or 1 s of warm-up; %d or 5 s (n); microseconds. GOMAXPROCS=%d.\n\n",
+		warm, iters, runtime.GOMAXPROCS(0))
+	fmt.Printf("| %-24s | %6s | %9s | %9s | %9s | %9s |\n", "mechanism", "n", "p50 us", "p99 us", "mean us", "min us")
+	fmt.Printf("|--------------------------|--------|-----------|-----------|-----------|-----------|\n")
 	for _, c := range []struct {
 		name string
 		cap  int
 	}{{"go chan unbuffered", 0}, {"go chan cap 1", 1}} {
 		ping, pong := make(chan uint64, c.cap), make(chan uint64, c.cap)
-		total := warm + iters
 		go func() {
-			for i := 0; i < total; i++ {
-				v := <-ping
+			for v := range ping {
 				pong <- v + 1
 			}
 		}()
-		ns := make([]int64, iters)
+		// As ipc_bench: warm-up of warm round trips or 1 s, then
+		// iters or 5 s, whichever comes first.
+		ns := make([]int64, 0, iters)
 		ok := true
-		for i := 0; i < total; i++ {
+		start := time.Now()
+		var warmed time.Time
+		for i := 0; ok; i++ {
 			out := uint64(2*i + 1)
 			t0 := time.Now()
+			if warmed.IsZero() && (i == warm || t0.Sub(start) > time.Second) {
+				warmed = t0
+			}
+			if !warmed.IsZero() && (len(ns) == iters || (len(ns) >= 100 && t0.Sub(warmed) > 5*time.Second)) {
+				break
+			}
 			ping <- out
 			v := <-pong
 			d := time.Since(t0)
 			if v != out+1 {
 				ok = false
 			}
-			if i >= warm {
-				ns[i-warm] = int64(d)
+			if !warmed.IsZero() {
+				ns = append(ns, int64(d))
 			}
 		}
+		close(ping)
+		iters := len(ns)
 		if !ok {
 			fail("ping-pong %s: wrong reply", c.name)
 			continue
@@ -103,7 +113,8 @@ func pingPong() {
 		p50 := float64(pct(ns, 50)) / 1e3
 		p99 := float64(pct(ns, 99)) / 1e3
 		mean := float64(sum) / float64(iters) / 1e3
-		fmt.Printf("| %-24s | %9.2f | %9.2f | %9.2f | %9.2f |\n", c.name, p50, p99, mean, float64(ns[0])/1e3)
+		fmt.Printf("| %-24s | %6d | %9.2f | %9.2f | %9.2f | %9.2f |\n", c.name, iters, p50, p99, mean, float64(ns[0])/1e3)
+		csvRow("pingpong", c.name, "samples", float64(iters), "count")
 		csvRow("pingpong", c.name, "p50", p50, "us")
 		csvRow("pingpong", c.name, "p99", p99, "us")
 		csvRow("pingpong", c.name, "mean", mean, "us")
@@ -227,7 +238,7 @@ func throughput() {
 	}
 	for _, c := range []struct {
 		nprod, ncons, elem, total int
-	}{{1, 1, 8, 60000}, {1, 1, 1024, 30000}, {4, 4, 8, 60000}} {
+	}{{1, 1, 8, 40000}, {1, 1, 1024, 20000}, {4, 4, 8, 40000}} {
 		total := scaled(c.total) / c.nprod * c.nprod
 		rates := []float64{}
 		ok := true
