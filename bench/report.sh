@@ -60,6 +60,9 @@ END {
 	row("ping-pong p99", "gosync chan unbuffered", "pingpong", "p99", 1, "go chan unbuffered", "us")
 	row("ping-pong p50", "gosync chan cap 1", "pingpong", "p50", 1, "go chan cap 1", "us")
 	row("ping-pong p50", "gosync semaphore pair", "pingpong", "p50", 1, "go chan unbuffered", "us")
+	row("ping-pong 1 CPU p50", "gosync chan unbuffered", "pingpong-1cpu", "p50", 1, "", "us")
+	row("ping-pong 1 CPU p50", "gosync chan cap 1", "pingpong-1cpu", "p50", 1, "", "us")
+	row("ping-pong 1 CPU p50", "gosync semaphore pair", "pingpong-1cpu", "p50", 1, "", "us")
 	row("1P1C 8 B", "gosync chan", "throughput-1p1c-8B", "rate", 0, "go chan", "msg/s")
 	row("1P1C 1 KiB", "gosync chan", "throughput-1p1c-1024B", "rate", 0, "go chan", "msg/s")
 	row("4P4C 8 B", "gosync chan", "throughput-4p4c-8B", "rate", 0, "go chan", "msg/s")
@@ -70,6 +73,7 @@ END {
 	print "gosync rel.: how many times better (> 1) or worse (< 1) gosync is than the best"
 	print "C peer; gosync / Go likewise against Go (goroutines in one process: the semantic"
 	print "peer, not an IPC mechanism). Select has no C peer here; Go over 64 is reflect.Select."
+	print "Ping-pong 1 CPU: both processes pinned to CPU 0 (no cross-CPU wake-ups)."
 }' "$csv"
 
 [ -n "$png" ] || exit 0
@@ -94,13 +98,15 @@ END {
 		printf "\n"
 	}
 }' "$csv" > "$tmp/throughput.dat"
-awk -F, 'NR > 1 && $1 == "pingpong" {
+awk -F, 'NR > 1 && ($1 == "pingpong" || $1 == "pingpong-1cpu") {
 	if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 }
-	v[$2 "|" $3] = $4
+	v[$1 "|" $2 "|" $3] = $4
 }
+function f(k) { return (k in v) ? v[k] : "-" }
 END {
 	for (i = 1; i <= n; i++)
-		printf "\"%s\" %s %s\n", order[i], v[order[i] "|p50"], v[order[i] "|p99"]
+		printf "\"%s\" %s %s %s\n", order[i], f("pingpong|" order[i] "|p50"),
+			f("pingpong|" order[i] "|p99"), f("pingpong-1cpu|" order[i] "|p50")
 }' "$csv" > "$tmp/pingpong.dat"
 
 gnuplot <<EOF
@@ -122,7 +128,8 @@ plot "$tmp/throughput.dat" using 2:xtic(1) title "1P1C 8 B", \
      "" using 4 title "4P4C 8 B"
 set title "Ping-pong round trip between two processes (Go: goroutines), microseconds (log scale; lower is better)"
 set ylabel "us"
-plot "$tmp/pingpong.dat" using 2:xtic(1) title "p50", "" using 3 title "p99"
+plot "$tmp/pingpong.dat" using 2:xtic(1) title "p50", "" using 3 title "p99", \
+     "" using 4 title "p50, both on CPU 0"
 unset multiplot
 EOF
 echo "report: plot in $png"
