@@ -49,7 +49,12 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/tsan/lib/%.o)
 TSAN_TESTS := $(BUILD)/tsan/selftests/map_test
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
-BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c)) $(BUILD)/bench/chanbench
+# Go's channels, the semantic peer of the benchmarks: Debian's golang-go,
+# a static binary, no modules and no network; caches under $(BUILD).
+GO        ?= go
+GO_ENV    := GO111MODULE=off CGO_ENABLED=0 GOFLAGS= GOPROXY=off \
+	GOCACHE=$(abspath $(BUILD))/go/cache GOPATH=$(abspath $(BUILD))/go/path
 KSELFTEST_TAR := /usr/src/linux-source-6.12.tar.xz
 
 .PHONY: all deps lib selftests examples benches module check demo bench clean tsan
@@ -119,6 +124,11 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) include/gosync.h $(BUILD)/lib/
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
 
+$(BUILD)/bench/chanbench: bench/go/chanbench.go | $(BUILD)/.deps
+	@mkdir -p $(@D) $(BUILD)/go
+	cd bench/go && $(GO_ENV) $(GO) vet chanbench.go
+	cd bench/go && $(GO_ENV) $(GO) build -trimpath -o $(abspath $@) chanbench.go
+
 # In-place module build for this machine: kmod/gosync.ko.
 module: kmod/gosync.ko
 kmod/gosync.ko: $(KSRC) | $(BUILD)/.deps
@@ -146,12 +156,17 @@ demo: $(BUILD)/$(lastword $(CHECK_KERNELS))/kmod/gosync.ko $(EXAMPLES)
 	scripts/run-vm-tests.sh demo $(BUILD) $(lastword $(CHECK_KERNELS))
 
 # Benchmarks run on the stock kernel: debug options would distort them.
+# The VM prints the CSV rows; the runner extracts them into
+# $(BUILD)/bench/results.csv; report.sh prints the summary and plots
+# $(BUILD)/bench/results.png (even from a failed run's partial rows).
 bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
-	scripts/run-vm-tests.sh bench $(BUILD) stock
+	@start=$$(date +%s); scripts/run-vm-tests.sh bench $(BUILD) stock; rc=$$?; \
+	bench/report.sh $(BUILD)/bench/results.csv $(BUILD)/bench/results.png || rc=1; \
+	echo "=== make bench: $$(( $$(date +%s) - start )) s, exit $$rc ==="; exit $$rc
 
 clean:
 	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/bench $(BUILD)/stock $(BUILD)/asan \
 		$(BUILD)/tsan \
-		$(BUILD)/debug $(BUILD)/vm
+		$(BUILD)/debug $(BUILD)/vm $(BUILD)/go
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \
 		modules.order Module.symvers .*.cmd

@@ -116,4 +116,50 @@ static inline void measure_procs(const char *name, bench_fn fn, void *ctx,
 	print_row(name, ns, reps < REPS ? reps : REPS);
 }
 
+/*
+ * Machine-readable results: when GOSYNC_BENCH_CSV names a file, every
+ * csv_row() appends "bench,variant,metric,value,unit" to it (no header;
+ * the collector adds one). Names must not contain commas.
+ */
+static inline void csv_row(const char *bench, const char *variant,
+			   const char *metric, double value, const char *unit)
+{
+	static FILE *csv;
+	static int tried;
+
+	if (!tried) {
+		const char *path = getenv("GOSYNC_BENCH_CSV");
+
+		tried = 1;
+		if (path && *path) {
+			csv = fopen(path, "a");
+			if (!csv)
+				perror(path);
+		}
+	}
+	if (!csv)
+		return;
+	fprintf(csv, "%s,%s,%s,%.6g,%s\n", bench, variant, metric, value, unit);
+	fflush(csv);
+}
+
+static inline int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The @pct percentile (nearest rank) of @n sorted samples. */
+static inline uint64_t percentile(const uint64_t *sorted, size_t n, double pct)
+{
+	size_t rank = (size_t)(pct / 100.0 * (double)n + 0.999999);
+
+	if (rank < 1)
+		rank = 1;
+	if (rank > n)
+		rank = n;
+	return sorted[rank - 1];
+}
+
 #endif /* GOSYNC_BENCH_H */

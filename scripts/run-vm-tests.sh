@@ -99,9 +99,36 @@ exit $rc
 RUN
 		;;
 	bench)
+		# The programs only (not the results of an earlier run).
 		mkdir -p "$dir/bench"
-		cp "$build"/bench/* "$dir/bench/"
-		printf '#!/bin/sh\nrc=0\nfor b in /gosync/bench/*; do "$b" || rc=1; done\nexit $rc\n' > "$dir/run"
+		find "$build/bench" -maxdepth 1 -type f -perm -u+x \
+			-exec cp {} "$dir/bench/" \;
+		cat > "$dir/run" <<'RUN'
+#!/bin/sh
+# Every benchmark in one boot: the IPC comparison (ipc_bench) and its Go
+# peer (chanbench) first, then the rest. Each appends CSV rows to
+# $GOSYNC_BENCH_CSV; they are printed between marker lines at the end,
+# for the host to extract from the console log.
+export GOSYNC_BENCH_CSV=/tmp/results.csv
+: > "$GOSYNC_BENCH_CSV"
+rc=0 failed=
+uptime() { read -r up _ < /proc/uptime; echo "${up%.*}"; }
+t_all=$(uptime)
+for name in ipc_bench chanbench $(ls /gosync/bench | grep -vx -e ipc_bench -e chanbench); do
+	[ -x "/gosync/bench/$name" ] || continue
+	echo "=== bench: $name ==="
+	t0=$(uptime)
+	"/gosync/bench/$name"
+	brc=$?
+	echo "=== bench $name: exit $brc, $(( $(uptime) - t0 )) s ==="
+	[ $brc = 0 ] || { rc=1; failed="$failed $name"; }
+done
+echo "=== benches: $(( $(uptime) - t_all )) s in the VM${failed:+; FAILED:$failed} ==="
+echo "GOSYNC-BENCH-CSV-BEGIN"
+cat "$GOSYNC_BENCH_CSV"
+echo "GOSYNC-BENCH-CSV-END"
+exit $rc
+RUN
 		;;
 	esac
 	chmod +x "$dir/run"
@@ -169,6 +196,19 @@ for k in "$@"; do
 	else
 		vm_ok=0
 		status=1
+	fi
+	if [ "$mode" = bench ]; then
+		# The CSV rows the VM printed between its markers (any console
+		# line that is not a well-formed row is dropped).
+		csv=$build/bench/results.csv
+		mkdir -p "$build/bench"
+		{
+			echo "bench,variant,metric,value,unit"
+			awk '/^GOSYNC-BENCH-CSV-BEGIN/ { on = 1; next }
+			     /^GOSYNC-BENCH-CSV-END/ { on = 0 }
+			     on && /^[^,]+,[^,]+,[^,]+,[-+0-9.eE]+,[^,]+$/' "$log"
+		} > "$csv"
+		echo "=== $(($(wc -l < "$csv") - 1)) result rows in $csv ==="
 	fi
 	[ "$mode" = check ] || continue
 	read -r p f s < <(count_results "$log")

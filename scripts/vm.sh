@@ -43,7 +43,9 @@ cp "$module" "$root/gosync/gosync.ko"
 # with the payload itself), at the paths the dynamic loader expects.
 find "$root/gosync" -type f -perm -u+x | while read -r f; do
 	file -b "$f" | grep -q '^ELF' || continue
-	ldd "$f" 2>/dev/null | awk '/=>/ { print $3 } /^\t\// { print $1 }'
+	# A static ELF has no libraries: ldd says so and fails.
+	{ ldd "$f" 2>/dev/null || true; } |
+		awk '/=>/ { print $3 } /^\t\// { print $1 }'
 done | sort -u | while read -r lib; do
 	[ -n "$lib" ] && [ -e "$lib" ] || continue
 	case "$lib" in "$payload"/*|*/build/*) continue ;; esac
