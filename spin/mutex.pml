@@ -1,9 +1,10 @@
 /*
  * Promela model of libgosync's Mutex (lib/sync.c: mutex_lock_until,
- * mutex_lock_slow, mutex_taken, mutex_unlock) on its parking lot
- * (kmod/lot.c: GOSYNC_IOC_LOT_PARK / _UNPARK). Checked by 'make check'
- * with spin (spin/check.sh): exhaustive safety search (assertions and
- * invalid end states).
+ * mutex_lock_slow, mutex_taken, mutex_handed_off, mutex_unlock) on its
+ * parking lot (kmod/lot.c: GOSYNC_IOC_LOT_PARK / _UNPARK, with
+ * GOSYNC_LOT_PARK_FRONT and GOSYNC_LOT_UNPARK_HANDOFF). Checked by 'make
+ * check' with spin (spin/check.sh): exhaustive safety search (assertions
+ * and invalid end states).
  *
  * What is modelled:
  *  - the mutex word: LOCKED, STARVING, HANDOFF and the waiter count
@@ -12,14 +13,26 @@
  *    new value or, like atomic_compare_exchange, reloads the caller's
  *    snapshot. Loads are separate steps, so snapshots go stale as in C;
  *  - the kernel lot queue: PARK compares (word & LOCKED) == LOCKED and
- *    queues (at the tail, or at the front with PARK_FRONT) in one atomic
- *    step, else returns EAGAIN; UNPARK(1) dequeues the head and marks it
- *    chosen, returning how many it woke; a parked waiter whose deadline
- *    passes leaves the queue unless already chosen, in which case the
- *    park returns 0 ("served wins"); once the deadline has passed, a
- *    later park that passes the compare returns ETIMEDOUT at once;
+ *    queues (at the tail, or at the front with PARK_FRONT, which a
+ *    waiter uses after a plain wake-up) in one atomic step, else returns
+ *    EAGAIN; a plain UNPARK(1) dequeues the head and marks it woken (its
+ *    park returns 0); the hand-off UNPARK(1, HANDOFF, -(HANDOFF +
+ *    WAITER)), in the same step under the lot's lock, adds to the word
+ *    for the head it dequeues and marks it woken with token 1 (its park
+ *    returns 1: it owns the mutex). A parked waiter whose deadline passes
+ *    leaves the queue unless already woken, in which case the park
+ *    returns the token, 0 or 1 ("served wins"); once the deadline has
+ *    passed, a later park that passes the compare returns ETIMEDOUT at
+ *    once;
+ *  - mutex_unlock: LOCKED cleared and a plain unpark (normal mode), or
+ *    HANDOFF set and the hand-off unpark (starvation mode with waiters);
+ *    a hand-off that wakes nobody is withdrawn (HANDOFF and LOCKED
+ *    cleared by CAS) and followed by a plain unpark;
+ *  - a waiter whose park returned 1 only ends starvation mode, by CAS, if
+ *    it did not starve or is the last waiter (mutex_handed_off); waiters
+ *    never touch HANDOFF;
  *  - one signal (EINTR) in the whole run, which any parked thread may
- *    take: it leaves the queue unless chosen and re-runs the loop;
+ *    take: it leaves the queue unless woken and re-runs the loop;
  *  - the "waited over GS_MUTEX_STARVATION_NS" test after each park: a
  *    nondeterministic choice (time only grows: once true it stays true),
  *    so both normal mode and starvation mode with hand-off are explored.
@@ -27,58 +40,70 @@
  * Threads: thread 0 locks and unlocks twice, thread 1 once, with no
  * deadline; thread 2 locks once with a deadline that may pass whenever it
  * is parked (gs_mutex_lock_until) and unlocks only if it got the mutex.
- * (Both untimed threads twice is 4.6M states and half a minute without
- * the signal: too slow for 'make check'.) -DROUNDS=1 and -DSIGNALS=0
- * shrink the run.
+ * 2.7M states, about 4 s. Larger runs, not in 'make check', also pass:
+ * -DROUNDS1=2 (thread 1 twice as well: 21.5M states, about 3 min) and
+ * -DSIGNALS=2 (6.0M states). -DROUNDS=1 and -DSIGNALS=0 shrink the run.
  *
  * Abstracted: the spin phase of the slow path (it only re-reads the word,
  * which is no different from the thread running later); spurious failures
  * of the weak CAS (a reload of the same value); trylock; the deadline's
- * clock (only whether it has passed matters); the lot's other words.
+ * clock (only whether it has passed matters); cancellation (as the
+ * deadline); the lot's other words.
  *
- * Checked:
+ * Checked (ghosts: counted[] who counted themselves in, owner who owns
+ * the mutex, handing the unlocker whose HANDOFF is set, handoff_to the
+ * waiter a hand-off made the owner; the kernel's add and every CAS set
+ * them from what the word then says):
  *  1. mutual exclusion: at most one thread in the critical section;
  *  2. no lost wake-up: a thread parked for ever is an invalid end state
  *     (the untimed threads block on their park); when all threads are
- *     done, nobody is parked or chosen and the word is 0;
- *  3. the waiter count equals the number of threads counted in (a ghost
- *     flag per thread, set and cleared by the same CAS); HANDOFF is set
- *     only with LOCKED; the queue length matches the parked threads;
- *     every unlock finds the mutex held and not handed off (mutex_unlock
- *     never returns -EPERM to the holder);
+ *     done, nobody is parked or woken and the word is 0;
+ *  3. after every change of the word or the queue: the waiter count
+ *     equals the number of threads counted in; HANDOFF is set only with
+ *     LOCKED, and exactly while an unlocker is handing off (nobody else
+ *     clears it: the withdrawal's "still ours" holds); the word says held
+ *     and not handed off exactly when somebody owns the mutex; the queue
+ *     length matches the parked threads. The thread entering the critical
+ *     section owns the mutex and is counted out; every unlock finds the
+ *     mutex held and not being handed off, in every value its loop reads
+ *     (mutex_unlock never returns -EPERM to the holder);
  *  4. a newcomer (not counted in) takes the mutex only from a word with
- *     neither STARVING nor HANDOFF set. With -DSTRICT_HANDOFF also: a
- *     handed-off mutex is not claimed by a waiter other than the one the
- *     hand-off's unpark chose. That does NOT hold (see the note above
- *     lock()); it is a fairness matter, not safety, so it is not checked
- *     by default.
+ *     neither STARVING nor HANDOFF set;
+ *  5. strict hand-off: once a hand-off unpark has woken a waiter, the next
+ *     thread to own the mutex and enter the critical section is that
+ *     waiter (the old userspace claim of HANDOFF let a waiter holding a
+ *     stale normal-mode wake-up take it instead; the kernel's add leaves
+ *     nothing to claim).
  *
- * Mutations tried (each on a copy, not kept here), default run:
- *  M1 mutex_unlock: after a hand-off whose unpark woke nobody, release the
- *     mutex (clear HANDOFF and LOCKED) and return without the second
- *     unpark -> invalid end state (depth 99): a waiter that parked after
- *     the first unpark sleeps for ever on a free mutex.
- *  M2 deadline path: count out even when the mutex is free (drop "take it
- *     if free") -> no error, also with both untimed threads looping
- *     twice or the timed thread looping twice. Harmless: a park returns
- *     ETIMEDOUT only when its waiter was not chosen ("served wins"), so
- *     a timed-out waiter carries away no wake-up, and whoever freed the
- *     mutex unparked somebody else or found nobody to wake.
- *  M3 HANDOFF claimable after a park that returned EAGAIN (woken = ret
- *     == 0 || ret == EAGAIN) -> no error: the claimer is a counted-in
- *     waiter, so the count stays right and the waiter the hand-off chose
- *     sees LOCKED and re-parks; the claimer's unlock wakes it. It is the
- *     same kind of overtaking the unmutated code allows (see the note
- *     above lock()).
- *  M3b HANDOFF claimable by any thread, newcomers too (no 'woken' test)
- *     -> assertion: waiter count (a newcomer counts out unbalanced).
- *  M4 kernel PARK without the compare (queue whatever the word) ->
- *     invalid end state (depth 101): the classic lost wake-up.
- *  M5 kernel: a waiter chosen and then timing out reports ETIMEDOUT
- *     (no "served wins") -> invalid end state: its wake-up is lost.
- *  M6 mutex_unlock withdraws the hand-off without the "claimed
- *     meanwhile" test -> assertion: the claimer's own unlock finds the
- *     mutex released under it (-EPERM for the holder).
+ * Mutations tried (each a -D knob or a one-line change on a copy),
+ * default run unless said:
+ *  M1 mutex_unlock: no plain unpark after a withdrawn hand-off
+ *     (-DNO_WAKE_AFTER_WITHDRAW) -> invalid end state (depth 84): T1
+ *     holds; T0 counts in, parks, takes the signal, sets STARVING; T1's
+ *     unlock sets HANDOFF and its hand-off unpark finds nobody; T0 parks
+ *     (LOCKED still set); T1 withdraws and returns: T0 sleeps for ever
+ *     on a free mutex.
+ *  M2 kernel PARK without the compare (-DNO_PARK_COMPARE) -> invalid end
+ *     state (depth 85): the classic lost wake-up.
+ *  M3 hand-off add that does not count the waiter out (-DHANDOFF_SUB=4,
+ *     i.e. add -HANDOFF) -> assertion (depth 88): the new owner enters
+ *     the critical section still counted as a waiter (the word keeps a
+ *     phantom waiter for ever).
+ *  M4 hand-off add that clears LOCKED too (-DHANDOFF_SUB=13) ->
+ *     assertion: the owner enters the critical section while the word
+ *     says free; searched on past the first error (pan -c0), mutual
+ *     exclusion and the strict hand-off property (5) fail as well:
+ *     another thread takes the free word ahead of the chosen waiter.
+ *  M5 kernel: a woken waiter whose deadline passes reports ETIMEDOUT
+ *     (no "served wins", -DNO_SERVED_WINS) -> assertion (depth 69),
+ *     waiter count: a waiter the hand-off already counted out (and made
+ *     the owner) takes the deadline path and counts itself out again.
+ *  M6 mutex_handed_off ends starvation mode always (drop the "did not
+ *     starve or last waiter" test) -> no error: fairness, not safety.
+ *  M7 deadline path: count out even when the mutex is free (drop "take it
+ *     if free") -> no error. Harmless: a park returns ETIMEDOUT only when
+ *     its waiter was not woken ("served wins"), so a timed-out waiter
+ *     carries away no wake-up and no hand-off.
  */
 #define NT	3
 #define NONE	255
@@ -88,76 +113,87 @@
 #define H	4		/* MUTEX_HANDOFF */
 #define W	8		/* MUTEX_WAITER: the count is word / W */
 
-#define OK	0
-#define EAGAIN	1
-#define ETIMEDOUT 2
-#define EINTR	3
-#define QUEUED	4
+/* lot_park() results (and QUEUED: compared and queued, now asleep) */
+#define OK	0		/* unparked */
+#define HANDED	1		/* unparked by a hand-off */
+#define EAGAIN	2
+#define ETIMEDOUT 3
+#define EINTR	4
+#define QUEUED	5
+
+/* The hand-off unpark's @add, negated: -(MUTEX_HANDOFF + MUTEX_WAITER). */
+#ifndef HANDOFF_SUB
+#define HANDOFF_SUB	(H + W)
+#endif
 
 byte word;			/* word 0 of the lot's page */
 bool counted[NT];		/* ghost: counted itself in */
 byte cs;			/* threads in the critical section */
-byte handoff_to = NONE;		/* ghost: waiter a hand-off's unpark chose */
+byte owner = NONE;		/* ghost: who owns the mutex (see invariants) */
+byte handing = NONE;		/* ghost: unlocker whose HANDOFF is set */
+byte handoff_to = NONE;		/* ghost: waiter a hand-off made the owner */
 byte finished;
 
-/* The kernel's lot: parked threads in queue order; chosen = w.woken. */
+/*
+ * The kernel's lot: parked threads in queue order; woke = w.woken,
+ * token = w.token (1: the park returns 1, a hand-off).
+ */
 byte q[NT];
 byte qlen;
-bool chosen[NT];
+bool woke[NT];
+bool token[NT];
 bool parked[NT];
 #ifndef SIGNALS
 #define SIGNALS	1
 #endif
 #ifndef ROUNDS
-#define ROUNDS	2
+#define ROUNDS	2		/* thread 0's rounds */
+#endif
+#ifndef ROUNDS1
+#define ROUNDS1	1		/* thread 1's rounds */
 #endif
 byte signals = SIGNALS;		/* signals left to deliver */
 
 /*
- * Property 3, checked after every change of the word (only CAS changes
- * it) and of the queue.
+ * Property 3, checked after every change of the word (by a CAS or the
+ * kernel's hand-off) and of the queue.
  */
 inline invariants()
 {
 	assert(word / W == counted[0] + counted[1] + counted[2]);
 	assert(!(word & H) || (word & L));
+	assert(((word & H) != 0) == (handing != NONE));
+	assert((owner != NONE) == ((word & (L | H)) == L));
 	assert(qlen == parked[0] + parked[1] + parked[2])
 }
 
 /*
- * atomic_compare_exchange(&word, &st, nw); on success the CAS also sets
- * the ghosts: counted[id], and handoff_to cleared with HANDOFF.
+ * atomic_compare_exchange(&word, &st, nw). On success it also sets the
+ * ghosts: counted[id]; the owner (taking LOCKED makes us the owner, and
+ * only the owner may clear it or set HANDOFF); the unlocker handing off.
  */
 inline cas(nw, cin)
 {
 	d_step {
 		if
 		:: word == st ->
-			word = nw; counted[id] = cin; ok = 1;
 			if
-			:: !(nw & H) -> handoff_to = NONE
+			:: !(st & L) && ((nw) & L) ->
+				assert(owner == NONE); owner = id
+			:: (st & (L | H)) == L && ((nw) & (L | H)) != L ->
+				assert(owner == id); owner = NONE
 			:: else -> skip
 			fi;
+			if
+			:: !(st & H) && ((nw) & H) -> handing = id
+			:: (st & H) && !((nw) & H) -> handing = NONE
+			:: else -> skip
+			fi;
+			word = (nw); counted[id] = cin; ok = 1;
 			invariants()
 		:: else -> st = word; ok = 0
 		fi
 	}
-}
-
-/* After a park that did not time out: the C loop's tail. */
-inline after_park()
-{
-	woken = (ret == OK);
-	ret = 0;
-	if
-	:: woken -> front = 1	/* if we lose this race, keep our place */
-	:: else -> skip
-	fi;
-	if
-	:: starving = 1		/* waited over GS_MUTEX_STARVATION_NS */
-	:: skip
-	fi;
-	st = word
 }
 
 /* mutex_taken(st, starving) into nw */
@@ -168,6 +204,14 @@ inline taken()
 	:: !starving || st / W == 1 -> nw = nw & ~S
 	:: else -> skip
 	fi
+}
+
+/* Dequeue the head q[0] (an unpark chose it). */
+inline qpop()
+{
+	parked[q[0]] = 0;
+	q[0] = q[1]; q[1] = q[2]; q[2] = NONE;
+	qlen--
 }
 
 /* Remove thread id from the queue (deadline or signal, not chosen). */
@@ -198,7 +242,11 @@ inline park()
 {
 	d_step {
 		if
+#ifdef NO_PARK_COMPARE
+		:: false -> ret = EAGAIN
+#else
 		:: !(word & L) -> ret = EAGAIN
+#endif
 		:: else ->
 			if
 			:: expired -> ret = ETIMEDOUT
@@ -222,20 +270,54 @@ inline park()
 	}
 }
 
-/* lot_unpark(lot, 0, 1) into n; ho: the unlocker is handing off. */
-inline unpark(ho)
+/* lot_wake(fd, 0, 1): plain unpark of the head. */
+inline wake()
 {
 	d_step {
 		if
 		:: qlen > 0 ->
+			woke[q[0]] = 1;
+			qpop();
+			invariants()
+		:: else -> skip
+		fi
+	}
+}
+
+/*
+ * lot_unpark(fd, 0, 1, GOSYNC_LOT_UNPARK_HANDOFF, -(HANDOFF + WAITER))
+ * into n: under the lot's lock, add to the word for the head, then mark
+ * it woken with token 1. The ghosts follow what the word now says: the
+ * head is counted out if the add took a waiter off, HANDOFF is no longer
+ * the unlocker's once clear, and the head owns the mutex if the word
+ * says held and not handed off. handoff_to records the waiter the kernel
+ * chose, for the strict hand-off property.
+ */
+inline unpark_handoff()
+{
+	d_step {
+		if
+		:: qlen > 0 ->
+			assert(handing == id && owner == NONE &&
+			       handoff_to == NONE);
+			n = word / W;
+			word = word - HANDOFF_SUB;
 			if
-			:: ho && (word & H) -> handoff_to = q[0]
+			:: word / W < n -> counted[q[0]] = 0
 			:: else -> skip
 			fi;
-			chosen[q[0]] = 1;
-			parked[q[0]] = 0;
-			q[0] = q[1]; q[1] = q[2]; q[2] = NONE;
-			qlen--;
+			if
+			:: !(word & H) -> handing = NONE
+			:: else -> skip
+			fi;
+			if
+			:: (word & (L | H)) == L -> owner = q[0]
+			:: else -> skip
+			fi;
+			handoff_to = q[0];
+			woke[q[0]] = 1;
+			token[q[0]] = 1;
+			qpop();
 			n = 1;
 			invariants()
 		:: else -> n = 0
@@ -244,39 +326,42 @@ inline unpark(ho)
 }
 
 /*
- * The CAS that took the mutex succeeded from snapshot st: properties 1
- * and 4 (a newcomer takes it only when neither STARVING nor HANDOFF is
- * set). The -DSTRICT_HANDOFF check is in lock(), before the claim.
+ * The mutex is ours (a CAS took it from snapshot st, or a hand-off):
+ * properties 1, 4 and 5 (strict hand-off: after a hand-off, the next
+ * thread into the critical section is the one the kernel chose).
  */
 inline got_it()
 {
 	d_step {
-		assert(queued || !(st & (S | H)));
+		assert(handoff_to == NONE || handoff_to == id);	/* 5 */
+		handoff_to = NONE;
 		assert(cs == 0);	/* 1: mutual exclusion */
+		assert(queued || !(st & (S | H)));	/* 4 */
+		assert(owner == id && !counted[id]);	/* 3 */
 		cs++;
 		/* dead until the unlock */
 		st = 0; nw = 0; ret = 0; queued = 0; starving = 0;
-		woken = 0; front = 0; expired = 0; ok = 0
+		front = 0; expired = 0; ok = 0
 	}
+}
+
+/*
+ * mutex_handed_off(): we own it; end starvation mode unless we starved
+ * and others wait. Its load and CAS loop are one step here (see lock()).
+ */
+inline handed_off()
+{
+	assert(handoff_to == id);	/* the park returned 1 to it alone */
+	st = word;
+	if
+	:: (st & S) && (!starving || st / W == 0) -> cas(st & ~S, 0)
+	:: else -> skip
+	fi
 }
 
 /*
  * mutex_lock_until(); res = 1: locked, 0: deadline. The fast path's CAS
  * from 0 and the slow path, without its spin phase.
- *
- * Note: 'woken' means "my last park returned 0", and that wake-up may
- * come from an unlock in normal mode that ran long before a hand-off.
- * So a HANDOFF can be claimed by a waiter other than the one its unpark
- * chose, and the starving waiter the kernel chose is passed over (it sees
- * LOCKED and re-parks at the front; the claimer's mutex_taken may even
- * end starvation mode). Safe, but not what the comment in lib/sync.c
- * says ("which alone may claim it"). -DSTRICT_HANDOFF finds it, e.g.:
- * T0 locks; T2 and T1 count in, T1 parks; T0 unlocks in normal mode and
- * is delayed before its unpark; T2's park gets EAGAIN; T0's unpark
- * chooses T1; T0 locks again (newcomer, mutex free, not starving); T2
- * sets STARVING and parks; T0 unlocks: hands off (LOCKED|STARVING|
- * HANDOFF) and unparks T2; T1, back from its old wake-up with woken set,
- * sees HANDOFF and claims it ahead of T2.
  *
  * Each atomic block below is local computation on the snapshot st ending
  * in at most one access to shared state (a CAS), and a failed CAS retries
@@ -298,18 +383,7 @@ inline lock()
 loop:
 	atomic {
 		if
-		:: woken && (st & H) ->
-			taken();
-#ifdef STRICT_HANDOFF
-			assert(word != st || handoff_to == id || handoff_to == NONE);
-#endif
-			cas(nw, 0);
-			if
-			:: ok -> got_it(); res = 1; goto locked
-			:: else -> goto loop
-			fi
-		:: !(woken && (st & H)) && !(st & L) &&
-		   (queued || !(st & S)) ->
+		:: !(st & L) && (queued || !(st & S)) ->
 			if
 			:: queued -> taken()
 			:: else -> nw = st | L
@@ -341,26 +415,39 @@ loop:
 	if
 	:: ret == QUEUED ->
 		if
-		:: atomic {
-			chosen[id] ->		/* unparked */
-				chosen[id] = 0;
-				ret = OK;
-				after_park()
+		:: d_step {
+			woke[id] ->		/* unparked */
+				woke[id] = 0;
+				ret = token[id];	/* OK or HANDED */
+				token[id] = 0
 		   }
-		   goto loop
-		:: timed ->			/* the deadline passes */
-			d_step {
+		:: d_step {
+			timed ->		/* the deadline passes */
 				expired = 1;
+#ifdef NO_SERVED_WINS
 				if
-				:: chosen[id] -> chosen[id] = 0; ret = OK
+				:: parked[id] -> qremove()
+				:: else -> woke[id] = 0; token[id] = 0
+				fi;
+				ret = ETIMEDOUT
+#else
+				if
+				:: woke[id] ->
+					woke[id] = 0;
+					ret = token[id];
+					token[id] = 0
 				:: else -> qremove(); ret = ETIMEDOUT
 				fi
-			}
+#endif
+		   }
 		:: d_step {
 			signals > 0 ->		/* a signal handler runs */
 				signals--;
 				if
-				:: chosen[id] -> chosen[id] = 0; ret = OK
+				:: woke[id] ->
+					woke[id] = 0;
+					ret = token[id];
+					token[id] = 0
 				:: else -> qremove(); ret = EINTR
 				fi
 		   }
@@ -369,8 +456,21 @@ loop:
 	fi;
 	atomic {
 		if
+		:: starving = 1		/* waited over GS_MUTEX_STARVATION_NS */
+		:: skip
+		fi;
+		if
+		:: ret == HANDED ->
+			handed_off();
+			got_it(); res = 1; goto locked
 		:: ret == ETIMEDOUT -> goto deadline
-		:: else -> after_park()
+		:: else ->
+			if
+			:: ret == OK -> front = 1	/* keep our place */
+			:: else -> skip
+			fi;
+			ret = 0;
+			st = word
 		fi
 	}
 	goto loop;
@@ -415,13 +515,17 @@ inline unlock()
 {
 	d_step {
 		/* the critical section ends */
-		assert(cs == 1 && !counted[id]);
-		cs--
+		assert(cs == 1 && owner == id && !counted[id]);
+		cs--;
+		st = L			/* the fast path's CAS expects LOCKED */
 	};
 ul:
 	atomic {
-		/* -EPERM for the holder: never (st may be stale: retried) */
-		assert(word != st || (st & (L | H)) == L);
+		/*
+		 * -EPERM for the holder: never. st is the expected LOCKED
+		 * or a value a failed CAS loaded, stale or not.
+		 */
+		assert((st & (L | H)) == L);
 		handoff = (st & S) && st / W > 0;
 		if
 		:: handoff -> nw = st | H
@@ -430,37 +534,35 @@ ul:
 		cas(nw, 0);
 		if
 		:: !ok -> goto ul
+		:: ok && st / W == 0 -> goto unlocked
 		:: else -> skip
-		fi;
-		if
-		:: st / W == 0 -> goto unlocked
-		:: st / W > 0 && !handoff -> goto release
-		:: else -> handoff = 0
 		fi
 	}
-	atomic {
-		unpark(1);
-		if
-		:: n > 0 -> goto unlocked
-		:: else -> skip
-		fi;
-		/* Nobody parked to take it: release it after all. */
-		st = nw
-	}
-wd:
-	atomic {
-		if
-		:: !(st & H) -> goto unlocked	/* claimed meanwhile */
-		:: else ->
-			cas(st & ~(H | L), 0);
+	if
+	:: handoff ->
+		atomic {
+			unpark_handoff();
 			if
-			:: ok -> skip
-			:: else -> goto wd
+			:: n > 0 -> goto unlocked
+			:: else -> skip
 			fi
-		fi
-	}
-release:
-	unpark(0);
+		}
+		/*
+		 * Nobody parked to take it: release it after all. HANDOFF is
+		 * still ours (asserted); the load and the CAS loop are one
+		 * step.
+		 */
+		atomic {
+			assert(handing == id && (word & (L | H)) == (L | H));
+			st = word;
+			cas(st & ~(H | L), 0)
+		}
+#ifdef NO_WAKE_AFTER_WITHDRAW
+		goto unlocked
+#endif
+	:: else -> skip
+	fi;
+	wake();
 unlocked:
 	atomic { st = 0; nw = 0; n = 0; handoff = 0; ok = 0; res = 0 }
 }
@@ -468,7 +570,7 @@ unlocked:
 proctype thread(byte id; byte rounds; bool timed)
 {
 	byte st, nw, n, j, ret, r;
-	bool ok, res, queued, starving, woken, front, expired, handoff;
+	bool ok, res, queued, starving, front, expired, handoff;
 
 	for (r : 1 .. rounds) {
 		lock();
@@ -485,11 +587,13 @@ init
 	q[0] = NONE; q[1] = NONE; q[2] = NONE;
 	atomic {
 		run thread(0, ROUNDS, 0);
-		run thread(1, 1, 0);
+		run thread(1, ROUNDS1, 0);
 		run thread(2, 1, 1)
 	}
 	/* Everybody got the mutex (or gave up): none sleeps for ever. */
 	finished == NT;
-	assert(word == 0 && qlen == 0 && cs == 0 && handoff_to == NONE &&
-	       !chosen[0] && !chosen[1] && !chosen[2])
+	assert(word == 0 && qlen == 0 && cs == 0 && owner == NONE &&
+	       handing == NONE && handoff_to == NONE &&
+	       !woke[0] && !woke[1] && !woke[2] &&
+	       !token[0] && !token[1] && !token[2])
 }
