@@ -3,6 +3,8 @@
  * Mutex and RWMutex, gosync against process-shared pthread locks:
  *   uncontended   lock+unlock on one thread, ns per pair, beside a bare
  *                 compare-and-swap pair (the floor of any atomic lock)
+ *                 and the other fast paths (semaphore acquire+release,
+ *                 buffered channel send+receive of 8 bytes)
  *   contended     2 and 4 processes each incrementing a shared counter
  *                 under the lock; ns per critical section (wall time over
  *                 all increments), the counter checked after each run
@@ -20,6 +22,8 @@ struct shared {
 	long counter;
 	gs_mutex *gm;
 	gs_rwmutex *grw;
+	gs_sem *sem;
+	gs_chan *ch;
 };
 
 static int cas_pair(void *ctx)
@@ -68,6 +72,21 @@ static int gs_wlock_pair(void *ctx)
 	struct shared *sh = ctx;
 
 	return gs_rwmutex_lock(sh->grw) || gs_rwmutex_unlock(sh->grw);
+}
+
+static int gs_sem_pair(void *ctx)
+{
+	struct shared *sh = ctx;
+
+	return gs_sem_acquire(sh->sem, 1) || gs_sem_release(sh->sem, 1);
+}
+
+static int gs_chan_pair(void *ctx)
+{
+	struct shared *sh = ctx;
+	uint64_t v = 7;
+
+	return gs_chan_send(sh->ch, &v) || gs_chan_recv(sh->ch, &v) != 1;
 }
 
 static int gs_mutex_increment(void *ctx)
@@ -119,6 +138,10 @@ int main(void)
 	err = gs_mutex_create(&sh->gm);
 	if (!err)
 		err = gs_rwmutex_create(&sh->grw);
+	if (!err)
+		err = gs_sem_create(&sh->sem, 1);
+	if (!err)
+		err = gs_chan_make(&sh->ch, sizeof(uint64_t), 64);
 	if (err) {
 		fprintf(stderr, "gosync: %s\n%s\n", gs_strerror(err),
 			gs_init_error());
@@ -131,9 +154,9 @@ int main(void)
 	pthread_rwlockattr_setpshared(&rwattr, PTHREAD_PROCESS_SHARED);
 	pthread_rwlock_init(&sh->rwlock, &rwattr);
 
-	printf("\nUncontended lock+unlock, ns per pair (%d reps of %ld)\n\n",
+	printf("\nUncontended fast paths, ns per pair (%d reps of %ld)\n\n",
 	       REPS, iters);
-	print_header("lock");
+	print_header("pair");
 	measure("bare CAS pair (floor)", cas_pair, sh, iters);
 	measure("gosync Mutex", gs_mutex_pair, sh, iters);
 	measure("pthread_mutex (pshared)", pthread_mutex_pair, sh, iters);
@@ -141,6 +164,8 @@ int main(void)
 	measure("pthread_rwlock read (pshared)", pthread_rdlock_pair, sh,
 		iters);
 	measure("gosync RWMutex write", gs_wlock_pair, sh, iters);
+	measure("gosync semaphore acquire+release", gs_sem_pair, sh, iters);
+	measure("gosync chan cap 64 send+recv 8 B", gs_chan_pair, sh, iters);
 
 	printf("\nContended: P processes increment one counter under the lock, ns per increment (5 reps of %ld per process)\n\n",
 	       contended_iters);
@@ -156,5 +181,7 @@ int main(void)
 	}
 	gs_mutex_destroy(sh->gm);
 	gs_rwmutex_destroy(sh->grw);
+	gs_sem_destroy(sh->sem);
+	gs_chan_destroy(sh->ch);
 	return 0;
 }

@@ -296,6 +296,7 @@ static void ring_set_flags(struct gosync_chan *ch, u64 flags)
 	if (!ch->ring)
 		return;
 	atomic64_or(flags, ch->tail);
+	/* Flag before slots: pairs with userspace's fence after a push/pop. */
 	smp_mb__after_atomic();
 }
 
