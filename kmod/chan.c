@@ -551,11 +551,16 @@ static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
 		return commit_self(self, index, -EPIPE);
 	/* Values pushed in userspace go to queued receivers first. */
 	chan_serve(ch, wk);
-	r = chan_claim_partner(&ch->recvq, self);
+	/*
+	 * Hand over directly only if no position of the ring is claimed: a
+	 * value behind a push still in progress must not be overtaken (its
+	 * pusher kicks once it is published, and we queue behind it).
+	 */
+	r = ring_len(ch) ? NULL : chan_claim_partner(&ch->recvq, self);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
 	if (r) {
-		/* A live receiver waits, so the ring is empty: hand over. */
+		/* A live receiver waits and the ring is empty: hand over. */
 		chan_copy(ch, r->buf, val);
 		ch->handoffs++;
 		owner_commit(r->owner, r->index, 1, wk);

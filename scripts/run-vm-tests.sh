@@ -59,11 +59,14 @@ make_payload() {
 # (Sanitizer settings matter only to the asan run's binaries.)
 export UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1
 rc=0
+uptime() { read -r up _ < /proc/uptime; echo "${up%.*}"; }
 for t in /gosync/selftests/*_test; do
 	name=${t##*/}
 	echo "GOSYNC-TEST-BEGIN $name"
+	t0=$(uptime)
 	"$t"
 	trc=$?
+	echo "GOSYNC-TEST-TIME $name $(( $(uptime) - t0 ))s"
 	echo "GOSYNC-TEST-END $name rc=$trc"
 	[ $trc = 0 ] || rc=1
 done
@@ -218,6 +221,7 @@ for k in "$@"; do
 		f=$((f + 1))
 	fi
 	echo "=== $k kernel: $p passed, $f failed, $s skipped (the VM's own health counts as one) ==="
+	echo "    seconds per binary:" $(awk '/^GOSYNC-TEST-TIME / { sub(/_test$/, "", $2); printf "%s %s ", $2, $3 }' "$log")
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
 	total_skip=$((total_skip + s))
