@@ -97,6 +97,7 @@ struct gosync_chan {
 	u32 elem_size;			/* immutable after creation */
 	u32 capacity;
 	u32 slot_size;
+	u64 pos_mod;			/* positions wrap here */
 	struct page **pages;		/* the ring: header page, then slots */
 	u32 nr_pages;
 	void *ring;			/* vmap() of @pages, or NULL */
@@ -149,26 +150,47 @@ static u64 ring_pos(u64 word)
 	return word & GOSYNC_CHAN_POS_MASK;
 }
 
-/* @a - @b on positions, as a signed number (they wrap at 2^48). */
-static s64 ring_diff(u64 a, u64 b)
+/*
+ * Positions count modulo ch->pos_mod, the largest multiple capacity * 2^k
+ * that fits in 48 bits, so that position % capacity, the slot, runs on
+ * smoothly across the wrap whatever the capacity (see the uapi header).
+ */
+static u64 ring_modulus(u32 capacity)
 {
-	return (s64)((a - b) << 16) >> 16;
+	u64 mod = capacity;
+
+	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
+		mod <<= 1;
+	return mod;
+}
+
+static u64 ring_next(struct gosync_chan *ch, u64 pos, u64 n)
+{
+	return (pos + n) % ch->pos_mod;
+}
+
+/* @a - @b modulo @mod, as a signed number in [-mod/2, mod/2). */
+static s64 ring_mod_diff(u64 a, u64 b, u64 mod)
+{
+	u64 d = (a % mod + mod - b % mod) % mod;
+
+	return d >= mod / 2 ? (s64)(d - mod) : (s64)d;
 }
 
 /*
  * The sequence number a slot holds when it is free for position @pos
  * (@full false) or holds the value of @pos (@full true): twice the
  * position, plus one when full, so that even a ring of one slot tells
- * "full" from "free for the next lap". Compared as positions are.
+ * "full" from "free for the next lap". Compared modulo 2 * pos_mod.
  */
 static u64 ring_seqno(u64 pos, bool full)
 {
-	return ((pos << 1) | full) & GOSYNC_CHAN_SEQ_MASK;
+	return (pos << 1) | full;
 }
 
-static s64 ring_seqdiff(u64 a, u64 b)
+static s64 ring_seqdiff(struct gosync_chan *ch, u64 a, u64 b)
 {
-	return (s64)((a - b) << 15) >> 15;
+	return ring_mod_diff(a, b, 2 * ch->pos_mod);
 }
 
 /* The slot of position @pos: its sequence number, then its value. */
@@ -201,15 +223,15 @@ static bool ring_push(struct gosync_chan *ch, const void *val)
 		pos = ring_pos(tail);
 		/* Pairs with the popper's release: its read of the slot is done. */
 		seq = smp_load_acquire(ring_seq(ch, pos));
-		if (ring_seqdiff(seq, ring_seqno(pos, false)) < 0)
+		if (ring_seqdiff(ch, seq, ring_seqno(pos, false)) < 0)
 			return false;
-		if (ring_seqdiff(seq, ring_seqno(pos, false)) > 0) {
+		if (ring_seqdiff(ch, seq, ring_seqno(pos, false)) > 0) {
 			tail = atomic64_read(ch->tail);
 			continue;
 		}
 		if (!atomic64_try_cmpxchg(ch->tail, &tail,
 					  (tail & RING_FLAGS) |
-					  ring_pos(pos + 1)))
+					  ring_next(ch, pos, 1)))
 			continue;
 		if (ch->elem_size)
 			memcpy(ring_value(ch, pos), val, ch->elem_size);
@@ -234,19 +256,21 @@ static bool ring_pop(struct gosync_chan *ch, void *val)
 		head = ring_pos(head);
 		/* Pairs with the pusher's release: its value is visible. */
 		seq = smp_load_acquire(ring_seq(ch, head));
-		if (ring_seqdiff(seq, ring_seqno(head, true)) < 0)
+		if (ring_seqdiff(ch, seq, ring_seqno(head, true)) < 0)
 			return false;
-		if (ring_seqdiff(seq, ring_seqno(head, true)) > 0) {
+		if (ring_seqdiff(ch, seq, ring_seqno(head, true)) > 0) {
 			head = atomic64_read(ch->head);
 			continue;
 		}
-		if (!atomic64_try_cmpxchg(ch->head, &head, ring_pos(head + 1)))
+		if (!atomic64_try_cmpxchg(ch->head, &head,
+					  ring_next(ch, head, 1)))
 			continue;
 		if (ch->elem_size && val)
 			memcpy(val, ring_value(ch, head), ch->elem_size);
 		/* Free the slot only after the value was read out. */
 		smp_store_release(ring_seq(ch, head),
-				  ring_seqno(head + ch->capacity, false));
+				  ring_seqno(ring_next(ch, head, ch->capacity),
+					     false));
 		return true;
 	}
 	return false;
@@ -282,7 +306,8 @@ static u32 ring_len(struct gosync_chan *ch)
 
 	if (!ch->ring)
 		return 0;
-	len = ring_diff(atomic64_read(ch->tail), atomic64_read(ch->head));
+	len = ring_mod_diff(ring_pos(atomic64_read(ch->tail)),
+			    ring_pos(atomic64_read(ch->head)), ch->pos_mod);
 	return clamp_t(s64, len, 0, ch->capacity);
 }
 
@@ -1274,6 +1299,7 @@ static int chan_ring_alloc(struct gosync_chan *ch)
 		return -ENOMEM;
 	ch->tail = ch->ring + offsetof(struct gosync_chan_shared, tail);
 	ch->head = ch->ring + offsetof(struct gosync_chan_shared, head);
+	ch->pos_mod = ring_modulus(ch->capacity);
 	for (i = 0; i < ch->capacity; i++)
 		*ring_seq(ch, i) = ring_seqno(i, false);
 	return 0;

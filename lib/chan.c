@@ -28,10 +28,13 @@ struct gs_chan {
 	char *slots;			/* in the ring, after its header page */
 	size_t ring_bytes;
 	uint32_t slot_size;
+	uint64_t pos_mod;		/* positions wrap here */
 	_Atomic uint64_t *tail, *head;
 };
 
 #define FLAGS		(~GOSYNC_CHAN_POS_MASK)
+/* How many lost races a fast push or pop takes before it asks the kernel. */
+#define RING_TRIES	64
 /* Flags that send the operation to the kernel instead. */
 #define PUSH_SLOW	(GOSYNC_CHAN_CLOSED | GOSYNC_CHAN_SEND_WAITERS | \
 			 GOSYNC_CHAN_RECV_WAITERS)
@@ -64,16 +67,34 @@ static uint64_t pos_of(uint64_t word)
 	return word & GOSYNC_CHAN_POS_MASK;
 }
 
+/* Positions wrap at the largest capacity * 2^k that fits in 48 bits. */
+static uint64_t pos_modulus(uint32_t capacity)
+{
+	uint64_t mod = capacity;
+
+	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
+		mod <<= 1;
+	return mod;
+}
+
+static uint64_t pos_next(gs_chan *ch, uint64_t pos, uint64_t n)
+{
+	return (pos + n) % ch->pos_mod;
+}
+
 /* The sequence of a slot free for @pos, or full with its value. */
 static uint64_t seqno(uint64_t pos, bool full)
 {
-	return ((pos << 1) | full) & GOSYNC_CHAN_SEQ_MASK;
+	return (pos << 1) | full;
 }
 
-/* Signed difference of two sequence numbers (they wrap at 2^49). */
-static int64_t seqdiff(uint64_t a, uint64_t b)
+/* @a - @b on sequence numbers (modulo 2 * pos_mod), signed. */
+static int64_t seqdiff(gs_chan *ch, uint64_t a, uint64_t b)
 {
-	return (int64_t)((a - b) << 15) >> 15;
+	uint64_t mod = 2 * ch->pos_mod;
+	uint64_t d = (a % mod + mod - b % mod) % mod;
+
+	return d >= mod / 2 ? (int64_t)(d - mod) : (int64_t)d;
 }
 
 static _Atomic uint64_t *slot_seq(gs_chan *ch, uint64_t pos)
@@ -131,15 +152,16 @@ static bool fast_push(gs_chan *ch, const void *value)
 		return false;
 	touch(value, ch->elem_size, false);
 	tail = atomic_load_explicit(ch->tail, memory_order_relaxed);
-	for (;;) {
-		if (tail & PUSH_SLOW)
+	for (int tries = 0;; tries++) {
+		/* Losing this often (or a scribbled ring): ask the kernel. */
+		if ((tail & PUSH_SLOW) || tries == RING_TRIES)
 			return false;
 		pos = pos_of(tail);
 		sp = slot_seq(ch, pos);
 		seq = atomic_load_explicit(sp, memory_order_acquire);
-		if (seqdiff(seq, seqno(pos, false)) < 0)
+		if (seqdiff(ch, seq, seqno(pos, false)) < 0)
 			return false;	/* full */
-		if (seqdiff(seq, seqno(pos, false)) > 0) {
+		if (seqdiff(ch, seq, seqno(pos, false)) > 0) {
 			tail = atomic_load_explicit(ch->tail,
 						    memory_order_relaxed);
 			continue;
@@ -147,7 +169,7 @@ static bool fast_push(gs_chan *ch, const void *value)
 		/* Keep the flags: only POLLED ones can be set here. */
 		if (atomic_compare_exchange_weak(ch->tail, &tail,
 						 (tail & FLAGS) |
-						 pos_of(pos + 1)))
+						 pos_next(ch, pos, 1)))
 			break;
 	}
 	if (ch->elem_size)
@@ -170,13 +192,15 @@ static bool fast_pop(gs_chan *ch, void *value)
 	    (atomic_load_explicit(ch->tail, memory_order_relaxed) & POP_SLOW))
 		return false;
 	head = atomic_load_explicit(ch->head, memory_order_relaxed);
-	for (;;) {
+	for (int tries = 0;; tries++) {
+		if (tries == RING_TRIES)
+			return false;
 		head = pos_of(head);
 		sp = slot_seq(ch, head);
 		seq = atomic_load_explicit(sp, memory_order_acquire);
-		if (seqdiff(seq, seqno(head, true)) < 0)
+		if (seqdiff(ch, seq, seqno(head, true)) < 0)
 			return false;	/* empty, or a push in progress */
-		if (seqdiff(seq, seqno(head, true)) > 0) {
+		if (seqdiff(ch, seq, seqno(head, true)) > 0) {
 			head = atomic_load_explicit(ch->head,
 						    memory_order_relaxed);
 			continue;
@@ -186,12 +210,12 @@ static bool fast_pop(gs_chan *ch, void *value)
 			touched = true;
 		}
 		if (atomic_compare_exchange_weak(ch->head, &head,
-						 pos_of(head + 1)))
+						 pos_next(ch, head, 1)))
 			break;
 	}
 	if (ch->elem_size && value)
 		memcpy(value, (const void *)(sp + 1), ch->elem_size);
-	atomic_store_explicit(sp, seqno(head + ch->capacity, false),
+	atomic_store_explicit(sp, seqno(pos_next(ch, head, ch->capacity), false),
 			      memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(ch->tail, memory_order_relaxed) & POP_KICK)
@@ -240,6 +264,8 @@ int gs_chan_from_fd_sized(gs_chan **chp, int fd, size_t elem_size)
 	ch->elem_size = st.elem_size;
 	ch->capacity = st.capacity;
 	ch->slot_size = GOSYNC_CHAN_SLOT_SIZE(st.elem_size);
+	if (st.capacity)
+		ch->pos_mod = pos_modulus(st.capacity);
 	if (st.capacity)
 		ring_map(ch);	/* else, or if it fails: ioctls only */
 	*chp = ch;

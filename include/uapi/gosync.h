@@ -198,13 +198,15 @@ struct gosync_sem_status {
  *  - The header page starts with struct gosync_chan_shared: @tail, the
  *    next position to fill, in its low 48 bits (GOSYNC_CHAN_POS_MASK),
  *    with flags above; and @head, the next position to empty. Positions
- *    only grow (modulo 2^48). Slot i (i = position % capacity) is
- *    GOSYNC_CHAN_SLOT_SIZE(elem_size) bytes: a __u64 sequence number,
- *    then the value. A slot free for position p holds sequence 2p; one
- *    holding p's value, 2p + 1 (modulo 2^49, GOSYNC_CHAN_SEQ_MASK;
- *    compared as signed differences). Slot i holds 2i at creation.
- *  - Push (Vyukov's bounded queue): read @tail = p; if it has no flag and
- *    its slot's sequence is 2p, claim p by swapping @tail to p + 1 (flags
+ *    only grow, modulo M: the largest capacity * 2^k that fits in 48
+ *    bits, so that the slot, position % capacity, steps on smoothly where
+ *    positions wrap. Slot i is GOSYNC_CHAN_SLOT_SIZE(elem_size) bytes: a
+ *    __u64 sequence number, then the value. A slot free for position p
+ *    holds sequence 2p; one holding p's value, 2p + 1 (sequences modulo
+ *    2M, compared as signed differences). Slot i holds 2i at creation.
+ *  - Push (Vyukov's bounded queue; p + 1 is modulo M): read @tail = p; if
+ *    it has no flag and its slot's sequence is 2p, claim p by swapping
+ *    @tail to p + 1 (flags
  *    included, so a flag set meanwhile makes the swap fail), write the
  *    value, then store sequence 2p + 1 (release). A sequence below 2p
  *    means the ring is full. Pop: read @head = p; if the slot's sequence
@@ -237,7 +239,6 @@ struct gosync_sem_status {
  * gives up a swap it lost too many times rather than spin.
  */
 #define GOSYNC_CHAN_POS_MASK		((1ULL << 48) - 1)
-#define GOSYNC_CHAN_SEQ_MASK		((1ULL << 49) - 1)
 #define GOSYNC_CHAN_CLOSED		(1ULL << 63)
 #define GOSYNC_CHAN_SEND_WAITERS	(1ULL << 62)
 #define GOSYNC_CHAN_RECV_WAITERS	(1ULL << 61)
