@@ -293,9 +293,25 @@ static uint64_t ring_flags(struct ring *r)
 	return atomic_load(r->tail) & FLAGS_MASK;
 }
 
+/* Positions wrap at M, the largest cap * 2^k that fits in 48 bits. */
+static uint64_t pos_mod(uint32_t cap)
+{
+	uint64_t mod = cap;
+
+	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
+		mod <<= 1;
+	return mod;
+}
+
+static uint64_t pos_add(struct ring *r, uint64_t pos, uint64_t n)
+{
+	return (pos + n) % pos_mod(r->cap);
+}
+
+/* A slot free for @pos holds 2 * pos; one with @pos's value, 2 * pos + 1. */
 static uint64_t seqno(uint64_t pos, bool full)
 {
-	return ((pos << 1) | full) & GOSYNC_CHAN_SEQ_MASK;
+	return (pos << 1) | full;
 }
 
 /* Wait (bounded) until (tail & @mask) == @want. */
@@ -334,7 +350,7 @@ static int hand_claim(struct ring *r, uint64_t *pos)
 		return -EAGAIN;
 	if (!atomic_compare_exchange_strong(r->tail, &tail,
 					    (tail & FLAGS_MASK) |
-					    ((p + 1) & GOSYNC_CHAN_POS_MASK)))
+					    pos_add(r, p, 1)))
 		return -EBUSY;
 	*pos = p;
 	return 0;
@@ -367,12 +383,11 @@ static int hand_pop(struct ring *r, void *val)
 	if (atomic_load_explicit(ring_seq(r, p), memory_order_acquire) !=
 	    seqno(p, true))
 		return -EAGAIN;
-	if (!atomic_compare_exchange_strong(r->head, &head,
-					    (p + 1) & GOSYNC_CHAN_POS_MASK))
+	if (!atomic_compare_exchange_strong(r->head, &head, pos_add(r, p, 1)))
 		return -EBUSY;
 	if (r->elem)
 		memcpy(val, ring_val(r, p), r->elem);
-	atomic_store_explicit(ring_seq(r, p), seqno(p + r->cap, false),
+	atomic_store_explicit(ring_seq(r, p), seqno(pos_add(r, p, r->cap), false),
 			      memory_order_release);
 	return 0;
 }
@@ -2085,14 +2100,18 @@ static void *wrap_main(void *arg)
 	return NULL;
 }
 
-TEST(positions_wrap_at_2_48)
+/*
+ * Positions wrap at M = cap * 2^k (the largest that fits in 48 bits):
+ * start just before it, and go round the ring across the wrap.
+ */
+TEST(positions_wrap_at_a_multiple_of_the_capacity)
 {
 	static const uint32_t caps[] = { 1, 2, 3, 4, 5, 6, 7, 8, 1000 };
 
 	for (size_t ci = 0; ci < ARRAY_SIZE(caps); ci++) {
 		for (int mode = 0; mode < 2; mode++) {
 			const uint32_t cap = caps[ci];
-			const uint64_t p0 = GOSYNC_CHAN_POS_MASK - cap;
+			const uint64_t p0 = pos_mod(cap) - cap;
 			struct wrap_run w = { .cap = cap, .mode = mode };
 			bool hung = false;
 			struct ring r;
