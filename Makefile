@@ -21,7 +21,7 @@ KERNEL    ?= debug stock asan
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 WARN      := -Wall -Wextra -Werror
-LIB_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -Iinclude -pthread
+LIB_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -fno-semantic-interposition -Iinclude -pthread
 TEST_CFLAGS := -std=gnu11 $(WARN) -Iinclude -isystem $(BUILD)/kselftest -Iselftests -pthread
 # gs_map runs on liburcu: the RCU hash table (urcu-cds) and the
 # bulletproof flavour (urcu-bp), which needs no thread registration.

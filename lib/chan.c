@@ -29,6 +29,7 @@ struct gs_chan {
 	size_t ring_bytes;
 	uint32_t slot_size;
 	uint64_t pos_mod;		/* positions wrap here */
+	uint64_t cap_mask;		/* capacity - 1 for a power of two */
 	_Atomic uint64_t *tail, *head;
 };
 
@@ -77,9 +78,11 @@ static uint64_t pos_modulus(uint32_t capacity)
 	return mod;
 }
 
+/* @pos + @n modulo M, for @n <= M (no division: this is the hot path). */
 static uint64_t pos_next(gs_chan *ch, uint64_t pos, uint64_t n)
 {
-	return (pos + n) % ch->pos_mod;
+	pos += n;
+	return pos >= ch->pos_mod ? pos - ch->pos_mod : pos;
 }
 
 /* The sequence of a slot free for @pos, or full with its value. */
@@ -88,19 +91,27 @@ static uint64_t seqno(uint64_t pos, bool full)
 	return (pos << 1) | full;
 }
 
-/* @a - @b on sequence numbers (modulo 2 * pos_mod), signed. */
+/*
+ * @a - @b on sequence numbers (modulo 2M), signed. Both are below 2M
+ * unless the ring was scribbled on, and then any answer is as good (the
+ * caller gives up after RING_TRIES).
+ */
 static int64_t seqdiff(gs_chan *ch, uint64_t a, uint64_t b)
 {
-	uint64_t mod = 2 * ch->pos_mod;
-	uint64_t d = (a % mod + mod - b % mod) % mod;
+	int64_t mod = (int64_t)(2 * ch->pos_mod), d = (int64_t)(a - b);
 
-	return d >= mod / 2 ? (int64_t)(d - mod) : (int64_t)d;
+	if (d >= mod / 2)
+		d -= mod;
+	else if (d < -mod / 2)
+		d += mod;
+	return d;
 }
 
 static _Atomic uint64_t *slot_seq(gs_chan *ch, uint64_t pos)
 {
-	return (_Atomic uint64_t *)(ch->slots +
-		(size_t)(pos % ch->capacity) * ch->slot_size);
+	uint64_t slot = ch->cap_mask ? pos & ch->cap_mask : pos % ch->capacity;
+
+	return (_Atomic uint64_t *)(ch->slots + (size_t)slot * ch->slot_size);
 }
 
 /*
@@ -129,6 +140,17 @@ static void touch(const void *p, size_t size, bool write)
 		else
 			(void)*c;
 	}
+}
+
+/* Copy a value; the common word-sized ones without a library call. */
+static void copy_value(void *dst, const void *src, uint32_t size)
+{
+	if (size == 8)
+		memcpy(dst, src, 8);
+	else if (size == 4)
+		memcpy(dst, src, 4);
+	else if (size)
+		memcpy(dst, src, size);
 }
 
 static void kick(gs_chan *ch)
@@ -172,11 +194,14 @@ static bool fast_push(gs_chan *ch, const void *value)
 						 pos_next(ch, pos, 1)))
 			break;
 	}
-	if (ch->elem_size)
-		memcpy((void *)(sp + 1), value, ch->elem_size);
-	atomic_store_explicit(sp, seqno(pos, true), memory_order_release);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(ch->tail, memory_order_relaxed) & PUSH_KICK)
+	copy_value((void *)(sp + 1), value, ch->elem_size);
+	/*
+	 * Publish, then read the flags: both sequentially consistent, so the
+	 * read cannot pass the store (the kernel's flag setter has its full
+	 * barrier between flag and slot reads).
+	 */
+	atomic_store(sp, seqno(pos, true));
+	if (atomic_load(ch->tail) & PUSH_KICK)
 		kick(ch);
 	return true;
 }
@@ -213,12 +238,11 @@ static bool fast_pop(gs_chan *ch, void *value)
 						 pos_next(ch, head, 1)))
 			break;
 	}
-	if (ch->elem_size && value)
-		memcpy(value, (const void *)(sp + 1), ch->elem_size);
-	atomic_store_explicit(sp, seqno(pos_next(ch, head, ch->capacity), false),
-			      memory_order_release);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(ch->tail, memory_order_relaxed) & POP_KICK)
+	if (value)
+		copy_value(value, (const void *)(sp + 1), ch->elem_size);
+	/* Free the slot, then read the flags, as after a push. */
+	atomic_store(sp, seqno(pos_next(ch, head, ch->capacity), false));
+	if (atomic_load(ch->tail) & POP_KICK)
 		kick(ch);
 	return true;
 }
@@ -266,6 +290,8 @@ int gs_chan_from_fd_sized(gs_chan **chp, int fd, size_t elem_size)
 	ch->slot_size = GOSYNC_CHAN_SLOT_SIZE(st.elem_size);
 	if (st.capacity)
 		ch->pos_mod = pos_modulus(st.capacity);
+	if (st.capacity > 1 && !(st.capacity & (st.capacity - 1)))
+		ch->cap_mask = st.capacity - 1;
 	if (st.capacity)
 		ring_map(ch);	/* else, or if it fails: ioctls only */
 	*chp = ch;
@@ -300,7 +326,9 @@ int gs_chan_send_until(gs_chan *ch, const void *value, uint64_t deadline,
 
 int gs_chan_send(gs_chan *ch, const void *value)
 {
-	return gs_chan_send_until(ch, value, GS_FOREVER, 0);
+	if (fast_push(ch, value))
+		return 0;
+	return xfer(ch, GOSYNC_IOC_CHAN_SEND, value, GS_FOREVER, 0);
 }
 
 int gs_chan_try_send(gs_chan *ch, const void *value)
@@ -323,7 +351,9 @@ int gs_chan_recv_until(gs_chan *ch, void *value, uint64_t deadline,
 
 int gs_chan_recv(gs_chan *ch, void *value)
 {
-	return gs_chan_recv_until(ch, value, GS_FOREVER, 0);
+	if (fast_pop(ch, value))
+		return 1;
+	return xfer(ch, GOSYNC_IOC_CHAN_RECV, value, GS_FOREVER, 0);
 }
 
 int gs_chan_try_recv(gs_chan *ch, void *value)
