@@ -276,27 +276,44 @@ static bool ring_pop(struct gosync_chan *ch, void *val)
 	return false;
 }
 
-/* Is a value ready at the head / a slot free at the tail (a hint)? */
+/*
+ * Is a value ready at the head / a slot free at the tail? A slot whose
+ * sequence is ahead of the position read means that a pop (push) went by
+ * in between: read the position again, as ring_pop() does, rather than
+ * answer "no" to a ring that has one.
+ */
 static bool ring_readable(struct gosync_chan *ch)
 {
+	int tries;
 	u64 head;
+	s64 d;
 
-	if (!ch->ring)
-		return false;
-	head = ring_pos(atomic64_read(ch->head));
-	/* As in ring_pop(): a published value. */
-	return smp_load_acquire(ring_seq(ch, head)) == ring_seqno(head, true);
+	for (tries = 0; ch->ring && tries < RING_TRIES; tries++) {
+		head = ring_pos(atomic64_read(ch->head));
+		/* As in ring_pop(): a published value. */
+		d = ring_seqdiff(ch, smp_load_acquire(ring_seq(ch, head)),
+				 ring_seqno(head, true));
+		if (d <= 0)
+			return !d;
+	}
+	return false;
 }
 
 static bool ring_writable(struct gosync_chan *ch)
 {
+	int tries;
 	u64 tail;
+	s64 d;
 
-	if (!ch->ring)
-		return false;
-	tail = ring_pos(atomic64_read(ch->tail));
-	/* As in ring_push(): a freed slot. */
-	return smp_load_acquire(ring_seq(ch, tail)) == ring_seqno(tail, false);
+	for (tries = 0; ch->ring && tries < RING_TRIES; tries++) {
+		tail = ring_pos(atomic64_read(ch->tail));
+		/* As in ring_push(): a freed slot. */
+		d = ring_seqdiff(ch, smp_load_acquire(ring_seq(ch, tail)),
+				 ring_seqno(tail, false));
+		if (d <= 0)
+			return !d;
+	}
+	return false;
 }
 
 /* Positions claimed and not yet freed: values, in the ring or on the way. */
@@ -513,10 +530,11 @@ static void chan_sync_flags(struct gosync_chan *ch)
  * channel is closed and drained (no push in progress either), the
  * remaining receivers get "closed".
  */
-static void chan_serve_receivers(struct gosync_chan *ch,
+static bool chan_serve_receivers(struct gosync_chan *ch,
 				 struct gosync_wakeups *wk)
 {
 	struct chan_entry *e;
+	bool served = false;
 
 	while (ring_readable(ch) &&
 	       (e = chan_claim_partner(&ch->recvq, NULL))) {
@@ -526,12 +544,14 @@ static void chan_serve_receivers(struct gosync_chan *ch,
 			break;
 		}
 		owner_commit(e->owner, e->index, 1, wk);
+		served = true;
 	}
 	while (ch->closed && !ring_len(ch) &&
 	       (e = chan_claim_partner(&ch->recvq, NULL))) {
 		chan_copy(ch, e->buf, NULL);
 		owner_commit(e->owner, e->index, 0, wk);
 	}
+	return served;
 }
 
 /*
@@ -543,22 +563,28 @@ static void chan_serve_receivers(struct gosync_chan *ch,
 static void chan_serve(struct gosync_chan *ch, struct gosync_wakeups *wk)
 {
 	struct chan_entry *e;
+	bool moved;
 
 	lockdep_assert_held(&ch->lock);
 	if (!ch->ring)
 		return;
-	chan_serve_receivers(ch, wk);
-	while (ring_writable(ch) &&
-	       (e = chan_claim_partner(&ch->sendq, NULL))) {
-		if (!ring_push(ch, e->buf)) {
-			owner_release(e->owner);
-			list_add(&e->node, &ch->sendq);
-			break;
+	/*
+	 * Until nothing moves: a value given to a receiver frees a slot for
+	 * a queued sender, whose value may be for the next receiver.
+	 */
+	do {
+		moved = chan_serve_receivers(ch, wk);
+		while (ring_writable(ch) &&
+		       (e = chan_claim_partner(&ch->sendq, NULL))) {
+			if (!ring_push(ch, e->buf)) {
+				owner_release(e->owner);
+				list_add(&e->node, &ch->sendq);
+				break;
+			}
+			owner_commit(e->owner, e->index, 0, wk);
+			moved = true;
 		}
-		owner_commit(e->owner, e->index, 0, wk);
-	}
-	/* Those values may be for receivers that queued meanwhile. */
-	chan_serve_receivers(ch, wk);
+	} while (moved);
 }
 
 /*
