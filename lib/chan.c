@@ -3,8 +3,8 @@
  * libgosync: channels. The kernel holds the wait queues; a buffered
  * channel's ring is mapped here, and a send that finds room, or a receive
  * that finds a value, is done on it with atomics alone (the protocol is
- * written down above GOSYNC_CHAN_POS_MASK in the uapi header). Anything
- * else is one ioctl.
+ * written down above GOSYNC_CHAN_POS_MASK in the uapi header, and checked
+ * by spin/chan.pml). Anything else is one ioctl.
  */
 #define _GNU_SOURCE
 #include <errno.h>
