@@ -155,15 +155,6 @@ static u64 ring_pos(u64 word)
  * that fits in 48 bits, so that position % capacity, the slot, runs on
  * smoothly across the wrap whatever the capacity (see the uapi header).
  */
-static u64 ring_modulus(u32 capacity)
-{
-	u64 mod = capacity;
-
-	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
-		mod <<= 1;
-	return mod;
-}
-
 static u64 ring_next(struct gosync_chan *ch, u64 pos, u64 n)
 {
 	return (pos + n) % ch->pos_mod;
@@ -1325,7 +1316,7 @@ static int chan_ring_alloc(struct gosync_chan *ch)
 		return -ENOMEM;
 	ch->tail = ch->ring + offsetof(struct gosync_chan_shared, tail);
 	ch->head = ch->ring + offsetof(struct gosync_chan_shared, head);
-	ch->pos_mod = ring_modulus(ch->capacity);
+	ch->pos_mod = gosync_chan_pos_modulus(ch->capacity);
 	for (i = 0; i < ch->capacity; i++)
 		*ring_seq(ch, i) = ring_seqno(i, false);
 	return 0;

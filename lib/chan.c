@@ -68,16 +68,6 @@ static uint64_t pos_of(uint64_t word)
 	return word & GOSYNC_CHAN_POS_MASK;
 }
 
-/* Positions wrap at the largest capacity * 2^k that fits in 48 bits. */
-static uint64_t pos_modulus(uint32_t capacity)
-{
-	uint64_t mod = capacity;
-
-	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
-		mod <<= 1;
-	return mod;
-}
-
 /* @pos + @n modulo M, for @n <= M (no division: this is the hot path). */
 static uint64_t pos_next(gs_chan *ch, uint64_t pos, uint64_t n)
 {
@@ -289,7 +279,7 @@ int gs_chan_from_fd_sized(gs_chan **chp, int fd, size_t elem_size)
 	ch->capacity = st.capacity;
 	ch->slot_size = GOSYNC_CHAN_SLOT_SIZE(st.elem_size);
 	if (st.capacity)
-		ch->pos_mod = pos_modulus(st.capacity);
+		ch->pos_mod = gosync_chan_pos_modulus(st.capacity);
 	if (st.capacity > 1 && !(st.capacity & (st.capacity - 1)))
 		ch->cap_mask = st.capacity - 1;
 	if (st.capacity)

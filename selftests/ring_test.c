@@ -293,19 +293,9 @@ static uint64_t ring_flags(struct ring *r)
 	return atomic_load(r->tail) & FLAGS_MASK;
 }
 
-/* Positions wrap at M, the largest cap * 2^k that fits in 48 bits. */
-static uint64_t pos_mod(uint32_t cap)
-{
-	uint64_t mod = cap;
-
-	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
-		mod <<= 1;
-	return mod;
-}
-
 static uint64_t pos_add(struct ring *r, uint64_t pos, uint64_t n)
 {
-	return (pos + n) % pos_mod(r->cap);
+	return (pos + n) % gosync_chan_pos_modulus(r->cap);
 }
 
 /* A slot free for @pos holds 2 * pos; one with @pos's value, 2 * pos + 1. */
@@ -2111,7 +2101,7 @@ TEST(positions_wrap_at_a_multiple_of_the_capacity)
 	for (size_t ci = 0; ci < ARRAY_SIZE(caps); ci++) {
 		for (int mode = 0; mode < 2; mode++) {
 			const uint32_t cap = caps[ci];
-			const uint64_t p0 = pos_mod(cap) - cap;
+			const uint64_t p0 = gosync_chan_pos_modulus(cap) - cap;
 			struct wrap_run w = { .cap = cap, .mode = mode };
 			bool hung = false;
 			struct ring r;

@@ -246,6 +246,16 @@ struct gosync_sem_status {
 #define GOSYNC_CHAN_POLLED_OUT		(1ULL << 59)
 #define GOSYNC_CHAN_SLOT_SIZE(elem)	(8 + (((elem) + 7) & ~7U))
 
+/* M: where ring positions wrap, the largest @capacity * 2^k in 48 bits. */
+static inline __u64 gosync_chan_pos_modulus(__u32 capacity)
+{
+	__u64 mod = capacity;
+
+	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
+		mod <<= 1;
+	return mod;
+}
+
 struct gosync_chan_shared {
 	__u64 tail;
 	__u64 pad1[7];		/* @head on its own cache line */
