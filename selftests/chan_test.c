@@ -2080,7 +2080,7 @@ static void *mpmc_recv_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(mpmc, four_senders_four_receivers_distinct_values, 120)
+TEST_F(mpmc, four_senders_four_receivers_distinct_values)
 {
 	struct mpmc_sender snd[MPMC_SENDERS];
 	struct mpmc_receiver rcv[MPMC_RECEIVERS];
@@ -2236,7 +2236,7 @@ static void *race_recv_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(mpmc, no_value_lost_to_deadlines_or_signals, 120)
+TEST_F(mpmc, no_value_lost_to_deadlines_or_signals)
 {
 	struct race_sender snd[RACE_SENDERS];
 	struct race_receiver rcv[RACE_RECEIVERS];

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,8 +34,29 @@
 #define NS_PER_MS	1000000ULL
 #define NS_PER_SEC	1000000000ULL
 
-/* Bound on any wait a test expects to end by itself: a bug fails, not hangs. */
-#define WAIT_LIMIT_MS	10000
+/*
+ * Watchdogs. A test never fails because the machine is slow: a wait for
+ * something that must happen (a wake-up, a thread parking, a child
+ * exiting, a deadline passing) waits for that event itself and gives up
+ * only after WAIT_LIMIT_MS, which is the hang: a bug fails rather than
+ * hangs. It is at least 20 times the slowest such wait ever seen (the
+ * debug kernel under QEMU TCG, on a 2-core host shared with other
+ * builds). Only windows that check that something does *not* happen (a
+ * call that must stay blocked) may be short: a slow machine cannot make
+ * those fail.
+ */
+#define WAIT_LIMIT_MS	60000
+
+/*
+ * The harness's watchdog on each test (its own default is 30 s, less than
+ * the slowest tests take on the debug kernel): every test gets at least
+ * 20 times the longest any test was seen to take (under a minute), so
+ * its expiry, too, is a hang. The VM runner's console watchdog is longer
+ * still (scripts/vm.sh).
+ */
+#define GS_TEST_TIMEOUT_S	1200
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT	GS_TEST_TIMEOUT_S
 
 /* ------------------------------------------------------------------ */
 /* Time                                                                 */
@@ -216,6 +238,45 @@ GS_TEST_UNUSED static int join_ms(pthread_t tid, unsigned int ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	return pthread_timedjoin_np(tid, NULL, &ts);
+}
+
+/* The kernel's id of the calling thread. */
+GS_TEST_UNUSED static pid_t gs_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/*
+ * Wait until thread @tid of this process is blocked in system call @nr
+ * (SYS_ioctl, SYS_poll, ...), as the kernel tells in
+ * /proc/self/task/TID/syscall ("running" while it runs): the way to know
+ * that a thread sleeps where no object counts its waiters, instead of
+ * sleeping and hoping. 0, -ETIMEDOUT after WAIT_LIMIT_MS, or the errno of
+ * the read.
+ */
+GS_TEST_UNUSED static int wait_in_syscall(pid_t tid, long nr)
+{
+	uint64_t t0 = mono_ns();
+	char path[64], buf[128];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	for (;;) {
+		ssize_t n;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			return -errno;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n < 0)
+			return -errno;
+		buf[n] = '\0';
+		if (buf[0] != 'r' && strtol(buf, NULL, 10) == nr)
+			return 0;
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
 }
 
 /* ------------------------------------------------------------------ */

@@ -1358,7 +1358,7 @@ static void *racer_main(void *arg)
  * Unpark a parked thread at about its deadline, many times: it returns 0
  * exactly when the unpark counted it, -ETIMEDOUT otherwise.
  */
-TEST_F_TIMEOUT(lot, unpark_racing_deadline_is_never_lost, 60)
+TEST_F(lot, unpark_racing_deadline_is_never_lost)
 {
 	enum { ROUNDS = 150 };
 	uint64_t seed = 0x1234567, wins = 0;
@@ -1453,7 +1453,7 @@ static void *crowd_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(lot, unparks_across_a_shared_deadline_are_never_lost, 60)
+TEST_F(lot, unparks_across_a_shared_deadline_are_never_lost)
 {
 	pthread_t thr[CROWD];
 	struct crowd c;
@@ -1515,7 +1515,7 @@ TEST_F_TIMEOUT(lot, unparks_across_a_shared_deadline_are_never_lost, 60)
 }
 
 /* The same with a signal (no SA_RESTART) instead of the deadline. */
-TEST_F_TIMEOUT(lot, unpark_racing_signal_is_never_lost, 60)
+TEST_F(lot, unpark_racing_signal_is_never_lost)
 {
 	enum { ROUNDS = 150 };
 	uint64_t seed = 0xabcdef, wins = 0;
@@ -1645,7 +1645,7 @@ static void *stress_unparker(void *arg)
  * all at once: every wake-up an unpark counted is a park that returned 0,
  * and in the end nobody is left parked.
  */
-TEST_F_TIMEOUT(lot, stress_conserves_wakeups, 60)
+TEST_F(lot, stress_conserves_wakeups)
 {
 	struct stress_thread par[STRESS_PARKERS], unp[STRESS_UNPARKERS];
 	struct stress s;
@@ -1765,7 +1765,7 @@ static void *mtx_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(lot, futex_mutex_loses_no_wakeup, 60)
+TEST_F(lot, futex_mutex_loses_no_wakeup)
 {
 	pthread_t thr[MTX_THREADS];
 	struct gosync_lot_status st;
@@ -2188,7 +2188,7 @@ static void *scribble_user_main(void *arg)
 
 #define SCRIBBLE_USERS	6
 
-TEST_F_TIMEOUT(lot, scribbled_page_keeps_kernel_sane, 60)
+TEST_F(lot, scribbled_page_keeps_kernel_sane)
 {
 	struct scribble_thread users[SCRIBBLE_USERS], scr;
 	struct scribble x;
@@ -2239,7 +2239,7 @@ TEST_F_TIMEOUT(lot, scribbled_page_keeps_kernel_sane, 60)
 
 #define MANY	200
 
-TEST_F_TIMEOUT(lot, many_waiters_on_distinct_words, 90)
+TEST_F(lot, many_waiters_on_distinct_words)
 {
 	struct parker *p;
 	int fd = self->fd;

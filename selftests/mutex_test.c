@@ -744,7 +744,7 @@ static int counters_get(int fd, struct counters *c)
 	EXPECT_LE(0, (b).fi_parks);					\
 } while (0)
 
-TEST_F_TIMEOUT(slow, mutex_fast_path_makes_no_syscalls, 120)
+TEST_F(slow, mutex_fast_path_makes_no_syscalls)
 {
 	struct counters c0, c1;
 	volatile uint64_t *w;
@@ -788,7 +788,7 @@ TEST_F_TIMEOUT(slow, mutex_fast_path_makes_no_syscalls, 120)
 	gs_mutex_destroy(m);
 }
 
-TEST_F_TIMEOUT(slow, rwmutex_fast_path_makes_no_syscalls, 120)
+TEST_F(slow, rwmutex_fast_path_makes_no_syscalls)
 {
 	struct counters c0, c1;
 	volatile uint64_t *w;
@@ -981,7 +981,7 @@ static int excl_run_threads(gs_mutex *m, struct excl *x, int n, int ops,
 #define EXCL_THREADS	6
 #define EXCL_OPS	4000
 
-TEST_F_TIMEOUT(slow, mutex_excludes_threads, 90)
+TEST_F(slow, mutex_excludes_threads)
 {
 	struct gosync_lot_status st;
 	volatile uint64_t *w;
@@ -1017,7 +1017,7 @@ TEST_F_TIMEOUT(slow, mutex_excludes_threads, 90)
 #define EXCL_PROC_THREADS	2
 #define EXCL_PROC_OPS		2500
 
-TEST_F_TIMEOUT(slow, mutex_excludes_forked_processes, 90)
+TEST_F(slow, mutex_excludes_forked_processes)
 {
 	pid_t pids[EXCL_PROCS];
 	volatile uint64_t *w;
@@ -1083,7 +1083,7 @@ static int scm_excl_child(int sock, struct excl *x, int idx)
 	return 0;
 }
 
-TEST_F_TIMEOUT(slow, mutex_excludes_process_given_fd_by_scm_rights, 90)
+TEST_F(slow, mutex_excludes_process_given_fd_by_scm_rights)
 {
 	int sv[2][2];
 	pid_t pids[2];
@@ -1244,7 +1244,7 @@ FIXTURE_TEARDOWN(hammer)
 {
 }
 
-TEST_F_TIMEOUT(hammer, starving_waiter_gets_it_in_bounded_time, 60)
+TEST_F(hammer, starving_waiter_gets_it_in_bounded_time)
 {
 	pthread_t hammers[HAMMERS];
 	struct hammer_ctx h;
@@ -1307,7 +1307,7 @@ TEST_F_TIMEOUT(hammer, starving_waiter_gets_it_in_bounded_time, 60)
  * threshold, STARVING is set at some point (seen inside the critical
  * section); once everyone leaves, the word is back to 0.
  */
-TEST_F_TIMEOUT(slow, mutex_enters_and_leaves_starvation_mode, 60)
+TEST_F(slow, mutex_enters_and_leaves_starvation_mode)
 {
 	pthread_t hammers[4];
 	struct hammer_ctx h;
@@ -1784,7 +1784,7 @@ TEST(mutex_waiter_killed_leaves_it_usable)
 }
 
 /* Waiters killed in bulk while others contend: nothing breaks. */
-TEST_F_TIMEOUT(slow, mutex_waiters_killed_during_contention, 60)
+TEST_F(slow, mutex_waiters_killed_during_contention)
 {
 	struct gosync_lot_status st;
 	volatile uint64_t *w;
@@ -2230,7 +2230,7 @@ static int rwx_run_threads(gs_rwmutex *rw, struct rwx *x, int n, int ops,
 #define RWX_PROCS	2
 #define RWX_OPS		3000
 
-TEST_F_TIMEOUT(slow, rwmutex_readers_and_writers_exclude, 90)
+TEST_F(slow, rwmutex_readers_and_writers_exclude)
 {
 	pid_t pids[RWX_PROCS];
 	gs_rwmutex *rw = NULL;
@@ -2418,7 +2418,7 @@ static void *stream_writer_main(void *arg)
 
 #define STREAM_READERS	4
 
-TEST_F_TIMEOUT(slow, rwmutex_writer_not_starved_by_readers, 60)
+TEST_F(slow, rwmutex_writer_not_starved_by_readers)
 {
 	pthread_t readers[STREAM_READERS];
 	struct stream s;
@@ -2647,7 +2647,7 @@ static void *scribble_user(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, mutex_scribbled_page_keeps_kernel_sane, 60)
+TEST_F(slow, mutex_scribbled_page_keeps_kernel_sane)
 {
 	pthread_t scribbler, users[4];
 	struct gosync_lot_status st;

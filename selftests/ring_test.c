@@ -482,7 +482,7 @@ static int op_join(struct op *op)
 	return op_join_ms(op, WAIT_LIMIT_MS);
 }
 
-/* Tests that need more than the harness's default 30 s limit. */
+/* The long-running tests (every test has GS_TEST_TIMEOUT_S, gs_test.h). */
 FIXTURE(slow) {
 	int unused;
 };
@@ -1682,7 +1682,7 @@ FIXTURE_TEARDOWN(stress)
 {
 }
 
-TEST_F_TIMEOUT(stress, threads_fifo_exactly_once_then_close, 90)
+TEST_F(stress, threads_fifo_exactly_once_then_close)
 {
 	struct worker prod[ST_PRODUCERS], cons[ST_CONSUMERS];
 	struct gosync_chan_status st;
@@ -1754,7 +1754,7 @@ static int scm_child(int sock, struct tally *t)
 	return 0;
 }
 
-TEST_F_TIMEOUT(stress, processes_fork_and_scm_rights, 90)
+TEST_F(stress, processes_fork_and_scm_rights)
 {
 	pid_t prods[XP_PRODUCERS], scm;
 	struct worker cons;
@@ -1865,7 +1865,7 @@ static void *cf_producer_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(stress, close_while_producers_push_fast, 60)
+TEST_F(stress, close_while_producers_push_fast)
 {
 	unsigned int seed = 0xc105e + variant->cap;
 
@@ -2292,7 +2292,7 @@ static void scribbled_kernel_calls(struct __test_metadata *_metadata, int fd,
 	EXPECT_NE(NULL, strstr(buf, "\ncap:\t4\n"));
 }
 
-TEST_F_TIMEOUT(slow, scribbled_ring_keeps_kernel_sane, 90)
+TEST_F(slow, scribbled_ring_keeps_kernel_sane)
 {
 	struct gosync_chan_status st;
 	char what[128];
@@ -2381,7 +2381,7 @@ static void *libcall_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, scribbled_ring_never_hangs_library_calls, 90)
+TEST_F(slow, scribbled_ring_never_hangs_library_calls)
 {
 	static const int valid[4][2] = {
 		{ 0, -EAGAIN }, { 0, -ETIMEDOUT }, { 1, -EAGAIN }, { 1, -ETIMEDOUT },
@@ -2564,7 +2564,7 @@ static void *scr_scribbler_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, concurrent_scribbling_keeps_everyone_sane, 60)
+TEST_F(slow, concurrent_scribbling_keeps_everyone_sane)
 {
 	struct scr_thread users[3], scr;
 	struct scr_shared *x;
@@ -2771,7 +2771,7 @@ static void kf_child(gs_chan *ch, struct tally *t, struct kf_shared *k,
 	}
 }
 
-TEST_F_TIMEOUT(slow, sigkill_fast_path_users_at_random, 60)
+TEST_F(slow, sigkill_fast_path_users_at_random)
 {
 	unsigned int seed = 0x5eed;
 	pid_t pids[KF_LIVE];

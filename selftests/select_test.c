@@ -243,7 +243,7 @@ static void *signaler_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Fixtures                                                             */
 
-/* For tests that need more than the default 30 s under TCG. */
+/* The long-running tests (every test has GS_TEST_TIMEOUT_S, gs_test.h). */
 FIXTURE(slow) {
 	int unused;
 };
@@ -967,7 +967,7 @@ static void *cross_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, crossed_selects_pair_up_one_way_each_time, 120)
+TEST_F(slow, crossed_selects_pair_up_one_way_each_time)
 {
 	static struct cross a, b;
 	gs_chan *x, *y;
@@ -1060,7 +1060,7 @@ static void *sigrace_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, signal_racing_a_handoff_loses_nothing, 120)
+TEST_F(slow, signal_racing_a_handoff_loses_nothing)
 {
 	static struct sigrace r;
 	int handed[2] = { 0, 0 }, interrupted[2] = { 0, 0 }, bad = 0;
@@ -1197,7 +1197,7 @@ static void *ds_receiver(void *arg)
 	}
 }
 
-TEST_F_TIMEOUT(slow, doubleselect_delivers_each_value_once, 150)
+TEST_F(slow, doubleselect_delivers_each_value_once)
 {
 	struct ds_thread snd[DS_SENDERS], mux[DS_MUXES], rcv;
 	struct ds_ctx ctx;
@@ -1311,7 +1311,7 @@ FIXTURE_TEARDOWN(fair)
 	gs_chan_destroy(self->b);
 }
 
-TEST_F_TIMEOUT(fair, two_ready_cases_win_evenly, 90)
+TEST_F(fair, two_ready_cases_win_evenly)
 {
 	gs_chan *ch[2] = { self->a, variant->same ? self->a : self->b };
 	uint32_t vals[2] = { 0x1111, 0x2222 }, d[2], x;
@@ -1727,7 +1727,7 @@ static void *sieve_filter(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, prime_sieve_first_100_primes, 120)
+TEST_F(slow, prime_sieve_first_100_primes)
 {
 	struct stage st[SIEVE_PRIMES + 1];
 	gs_chan *ch[SIEVE_PRIMES + 1], *done;
@@ -1899,7 +1899,7 @@ static void *series_multiply(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, power_series_exp_by_feedback, 60)
+TEST_F(slow, power_series_exp_by_feedback)
 {
 	/* e: integrator out; f: feedback into it; x: the series, for use. */
 	gs_chan *e, *f, *x, *x1, *x2, *prod;
@@ -2014,7 +2014,7 @@ static uint64_t sum_squares(uint64_t n)
 	return n * (n + 1) * (2 * n + 1) / 6;
 }
 
-TEST_F_TIMEOUT(slow, pipeline_generate_square_sum, 90)
+TEST_F(slow, pipeline_generate_square_sum)
 {
 	for (int cancel = 0; cancel < 2; cancel++) {
 		struct stage gen = { .exit_case = -1 }, sq = { .exit_case = -1 };
@@ -3612,7 +3612,7 @@ static void *st_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, select_64_cases_stress_conserves_values, 120)
+TEST_F(slow, select_64_cases_stress_conserves_values)
 {
 	static struct st_ctx ctx;
 	uint64_t drained[2 * ST_CHANS], ndrained = 0;

@@ -2221,7 +2221,7 @@ static int stress_process(gs_sem *s, struct stress_shared *sh, int proc)
 	return 0;
 }
 
-TEST_F_TIMEOUT(slow, stress_conserves_permits, 120)
+TEST_F(slow, stress_conserves_permits)
 {
 	struct gosync_sem_status st;
 	struct stress_shared *sh;
@@ -2300,7 +2300,7 @@ TEST_F_TIMEOUT(slow, stress_conserves_permits, 120)
 
 #define FAST_PATH_PAIRS 1000000
 
-TEST_F_TIMEOUT(slow, fast_path_makes_no_syscalls, 120)
+TEST_F(slow, fast_path_makes_no_syscalls)
 {
 	struct gosync_sem_status st;
 	long long acq0, rel0;
@@ -2528,7 +2528,7 @@ static void scribble_round(struct __test_metadata *_metadata, int fd,
 		      0, -ETIMEDOUT);
 }
 
-TEST_F_TIMEOUT(slow, scribbled_page_keeps_kernel_sane, 90)
+TEST_F(slow, scribbled_page_keeps_kernel_sane)
 {
 	static const uint64_t patterns[] = {
 		~0ULL,
@@ -2688,7 +2688,7 @@ static void *scribble_user_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, concurrent_scribbling_keeps_kernel_sane, 60)
+TEST_F(slow, concurrent_scribbling_keeps_kernel_sane)
 {
 	struct scribble_ctx x;
 	pthread_t scribbler, users[4];
