@@ -79,6 +79,15 @@ GS_TEST_UNUSED static uint64_t real_ns(void)
 	return clock_ns(CLOCK_REALTIME);
 }
 
+/*
+ * CPU time of the calling thread: what a call spinning on garbage burns,
+ * unlike a call that a slow or busy machine merely keeps off the CPU.
+ */
+GS_TEST_UNUSED static uint64_t thread_cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
 /* Whole milliseconds of CLOCK_MONOTONIC since @t0 (a mono_ns() value). */
 GS_TEST_UNUSED static uint64_t ms_since(uint64_t t0)
 {
