@@ -56,8 +56,13 @@
 #define LONG_MS		(2 * WAIT_LIMIT_MS)
 /* How long a park that must block is watched to make sure it has not returned. */
 #define BLOCKED_MS	50
-/* Lateness allowed to a deadline: QEMU TCG is slow and its timers coarse. */
-#define LATE_MS		500
+/*
+ * Lateness allowed to a deadline: only the watchdog of a hang (that it
+ * did not end early is what the lower bounds check).
+ */
+#define LATE_MS		WAIT_LIMIT_MS
+/* A deadline that must outlast a thread starting and parking. */
+#define PARK_WINDOW_MS	1000
 
 static const char *const kind_names[] = {
 	[GOSYNC_LOT_PLAIN] = "plain",
@@ -914,10 +919,10 @@ TEST_F(lot, past_deadlines_time_out_at_once)
 	EXPECT_EQ(-ETIMEDOUT, lot_park(fd, 0, ~0ULL, 0, 0, REALTIME));
 	EXPECT_EQ(-ETIMEDOUT, lot_park(fd, 0, ~0ULL, 0, real_ns(), REALTIME));
 	/* A CLOCK_MONOTONIC "now" is long past on CLOCK_REALTIME. */
-	EXPECT_EQ(-ETIMEDOUT, lot_park(fd, 0, ~0ULL, 0, mono_ns() + NS_PER_SEC,
-				       REALTIME));
+	EXPECT_EQ(-ETIMEDOUT, lot_park(fd, 0, ~0ULL, 0,
+				       mono_ns() + 2 * LATE_MS * NS_PER_MS, REALTIME));
 	EXPECT_EQ(-ETIMEDOUT, lot_park(fd, 0, ~0ULL, 0, 0, REALTIME | FRONT));
-	EXPECT_GT(1000, ms_since(t0));
+	EXPECT_GT(LATE_MS, ms_since(t0));
 	EXPECT_LOT(fd, 0, 8, 0, 0);
 	/* None of them stayed queued. */
 	EXPECT_EQ(0, lot_unpark(fd, 0, ALL));
@@ -1318,7 +1323,7 @@ TEST_F(lot, timed_out_waiter_leaves_queue_intact)
 	order_init(&o);
 	ASSERT_EQ(0, parker_start(&p[0], fd, 0, 2, mono_in_ms(LONG_MS), 0, &o));
 	ASSERT_EQ(0, wait_parked(fd, 1));
-	ASSERT_EQ(0, parker_start(&p[1], fd, 1, 2, mono_in_ms(300), 0, &o));
+	ASSERT_EQ(0, parker_start(&p[1], fd, 1, 2, mono_in_ms(PARK_WINDOW_MS), 0, &o));
 	ASSERT_EQ(0, wait_parked(fd, 2));
 	ASSERT_EQ(0, parker_start(&p[2], fd, 2, 2, mono_in_ms(LONG_MS), 0, &o));
 	ASSERT_EQ(0, wait_parked(fd, 3));
@@ -1665,9 +1670,14 @@ TEST_F(lot, stress_conserves_wakeups)
 						 .seed = 5000 + i * 104729 };
 		ASSERT_EQ(0, start_thread(&unp[i].thread, stress_unparker, &unp[i]));
 	}
-	/* This thread signals random parkers meanwhile. */
+	/*
+	 * This thread signals random parkers meanwhile: for 2 s, and until
+	 * parks were both woken and timed out, however slow the machine.
+	 */
 	t0 = mono_ns();
-	while (ms_since(t0) < 2000) {
+	while (ms_since(t0) < 2000 ||
+	       ((!atomic_load(&s.ok) || !atomic_load(&s.timedout)) &&
+		ms_since(t0) < WAIT_LIMIT_MS)) {
 		int victim = rnd64(&seed) % STRESS_PARKERS;
 
 		pthread_kill(par[victim].thread, SIGUSR1);
@@ -1917,7 +1927,7 @@ TEST(close_during_park_keeps_parker)
 	EXPECT_LOT(y, 0, 1, 1, 1);
 
 	/* The last fd closed while parked: its deadline still ends the park. */
-	deadline = mono_in_ms(300);
+	deadline = mono_in_ms(PARK_WINDOW_MS);
 	ASSERT_EQ(0, parker_start(&p, y, 0, 0, deadline, 0, NULL));
 	ASSERT_EQ(0, wait_parked(y, 1));
 	ASSERT_EQ(0, close(y));
@@ -2137,7 +2147,7 @@ static void *scribble_user_main(void *arg)
 		uint64_t r = rnd64(&t->seed);
 		uint32_t index = (r >> 8) % WORDS;
 		int op = r % 8, ret;
-		uint64_t t0 = mono_ns();
+		uint64_t t0 = thread_cpu_ns();	/* spinning, not waiting */
 
 		if (op < 4) {
 			uint64_t mask = op == 3 ? rnd64(&t->seed) :
@@ -2179,7 +2189,7 @@ static void *scribble_user_main(void *arg)
 			if (ret != -EINVAL)
 				scribble_bad(x, op, ret);
 		}
-		if (mono_ns() - t0 > 3 * NS_PER_SEC)
+		if (thread_cpu_ns() - t0 > 3 * NS_PER_SEC)
 			atomic_fetch_add(&x->slow, 1);
 		atomic_fetch_add(&x->calls, 1);
 	}
@@ -2205,7 +2215,11 @@ TEST_F(lot, scribbled_page_keeps_kernel_sane)
 		ASSERT_EQ(0, start_thread(&users[i].thread, scribble_user_main,
 					  &users[i]));
 	}
+	/* 1.5 s at least, and enough calls however slow the machine. */
 	sleep_ms(1500);
+	for (uint64_t t0 = mono_ns(); atomic_load(&x.calls) <= 100 &&
+	     ms_since(t0) < WAIT_LIMIT_MS;)
+		usleep(2000);
 	atomic_store(&x.stop_users, true);
 	/* Parkers end by their deadlines (2 ms at most) or a last unpark. */
 	for (int i = 0; i < SCRIBBLE_USERS; i++) {
