@@ -256,36 +256,46 @@ GS_TEST_UNUSED static pid_t gs_gettid(void)
 }
 
 /*
- * Wait until thread @tid of this process is blocked in system call @nr
+ * Whether thread @tid of this process is blocked in system call @nr
  * (SYS_ioctl, SYS_poll, ...), as the kernel tells in
- * /proc/self/task/TID/syscall ("running" while it runs): the way to know
- * that a thread sleeps where no object counts its waiters, instead of
+ * /proc/self/task/TID/syscall ("running" while it runs): 1 or 0, or the
+ * errno of the read.
+ */
+GS_TEST_UNUSED static int thread_in_syscall(pid_t tid, long nr)
+{
+	char path[64], buf[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return buf[0] != 'r' && strtol(buf, NULL, 10) == nr;
+}
+
+/*
+ * Wait until thread @tid sleeps in system call @nr: the way to know that
+ * a thread is blocked where no object counts its waiters, instead of
  * sleeping and hoping. 0, -ETIMEDOUT after WAIT_LIMIT_MS, or the errno of
  * the read.
  */
 GS_TEST_UNUSED static int wait_in_syscall(pid_t tid, long nr)
 {
 	uint64_t t0 = mono_ns();
-	char path[64], buf[128];
+	int ret;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	for (;;) {
-		ssize_t n;
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0)
-			return -errno;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n < 0)
-			return -errno;
-		buf[n] = '\0';
-		if (buf[0] != 'r' && strtol(buf, NULL, 10) == nr)
-			return 0;
+	while ((ret = thread_in_syscall(tid, nr)) == 0) {
 		if (ms_since(t0) > WAIT_LIMIT_MS)
 			return -ETIMEDOUT;
 		usleep(200);
 	}
+	return ret < 0 ? ret : 0;
 }
 
 /* ------------------------------------------------------------------ */
