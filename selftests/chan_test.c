@@ -112,12 +112,6 @@ GS_CHAN_DECLARE(u32chan, uint32_t)
 /* ------------------------------------------------------------------ */
 /* Bounded sends and receives                                          */
 
-/* The deadline of a wait that must end by itself. */
-static uint64_t limit(void)
-{
-	return gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS);
-}
-
 static int recv_v(gs_chan *ch, void *value)
 {
 	return gs_chan_recv_until(ch, value, limit(), 0);
@@ -137,44 +131,13 @@ static int send_u64_until(gs_chan *ch, uint64_t v, uint64_t deadline,
 /* ------------------------------------------------------------------ */
 /* Channel state                                                        */
 
-#define EXPECT_STATE(ch, len_, sw_, rw_, closed_) do {			\
-	struct gosync_chan_status st_;					\
-	memset(&st_, 0xa5, sizeof(st_));				\
-	ASSERT_EQ(0, gs_chan_status((ch), &st_));			\
-	EXPECT_EQ((uint32_t)(len_), st_.len);				\
-	EXPECT_EQ((uint32_t)(sw_), st_.send_waiters);			\
-	EXPECT_EQ((uint32_t)(rw_), st_.recv_waiters);			\
-	EXPECT_EQ((uint32_t)(closed_), st_.closed);			\
-} while (0)
-
-#define EXPECT_COUNTS(ch, sends_, recvs_) do {				\
-	struct gosync_chan_status st_;					\
-	memset(&st_, 0xa5, sizeof(st_));				\
-	ASSERT_EQ(0, gs_chan_status((ch), &st_));			\
-	EXPECT_EQ((uint64_t)(sends_), st_.sends);			\
-	EXPECT_EQ((uint64_t)(recvs_), st_.recvs);			\
-} while (0)
-
 /*
  * Wait until exactly @senders and @receivers are blocked on @ch.
  * Returns 0, -ETIMEDOUT after WAIT_LIMIT_MS, or the status error.
  */
 static int wait_waiters(gs_chan *ch, uint32_t senders, uint32_t receivers)
 {
-	uint64_t end = mono_ns() + WAIT_LIMIT_MS * NS_PER_MS;
-	struct gosync_chan_status st;
-	int err;
-
-	for (;;) {
-		err = gs_chan_status(ch, &st);
-		if (err)
-			return err;
-		if (st.send_waiters == senders && st.recv_waiters == receivers)
-			return 0;
-		if (mono_ns() > end)
-			return -ETIMEDOUT;
-		usleep(500);
-	}
+	return wait_chan_waiters(ch, (int)senders, (int)receivers);
 }
 
 /* Send base, base + 1, ... without blocking; 0 or the first error. */

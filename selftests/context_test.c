@@ -1441,11 +1441,6 @@ struct objs {
 	gs_barrier *bar;
 };
 
-static int lot_status(int fd, struct gosync_lot_status *st)
-{
-	return xioctl(fd, GOSYNC_IOC_LOT_STATUS, st);
-}
-
 static int lot_parked(int fd)
 {
 	struct gosync_lot_status st;

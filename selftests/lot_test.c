@@ -118,12 +118,6 @@ static int lot_unpark_ex(int fd, uint32_t index, uint32_t count,
 	return xioctl(fd, GOSYNC_IOC_LOT_UNPARK, &arg);
 }
 
-static int lot_status(int fd, struct gosync_lot_status *st)
-{
-	memset(st, 0xa5, sizeof(*st));	/* everything must be written */
-	return xioctl(fd, GOSYNC_IOC_LOT_STATUS, st);
-}
-
 /* The lot's page, read-write, or NULL. */
 static volatile uint64_t *lot_map(int fd)
 {
@@ -141,24 +135,6 @@ static void lot_unmap(volatile uint64_t *w)
 static uint64_t mono_in_ms(unsigned int ms)
 {
 	return mono_ns() + ms * NS_PER_MS;
-}
-
-/* Wait (bounded) until exactly @want threads are parked on the lot. */
-static int wait_parked(int fd, uint32_t want)
-{
-	struct gosync_lot_status st;
-	uint64_t end = mono_in_ms(WAIT_LIMIT_MS);
-	int ret;
-
-	do {
-		ret = lot_status(fd, &st);
-		if (ret)
-			return ret;
-		if (st.parked == want)
-			return 0;
-		usleep(200);
-	} while (mono_ns() < end);
-	return -ETIMEDOUT;
 }
 
 /*
@@ -190,54 +166,8 @@ static bool fdinfo_has(int fd, const char *text)
 	return fdinfo_read(fd, buf, sizeof(buf)) == 0 && strstr(buf, text);
 }
 
-static uint64_t rnd64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
-
 /* ------------------------------------------------------------------ */
 /* Parker threads                                                       */
-
-/* The order in which parkers were woken (returned 0). */
-struct order {
-	pthread_mutex_t lock;
-	int n;
-	int ids[64];
-};
-
-static void order_init(struct order *o)
-{
-	memset(o, 0, sizeof(*o));
-	pthread_mutex_init(&o->lock, NULL);
-}
-
-static int order_count(struct order *o)
-{
-	int n;
-
-	pthread_mutex_lock(&o->lock);
-	n = o->n;
-	pthread_mutex_unlock(&o->lock);
-	return n;
-}
-
-static int order_wait(struct order *o, int want)
-{
-	uint64_t end = mono_in_ms(WAIT_LIMIT_MS);
-
-	while (order_count(o) < want) {
-		if (mono_ns() > end)
-			return -ETIMEDOUT;
-		usleep(200);
-	}
-	return 0;
-}
 
 struct parker {
 	int fd;
@@ -262,13 +192,8 @@ static void *parker_main(void *arg)
 			  p->flags);
 	p->end_mono = mono_ns();
 	p->end_real = real_ns();
-	if (p->ret == 0 && p->order) {
-		pthread_mutex_lock(&p->order->lock);
-		if (p->order->n < 64)
-			p->order->ids[p->order->n] = p->id;
-		p->order->n++;
-		pthread_mutex_unlock(&p->order->lock);
-	}
+	if (p->ret == 0 && p->order)
+		order_add(p->order, p->id);
 	atomic_store(&p->done, true);
 	return NULL;
 }
@@ -342,46 +267,6 @@ static int park_in_order(struct parker *p, int n, int fd, const uint32_t *idx,
 	}
 	return 0;
 }
-
-/* ------------------------------------------------------------------ */
-/* Child processes report failures through shared memory.              */
-
-struct report {
-	int line;
-	char msg[256];
-};
-
-static struct report *report_new(void)
-{
-	void *p = mmap(NULL, sizeof(struct report), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	memset(p, 0, sizeof(struct report));
-	return p;
-}
-
-/* In a function returning int: on failure record where and why, return 1. */
-#define CHILD_CHECK(rep, cond, ...) do {				\
-	if (!(cond)) {							\
-		(rep)->line = __LINE__;					\
-		snprintf((rep)->msg, sizeof((rep)->msg), __VA_ARGS__);	\
-		return 1;						\
-	}								\
-} while (0)
-
-/* Wait (bounded) for @pid and expect it to have exited 0 with a clean report. */
-#define EXPECT_CHILD_OK(pid, rep) do {					\
-	int status_ = 0;						\
-	ASSERT_EQ(0, wait_child((pid), &status_, WAIT_LIMIT_MS));	\
-	EXPECT_TRUE(WIFEXITED(status_)) TH_LOG("status %#x", status_);	\
-	EXPECT_EQ(0, (rep)->line) TH_LOG("child check at line %d: %s",	\
-					 (rep)->line, (rep)->msg);	\
-	if (WIFEXITED(status_)) {					\
-		EXPECT_EQ(0, WEXITSTATUS(status_));			\
-	}								\
-} while (0)
 
 /* ================================================================== */
 /* 1. Creation and the ioctl conventions                                */

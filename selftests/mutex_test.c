@@ -64,28 +64,6 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
 
-static int lot_status(int fd, struct gosync_lot_status *st)
-{
-	memset(st, 0xa5, sizeof(*st));	/* everything must be written */
-	return xioctl(fd, GOSYNC_IOC_LOT_STATUS, st);
-}
-
-/* Wait (bounded) until exactly @want threads are parked on the lot. */
-static int wait_parked(int fd, uint32_t want)
-{
-	struct gosync_lot_status st;
-	uint64_t end = mono_ns() + WAIT_LIMIT_MS * NS_PER_MS;
-
-	do {
-		if (lot_status(fd, &st))
-			return -EIO;
-		if (st.parked == want)
-			return 0;
-		usleep(200);
-	} while (mono_ns() < end);
-	return -ETIMEDOUT;
-}
-
 /* Wait (bounded) until *@flag is true. */
 static bool wait_flag(atomic_bool *flag, unsigned int ms)
 {
@@ -121,17 +99,6 @@ static volatile uint64_t *map_words(int fd)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static void *shared_alloc(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	memset(p, 0, len);
-	return p;
-}
-
 static void spin_ns(uint64_t ns)
 {
 	uint64_t end = mono_ns() + ns;
@@ -139,48 +106,6 @@ static void spin_ns(uint64_t ns)
 	while (mono_ns() < end)
 		;
 }
-
-static uint64_t rnd64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
-
-/* A check inside a forked child: reported through shared memory; exits. */
-struct report {
-	int line;
-	char msg[256];
-};
-
-static struct report *report_new(void)
-{
-	return shared_alloc(sizeof(struct report));
-}
-
-#define CHILD_CHECK(rep, cond, ...) do {				\
-	if (!(cond)) {							\
-		(rep)->line = __LINE__;					\
-		snprintf((rep)->msg, sizeof((rep)->msg), __VA_ARGS__);	\
-		_exit(1);						\
-	}								\
-} while (0)
-
-/* The child exits 0 (within the time limit) and reported nothing. */
-#define EXPECT_CHILD_OK(pid, rep) do {					\
-	int status_ = 0;						\
-	ASSERT_EQ(0, wait_child((pid), &status_, 2 * WAIT_LIMIT_MS));	\
-	EXPECT_TRUE(WIFEXITED(status_)) TH_LOG("status %#x", status_);	\
-	EXPECT_EQ(0, (rep)->line) TH_LOG("child check at line %d: %s",	\
-					 (rep)->line, (rep)->msg);	\
-	if (WIFEXITED(status_)) {					\
-		EXPECT_EQ(0, WEXITSTATUS(status_));			\
-	}								\
-} while (0)
 
 /* ------------------------------------------------------------------ */
 /* A thread that takes a lock, reports, holds it until told, releases.  */
@@ -1157,7 +1082,7 @@ TEST(mutex_locked_in_one_process_unlocked_in_another)
 	if (pid == 0) {
 		int ret = gs_mutex_lock(m);
 
-		CHILD_CHECK(rep, ret == 0, "lock: %d", ret);
+		CHILD_CHECK_EXIT(rep, ret == 0, "lock: %d", ret);
 		_exit(0);
 	}
 	EXPECT_CHILD_OK(pid, rep);
@@ -1855,9 +1780,9 @@ TEST(mutex_waiter_killed_leaves_it_usable)
 		for (int i = 0; i < 100; i++) {
 			int ret = gs_mutex_lock_until(m, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0);
 
-			CHILD_CHECK(rep, ret == 0, "lock %d: %d", i, ret);
+			CHILD_CHECK_EXIT(rep, ret == 0, "lock %d: %d", i, ret);
 			ret = gs_mutex_unlock(m);
-			CHILD_CHECK(rep, ret == 0, "unlock %d: %d", i, ret);
+			CHILD_CHECK_EXIT(rep, ret == 0, "unlock %d: %d", i, ret);
 		}
 		_exit(0);
 	}
@@ -2009,15 +1934,15 @@ TEST(mutex_destroy_one_handle_while_others_use_it)
 	if (pid == 0) {
 		int ret = gs_mutex_lock_until(b, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0);
 
-		CHILD_CHECK(rep, ret == 0, "lock: %d", ret);
-		CHILD_CHECK(rep, gs_mutex_trylock(b) == -EBUSY, "trylock");
+		CHILD_CHECK_EXIT(rep, ret == 0, "lock: %d", ret);
+		CHILD_CHECK_EXIT(rep, gs_mutex_trylock(b) == -EBUSY, "trylock");
 		ret = gs_mutex_unlock(b);
-		CHILD_CHECK(rep, ret == 0, "unlock: %d", ret);
+		CHILD_CHECK_EXIT(rep, ret == 0, "unlock: %d", ret);
 		ret = gs_mutex_unlock(b);
-		CHILD_CHECK(rep, ret == -EPERM, "second unlock: %d", ret);
+		CHILD_CHECK_EXIT(rep, ret == -EPERM, "second unlock: %d", ret);
 		ret = gs_mutex_trylock(b);
-		CHILD_CHECK(rep, ret == 0, "trylock: %d", ret);
-		CHILD_CHECK(rep, gs_mutex_unlock(b) == 0, "unlock");
+		CHILD_CHECK_EXIT(rep, ret == 0, "trylock: %d", ret);
+		CHILD_CHECK_EXIT(rep, gs_mutex_unlock(b) == 0, "unlock");
 		_exit(0);
 	}
 	ASSERT_EQ(0, wait_parked(fdb, 1));
@@ -2638,11 +2563,11 @@ TEST(rwmutex_shared_with_child_process)
 	if (pid == 0) {
 		int ret = gs_rwmutex_lock(rw);
 
-		CHILD_CHECK(rep, ret == 0, "lock: %d", ret);
-		CHILD_CHECK(rep, w[2] == 0, "departing %ju", (uintmax_t)w[2]);
+		CHILD_CHECK_EXIT(rep, ret == 0, "lock: %d", ret);
+		CHILD_CHECK_EXIT(rep, w[2] == 0, "departing %ju", (uintmax_t)w[2]);
 		sleep_ms(20);
 		ret = gs_rwmutex_unlock(rw);
-		CHILD_CHECK(rep, ret == 0, "unlock: %d", ret);
+		CHILD_CHECK_EXIT(rep, ret == 0, "unlock: %d", ret);
 		_exit(0);
 	}
 	ASSERT_EQ(0, wait_parked(gs_rwmutex_fd(rw), 1));

@@ -118,12 +118,6 @@
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
 
-/* The deadline of a wait that must end by itself. */
-static uint64_t limit(void)
-{
-	return gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS);
-}
-
 static size_t page_size(void)
 {
 	return (size_t)sysconf(_SC_PAGESIZE);
@@ -153,24 +147,6 @@ static bool pattern_ok(const unsigned char *p, size_t size, unsigned int seed)
 	return true;
 }
 
-static uint64_t rnd64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
-
-/* The status ioctl, every field written (pre-filled with garbage). */
-static int status_of(gs_chan *ch, struct gosync_chan_status *st)
-{
-	memset(st, 0xa5, sizeof(*st));
-	return gs_chan_status(ch, st);
-}
-
 static int raw_status(int fd, struct gosync_chan_status *st)
 {
 	memset(st, 0xa5, sizeof(*st));
@@ -195,7 +171,7 @@ static int raw_kick(int fd)
 /* Slow ops and kicks, both in the status ioctl and in fdinfo. */
 #define EXPECT_SLOW(ch, slow_, kicks_) do {				\
 	struct gosync_chan_status sst_;					\
-	ASSERT_EQ(0, status_of((ch), &sst_));				\
+	ASSERT_EQ(0, chan_status_of((ch), &sst_));			\
 	EXPECT_EQ((uint64_t)(slow_), sst_.slow_ops);			\
 	EXPECT_EQ((uint64_t)(kicks_), sst_.kicks);			\
 	EXPECT_EQ((long long)(slow_),					\
@@ -203,39 +179,10 @@ static int raw_kick(int fd)
 	EXPECT_EQ((long long)(kicks_), fdinfo_num(gs_chan_fd(ch), "kicks")); \
 } while (0)
 
-#define EXPECT_STATE(ch, len_, sw_, rw_, closed_) do {			\
-	struct gosync_chan_status est_;					\
-	ASSERT_EQ(0, status_of((ch), &est_));				\
-	EXPECT_EQ((uint32_t)(len_), est_.len);				\
-	EXPECT_EQ((uint32_t)(sw_), est_.send_waiters);			\
-	EXPECT_EQ((uint32_t)(rw_), est_.recv_waiters);			\
-	EXPECT_EQ((uint32_t)(closed_), est_.closed);			\
-} while (0)
-
-#define EXPECT_COUNTS(ch, sends_, recvs_) do {				\
-	struct gosync_chan_status cst_;					\
-	ASSERT_EQ(0, status_of((ch), &cst_));				\
-	EXPECT_EQ((uint64_t)(sends_), cst_.sends);			\
-	EXPECT_EQ((uint64_t)(recvs_), cst_.recvs);			\
-} while (0)
-
 /* Wait until exactly @senders and @receivers are blocked on @ch. */
 static int wait_waiters(gs_chan *ch, uint32_t senders, uint32_t receivers)
 {
-	uint64_t end = mono_ns() + WAIT_LIMIT_MS * NS_PER_MS;
-	struct gosync_chan_status st;
-	int err;
-
-	for (;;) {
-		err = gs_chan_status(ch, &st);
-		if (err)
-			return err;
-		if (st.send_waiters == senders && st.recv_waiters == receivers)
-			return 0;
-		if (mono_ns() > end)
-			return -ETIMEDOUT;
-		usleep(200);
-	}
+	return wait_chan_waiters(ch, (int)senders, (int)receivers);
 }
 
 /* ------------------------------------------------------------------ */
@@ -560,7 +507,7 @@ TEST(fast_path_million_pairs_make_no_system_call)
 	EXPECT_SLOW(ch, 1, 0);
 	EXPECT_EQ(-ETIMEDOUT, gs_chan_recv_until(ch, &v, 0, 0));
 	EXPECT_SLOW(ch, 2, 0);
-	ASSERT_EQ(0, status_of(ch, &st));
+	ASSERT_EQ(0, chan_status_of(ch, &st));
 	EXPECT_EQ(0, st.len);
 	EXPECT_EQ(0, raw_kick(fd));
 	EXPECT_SLOW(ch, 2, 1);
@@ -846,7 +793,7 @@ TEST(mmap_rules)
 	v = 0xabcdef;
 	memcpy(ring_val(&a, 1), &v, 8);
 	EXPECT_EQ(0, memcmp(a.base, b.base, size));
-	ASSERT_EQ(0, status_of(ch, &st));
+	ASSERT_EQ(0, chan_status_of(ch, &st));
 	EXPECT_EQ(2, st.len);
 	EXPECT_EQ(1, gs_chan_recv(ch, &v));
 	EXPECT_EQ(0x1122334455667788ULL, v);
@@ -1715,7 +1662,7 @@ TEST_F(stress, threads_fifo_exactly_once_then_close)
 	ASSERT_EQ(0, gs_chan_close(ch));
 	for (uint32_t i = 0; i < ST_CONSUMERS; i++)
 		ASSERT_EQ(0, join_ms(cons[i].tid, 2 * WAIT_LIMIT_MS));
-	ASSERT_EQ(0, status_of(ch, &st));
+	ASSERT_EQ(0, chan_status_of(ch, &st));
 	TH_LOG("cap %u: %d values in %ju ms, %ju slow ops, %ju kicks",
 	       variant->cap, ST_PRODUCERS * ST_N,
 	       (uintmax_t)ms_since(t0), (uintmax_t)st.slow_ops,
@@ -2002,7 +1949,7 @@ TEST(dead_claimer_leaves_channel_closable)
 			gs_deadline_in(SHORT_MS * NS_PER_MS), 0));
 	EXPECT_EQ(-EAGAIN, gs_chan_try_recv(ch, &v));
 	EXPECT_EQ(-EPIPE, gs_chan_try_send(ch, &v));
-	ASSERT_EQ(0, status_of(ch, &st));
+	ASSERT_EQ(0, chan_status_of(ch, &st));
 	EXPECT_EQ(1, st.closed);
 	EXPECT_EQ(3, st.len);
 	EXPECT_EQ(0, st.recv_waiters);
@@ -2164,30 +2111,9 @@ TEST(positions_wrap_at_a_multiple_of_the_capacity)
 /* ================================================================== */
 /* 6. Scribbling                                                       */
 
-static bool one_of(int v, const int *set, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (set[i] == v)
-			return true;
-	return false;
-}
-
-/*
- * Call, bound the CPU time it burns (a busy or slow machine does not
- * make it spin), and accept only the listed results.
- */
-#define EXPECT_RESULT(what, call, ...) do {				\
-	static const int set_[] = { __VA_ARGS__ };			\
-	uint64_t t_ = thread_cpu_ns();					\
-	int r_ = (call);						\
-	t_ = thread_cpu_ns() - t_;					\
-	EXPECT_TRUE(one_of(r_, set_, ARRAY_SIZE(set_)))			\
-		TH_LOG("%s = %d (%s) in round %s", #call, r_,		\
-		       strerror(r_ < 0 ? -r_ : 0), (what));		\
-	EXPECT_GT(3 * NS_PER_SEC, t_)					\
-		TH_LOG("%s spun %ju ms in round %s", #call,		\
-		       (uintmax_t)(t_ / NS_PER_MS), (what));		\
-} while (0)
+/* Call, bound its spinning, accept only the listed results (gs_test.h). */
+#define EXPECT_RESULT(what, call, ...)					\
+	EXPECT_CALL_RESULT(call, "in round %s", (what), __VA_ARGS__)
 
 static int raw_select(int fd, bool send, uint64_t *v, uint32_t flags,
 		      uint64_t deadline)
@@ -2876,7 +2802,7 @@ TEST_F(slow, sigkill_fast_path_users_at_random)
 		parent_got++;
 	}
 	EXPECT_EQ(-ETIMEDOUT, ret);
-	ASSERT_EQ(0, status_of(ch, &st));
+	ASSERT_EQ(0, chan_status_of(ch, &st));
 	stuck = st.len;
 	EXPECT_EQ(0, st.send_waiters);
 	EXPECT_EQ(0, st.recv_waiters);

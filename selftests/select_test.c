@@ -88,18 +88,7 @@ static struct gosync_chan_status chan_st(gs_chan *ch)
  */
 static bool wait_waiters(gs_chan *ch, int senders, int receivers)
 {
-	uint64_t end = mono_ns() + WAIT_LIMIT_MS * NS_PER_MS;
-
-	do {
-		struct gosync_chan_status st;
-
-		if (!gs_chan_status(ch, &st) &&
-		    (senders < 0 || st.send_waiters == (uint32_t)senders) &&
-		    (receivers < 0 || st.recv_waiters == (uint32_t)receivers))
-			return true;
-		usleep(200);
-	} while (mono_ns() < end);
-	return false;
+	return wait_chan_waiters(ch, senders, receivers) == 0;
 }
 
 /* Wait until @ch holds @len buffered values. */
@@ -2110,17 +2099,17 @@ TEST_F(slow, pipeline_generate_square_sum)
 /* ================================================================== */
 /* 7. Selects across processes                                          */
 
-struct report {
+struct sel_report {
 	int ret;
 	int ok;
 	uint64_t value;
 	uint64_t value2;
 };
 
-static struct report *report_new(void)
+static struct sel_report *sel_report_new(void)
 {
-	struct report *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
-				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct sel_report *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (r == MAP_FAILED)
 		return NULL;
@@ -2132,7 +2121,7 @@ static struct report *report_new(void)
 
 TEST(select_in_child_receives_from_parent)
 {
-	struct report *rep = report_new();
+	struct sel_report *rep = sel_report_new();
 	gs_chan *a, *b;
 	uint64_t v = 0x5151;
 	pid_t pid;
@@ -2170,7 +2159,7 @@ TEST(select_in_child_receives_from_parent)
 
 TEST(select_in_child_sends_to_parent)
 {
-	struct report *rep = report_new();
+	struct sel_report *rep = sel_report_new();
 	gs_chan *a, *b;
 	uint64_t v = POISON;
 	pid_t pid;
@@ -2204,7 +2193,7 @@ TEST(select_in_child_sends_to_parent)
 
 TEST(select_on_channel_passed_over_unix_socket)
 {
-	struct report *rep = report_new();
+	struct sel_report *rep = sel_report_new();
 	int sv[2];
 	gs_chan *c, *back;
 	uint64_t v = 777, got = POISON;
@@ -2987,18 +2976,10 @@ TEST(realtime_deadlines_follow_clock_changes)
 #define TIMENS_OFFSET_S	100000ULL
 
 struct child_report {
-	int failed;
+	int line;		/* the first failed CHILD_CHECK() (gs_test.h) */
 	char msg[256];
 	uint64_t fired, ns_before, ns_after;
 };
-
-#define CHILD_CHECK(rep, cond, fmt, ...) do {					\
-	if (!(cond)) {								\
-		(rep)->failed = __LINE__;					\
-		snprintf((rep)->msg, sizeof((rep)->msg), fmt, ##__VA_ARGS__);	\
-		return 1;							\
-	}									\
-} while (0)
 
 /* In a time namespace whose CLOCK_MONOTONIC is TIMENS_OFFSET_S ahead. */
 static int timens_child(struct child_report *rep, gs_chan *a, uint64_t host_before)
@@ -3081,7 +3062,7 @@ TEST(select_and_timers_in_a_time_namespace)
 		_exit(timens_child(rep, a, host_before));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		TH_LOG("line %d: %s", rep->failed, rep->msg);
+		TH_LOG("line %d: %s", rep->line, rep->msg);
 	/* The firing time reads on the namespace's clock, not the host's. */
 	EXPECT_LE(rep->ns_before, rep->fired)
 		TH_LOG("timer value %ju, namespace clock %ju..%ju",

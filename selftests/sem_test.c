@@ -182,41 +182,6 @@ static int wait_queued(int fd, uint32_t want)
 /* ------------------------------------------------------------------ */
 /* Waiter threads                                                       */
 
-/* The order in which waiters were served. */
-struct order {
-	pthread_mutex_t lock;
-	int n;
-	int ids[32];
-};
-
-static void order_init(struct order *o)
-{
-	memset(o, 0, sizeof(*o));
-	pthread_mutex_init(&o->lock, NULL);
-}
-
-static int order_count(struct order *o)
-{
-	int n;
-
-	pthread_mutex_lock(&o->lock);
-	n = o->n;
-	pthread_mutex_unlock(&o->lock);
-	return n;
-}
-
-static int order_wait(struct order *o, int want)
-{
-	uint64_t end = mono_ns() + WAIT_LIMIT_MS * NS_PER_MS;
-
-	while (order_count(o) < want) {
-		if (mono_ns() > end)
-			return -ETIMEDOUT;
-		usleep(200);
-	}
-	return 0;
-}
-
 struct waiter {
 	const struct semctx *c;
 	int id;
@@ -243,13 +208,8 @@ static void *waiter_main(void *arg)
 	else
 		w->ret = op_acquire_until(w->c, w->n, w->deadline, w->flags);
 	w->end = mono_ns();
-	if (w->ret == 0 && w->order) {
-		pthread_mutex_lock(&w->order->lock);
-		if (w->order->n < 32)
-			w->order->ids[w->order->n] = w->id;
-		w->order->n++;
-		pthread_mutex_unlock(&w->order->lock);
-	}
+	if (w->ret == 0 && w->order)
+		order_add(w->order, w->id);
 	atomic_store(&w->done, true);
 	return NULL;
 }
@@ -312,45 +272,6 @@ static bool waiter_join(struct waiter *w)
 	pthread_join(w->thread, NULL);
 	return true;
 }
-
-/* ------------------------------------------------------------------ */
-/* Child processes report failures through shared memory.              */
-
-struct report {
-	int line;
-	char msg[256];
-};
-
-static struct report *report_new(void)
-{
-	void *p = mmap(NULL, sizeof(struct report), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	memset(p, 0, sizeof(struct report));
-	return p;
-}
-
-/* In a function returning int: on failure record where and why, return 1. */
-#define CHILD_CHECK(rep, cond, ...) do {				\
-	if (!(cond)) {							\
-		(rep)->line = __LINE__;					\
-		snprintf((rep)->msg, sizeof((rep)->msg), __VA_ARGS__);	\
-		return 1;						\
-	}								\
-} while (0)
-
-/* Wait for @pid and expect it to have exited 0 with a clean report. */
-#define EXPECT_CHILD_OK(pid, rep) do {					\
-	int status_ = 0;						\
-	ASSERT_EQ((pid), waitpid((pid), &status_, 0));			\
-	EXPECT_TRUE(WIFEXITED(status_)) TH_LOG("status %#x", status_);	\
-	EXPECT_EQ(0, (rep)->line) TH_LOG("child check at line %d: %s",	\
-					 (rep)->line, (rep)->msg);	\
-	if (WIFEXITED(status_))						\
-		EXPECT_EQ(0, WEXITSTATUS(status_));			\
-} while (0)
 
 /* ================================================================== */
 /* 1. Creation and the ioctl conventions                                */
@@ -2501,41 +2422,10 @@ TEST(mmap_rules)
 	close(dev);
 }
 
-static uint64_t rnd64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x;
-}
-
-static bool one_of(int v, const int *set, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (set[i] == v)
-			return true;
-	return false;
-}
-
-/*
- * Call, bound the CPU time it burns (a busy or slow machine does not
- * make it spin), and accept only the listed results.
- */
-#define EXPECT_RESULT(pattern, call, ...) do {				\
-	static const int set_[] = { __VA_ARGS__ };			\
-	uint64_t t_ = thread_cpu_ns();					\
-	int r_ = (call);						\
-	t_ = thread_cpu_ns() - t_;					\
-	EXPECT_TRUE(one_of(r_, set_, ARRAY_SIZE(set_)))	\
-		TH_LOG("%s = %d (%s) with state %#jx", #call, r_,	\
-		       strerror(r_ < 0 ? -r_ : 0), (uintmax_t)(pattern)); \
-	EXPECT_GT(3 * NS_PER_SEC, t_)					\
-		TH_LOG("%s spun %ju ms with state %#jx", #call,		\
-		       (uintmax_t)(t_ / NS_PER_MS), (uintmax_t)(pattern)); \
-} while (0)
+/* Call, bound its spinning, accept only the listed results (gs_test.h). */
+#define EXPECT_RESULT(pattern, call, ...)				\
+	EXPECT_CALL_RESULT(call, "with state %#jx", (uintmax_t)(pattern),	\
+			   __VA_ARGS__)
 
 static void scribble_round(struct __test_metadata *_metadata, int fd,
 			   gs_sem *s, volatile uint64_t *page, uint64_t pattern,

@@ -58,29 +58,7 @@
 #define RUN_LIMIT_MS	(15 * 60 * 1000)
 
 /* ------------------------------------------------------------------ */
-/* Lots, shared memory, child processes                                 */
-
-static int lot_status(int fd, struct gosync_lot_status *st)
-{
-	memset(st, 0xa5, sizeof(*st));
-	return xioctl(fd, GOSYNC_IOC_LOT_STATUS, st);
-}
-
-/* Wait (bounded) until exactly @want threads are parked on the lot. */
-static int wait_parked(int fd, uint32_t want)
-{
-	struct gosync_lot_status st;
-	uint64_t end = mono_ns() + LIMIT_NS;
-
-	do {
-		if (lot_status(fd, &st))
-			return -EIO;
-		if (st.parked == want)
-			return 0;
-		usleep(200);
-	} while (mono_ns() < end);
-	return -ETIMEDOUT;
-}
+/* Lots                                                                 */
 
 static uint32_t parked_now(int fd)
 {
@@ -88,59 +66,6 @@ static uint32_t parked_now(int fd)
 
 	return lot_status(fd, &st) ? UINT32_MAX : st.parked;
 }
-
-static void *shared_alloc(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	memset(p, 0, len);
-	return p;
-}
-
-/* Wait (bounded) until *@v reaches @want. */
-static int wait_atomic_ge(atomic_int *v, int want)
-{
-	uint64_t end = mono_ns() + LIMIT_NS;
-
-	while (atomic_load(v) < want) {
-		if (mono_ns() > end)
-			return -ETIMEDOUT;
-		usleep(200);
-	}
-	return 0;
-}
-
-/* Child processes report their first failure through shared memory. */
-struct report {
-	int line;
-	char msg[256];
-};
-
-#define CHILD_CHECK(rep, cond, ...) do {				\
-	if (!(cond)) {							\
-		if (!(rep)->line) {					\
-			(rep)->line = __LINE__;				\
-			snprintf((rep)->msg, sizeof((rep)->msg),	\
-				 __VA_ARGS__);				\
-		}							\
-		return 1;						\
-	}								\
-} while (0)
-
-/* Reap @pid (bounded) and expect exit 0 and a clean report. */
-#define EXPECT_CHILD_OK(pid, rep) do {					\
-	int status_ = 0;						\
-	EXPECT_EQ(0, wait_child((pid), &status_, 2 * WAIT_LIMIT_MS));	\
-	EXPECT_TRUE(WIFEXITED(status_)) TH_LOG("status %#x", status_);	\
-	EXPECT_EQ(0, (rep)->line) TH_LOG("child check at line %d: %s",	\
-					 (rep)->line, (rep)->msg);	\
-	if (WIFEXITED(status_)) {					\
-		EXPECT_EQ(0, WEXITSTATUS(status_));			\
-	}								\
-} while (0)
 
 /* ------------------------------------------------------------------ */
 /* Threads that make one blocking call                                  */
