@@ -542,11 +542,15 @@ GS_API bool gs_once_done(gs_once *o);
 /*
  * Cond (sync.Cond) with a gs_mutex as its Locker. Wait unlocks the mutex,
  * waits for a Signal or Broadcast that comes after, and locks it again
- * before returning (also on -ETIMEDOUT). A Signal wakes at least one
- * waiter that was waiting when it was called (rarely more: a waiter that
- * has not reached the kernel yet also returns, which callers that wait in
- * a loop, as Go asks, do not notice); a Broadcast wakes all of them.
- * Signal and Broadcast make no system call when nobody waits.
+ * before returning (also on -ETIMEDOUT). A thread waits from the moment
+ * it calls Wait, before the mutex is unlocked, as in Go. Signal wakes
+ * exactly one of the threads waiting when it is called, the one that has
+ * waited longest, and no other; Broadcast wakes all of them and none that
+ * begins to wait after it; Wait never returns 0 without one of them. A
+ * waiter that leaves on its deadline takes no Signal with it: the next
+ * Signal goes to the next waiter (and a Signal that reached it first
+ * makes its Wait return 0). The same holds between processes. Signal and
+ * Broadcast make no system call when nobody waits.
  */
 typedef struct gs_cond gs_cond;
 
@@ -556,7 +560,10 @@ GS_API int gs_cond_fd(const gs_cond *c);
 GS_API void gs_cond_destroy(gs_cond *c);
 /** gs_cond_wait() - Wait; @m must be locked. Return: 0, -EPERM (it is not). */
 GS_API int gs_cond_wait(gs_cond *c, gs_mutex *m);
-/** gs_cond_wait_until() - Wait by @deadline: 0, -ETIMEDOUT, -EPERM, -EINVAL. */
+/**
+ * gs_cond_wait_until() - Wait by @deadline: 0, -ETIMEDOUT, -EPERM (@m is
+ * not locked), -EINVAL (bad flags, or a Cond page written by hand).
+ */
 GS_API int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
 			      unsigned int flags);
 GS_API void gs_cond_signal(gs_cond *c);

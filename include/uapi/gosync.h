@@ -43,6 +43,7 @@
 #define GOSYNC_FEATURE_TIMER	(1ULL << 3)	/* timer channels */
 #define GOSYNC_FEATURE_LOT	(1ULL << 4)	/* parking lots (sync package) */
 #define GOSYNC_FEATURE_CHAN_RING (1ULL << 5)	/* mmap'able channel rings */
+#define GOSYNC_FEATURE_COND	(1ULL << 6)	/* ticketed Cond on lots */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -486,6 +487,41 @@ struct gosync_timer_set {
 #define GOSYNC_LOT_BARRIER	6
 #define GOSYNC_LOT_KIND_MAX	GOSYNC_LOT_BARRIER
 
+/*
+ * Cond lots (kind GOSYNC_LOT_COND) also queue waiters by ticket, the way
+ * Go's runtime notifyList does, so that a Signal wakes exactly one waiter
+ * (the oldest) and a Broadcast all those that were waiting, none after:
+ *
+ *  - Word GOSYNC_COND_TICKETS counts the tickets issued. A waiter takes
+ *    ticket t = the word's old value with an atomic fetch-and-add while
+ *    it still holds its mutex, then unlocks the mutex, then waits with
+ *    GOSYNC_IOC_LOT_COND_WAIT { t }. From the fetch-and-add on it is
+ *    waiting, whether or not it has reached the kernel yet.
+ *  - The kernel keeps the count of notified tickets (every ticket below
+ *    it is notified) and mirrors it into word GOSYNC_COND_NOTIFIED, which
+ *    userspace only reads. GOSYNC_IOC_LOT_COND_NOTIFY with count 1 (a
+ *    Signal) notifies the oldest ticket still waiting and wakes its
+ *    thread if it is parked (one that has not parked yet returns at once
+ *    when it does); with GOSYNC_LOT_ALL (a Broadcast) it notifies every
+ *    ticket issued. It returns the number of threads it woke. When the
+ *    two words are equal nobody waits, and Signal need not enter the
+ *    kernel at all.
+ *  - COND_WAIT returns 0 once its ticket is notified (also when it was
+ *    notified before the call), -ETIMEDOUT or -ECANCELED when it leaves
+ *    unnotified, -EINTR on a signal (wait again with the same ticket).
+ *    A ticket that leaves unnotified is skipped by later notifications,
+ *    so no Signal is spent on a waiter that has gone; a notification
+ *    that reached the ticket first wins (the wait returns 0). A ticket
+ *    that was never issued, or has left, is -EINVAL.
+ *  - COND_WAIT and COND_NOTIFY on a lot of another kind are -ENOTTY.
+ *    More than GOSYNC_COND_MAX_GAPS runs of departed tickets still
+ *    waiting to be skipped (reachable only by writing the ticket word
+ *    by hand) make COND_WAIT fail with -ENOSPC.
+ */
+#define GOSYNC_COND_TICKETS	0
+#define GOSYNC_COND_NOTIFIED	1
+#define GOSYNC_COND_MAX_GAPS	4096
+
 /**
  * struct gosync_lot_create - argument of GOSYNC_IOC_LOT_CREATE
  * @kind:  GOSYNC_LOT_PLAIN .. GOSYNC_LOT_KIND_MAX
@@ -558,6 +594,21 @@ struct gosync_lot_status {
 	__u64 woken;
 };
 
+/**
+ * struct gosync_lot_cond_wait - argument of GOSYNC_IOC_LOT_COND_WAIT
+ * @ticket:   the caller's ticket (see the Cond lots above)
+ * @deadline: absolute deadline in ns (see the conventions above)
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_WAIT_CANCEL_FD
+ * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
+ *            the wait (-ECANCELED); else 0
+ */
+struct gosync_lot_cond_wait {
+	__u64 ticket;
+	__u64 deadline;
+	__u32 flags;
+	__s32 cancel_fd;
+};
+
 #define GOSYNC_IOC_MAGIC	0xC6
 
 /* Ioctls on /dev/gosync itself. */
@@ -594,5 +645,8 @@ struct gosync_lot_status {
 #define GOSYNC_IOC_LOT_PARK	_IOW(GOSYNC_IOC_MAGIC, 0x40, struct gosync_lot_park)
 #define GOSYNC_IOC_LOT_UNPARK	_IOW(GOSYNC_IOC_MAGIC, 0x41, struct gosync_lot_unpark)
 #define GOSYNC_IOC_LOT_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x42, struct gosync_lot_status)
+/* Ioctls on a Cond lot; NOTIFY takes a __u32 count: 1 or GOSYNC_LOT_ALL. */
+#define GOSYNC_IOC_LOT_COND_WAIT _IOW(GOSYNC_IOC_MAGIC, 0x43, struct gosync_lot_cond_wait)
+#define GOSYNC_IOC_LOT_COND_NOTIFY _IOW(GOSYNC_IOC_MAGIC, 0x44, __u32)
 
 #endif /* _UAPI_GOSYNC_H */
