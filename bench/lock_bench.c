@@ -208,11 +208,11 @@ int main(void)
 	measure("gosync RWMutex write", gs_wlock_pair, sh, iters);
 	measure("gosync semaphore acquire+release", gs_sem_pair, sh, iters);
 	measure("gosync chan cap 64 send+recv 8 B", gs_chan_pair, sh, iters);
-	measure("gosync Cond Signal, nobody waits", gs_signal, sh, iters);
-	measure("gosync Cond Broadcast, nobody waits", gs_broadcast, sh, iters);
-	measure("pthread_cond_signal (pshared), nobody waits", pthread_signal,
+	measure("gosync Cond Signal (no waiter)", gs_signal, sh, iters);
+	measure("gosync Cond Broadcast (no waiter)", gs_broadcast, sh, iters);
+	measure("pthread cond signal (pshared)", pthread_signal,
 		sh, iters);
-	measure("pthread_cond_broadcast (pshared), nobody waits",
+	measure("pthread cond broadcast (pshared)",
 		pthread_broadcast, sh, iters);
 	if (ioctl(gs_cond_fd(sh->cond), GOSYNC_IOC_LOT_STATUS, &st) ||
 	    st.parks || st.unparks) {
