@@ -14,6 +14,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/nsproxy.h>
+#include <linux/overflow.h>
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
@@ -41,22 +42,36 @@ ktime_t gosync_timens_offset(clockid_t clock)
  * CLOCK_REALTIME with GOSYNC_CLOCK_REALTIME) into a host-clock deadline.
  * A monotonic deadline given inside a time namespace is shifted by the
  * namespace's offset, as clock_nanosleep(TIMER_ABSTIME) does.
+ *
+ * The shift saturates rather than wraps. A namespace behind the host (a
+ * negative offset) moves a deadline later, past KTIME_MAX for one near
+ * the end of time: that deadline is never reached, so it becomes
+ * KTIME_MAX, which every wait treats as never (not a wrapped, negative,
+ * long-past time). A namespace ahead of the host moves a deadline
+ * earlier, below zero for one before the host's boot: that one has
+ * passed, so it becomes 0. Deadlines from KTIME_MAX up are KTIME_MAX
+ * before any shift; only GOSYNC_DEADLINE_NONE is @forever (a timer armed
+ * at KTIME_MAX is still armed).
  */
 int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
 			 u32 flags)
 {
-	ktime_t offset;
+	ktime_t offset, expires;
 
 	if (flags & ~GOSYNC_CLOCK_REALTIME)
 		return -EINVAL;
 	dl->clock = flags & GOSYNC_CLOCK_REALTIME ? CLOCK_REALTIME :
 						     CLOCK_MONOTONIC;
 	dl->forever = deadline_ns == GOSYNC_DEADLINE_NONE;
-	dl->expires = deadline_ns > KTIME_MAX ? KTIME_MAX : (ktime_t)deadline_ns;
+	dl->expires = deadline_ns >= KTIME_MAX ? KTIME_MAX :
+						 (ktime_t)deadline_ns;
 	offset = gosync_timens_offset(dl->clock);
-	/* Clamp rather than wrap: a deadline before boot has passed. */
-	if (offset && !dl->forever && dl->expires < KTIME_MAX)
-		dl->expires = max_t(ktime_t, dl->expires - offset, 0);
+	if (!offset || dl->expires == KTIME_MAX)
+		return 0;
+	/* 0 <= expires < KTIME_MAX: only a negative offset can overflow. */
+	if (check_sub_overflow(dl->expires, offset, &expires))
+		expires = offset < 0 ? KTIME_MAX : 0;
+	dl->expires = max_t(ktime_t, expires, 0);
 	return 0;
 }
 

@@ -3011,4 +3011,106 @@ TEST_F_TIMEOUT(hammer, kernel_swaps_are_bounded_under_a_hammered_word, 300)
 	EXPECT_EQ(HAMMER_SIZE, self->page[0]);
 }
 
+/*
+ * Deadlines at the end of time, in a time namespace whose monotonic clock
+ * is behind the host's (a negative offset: the host's deadline is later
+ * than the one given) or far ahead of it. The conversion to the host's
+ * clock saturates at "never" instead of wrapping around to "long past":
+ * every such wait blocks until it is served.
+ */
+static int far_deadline_child(int fd, struct report *rep)
+{
+	static const uint64_t deadlines[] = {
+		UINT64_MAX - 1,
+		(uint64_t)INT64_MAX + 1,
+		INT64_MAX,
+		INT64_MAX - 1,
+		INT64_MAX - NS_PER_SEC / 2,
+	};
+	struct gosync_sem_status st;
+	struct semctx c = { .fd = fd, .raw = true };
+
+	for (size_t i = 0; i < ARRAY_SIZE(deadlines); i++) {
+		uint64_t end = mono_ns() + WAIT_LIMIT_MS * NS_PER_MS;
+		struct waiter w;
+
+		CHILD_CHECK(rep, waiter_start(&w, &c, 0, 1, deadlines[i], 0,
+					      NULL) == 0, "pthread_create");
+		/* Queued, or returned at once. */
+		do {
+			CHILD_CHECK(rep, raw_status(fd, &st) == 0, "status");
+			if (st.waiters == 1 || atomic_load(&w.done))
+				break;
+			usleep(200);
+		} while (mono_ns() < end);
+		/* A window that only asserts blocking. */
+		sleep_ms(100);
+		CHILD_CHECK(rep, !atomic_load(&w.done),
+			    "deadline %#jx: returned %d at once",
+			    (uintmax_t)deadlines[i], w.ret);
+		CHILD_CHECK(rep, raw_release(fd, 1) == 0, "release");
+		CHILD_CHECK(rep, waiter_join(&w), "deadline %#jx: not served",
+			    (uintmax_t)deadlines[i]);
+		CHILD_CHECK(rep, w.ret == 0, "deadline %#jx: returned %d",
+			    (uintmax_t)deadlines[i], w.ret);
+	}
+	return 0;
+}
+
+static void far_deadline_case(struct __test_metadata *_metadata,
+			      long long offset_s)
+{
+	struct gosync_sem_status st;
+	struct report *rep;
+	char offsets[64];
+	int dev, fd, tfd, len;
+	pid_t pid;
+
+	dev = dev_open();
+	ASSERT_LE(0, dev);
+	fd = raw_create(dev, 1);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, raw_acquire(fd, 1, GS_FOREVER, 0));
+	rep = report_new();
+	ASSERT_NE(NULL, rep);
+	if (unshare(CLONE_NEWTIME))
+		SKIP(return, "unshare(CLONE_NEWTIME): %s", strerror(errno));
+	tfd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	ASSERT_LE(0, tfd) TH_LOG("timens_offsets: %s", strerror(errno));
+	len = snprintf(offsets, sizeof(offsets), "monotonic %lld 0\n",
+		       offset_s);
+	ASSERT_EQ(len, write(tfd, offsets, (size_t)len))
+		TH_LOG("write timens_offsets %lld: %s", offset_s,
+		       strerror(errno));
+	close(tfd);
+	TH_LOG("monotonic offset %lld s", offset_s);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(far_deadline_child(fd, rep));
+	EXPECT_CHILD_OK(pid, rep);
+	ASSERT_EQ(0, raw_status(fd, &st));
+	EXPECT_EQ(0, st.state);
+	EXPECT_EQ(0, st.waiters);
+	close(fd);
+	close(dev);
+}
+
+TEST(far_deadlines_block_in_a_time_namespace_behind_the_host)
+{
+	/* As far behind as the clock allows: it may not go below zero. */
+	long long offset_s = 1 - (long long)(mono_ns() / NS_PER_SEC);
+
+	if (offset_s >= 0)
+		SKIP(return, "booted less than 2 s ago");
+	far_deadline_case(_metadata, offset_s);
+}
+
+TEST(far_deadlines_block_in_a_time_namespace_ahead_of_the_host)
+{
+	/* The kernel takes offsets up to half of KTIME_MAX in seconds. */
+	far_deadline_case(_metadata, 4000000000LL);
+}
+
 TEST_HARNESS_MAIN
