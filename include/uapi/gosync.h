@@ -260,11 +260,17 @@ struct gosync_sem_status {
 #define GOSYNC_CHAN_POLLED_OUT		(1ULL << 59)
 #define GOSYNC_CHAN_SLOT_SIZE(elem)	(8 + (((elem) + 7) & ~7U))
 
-/* M: where ring positions wrap, the largest @capacity * 2^k in 48 bits. */
+/*
+ * M: where ring positions wrap, the largest @capacity * 2^k in 48 bits;
+ * 0 for capacity 0, an unbuffered channel, which has no ring (doubling 0
+ * would never get there): callers must not divide by it.
+ */
 static inline __u64 gosync_chan_pos_modulus(__u32 capacity)
 {
 	__u64 mod = capacity;
 
+	if (!mod)
+		return 0;
 	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
 		mod <<= 1;
 	return mod;
