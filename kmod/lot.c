@@ -32,6 +32,9 @@
 
 #include "gosync.h"
 
+/* The words the uapi header promises fit in the one page a lot maps. */
+static_assert(sizeof(u64[GOSYNC_LOT_WORDS]) <= PAGE_SIZE);
+
 struct gosync_lot {
 	/* Protects @parked, @nr_parked and every waiter's @woken flag. */
 	spinlock_t lock;

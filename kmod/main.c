@@ -219,7 +219,7 @@ void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events)
 int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
 		      unsigned long nr)
 {
-	unsigned long i;
+	unsigned long addr = vma->vm_start, i;
 	int ret;
 
 	if (vma->vm_pgoff || vma_pages(vma) != nr)
@@ -230,9 +230,9 @@ int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
 		return -EPERM;
 	vm_flags_clear(vma, VM_MAYEXEC);
 	vm_flags_set(vma, VM_DONTEXPAND);
-	for (i = 0; i < nr; i++) {
-		ret = vm_insert_page(vma, vma->vm_start + i * PAGE_SIZE,
-				     pages[i]);
+	/* Page by page within the vma (nr pages long): no product to wrap. */
+	for (i = 0; i < nr; i++, addr += PAGE_SIZE) {
+		ret = vm_insert_page(vma, addr, pages[i]);
 		if (ret)
 			return ret;
 	}
