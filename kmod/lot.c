@@ -19,14 +19,12 @@
  * bounds-checked index, the value only compared; a hand-off adds to such
  * a word atomically, under the lock, before it marks the waiter woken.
  */
-#include <linux/anon_inodes.h>
 #include <linux/atomic.h>
 #include <linux/fs.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
-#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 
@@ -36,18 +34,21 @@
 static_assert(sizeof(u64[GOSYNC_LOT_WORDS]) <= PAGE_SIZE);
 
 struct gosync_lot {
+	struct gosync_obj obj;		/* first: the page holds the words */
 	/* Protects @parked, @nr_parked and every waiter's @woken flag. */
 	spinlock_t lock;
 	struct list_head parked;	/* struct lot_waiter, queue order */
 	u32 nr_parked;
 	u32 kind;			/* immutable after creation */
 	u64 param;			/* immutable after creation */
-	struct page *page;		/* the shared words */
-	u64 *words;			/* = page_address(page) */
+	u64 *words;			/* = obj.shared */
 	atomic64_t parks;
 	atomic64_t unparks;
 	atomic64_t woken;
 };
+
+/* file->private_data is the lot and its struct gosync_obj. */
+static_assert(offsetof(struct gosync_lot, obj) == 0);
 
 /* A parked thread; lives on its own stack for the length of the park. */
 struct lot_waiter {
@@ -203,13 +204,6 @@ static long lot_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
-static int lot_mmap(struct file *file, struct vm_area_struct *vma)
-{
-	struct gosync_lot *lot = file->private_data;
-
-	return gosync_mmap_page(vma, lot->page);
-}
-
 static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct gosync_lot *lot = file->private_data;
@@ -228,61 +222,27 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "woken:\t%lld\n", (long long)atomic64_read(&lot->woken));
 }
 
-static void lot_free(struct gosync_lot *lot)
-{
-	if (lot->page)
-		put_page(lot->page);
-	kfree(lot);
-}
-
-/* The last reference is gone: no waiter can exist (each holds the file). */
-static int lot_file_release(struct inode *inode, struct file *file)
-{
-	struct gosync_lot *lot = file->private_data;
-
-	WARN_ON_ONCE(!list_empty(&lot->parked));
-	lot_free(lot);
-	return 0;
-}
-
-static const struct file_operations lot_fops = {
-	.owner		= THIS_MODULE,
-	.release	= lot_file_release,
-	.unlocked_ioctl	= lot_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.mmap		= lot_mmap,
-	.show_fdinfo	= lot_show_fdinfo,
-	.llseek		= noop_llseek,
-};
+static const struct file_operations lot_fops =
+	GOSYNC_OBJ_FOPS(lot_ioctl, NULL, lot_show_fdinfo);
 
 long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 {
 	struct gosync_lot_create arg;
 	struct gosync_lot *lot;
-	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.flags || arg.kind > GOSYNC_LOT_KIND_MAX)
 		return -EINVAL;
 
-	lot = kzalloc(sizeof(*lot), GFP_KERNEL_ACCOUNT);
+	lot = gosync_obj_alloc(sizeof(*lot));
 	if (!lot)
 		return -ENOMEM;
-	lot->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!lot->page) {
-		lot_free(lot);
-		return -ENOMEM;
-	}
-	lot->words = page_address(lot->page);
+	lot->words = lot->obj.shared;
 	lot->kind = arg.kind;
 	lot->param = arg.param;
 	spin_lock_init(&lot->lock);
 	INIT_LIST_HEAD(&lot->parked);
-
-	fd = anon_inode_getfd("[gosync-lot]", &lot_fops, lot,
-			      O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		lot_free(lot);
-	return fd;
+	lot->obj.queue = &lot->parked;
+	return gosync_obj_install(&lot->obj, "[gosync-lot]", &lot_fops);
 }

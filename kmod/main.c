@@ -8,6 +8,7 @@
  * object file descriptors and answers the version query. See
  * include/uapi/gosync.h for the ABI conventions.
  */
+#include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
@@ -18,6 +19,7 @@
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
+#include <linux/slab.h>
 #include <linux/time_namespace.h>
 #include <linux/uaccess.h>
 
@@ -242,6 +244,64 @@ int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
 int gosync_mmap_page(struct vm_area_struct *vma, struct page *page)
 {
 	return gosync_mmap_pages(vma, &page, 1);
+}
+
+/*
+ * A zeroed object of @size bytes that begins with struct gosync_obj, with
+ * its zeroed shared page, both charged to the caller's memory cgroup; the
+ * caller points obj->queue at its queue. NULL without memory.
+ */
+void *gosync_obj_alloc(size_t size)
+{
+	struct gosync_obj *obj = kzalloc(size, GFP_KERNEL_ACCOUNT);
+
+	if (!obj)
+		return NULL;
+	obj->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!obj->page) {
+		kfree(obj);
+		return NULL;
+	}
+	obj->shared = page_address(obj->page);
+	return obj;
+}
+
+/* Free what gosync_obj_alloc() made (the whole object: @obj is its start). */
+void gosync_obj_free(struct gosync_obj *obj)
+{
+	put_page(obj->page);
+	kfree(obj);
+}
+
+/*
+ * Give @obj a new file descriptor (O_CLOEXEC), the only handle to it:
+ * the fd, or a negative errno with @obj freed.
+ */
+int gosync_obj_install(struct gosync_obj *obj, const char *name,
+		       const struct file_operations *fops)
+{
+	int fd = anon_inode_getfd(name, fops, obj, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		gosync_obj_free(obj);
+	return fd;
+}
+
+int gosync_obj_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct gosync_obj *obj = file->private_data;
+
+	return gosync_mmap_page(vma, obj->page);
+}
+
+/* The last reference is gone: no waiter can exist (each holds the file). */
+int gosync_obj_release(struct inode *inode, struct file *file)
+{
+	struct gosync_obj *obj = file->private_data;
+
+	WARN_ON_ONCE(!list_empty(obj->queue));
+	gosync_obj_free(obj);
+	return 0;
 }
 
 static long gosync_ioc_version(void __user *argp)

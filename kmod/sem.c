@@ -61,7 +61,6 @@
  * size, and every addition is bounds-checked against sem->size, which
  * lives in kernel memory.
  */
-#include <linux/anon_inodes.h>
 #include <linux/atomic.h>
 #include <linux/fs.h>
 #include <linux/list.h>
@@ -69,7 +68,6 @@
 #include <linux/poll.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
-#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
@@ -80,6 +78,7 @@
 static_assert(sizeof(struct gosync_sem_shared) <= PAGE_SIZE);
 
 struct gosync_sem {
+	struct gosync_obj obj;		/* first: the page holds the state */
 	/*
 	 * Protects @waiters, @nr_waiters, every waiter's @served flag and
 	 * serialises the kernel's updates of the shared state word.
@@ -88,14 +87,16 @@ struct gosync_sem {
 	struct list_head waiters;	/* FIFO of struct sem_waiter */
 	u32 nr_waiters;
 	u64 size;			/* immutable after creation */
-	struct page *page;		/* holds the shared state */
-	atomic64_t *state;		/* = page_address(page) */
+	atomic64_t *state;		/* = obj.shared */
 	wait_queue_head_t pollq;	/* poll() and epoll waiters */
 	atomic64_t slow_acquires;
 	atomic64_t slow_releases;
 	atomic64_t lost_swaps;		/* kernel swaps lost to userspace */
 	atomic64_t gave_up;		/* calls that gave up with -EIO */
 };
+
+/* file->private_data is the semaphore and its struct gosync_obj. */
+static_assert(offsetof(struct gosync_sem, obj) == 0);
 
 /* A blocked acquirer; lives on its own stack for the length of the wait. */
 struct sem_waiter {
@@ -394,13 +395,6 @@ static __poll_t sem_poll(struct file *file, poll_table *pt)
 	return mask;
 }
 
-static int sem_mmap(struct file *file, struct vm_area_struct *vma)
-{
-	struct gosync_sem *sem = file->private_data;
-
-	return gosync_mmap_page(vma, sem->page);
-}
-
 static void sem_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct gosync_sem *sem = file->private_data;
@@ -428,63 +422,28 @@ static void sem_show_fdinfo(struct seq_file *m, struct file *file)
 		   (long long)atomic64_read(&sem->gave_up));
 }
 
-static void sem_free(struct gosync_sem *sem)
-{
-	if (sem->page)
-		put_page(sem->page);
-	kfree(sem);
-}
-
-/* The last reference is gone: no waiter can exist (each holds the file). */
-static int sem_file_release(struct inode *inode, struct file *file)
-{
-	struct gosync_sem *sem = file->private_data;
-
-	WARN_ON_ONCE(!list_empty(&sem->waiters));
-	sem_free(sem);
-	return 0;
-}
-
-static const struct file_operations sem_fops = {
-	.owner		= THIS_MODULE,
-	.release	= sem_file_release,
-	.unlocked_ioctl	= sem_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.poll		= sem_poll,
-	.mmap		= sem_mmap,
-	.show_fdinfo	= sem_show_fdinfo,
-	.llseek		= noop_llseek,
-};
+static const struct file_operations sem_fops =
+	GOSYNC_OBJ_FOPS(sem_ioctl, sem_poll, sem_show_fdinfo);
 
 long gosync_sem_create(const struct gosync_sem_create __user *uarg)
 {
 	struct gosync_sem_create arg;
 	struct gosync_sem *sem;
-	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.flags || arg.reserved || arg.size > GOSYNC_SEM_MAX)
 		return -EINVAL;
 
-	sem = kzalloc(sizeof(*sem), GFP_KERNEL_ACCOUNT);
+	sem = gosync_obj_alloc(sizeof(*sem));
 	if (!sem)
 		return -ENOMEM;
-	sem->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!sem->page) {
-		sem_free(sem);
-		return -ENOMEM;
-	}
-	sem->state = page_address(sem->page);
+	sem->state = sem->obj.shared;
 	atomic64_set(sem->state, arg.size);
 	sem->size = arg.size;
 	spin_lock_init(&sem->lock);
 	INIT_LIST_HEAD(&sem->waiters);
+	sem->obj.queue = &sem->waiters;
 	init_waitqueue_head(&sem->pollq);
-
-	fd = anon_inode_getfd("[gosync-sem]", &sem_fops, sem,
-			      O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		sem_free(sem);
-	return fd;
+	return gosync_obj_install(&sem->obj, "[gosync-sem]", &sem_fops);
 }
