@@ -42,28 +42,29 @@
  *    still waiting: there are fewer runs of them than waiters.
  * The protocol is model-checked in spin/cond.pml.
  */
-#include <linux/anon_inodes.h>
 #include <linux/atomic.h>
 #include <linux/fs.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
-#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 
 #include "gosync.h"
 
+/* The words the uapi header promises fit in the one page a lot maps. */
+static_assert(sizeof(u64[GOSYNC_LOT_WORDS]) <= PAGE_SIZE);
+
 struct gosync_lot {
+	struct gosync_obj obj;		/* first: the page holds the words */
 	/* Protects @parked, @nr_parked and every waiter's @woken flag. */
 	spinlock_t lock;
 	struct list_head parked;	/* struct lot_waiter, queue order */
 	u32 nr_parked;
 	u32 kind;			/* immutable after creation */
 	u64 param;			/* immutable after creation */
-	struct page *page;		/* the shared words */
-	u64 *words;			/* = page_address(page) */
+	u64 *words;			/* = obj.shared */
 	atomic64_t parks;
 	atomic64_t unparks;
 	atomic64_t woken;
@@ -82,6 +83,9 @@ struct cond_gap {
 	struct list_head node;
 	u64 lo, hi;
 };
+
+/* file->private_data is the lot and its struct gosync_obj. */
+static_assert(offsetof(struct gosync_lot, obj) == 0);
 
 /* A parked thread; lives on its own stack for the length of the park. */
 struct lot_waiter {
@@ -531,13 +535,6 @@ static long lot_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
-static int lot_mmap(struct file *file, struct vm_area_struct *vma)
-{
-	struct gosync_lot *lot = file->private_data;
-
-	return gosync_mmap_page(vma, lot->page);
-}
-
 static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct gosync_lot *lot = file->private_data;
@@ -565,63 +562,37 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 	}
 }
 
-static void lot_free(struct gosync_lot *lot)
+/* What the generic release frees not: a Cond's gaps. */
+static void lot_destroy(struct gosync_obj *obj)
 {
+	struct gosync_lot *lot = container_of(obj, struct gosync_lot, obj);
+
 	cond_free_gaps(&lot->cond_gaps);
-	if (lot->page)
-		put_page(lot->page);
-	kfree(lot);
 }
 
-/* The last reference is gone: no waiter can exist (each holds the file). */
-static int lot_file_release(struct inode *inode, struct file *file)
-{
-	struct gosync_lot *lot = file->private_data;
-
-	WARN_ON_ONCE(!list_empty(&lot->parked));
-	lot_free(lot);
-	return 0;
-}
-
-static const struct file_operations lot_fops = {
-	.owner		= THIS_MODULE,
-	.release	= lot_file_release,
-	.unlocked_ioctl	= lot_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.mmap		= lot_mmap,
-	.show_fdinfo	= lot_show_fdinfo,
-	.llseek		= noop_llseek,
-};
+static const struct file_operations lot_fops =
+	GOSYNC_OBJ_FOPS(lot_ioctl, NULL, lot_show_fdinfo);
 
 long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 {
 	struct gosync_lot_create arg;
 	struct gosync_lot *lot;
-	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.flags || arg.kind > GOSYNC_LOT_KIND_MAX)
 		return -EINVAL;
 
-	lot = kzalloc(sizeof(*lot), GFP_KERNEL_ACCOUNT);
+	lot = gosync_obj_alloc(sizeof(*lot));
 	if (!lot)
 		return -ENOMEM;
+	lot->words = lot->obj.shared;
+	lot->kind = arg.kind;
+	lot->param = arg.param;
 	spin_lock_init(&lot->lock);
 	INIT_LIST_HEAD(&lot->parked);
 	INIT_LIST_HEAD(&lot->cond_gaps);
-	lot->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!lot->page) {
-		lot_free(lot);
-		return -ENOMEM;
-	}
-	lot->words = page_address(lot->page);
-	lot->kind = arg.kind;
-	lot->param = arg.param;
-
-	fd = anon_inode_getfd("[gosync-lot]", &lot_fops, lot,
-			      O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		lot_free(lot);
-	return fd;
+	lot->obj.queue = &lot->parked;
+	lot->obj.destroy = lot_destroy;
+	return gosync_obj_install(&lot->obj, "[gosync-lot]", &lot_fops);
 }

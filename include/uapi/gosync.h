@@ -96,15 +96,28 @@ struct gosync_version {
  *  - Userspace changes the word only with compare-and-swap of the whole
  *    word, so a flag set by the kernel in between makes the swap fail and
  *    the caller re-reads the flags.
+ *  - Whether anybody waits is the kernel's queue: the ioctls' try takes
+ *    nothing while an acquirer is queued, whatever the page says.
+ *  - The kernel's own compare-and-swaps are bounded: a call that has
+ *    lost GOSYNC_SEM_TRIES of them sets WAITERS (which stops every
+ *    userspace that follows this protocol from changing the word), and
+ *    after as many more it gives up with -EIO, having changed nothing:
+ *    only a writer that ignores the protocol can make that happen. A
+ *    release whose permits were added but whose serving of the queue gave
+ *    up returns 0; the waiters stay queued. The kernel never leaves
+ *    WAITERS set for an empty queue.
  *
- * Whatever userspace writes into the page, the kernel stays memory-safe;
- * the semaphore's own semantics are then the writer's problem.
+ * Whatever userspace writes into the page, the kernel stays memory-safe
+ * and every ioctl returns in bounded time; the semaphore's own semantics
+ * are then the writer's problem.
  */
 #define GOSYNC_SEM_WAITERS	(1ULL << 63)
 #define GOSYNC_SEM_POLLED	(1ULL << 62)
 #define GOSYNC_SEM_COUNT_MASK	(GOSYNC_SEM_POLLED - 1)
 /* The largest size, and the largest count one call may acquire or release. */
 #define GOSYNC_SEM_MAX		GOSYNC_SEM_COUNT_MASK
+/* Lost compare-and-swaps after which the kernel fences, then gives up. */
+#define GOSYNC_SEM_TRIES	16
 
 struct gosync_sem_shared {
 	__u64 state;
@@ -138,7 +151,8 @@ struct gosync_sem_create {
  * without holding up the waiters behind it, as Go does. Returns 0,
  * -ETIMEDOUT, or -EINTR on a signal (restarted transparently under
  * SA_RESTART). A waiter that was served before the signal or deadline
- * was noticed returns 0 and owns the permits.
+ * was noticed returns 0 and owns the permits. -EIO: the state word kept
+ * changing under the kernel (see above); nothing was taken.
  */
 struct gosync_sem_acquire {
 	__u64 count;
@@ -247,11 +261,17 @@ struct gosync_sem_status {
 #define GOSYNC_CHAN_POLLED_OUT		(1ULL << 59)
 #define GOSYNC_CHAN_SLOT_SIZE(elem)	(8 + (((elem) + 7) & ~7U))
 
-/* M: where ring positions wrap, the largest @capacity * 2^k in 48 bits. */
+/*
+ * M: where ring positions wrap, the largest @capacity * 2^k in 48 bits;
+ * 0 for capacity 0, an unbuffered channel, which has no ring (doubling 0
+ * would never get there): callers must not divide by it.
+ */
 static inline __u64 gosync_chan_pos_modulus(__u32 capacity)
 {
 	__u64 mod = capacity;
 
+	if (!mod)
+		return 0;
 	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
 		mod <<= 1;
 	return mod;
@@ -623,7 +643,9 @@ struct gosync_lot_cond_wait {
  * Ioctls on a semaphore fd. TRY_ACQUIRE takes a __u64 count and fails with
  * -EAGAIN unless the permits are free and nobody waits (Go's TryAcquire).
  * RELEASE takes a __u64 count; releasing more than is held (the count
- * would exceed the size) fails with -EOVERFLOW and changes nothing.
+ * would exceed the size) fails with -EOVERFLOW and changes nothing. Both
+ * fail with -EIO, changing nothing, when the state word kept
+ * changing under the kernel (a writer outside the protocol above).
  */
 #define GOSYNC_IOC_SEM_ACQUIRE	_IOW(GOSYNC_IOC_MAGIC, 0x10, struct gosync_sem_acquire)
 #define GOSYNC_IOC_SEM_TRY_ACQUIRE _IOW(GOSYNC_IOC_MAGIC, 0x11, __u64)
