@@ -1027,8 +1027,7 @@ static void chan_timer_arm(struct chan_timer *t,
 	lockdep_assert_held(&t->lock);
 	if (WARN_ON_ONCE(gosync_deadline_init(&dl, set->when, set->flags)))
 		return;
-	hrtimer_init(&t->hrt, dl.clock, HRTIMER_MODE_ABS);
-	t->hrt.function = chan_timer_expired;
+	hrtimer_setup(&t->hrt, chan_timer_expired, dl.clock, HRTIMER_MODE_ABS);
 	t->timens_offset = gosync_timens_offset(dl.clock);
 	t->period = ns_to_ktime(min_t(u64, set->period, KTIME_MAX));
 	if (!dl.forever)
