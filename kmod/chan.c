@@ -957,6 +957,7 @@ struct chan_timer {
 	struct gosync_chan *ch;
 	ktime_t period;		/* 0: fires once; set only while stopped */
 	ktime_t timens_offset;	/* of the arming task; set only while stopped */
+	atomic64_t fires;	/* hrtimer expiries: fdinfo's timer-fires */
 };
 
 /*
@@ -967,6 +968,7 @@ static enum hrtimer_restart chan_timer_expired(struct hrtimer *hrt)
 {
 	struct chan_timer *t = container_of(hrt, struct chan_timer, hrt);
 
+	atomic64_inc(&t->fires);
 	queue_work(system_highpri_wq, &t->fire);
 	if (!t->period)
 		return HRTIMER_NORESTART;
@@ -1217,6 +1219,9 @@ static void chan_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "recvs:\t%llu\n", st.recvs);
 	seq_printf(m, "slow-ops:\t%llu\n", st.slow_ops);
 	seq_printf(m, "kicks:\t%llu\n", st.kicks);
+	if (ch->timer)
+		seq_printf(m, "timer-fires:\t%llu\n",
+			   atomic64_read(&ch->timer->fires));
 }
 
 /* The ring of a buffered channel (not a timer's: it is receive-only). */
