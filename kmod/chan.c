@@ -137,6 +137,7 @@ struct chan_case {
 };
 
 static const struct file_operations chan_fops;
+static bool chan_timer_take(struct gosync_chan *ch, void *val);
 
 /* ---- the ring (see the protocol above GOSYNC_CHAN_POS_MASK) ------- */
 
@@ -637,7 +638,7 @@ static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
 	chan_serve(ch, wk);
 	if (self && !owner_grab(self))
 		return -ECANCELED;
-	if (ring_pop(ch, val)) {
+	if (ring_pop(ch, val) || chan_timer_take(ch, val)) {
 		if (self)
 			owner_commit(self, index, 1, NULL);
 		/* A queued sender's value takes the freed slot, in order. */
@@ -950,19 +951,54 @@ out:
 
 /* ---- timer channels ---------------------------------------------- */
 
+/*
+ * A timer channel has no ring: its one slot is @value, held while @full.
+ * The hrtimer runs only while a tick can be delivered, that is while the
+ * timer is @running (a one-shot that has not fired, a ticker not stopped)
+ * and holds no tick: a ticker whose tick nobody receives would only drop
+ * every later tick, so it is not re-armed until that tick is received
+ * (as timerfd re-arms on read). The receive re-arms it for the first tick
+ * of the ticker's grid (@next plus whole periods) after the receive, so
+ * that ticks come exactly when Go's ticker would send them: at the
+ * period's multiples from the first tick, those that found the channel
+ * full dropped. So an idle ticker costs one expiry in all, and a
+ * receiving one an expiry and a work item per tick received.
+ *
+ * Periods below GOSYNC_TIMER_MIN_PERIOD (10 us) stay refused. They no
+ * longer cost anything while idle, but each received tick still costs an
+ * hrtimer interrupt and a work item on system_highpri_wq that nobody is
+ * charged for; 10 us is about the latency of that delivery on hardware
+ * (interrupt, kworker wake-up, hand-off, receiver wake-up), so a shorter
+ * period would not deliver ticks any faster, only ask for ticks that are
+ * due before the last one is out, and the floor bounds the uncharged work
+ * of one receiving ticker to 100000 items a second.
+ */
 struct chan_timer {
 	struct mutex lock;	/* serialises stop and reset (they sleep) */
 	struct hrtimer hrt;
 	struct work_struct fire;
 	struct gosync_chan *ch;
-	ktime_t period;		/* 0: fires once; set only while stopped */
-	ktime_t timens_offset;	/* of the arming task; set only while stopped */
+	/*
+	 * Under ch->lock. The hrtimer is started only under it, with
+	 * @running set; stop clears @running under it before it cancels the
+	 * hrtimer and the work, so nothing re-arms a stopped timer.
+	 */
+	bool running;		/* a tick is still to come */
+	bool full;		/* @value waits to be received */
+	u64 value;		/* the held tick: its firing time */
+	ktime_t next;		/* when the next tick is due, >= 0 (host clock) */
+	ktime_t period;		/* 0: fires once */
+	clockid_t clock;
+	ktime_t timens_offset;	/* of the arming task */
+	u64 sends;		/* ticks held, and held ticks received (hand- */
+	u64 recvs;		/* offs are counted as the channel's) */
 	atomic64_t fires;	/* hrtimer expiries: fdinfo's timer-fires */
 };
 
 /*
  * Hard-irq context: hand the send to process context, where the channel's
- * lock is taken as everywhere else (never from interrupts).
+ * lock is taken as everywhere else (never from interrupts). Never restarts
+ * itself: the next tick is armed once this one is received.
  */
 static enum hrtimer_restart chan_timer_expired(struct hrtimer *hrt)
 {
@@ -970,13 +1006,44 @@ static enum hrtimer_restart chan_timer_expired(struct hrtimer *hrt)
 
 	atomic64_inc(&t->fires);
 	queue_work(system_highpri_wq, &t->fire);
-	if (!t->period)
-		return HRTIMER_NORESTART;
-	hrtimer_forward_now(hrt, t->period);
-	return HRTIMER_RESTART;
+	return HRTIMER_NORESTART;
 }
 
-/* Send the firing time; a tick nobody took yet makes this one drop. */
+static ktime_t chan_timer_now(struct chan_timer *t)
+{
+	return t->clock == CLOCK_REALTIME ? ktime_get_real() : ktime_get();
+}
+
+/*
+ * The last tick was received (or handed over): start the hrtimer for the
+ * first tick of the grid after now. Nothing for a one-shot or a stopped
+ * timer.
+ */
+static void chan_timer_rearm(struct chan_timer *t)
+{
+	ktime_t now;
+	u64 adv;
+
+	lockdep_assert_held(&t->ch->lock);
+	if (!t->running || !t->period)
+		return;
+	now = chan_timer_now(t);
+	if (t->next <= now) {
+		/* 0 <= next <= now and 0 < period: at most 2 * KTIME_MAX. */
+		adv = (div64_u64(now - t->next, t->period) + 1) * t->period;
+		if (adv > (u64)(KTIME_MAX - t->next)) {
+			t->next = KTIME_MAX;	/* past the end of time */
+			return;
+		}
+		t->next += adv;
+	}
+	hrtimer_start(&t->hrt, t->next, HRTIMER_MODE_ABS);
+}
+
+/*
+ * Deliver a tick: its firing time, to a waiting receiver or held in the
+ * channel. A timer stopped meanwhile delivers nothing.
+ */
 static void chan_timer_fire(struct work_struct *work)
 {
 	struct chan_timer *t = container_of(work, struct chan_timer, fire);
@@ -984,33 +1051,88 @@ static void chan_timer_fire(struct work_struct *work)
 	struct gosync_wakeups wk = { 0 };
 	u64 now;
 
-	if (t->hrt.base->clockid == CLOCK_REALTIME)
-		now = ktime_get_real_ns();
-	else	/* as seen in the time namespace of whoever armed it */
-		now = ktime_get_ns() + t->timens_offset;
 	spin_lock(&ch->lock);
-	chan_try_send(ch, NULL, 0, &now, &wk);
+	/* Never armed while full; if it were, the tick would be dropped. */
+	if (t->running && !t->full) {
+		/* As seen in the time namespace of whoever armed it. */
+		now = ktime_to_ns(chan_timer_now(t)) + t->timens_offset;
+		if (!t->period)
+			t->running = false;
+		if (!chan_try_send(ch, NULL, 0, &now, &wk)) {
+			chan_timer_rearm(t);	/* received at once */
+		} else {
+			t->value = now;
+			t->full = true;
+			t->sends++;
+		}
+	}
 	spin_unlock(&ch->lock);
 	gosync_wake_all(&wk);
 	chan_wake_pollers(ch);
 }
 
 /*
- * Stop the timer and drop an unreceived value; true if either was
- * pending, i.e. something was stopped from being received.
+ * A receive from @ch, with its lock held: take the held tick into @val
+ * (NULL: discard it) and let the timer run on. False if @ch is not a
+ * timer or holds no tick.
  */
-static bool chan_timer_stop(struct chan_timer *t)
+static bool chan_timer_take(struct gosync_chan *ch, void *val)
 {
+	struct chan_timer *t = ch->timer;
+
+	lockdep_assert_held(&ch->lock);
+	if (!t || !t->full)
+		return false;
+	t->full = false;
+	t->recvs++;
+	chan_copy(ch, val, &t->value);
+	chan_timer_rearm(t);
+	return true;
+}
+
+static bool chan_timer_ready(struct gosync_chan *ch)
+{
+	lockdep_assert_held(&ch->lock);
+	return ch->timer && ch->timer->full;
+}
+
+/* A timer's share of a status snapshot, with ch->lock held. */
+static void chan_timer_snapshot(struct gosync_chan *ch,
+				struct gosync_chan_status *st)
+{
+	lockdep_assert_held(&ch->lock);
+	if (!ch->timer)
+		return;
+	st->len = ch->timer->full;
+	st->sends += ch->timer->sends;
+	st->recvs += ch->timer->recvs;
+}
+
+/*
+ * Stop @t and drop an unreceived tick: no tick is delivered or received
+ * after this returns. True if that stopped one (a tick still to come, or
+ * one held: Go 1.23 counts discarding an unreceived value as stopping).
+ */
+static bool chan_timer_halt(struct chan_timer *t)
+{
+	struct gosync_chan *ch = t->ch;
 	bool pending;
 
-	lockdep_assert_held(&t->lock);
-	pending = hrtimer_cancel(&t->hrt);
-	pending |= cancel_work_sync(&t->fire);
-	spin_lock(&t->ch->lock);
-	/* Go 1.23: discarding an unreceived value counts as stopping. */
-	pending |= ring_pop(t->ch, NULL);
-	spin_unlock(&t->ch->lock);
+	spin_lock(&ch->lock);
+	pending = t->running || t->full;
+	t->running = false;
+	t->full = false;
+	spin_unlock(&ch->lock);
+	/* An expiry or a delivery in flight finds the timer stopped. */
+	hrtimer_cancel(&t->hrt);
+	cancel_work_sync(&t->fire);
 	return pending;
+}
+
+static bool chan_timer_stop(struct chan_timer *t)
+{
+	lockdep_assert_held(&t->lock);
+	return chan_timer_halt(t);
 }
 
 /* The checks both create and reset make before touching anything. */
@@ -1020,20 +1142,31 @@ static bool chan_timer_set_valid(const struct gosync_timer_set *set)
 	       (!set->period || set->period >= GOSYNC_TIMER_MIN_PERIOD);
 }
 
-/* Arm the stopped timer @t with @set, which chan_timer_set_valid() passed. */
+/*
+ * Arm the stopped (or new) timer @t with @set, which
+ * chan_timer_set_valid() passed. Stopped, the hrtimer is neither queued
+ * nor running, so it may be set up again, on the clock @set names.
+ */
 static void chan_timer_arm(struct chan_timer *t,
 			   const struct gosync_timer_set *set)
 {
+	struct gosync_chan *ch = t->ch;
 	struct gosync_deadline dl;
 
 	lockdep_assert_held(&t->lock);
 	if (WARN_ON_ONCE(gosync_deadline_init(&dl, set->when, set->flags)))
-		return;
+		dl = (struct gosync_deadline){ .clock = CLOCK_MONOTONIC,
+					       .forever = true };
 	hrtimer_setup(&t->hrt, chan_timer_expired, dl.clock, HRTIMER_MODE_ABS);
+	spin_lock(&ch->lock);
+	t->clock = dl.clock;
 	t->timens_offset = gosync_timens_offset(dl.clock);
 	t->period = ns_to_ktime(min_t(u64, set->period, KTIME_MAX));
-	if (!dl.forever)
-		hrtimer_start(&t->hrt, dl.expires, HRTIMER_MODE_ABS);
+	t->next = max_t(ktime_t, dl.expires, 0);
+	t->running = !dl.forever;
+	if (t->running)
+		hrtimer_start(&t->hrt, t->next, HRTIMER_MODE_ABS);
+	spin_unlock(&ch->lock);
 }
 
 static long chan_timer_ioctl(struct gosync_chan *ch, unsigned int cmd,
@@ -1113,6 +1246,7 @@ static void chan_snapshot(struct gosync_chan *ch, struct gosync_chan_status *st)
 		st->sends += ring_pos(atomic64_read(ch->tail));
 		st->recvs += ring_pos(atomic64_read(ch->head));
 	}
+	chan_timer_snapshot(ch, st);
 	spin_unlock(&ch->lock);
 	st->slow_ops = atomic64_read(&ch->slow_ops);
 	st->kicks = atomic64_read(&ch->kicks);
@@ -1189,7 +1323,8 @@ static __poll_t chan_poll(struct file *file, poll_table *pt)
 	 * the direction is ready anyway.
 	 */
 	ring_set_flags(ch, GOSYNC_CHAN_POLLED_IN | GOSYNC_CHAN_POLLED_OUT);
-	if (ring_readable(ch) || ch->closed || chan_queue_live(&ch->sendq))
+	if (ring_readable(ch) || chan_timer_ready(ch) || ch->closed ||
+	    chan_queue_live(&ch->sendq))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (ch->closed)
 		mask |= EPOLLHUP | EPOLLOUT | EPOLLERR;
@@ -1237,9 +1372,7 @@ static int chan_mmap(struct file *file, struct vm_area_struct *vma)
 static void chan_free(struct gosync_chan *ch)
 {
 	if (ch->timer) {
-		/* No new work once the hrtimer is gone; then none running. */
-		hrtimer_cancel(&ch->timer->hrt);
-		cancel_work_sync(&ch->timer->fire);
+		chan_timer_halt(ch->timer);
 		mutex_destroy(&ch->timer->lock);
 		kfree(ch->timer);
 	}
@@ -1386,9 +1519,10 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 		return -EFAULT;
 	if (!chan_timer_set_valid(&set))
 		return -EINVAL;
-	ch = chan_alloc(sizeof(u64), 1);
+	ch = chan_alloc(sizeof(u64), 0);	/* no ring: see struct chan_timer */
 	if (IS_ERR(ch))
 		return PTR_ERR(ch);
+	ch->capacity = 1;
 	t = kzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
 	if (!t) {
 		chan_free(ch);
@@ -1398,7 +1532,7 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 	INIT_WORK(&t->fire, chan_timer_fire);
 	t->ch = ch;
 	mutex_lock(&t->lock);
-	chan_timer_arm(t, &set);	/* initialises the hrtimer too */
+	chan_timer_arm(t, &set);	/* sets the hrtimer up too */
 	mutex_unlock(&t->lock);
 	ch->timer = t;
 	return chan_install(ch, "[gosync-timer]");
