@@ -49,17 +49,24 @@
  * its channel's lock, before it returns.
  */
 #include <linux/anon_inodes.h>
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
 #include <linux/list.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/mutex.h>
+#include <linux/overflow.h>
 #include <linux/pagemap.h>
 #include <linux/poll.h>
 #include <linux/random.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/user.h>
 #include <linux/seq_file.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
@@ -69,12 +76,56 @@
 
 #include "gosync.h"
 
-static unsigned int max_capacity = 1U << 20;
-module_param(max_capacity, uint, 0644);
+/*
+ * What the parameters may be set to: a ring of CHAN_BUFFER_LIMIT bytes
+ * is 2^18 + 1 pages, so neither the page count (u32) nor any size
+ * product can wrap, on 32-bit kernels too; no capacity above
+ * CHAN_CAPACITY_LIMIT fits it (a slot is at least 8 bytes). Writes
+ * beyond them fail with -EINVAL and change nothing.
+ */
+#define CHAN_BUFFER_LIMIT	SZ_1G
+#define CHAN_CAPACITY_LIMIT	(CHAN_BUFFER_LIMIT / GOSYNC_CHAN_SLOT_SIZE(0))
+
+static int max_capacity_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, CHAN_CAPACITY_LIMIT);
+}
+
+static const struct kernel_param_ops max_capacity_ops = {
+	.set = max_capacity_set,
+	.get = param_get_uint,
+};
+
+static int max_buffer_bytes_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned long bytes;
+	int ret = kstrtoul(val, 0, &bytes);
+
+	if (ret)
+		return ret;
+	if (bytes > CHAN_BUFFER_LIMIT)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned long *)kp->arg, bytes);
+	return 0;
+}
+
+static const struct kernel_param_ops max_buffer_bytes_ops = {
+	.set = max_buffer_bytes_set,
+	.get = param_get_ulong,
+};
+
+/*
+ * Defaults: a ring may take as much as the kernel's default
+ * RLIMIT_MEMLOCK (8 MiB), to which an unprivileged creator's rings are
+ * charged in all; more than 65536 slots is rarely what a program wants.
+ */
+static unsigned int max_capacity = 1U << 16;
+module_param_cb(max_capacity, &max_capacity_ops, &max_capacity, 0644);
 MODULE_PARM_DESC(max_capacity, "Largest channel capacity (slots)");
 
-static unsigned long max_buffer_bytes = 64UL << 20;
-module_param(max_buffer_bytes, ulong, 0644);
+static unsigned long max_buffer_bytes = 8UL << 20;
+module_param_cb(max_buffer_bytes, &max_buffer_bytes_ops, &max_buffer_bytes,
+		0644);
 MODULE_PARM_DESC(max_buffer_bytes, "Largest channel buffer (bytes)");
 
 struct chan_timer;
@@ -101,6 +152,8 @@ struct gosync_chan {
 	struct page **pages;		/* the ring: header page, then slots */
 	u32 nr_pages;
 	void *ring;			/* vmap() of @pages, or NULL */
+	struct user_struct *user;	/* charged @charged pages, or NULL */
+	u32 charged;
 	atomic64_t *tail;		/* in the header page */
 	atomic64_t *head;
 	struct chan_timer *timer;	/* timer channels only */
@@ -1369,6 +1422,46 @@ static int chan_mmap(struct file *file, struct vm_area_struct *vma)
 	return gosync_mmap_pages(vma, ch->pages, ch->nr_pages);
 }
 
+/*
+ * Charge @nr ring pages to the creating user's locked memory, as AF_XDP
+ * and io_uring charge the pages they pin: the ring cannot be swapped out,
+ * and it lives as long as any fd or mapping of the channel, so only
+ * RLIMIT_MEMLOCK bounds what a user keeps (RLIMIT_NOFILE does not).
+ * CAP_IPC_LOCK exempts the creator, and nothing is charged. -ENOMEM
+ * beyond the limit, as for mlock(2) and io_uring's registered buffers.
+ */
+static int chan_ring_charge(struct gosync_chan *ch, unsigned long nr)
+{
+	unsigned long limit, cur;
+	struct user_struct *user;
+
+	if (capable(CAP_IPC_LOCK))
+		return 0;
+	limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	user = get_uid(current_user());
+	/* A compare-and-swap: other rings of the user are charged at once. */
+	cur = atomic_long_read(&user->locked_vm);
+	do {
+		if (nr > limit || cur > limit - nr) {
+			free_uid(user);
+			return -ENOMEM;
+		}
+	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, cur + nr));
+	ch->user = user;
+	ch->charged = nr;
+	return 0;
+}
+
+/* Return the charge, when the last fd and the last mapping are gone. */
+static void chan_ring_uncharge(struct gosync_chan *ch)
+{
+	if (!ch->user)
+		return;
+	atomic_long_sub(ch->charged, &ch->user->locked_vm);
+	free_uid(ch->user);
+	ch->user = NULL;
+}
+
 static void chan_free(struct gosync_chan *ch)
 {
 	if (ch->timer) {
@@ -1381,6 +1474,7 @@ static void chan_free(struct gosync_chan *ch)
 	while (ch->pages && ch->nr_pages)
 		put_page(ch->pages[--ch->nr_pages]);
 	kvfree(ch->pages);
+	chan_ring_uncharge(ch);
 	kfree(ch);
 }
 
@@ -1428,20 +1522,24 @@ static const struct file_operations chan_fops = {
 };
 
 /*
- * The ring of a buffered channel: a header page, then the slots, in
- * pages of their own (charged to the caller) so that they can be mapped.
+ * The ring of a buffered channel: a header page, then @bytes of slots, in
+ * pages of their own (charged to the caller's memory cgroup and locked
+ * memory) so that they can be mapped.
  */
-static int chan_ring_alloc(struct gosync_chan *ch)
+static int chan_ring_alloc(struct gosync_chan *ch, size_t bytes)
 {
-	size_t bytes = (size_t)ch->slot_size * ch->capacity;
+	unsigned long nr = 1 + DIV_ROUND_UP(bytes, PAGE_SIZE);
 	u64 i;
+	int ret;
 
+	ret = chan_ring_charge(ch, nr);
+	if (ret)
+		return ret;
 	ch->nr_pages = 0;
-	ch->pages = kvcalloc(1 + DIV_ROUND_UP(bytes, PAGE_SIZE),
-			     sizeof(*ch->pages), GFP_KERNEL_ACCOUNT);
+	ch->pages = kvcalloc(nr, sizeof(*ch->pages), GFP_KERNEL_ACCOUNT);
 	if (!ch->pages)
 		return -ENOMEM;
-	while (ch->nr_pages < 1 + DIV_ROUND_UP(bytes, PAGE_SIZE)) {
+	while (ch->nr_pages < nr) {
 		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 
 		if (!page)
@@ -1459,13 +1557,21 @@ static int chan_ring_alloc(struct gosync_chan *ch)
 	return 0;
 }
 
+/*
+ * A channel of @capacity slots of @elem_size bytes. The buffer bounded by
+ * max_buffer_bytes is the ring's slots as they are mapped, sequence
+ * numbers and padding included: a chan struct{} takes 8 bytes a slot.
+ */
 static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 {
 	u32 slot_size = GOSYNC_CHAN_SLOT_SIZE(elem_size);
 	struct gosync_chan *ch;
+	size_t bytes;
+	int ret;
 
-	/* Slots add at most 15 bytes each to the bounded buffer. */
-	if ((size_t)elem_size * capacity > READ_ONCE(max_buffer_bytes))
+	if (check_mul_overflow((size_t)slot_size, (size_t)capacity, &bytes) ||
+	    bytes > min_t(unsigned long, READ_ONCE(max_buffer_bytes),
+			  CHAN_BUFFER_LIMIT))
 		return ERR_PTR(-ENOMEM);
 	ch = kzalloc(sizeof(*ch), GFP_KERNEL_ACCOUNT);
 	if (!ch)
@@ -1473,9 +1579,12 @@ static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 	ch->elem_size = elem_size;
 	ch->capacity = capacity;
 	ch->slot_size = slot_size;
-	if (capacity && chan_ring_alloc(ch)) {
-		chan_free(ch);
-		return ERR_PTR(-ENOMEM);
+	if (capacity) {
+		ret = chan_ring_alloc(ch, bytes);
+		if (ret) {
+			chan_free(ch);
+			return ERR_PTR(ret);
+		}
 	}
 	spin_lock_init(&ch->lock);
 	INIT_LIST_HEAD(&ch->sendq);
