@@ -204,7 +204,8 @@ typedef struct gs_chan gs_chan;
 /**
  * gs_chan_make() - make(chan T, @capacity) with sizeof(T) = @elem_size.
  * Return: 0; -EINVAL (sizes out of range); -ENOMEM (the buffer exceeds the
- * module's max_buffer_bytes, or memory); an error of gs_init().
+ * module's max_buffer_bytes, the ring would exceed the caller's
+ * RLIMIT_MEMLOCK, or memory); an error of gs_init().
  */
 GS_API int gs_chan_make(gs_chan **chp, size_t elem_size, uint32_t capacity);
 
@@ -371,7 +372,8 @@ GS_API int gs_select(gs_case *cases, size_t n, unsigned int flags,
  * A timer is a receive-only gs_chan of uint64_t (the firing time in ns):
  * receive from it, select on it, poll it; gs_chan_destroy() it when done.
  * No thread is involved: the kernel's hrtimers feed it. A ticker drops a
- * tick while the previous one is unreceived, as Go's does.
+ * tick while the previous one is unreceived, as Go's does, and costs
+ * nothing while nobody receives.
  */
 
 /** gs_after() - a timer that fires once, @ns from now (time.After). */

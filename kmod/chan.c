@@ -49,17 +49,24 @@
  * its channel's lock, before it returns.
  */
 #include <linux/anon_inodes.h>
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
 #include <linux/list.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/mutex.h>
+#include <linux/overflow.h>
 #include <linux/pagemap.h>
 #include <linux/poll.h>
 #include <linux/random.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/user.h>
 #include <linux/seq_file.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
@@ -69,12 +76,56 @@
 
 #include "gosync.h"
 
-static unsigned int max_capacity = 1U << 20;
-module_param(max_capacity, uint, 0644);
+/*
+ * What the parameters may be set to: a ring of CHAN_BUFFER_LIMIT bytes
+ * is 2^18 + 1 pages, so neither the page count (u32) nor any size
+ * product can wrap, on 32-bit kernels too; no capacity above
+ * CHAN_CAPACITY_LIMIT fits it (a slot is at least 8 bytes). Writes
+ * beyond them fail with -EINVAL and change nothing.
+ */
+#define CHAN_BUFFER_LIMIT	SZ_1G
+#define CHAN_CAPACITY_LIMIT	(CHAN_BUFFER_LIMIT / GOSYNC_CHAN_SLOT_SIZE(0))
+
+static int max_capacity_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, CHAN_CAPACITY_LIMIT);
+}
+
+static const struct kernel_param_ops max_capacity_ops = {
+	.set = max_capacity_set,
+	.get = param_get_uint,
+};
+
+static int max_buffer_bytes_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned long bytes;
+	int ret = kstrtoul(val, 0, &bytes);
+
+	if (ret)
+		return ret;
+	if (bytes > CHAN_BUFFER_LIMIT)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned long *)kp->arg, bytes);
+	return 0;
+}
+
+static const struct kernel_param_ops max_buffer_bytes_ops = {
+	.set = max_buffer_bytes_set,
+	.get = param_get_ulong,
+};
+
+/*
+ * Defaults: a ring may take as much as the kernel's default
+ * RLIMIT_MEMLOCK (8 MiB), to which an unprivileged creator's rings are
+ * charged in all; more than 65536 slots is rarely what a program wants.
+ */
+static unsigned int max_capacity = 1U << 16;
+module_param_cb(max_capacity, &max_capacity_ops, &max_capacity, 0644);
 MODULE_PARM_DESC(max_capacity, "Largest channel capacity (slots)");
 
-static unsigned long max_buffer_bytes = 64UL << 20;
-module_param(max_buffer_bytes, ulong, 0644);
+static unsigned long max_buffer_bytes = 8UL << 20;
+module_param_cb(max_buffer_bytes, &max_buffer_bytes_ops, &max_buffer_bytes,
+		0644);
 MODULE_PARM_DESC(max_buffer_bytes, "Largest channel buffer (bytes)");
 
 struct chan_timer;
@@ -101,6 +152,8 @@ struct gosync_chan {
 	struct page **pages;		/* the ring: header page, then slots */
 	u32 nr_pages;
 	void *ring;			/* vmap() of @pages, or NULL */
+	struct user_struct *user;	/* charged @charged pages, or NULL */
+	u32 charged;
 	atomic64_t *tail;		/* in the header page */
 	atomic64_t *head;
 	struct chan_timer *timer;	/* timer channels only */
@@ -137,6 +190,7 @@ struct chan_case {
 };
 
 static const struct file_operations chan_fops;
+static bool chan_timer_take(struct gosync_chan *ch, void *val);
 
 /* ---- the ring (see the protocol above GOSYNC_CHAN_POS_MASK) ------- */
 
@@ -637,7 +691,7 @@ static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
 	chan_serve(ch, wk);
 	if (self && !owner_grab(self))
 		return -ECANCELED;
-	if (ring_pop(ch, val)) {
+	if (ring_pop(ch, val) || chan_timer_take(ch, val)) {
 		if (self)
 			owner_commit(self, index, 1, NULL);
 		/* A queued sender's value takes the freed slot, in order. */
@@ -950,31 +1004,99 @@ out:
 
 /* ---- timer channels ---------------------------------------------- */
 
+/*
+ * A timer channel has no ring: its one slot is @value, held while @full.
+ * The hrtimer runs only while a tick can be delivered, that is while the
+ * timer is @running (a one-shot that has not fired, a ticker not stopped)
+ * and holds no tick: a ticker whose tick nobody receives would only drop
+ * every later tick, so it is not re-armed until that tick is received
+ * (as timerfd re-arms on read). The receive re-arms it for the first tick
+ * of the ticker's grid (@next plus whole periods) after the receive, so
+ * that ticks come exactly when Go's ticker would send them: at the
+ * period's multiples from the first tick, those that found the channel
+ * full dropped. So an idle ticker costs one expiry in all, and a
+ * receiving one an expiry and a work item per tick received.
+ *
+ * Periods below GOSYNC_TIMER_MIN_PERIOD (10 us) stay refused. They no
+ * longer cost anything while idle, but each received tick still costs an
+ * hrtimer interrupt and a work item on system_highpri_wq that nobody is
+ * charged for; 10 us is about the latency of that delivery on hardware
+ * (interrupt, kworker wake-up, hand-off, receiver wake-up), so a shorter
+ * period would not deliver ticks any faster, only ask for ticks that are
+ * due before the last one is out, and the floor bounds the uncharged work
+ * of one receiving ticker to 100000 items a second.
+ */
 struct chan_timer {
 	struct mutex lock;	/* serialises stop and reset (they sleep) */
 	struct hrtimer hrt;
 	struct work_struct fire;
 	struct gosync_chan *ch;
-	ktime_t period;		/* 0: fires once; set only while stopped */
-	ktime_t timens_offset;	/* of the arming task; set only while stopped */
+	/*
+	 * Under ch->lock. The hrtimer is started only under it, with
+	 * @running set; stop clears @running under it before it cancels the
+	 * hrtimer and the work, so nothing re-arms a stopped timer.
+	 */
+	bool running;		/* a tick is still to come */
+	bool full;		/* @value waits to be received */
+	u64 value;		/* the held tick: its firing time */
+	ktime_t next;		/* when the next tick is due, >= 0 (host clock) */
+	ktime_t period;		/* 0: fires once */
+	clockid_t clock;
+	ktime_t timens_offset;	/* of the arming task */
+	u64 sends;		/* ticks held, and held ticks received (hand- */
+	u64 recvs;		/* offs are counted as the channel's) */
+	atomic64_t fires;	/* hrtimer expiries: fdinfo's timer-fires */
 };
 
 /*
  * Hard-irq context: hand the send to process context, where the channel's
- * lock is taken as everywhere else (never from interrupts).
+ * lock is taken as everywhere else (never from interrupts). Never restarts
+ * itself: the next tick is armed once this one is received.
  */
 static enum hrtimer_restart chan_timer_expired(struct hrtimer *hrt)
 {
 	struct chan_timer *t = container_of(hrt, struct chan_timer, hrt);
 
+	atomic64_inc(&t->fires);
 	queue_work(system_highpri_wq, &t->fire);
-	if (!t->period)
-		return HRTIMER_NORESTART;
-	hrtimer_forward_now(hrt, t->period);
-	return HRTIMER_RESTART;
+	return HRTIMER_NORESTART;
 }
 
-/* Send the firing time; a tick nobody took yet makes this one drop. */
+static ktime_t chan_timer_now(struct chan_timer *t)
+{
+	return t->clock == CLOCK_REALTIME ? ktime_get_real() : ktime_get();
+}
+
+/*
+ * The last tick was received (or handed over): start the hrtimer for the
+ * first tick of the grid after now. Nothing for a one-shot or a stopped
+ * timer.
+ */
+static void chan_timer_rearm(struct chan_timer *t)
+{
+	ktime_t now;
+	u64 adv;
+
+	lockdep_assert_held(&t->ch->lock);
+	if (!t->running || !t->period)
+		return;
+	now = chan_timer_now(t);
+	if (t->next <= now) {
+		/* 0 <= next <= now and 0 < period: at most 2 * KTIME_MAX. */
+		adv = (div64_u64(now - t->next, t->period) + 1) * t->period;
+		if (adv > (u64)(KTIME_MAX - t->next)) {
+			t->next = KTIME_MAX;	/* past the end of time */
+			return;
+		}
+		t->next += adv;
+	}
+	hrtimer_start(&t->hrt, t->next, HRTIMER_MODE_ABS);
+}
+
+/*
+ * Deliver a tick: its firing time, to a waiting receiver or held in the
+ * channel. A timer stopped meanwhile delivers nothing.
+ */
 static void chan_timer_fire(struct work_struct *work)
 {
 	struct chan_timer *t = container_of(work, struct chan_timer, fire);
@@ -982,33 +1104,88 @@ static void chan_timer_fire(struct work_struct *work)
 	struct gosync_wakeups wk = { 0 };
 	u64 now;
 
-	if (t->hrt.base->clockid == CLOCK_REALTIME)
-		now = ktime_get_real_ns();
-	else	/* as seen in the time namespace of whoever armed it */
-		now = ktime_get_ns() + t->timens_offset;
 	spin_lock(&ch->lock);
-	chan_try_send(ch, NULL, 0, &now, &wk);
+	/* Never armed while full; if it were, the tick would be dropped. */
+	if (t->running && !t->full) {
+		/* As seen in the time namespace of whoever armed it. */
+		now = ktime_to_ns(chan_timer_now(t)) + t->timens_offset;
+		if (!t->period)
+			t->running = false;
+		if (!chan_try_send(ch, NULL, 0, &now, &wk)) {
+			chan_timer_rearm(t);	/* received at once */
+		} else {
+			t->value = now;
+			t->full = true;
+			t->sends++;
+		}
+	}
 	spin_unlock(&ch->lock);
 	gosync_wake_all(&wk);
 	chan_wake_pollers(ch);
 }
 
 /*
- * Stop the timer and drop an unreceived value; true if either was
- * pending, i.e. something was stopped from being received.
+ * A receive from @ch, with its lock held: take the held tick into @val
+ * (NULL: discard it) and let the timer run on. False if @ch is not a
+ * timer or holds no tick.
  */
-static bool chan_timer_stop(struct chan_timer *t)
+static bool chan_timer_take(struct gosync_chan *ch, void *val)
 {
+	struct chan_timer *t = ch->timer;
+
+	lockdep_assert_held(&ch->lock);
+	if (!t || !t->full)
+		return false;
+	t->full = false;
+	t->recvs++;
+	chan_copy(ch, val, &t->value);
+	chan_timer_rearm(t);
+	return true;
+}
+
+static bool chan_timer_ready(struct gosync_chan *ch)
+{
+	lockdep_assert_held(&ch->lock);
+	return ch->timer && ch->timer->full;
+}
+
+/* A timer's share of a status snapshot, with ch->lock held. */
+static void chan_timer_snapshot(struct gosync_chan *ch,
+				struct gosync_chan_status *st)
+{
+	lockdep_assert_held(&ch->lock);
+	if (!ch->timer)
+		return;
+	st->len = ch->timer->full;
+	st->sends += ch->timer->sends;
+	st->recvs += ch->timer->recvs;
+}
+
+/*
+ * Stop @t and drop an unreceived tick: no tick is delivered or received
+ * after this returns. True if that stopped one (a tick still to come, or
+ * one held: Go 1.23 counts discarding an unreceived value as stopping).
+ */
+static bool chan_timer_halt(struct chan_timer *t)
+{
+	struct gosync_chan *ch = t->ch;
 	bool pending;
 
-	lockdep_assert_held(&t->lock);
-	pending = hrtimer_cancel(&t->hrt);
-	pending |= cancel_work_sync(&t->fire);
-	spin_lock(&t->ch->lock);
-	/* Go 1.23: discarding an unreceived value counts as stopping. */
-	pending |= ring_pop(t->ch, NULL);
-	spin_unlock(&t->ch->lock);
+	spin_lock(&ch->lock);
+	pending = t->running || t->full;
+	t->running = false;
+	t->full = false;
+	spin_unlock(&ch->lock);
+	/* An expiry or a delivery in flight finds the timer stopped. */
+	hrtimer_cancel(&t->hrt);
+	cancel_work_sync(&t->fire);
 	return pending;
+}
+
+static bool chan_timer_stop(struct chan_timer *t)
+{
+	lockdep_assert_held(&t->lock);
+	return chan_timer_halt(t);
 }
 
 /* The checks both create and reset make before touching anything. */
@@ -1018,21 +1195,31 @@ static bool chan_timer_set_valid(const struct gosync_timer_set *set)
 	       (!set->period || set->period >= GOSYNC_TIMER_MIN_PERIOD);
 }
 
-/* Arm the stopped timer @t with @set, which chan_timer_set_valid() passed. */
+/*
+ * Arm the stopped (or new) timer @t with @set, which
+ * chan_timer_set_valid() passed. Stopped, the hrtimer is neither queued
+ * nor running, so it may be set up again, on the clock @set names.
+ */
 static void chan_timer_arm(struct chan_timer *t,
 			   const struct gosync_timer_set *set)
 {
+	struct gosync_chan *ch = t->ch;
 	struct gosync_deadline dl;
 
 	lockdep_assert_held(&t->lock);
 	if (WARN_ON_ONCE(gosync_deadline_init(&dl, set->when, set->flags)))
-		return;
-	hrtimer_init(&t->hrt, dl.clock, HRTIMER_MODE_ABS);
-	t->hrt.function = chan_timer_expired;
+		dl = (struct gosync_deadline){ .clock = CLOCK_MONOTONIC,
+					       .forever = true };
+	hrtimer_setup(&t->hrt, chan_timer_expired, dl.clock, HRTIMER_MODE_ABS);
+	spin_lock(&ch->lock);
+	t->clock = dl.clock;
 	t->timens_offset = gosync_timens_offset(dl.clock);
 	t->period = ns_to_ktime(min_t(u64, set->period, KTIME_MAX));
-	if (!dl.forever)
-		hrtimer_start(&t->hrt, dl.expires, HRTIMER_MODE_ABS);
+	t->next = max_t(ktime_t, dl.expires, 0);
+	t->running = !dl.forever;
+	if (t->running)
+		hrtimer_start(&t->hrt, t->next, HRTIMER_MODE_ABS);
+	spin_unlock(&ch->lock);
 }
 
 static long chan_timer_ioctl(struct gosync_chan *ch, unsigned int cmd,
@@ -1112,6 +1299,7 @@ static void chan_snapshot(struct gosync_chan *ch, struct gosync_chan_status *st)
 		st->sends += ring_pos(atomic64_read(ch->tail));
 		st->recvs += ring_pos(atomic64_read(ch->head));
 	}
+	chan_timer_snapshot(ch, st);
 	spin_unlock(&ch->lock);
 	st->slow_ops = atomic64_read(&ch->slow_ops);
 	st->kicks = atomic64_read(&ch->kicks);
@@ -1188,7 +1376,8 @@ static __poll_t chan_poll(struct file *file, poll_table *pt)
 	 * the direction is ready anyway.
 	 */
 	ring_set_flags(ch, GOSYNC_CHAN_POLLED_IN | GOSYNC_CHAN_POLLED_OUT);
-	if (ring_readable(ch) || ch->closed || chan_queue_live(&ch->sendq))
+	if (ring_readable(ch) || chan_timer_ready(ch) || ch->closed ||
+	    chan_queue_live(&ch->sendq))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (ch->closed)
 		mask |= EPOLLHUP | EPOLLOUT | EPOLLERR;
@@ -1218,6 +1407,9 @@ static void chan_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "recvs:\t%llu\n", st.recvs);
 	seq_printf(m, "slow-ops:\t%llu\n", st.slow_ops);
 	seq_printf(m, "kicks:\t%llu\n", st.kicks);
+	if (ch->timer)
+		seq_printf(m, "timer-fires:\t%llu\n",
+			   atomic64_read(&ch->timer->fires));
 }
 
 /* The ring of a buffered channel (not a timer's: it is receive-only). */
@@ -1230,12 +1422,50 @@ static int chan_mmap(struct file *file, struct vm_area_struct *vma)
 	return gosync_mmap_pages(vma, ch->pages, ch->nr_pages);
 }
 
+/*
+ * Charge @nr ring pages to the creating user's locked memory, as AF_XDP
+ * and io_uring charge the pages they pin: the ring cannot be swapped out,
+ * and it lives as long as any fd or mapping of the channel, so only
+ * RLIMIT_MEMLOCK bounds what a user keeps (RLIMIT_NOFILE does not).
+ * CAP_IPC_LOCK exempts the creator, and nothing is charged. -ENOMEM
+ * beyond the limit, as for mlock(2) and io_uring's registered buffers.
+ */
+static int chan_ring_charge(struct gosync_chan *ch, unsigned long nr)
+{
+	unsigned long limit, cur;
+	struct user_struct *user;
+
+	if (capable(CAP_IPC_LOCK))
+		return 0;
+	limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	user = get_uid(current_user());
+	/* A compare-and-swap: other rings of the user are charged at once. */
+	cur = atomic_long_read(&user->locked_vm);
+	do {
+		if (nr > limit || cur > limit - nr) {
+			free_uid(user);
+			return -ENOMEM;
+		}
+	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, cur + nr));
+	ch->user = user;
+	ch->charged = nr;
+	return 0;
+}
+
+/* Return the charge, when the last fd and the last mapping are gone. */
+static void chan_ring_uncharge(struct gosync_chan *ch)
+{
+	if (!ch->user)
+		return;
+	atomic_long_sub(ch->charged, &ch->user->locked_vm);
+	free_uid(ch->user);
+	ch->user = NULL;
+}
+
 static void chan_free(struct gosync_chan *ch)
 {
 	if (ch->timer) {
-		/* No new work once the hrtimer is gone; then none running. */
-		hrtimer_cancel(&ch->timer->hrt);
-		cancel_work_sync(&ch->timer->fire);
+		chan_timer_halt(ch->timer);
 		mutex_destroy(&ch->timer->lock);
 		kfree(ch->timer);
 	}
@@ -1244,6 +1474,7 @@ static void chan_free(struct gosync_chan *ch)
 	while (ch->pages && ch->nr_pages)
 		put_page(ch->pages[--ch->nr_pages]);
 	kvfree(ch->pages);
+	chan_ring_uncharge(ch);
 	kfree(ch);
 }
 
@@ -1291,20 +1522,24 @@ static const struct file_operations chan_fops = {
 };
 
 /*
- * The ring of a buffered channel: a header page, then the slots, in
- * pages of their own (charged to the caller) so that they can be mapped.
+ * The ring of a buffered channel: a header page, then @bytes of slots, in
+ * pages of their own (charged to the caller's memory cgroup and locked
+ * memory) so that they can be mapped.
  */
-static int chan_ring_alloc(struct gosync_chan *ch)
+static int chan_ring_alloc(struct gosync_chan *ch, size_t bytes)
 {
-	size_t bytes = (size_t)ch->slot_size * ch->capacity;
+	unsigned long nr = 1 + DIV_ROUND_UP(bytes, PAGE_SIZE);
 	u64 i;
+	int ret;
 
+	ret = chan_ring_charge(ch, nr);
+	if (ret)
+		return ret;
 	ch->nr_pages = 0;
-	ch->pages = kvcalloc(1 + DIV_ROUND_UP(bytes, PAGE_SIZE),
-			     sizeof(*ch->pages), GFP_KERNEL_ACCOUNT);
+	ch->pages = kvcalloc(nr, sizeof(*ch->pages), GFP_KERNEL_ACCOUNT);
 	if (!ch->pages)
 		return -ENOMEM;
-	while (ch->nr_pages < 1 + DIV_ROUND_UP(bytes, PAGE_SIZE)) {
+	while (ch->nr_pages < nr) {
 		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 
 		if (!page)
@@ -1322,13 +1557,21 @@ static int chan_ring_alloc(struct gosync_chan *ch)
 	return 0;
 }
 
+/*
+ * A channel of @capacity slots of @elem_size bytes. The buffer bounded by
+ * max_buffer_bytes is the ring's slots as they are mapped, sequence
+ * numbers and padding included: a chan struct{} takes 8 bytes a slot.
+ */
 static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 {
 	u32 slot_size = GOSYNC_CHAN_SLOT_SIZE(elem_size);
 	struct gosync_chan *ch;
+	size_t bytes;
+	int ret;
 
-	/* Slots add at most 15 bytes each to the bounded buffer. */
-	if ((size_t)elem_size * capacity > READ_ONCE(max_buffer_bytes))
+	if (check_mul_overflow((size_t)slot_size, (size_t)capacity, &bytes) ||
+	    bytes > min_t(unsigned long, READ_ONCE(max_buffer_bytes),
+			  CHAN_BUFFER_LIMIT))
 		return ERR_PTR(-ENOMEM);
 	ch = kzalloc(sizeof(*ch), GFP_KERNEL_ACCOUNT);
 	if (!ch)
@@ -1336,9 +1579,12 @@ static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 	ch->elem_size = elem_size;
 	ch->capacity = capacity;
 	ch->slot_size = slot_size;
-	if (capacity && chan_ring_alloc(ch)) {
-		chan_free(ch);
-		return ERR_PTR(-ENOMEM);
+	if (capacity) {
+		ret = chan_ring_alloc(ch, bytes);
+		if (ret) {
+			chan_free(ch);
+			return ERR_PTR(ret);
+		}
 	}
 	spin_lock_init(&ch->lock);
 	INIT_LIST_HEAD(&ch->sendq);
@@ -1382,9 +1628,10 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 		return -EFAULT;
 	if (!chan_timer_set_valid(&set))
 		return -EINVAL;
-	ch = chan_alloc(sizeof(u64), 1);
+	ch = chan_alloc(sizeof(u64), 0);	/* no ring: see struct chan_timer */
 	if (IS_ERR(ch))
 		return PTR_ERR(ch);
+	ch->capacity = 1;
 	t = kzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
 	if (!t) {
 		chan_free(ch);
@@ -1394,7 +1641,7 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 	INIT_WORK(&t->fire, chan_timer_fire);
 	t->ch = ch;
 	mutex_lock(&t->lock);
-	chan_timer_arm(t, &set);	/* initialises the hrtimer too */
+	chan_timer_arm(t, &set);	/* sets the hrtimer up too */
 	mutex_unlock(&t->lock);
 	ch->timer = t;
 	return chan_install(ch, "[gosync-timer]");

@@ -11,9 +11,10 @@
 #include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/types.h>
-#include <linux/version.h>
 #include <linux/wait.h>
 #include <uapi/gosync.h>
+
+#include "compat.h"
 
 /* Feature bits this build of the module implements. */
 #define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN | \
@@ -26,19 +27,6 @@ static inline bool gosync_all_zero(const void *p, size_t size)
 {
 	return !memchr_inv(p, 0, size);
 }
-
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
-static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
-{
-	vma->vm_flags |= flags;
-}
-
-static inline void vm_flags_clear(struct vm_area_struct *vma,
-				  vm_flags_t flags)
-{
-	vma->vm_flags &= ~flags;
-}
-#endif
 
 /* A wait's deadline, converted from the ABI's form to the host's clocks. */
 struct gosync_deadline {

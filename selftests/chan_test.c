@@ -445,7 +445,7 @@ TEST(create_rejects_bad_arguments)
 		EXPECT_EQ(O_RDWR, fcntl(fd, F_GETFL) & O_ACCMODE);
 		close(fd);
 	}
-	/* A chan struct{} has no buffer: any capacity up to the limit. */
+	/* A chan struct{} takes 8 bytes a slot: the limit fits easily. */
 	memset(&c, 0, sizeof(c));
 	c.capacity = (uint32_t)maxcap;
 	fd = ioctl(dev, GOSYNC_IOC_CHAN_CREATE, &c);
@@ -490,7 +490,8 @@ TEST(create_buffer_above_max_buffer_bytes_is_enomem)
 	ASSERT_LE(0, dev) TH_LOG("%s", gs_init_error());
 	ASSERT_LT(0, maxbuf) TH_LOG("cannot read the max_buffer_bytes parameter");
 	ASSERT_LT(0, maxcap);
-	fit = maxbuf / GOSYNC_CHAN_ELEM_MAX;	/* slots of 64 KiB that fit */
+	/* Slots of 64 KiB that fit, counted as mapped: with their sequence. */
+	fit = maxbuf / GOSYNC_CHAN_SLOT_SIZE(GOSYNC_CHAN_ELEM_MAX);
 	ASSERT_LT(fit + 1, maxcap) TH_LOG("parameters leave no room for the test");
 
 	c.capacity = (uint32_t)fit + 1;
@@ -503,13 +504,13 @@ TEST(create_buffer_above_max_buffer_bytes_is_enomem)
 	EXPECT_EQ(ENOMEM, errno);
 	EXPECT_EQ(-ENOMEM, gs_chan_make(&ch, GOSYNC_CHAN_ELEM_MAX, (uint32_t)fit + 1));
 	EXPECT_EQ(-ENOMEM, gs_chan_make(&ch, GOSYNC_CHAN_ELEM_MAX, (uint32_t)maxcap));
-	/* Element size 1 with a byte too many, when max_capacity allows it. */
-	if (maxbuf < maxcap) {
-		EXPECT_EQ(-ENOMEM, gs_chan_make(&ch, 1, (uint32_t)maxbuf + 1));
+	/* Element size 1 with a slot too many, when max_capacity allows it. */
+	if (maxbuf / GOSYNC_CHAN_SLOT_SIZE(1) < maxcap) {
+		EXPECT_EQ(-ENOMEM, gs_chan_make(&ch, 1, (uint32_t)(maxbuf / GOSYNC_CHAN_SLOT_SIZE(1)) + 1));
 	}
 	EXPECT_EQ(probe, lowest_free_fd());
 
-	/* Exactly max_buffer_bytes is allowed, and works. */
+	/* As many slots as max_buffer_bytes holds are allowed, and work. */
 	if (fit < 1)
 		return;
 	ASSERT_EQ(0, gs_chan_make(&ch, GOSYNC_CHAN_ELEM_MAX, (uint32_t)fit));
@@ -530,6 +531,108 @@ TEST(create_buffer_above_max_buffer_bytes_is_enomem)
 	free(out);
 	free(in);
 	gs_chan_destroy(ch);
+}
+
+/* Write @val to the module parameter @name: 0 or a negative errno. */
+static int write_param(const char *name, const char *val)
+{
+	char path[128];
+	ssize_t n;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "/sys/module/gosync/parameters/%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+static int raw_create(uint32_t elem, uint32_t cap)
+{
+	struct gosync_chan_create c = { .elem_size = elem, .capacity = cap };
+	int fd = xioctl(gs_device_fd(), GOSYNC_IOC_CHAN_CREATE, &c);
+
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 ? fd : 0;
+}
+
+/* Tests that change the limits; the teardown puts them back. */
+FIXTURE(limits) {
+	char maxbuf[32], maxcap[32];
+};
+
+FIXTURE_SETUP(limits)
+{
+	long long maxbuf = read_param("max_buffer_bytes");
+	long long maxcap = read_param("max_capacity");
+
+	ASSERT_LT(0, maxbuf);
+	ASSERT_LT(0, maxcap);
+	snprintf(self->maxbuf, sizeof(self->maxbuf), "%lld", maxbuf);
+	snprintf(self->maxcap, sizeof(self->maxcap), "%lld", maxcap);
+	ASSERT_LE(0, gs_device_fd()) TH_LOG("%s", gs_init_error());
+}
+
+FIXTURE_TEARDOWN(limits)
+{
+	EXPECT_EQ(0, write_param("max_buffer_bytes", self->maxbuf));
+	EXPECT_EQ(0, write_param("max_capacity", self->maxcap));
+}
+
+/*
+ * max_buffer_bytes bounds the slots as they are mapped: the element
+ * rounded up to 8 bytes, plus its 8-byte sequence number. A chan
+ * struct{} takes 8 bytes a slot, not nothing.
+ */
+TEST_F(limits, buffer_bound_counts_slots_as_mapped)
+{
+	static const struct { uint32_t elem, slots; } fits[] = {
+		{ 0, 65536 / 8 }, { 1, 65536 / 16 }, { 8, 65536 / 16 },
+		{ 9, 65536 / 24 }, { 4096, 65536 / 4104 },
+	};
+
+	if (geteuid() != 0)
+		SKIP(return, "needs root, to set the module's parameters");
+	ASSERT_EQ(0, write_param("max_buffer_bytes", "65536"));
+	ASSERT_EQ(0, write_param("max_capacity", "65536"));
+	for (size_t i = 0; i < ARRAY_SIZE(fits); i++) {
+		EXPECT_EQ(0, raw_create(fits[i].elem, fits[i].slots))
+			TH_LOG("elem %u", fits[i].elem);
+		EXPECT_EQ(-ENOMEM, raw_create(fits[i].elem, fits[i].slots + 1))
+			TH_LOG("elem %u", fits[i].elem);
+	}
+}
+
+/*
+ * The parameters cannot be set beyond what a ring can be (1 GiB of
+ * slots, 2^27 slots of 8 bytes), so no size or page count can wrap;
+ * a refused write changes nothing.
+ */
+TEST_F(limits, limits_cannot_be_set_beyond_what_a_ring_can_be)
+{
+	if (geteuid() != 0)
+		SKIP(return, "needs root, to set the module's parameters");
+	EXPECT_EQ(0, write_param("max_buffer_bytes", "1073741824"));
+	EXPECT_EQ(1073741824LL, read_param("max_buffer_bytes"));
+	EXPECT_EQ(-EINVAL, write_param("max_buffer_bytes", "1073741825"));
+	EXPECT_EQ(-EINVAL, write_param("max_buffer_bytes", "18446744073709551615"));
+	EXPECT_EQ(-EINVAL, write_param("max_buffer_bytes", "-1"));
+	EXPECT_EQ(1073741824LL, read_param("max_buffer_bytes"));
+
+	EXPECT_EQ(0, write_param("max_capacity", "134217728"));
+	EXPECT_EQ(134217728LL, read_param("max_capacity"));
+	EXPECT_EQ(-EINVAL, write_param("max_capacity", "134217729"));
+	EXPECT_EQ(-EINVAL, write_param("max_capacity", "4294967295"));
+	EXPECT_EQ(134217728LL, read_param("max_capacity"));
+
+	/* At the largest limits, the largest channel is refused cleanly. */
+	EXPECT_EQ(-ENOMEM, raw_create(GOSYNC_CHAN_ELEM_MAX, 134217728));
+	EXPECT_EQ(-ENOMEM, raw_create(8, 134217728));
+	EXPECT_EQ(-EINVAL, raw_create(0, 134217729));
 }
 
 TEST(xfer_bad_flags_or_reserved_are_einval)

@@ -2525,6 +2525,140 @@ TEST(ticker_reset_changes_the_period)
 	gs_chan_destroy(t);
 }
 
+/* The hrtimer expiries of timer @t so far (fdinfo), -1 if unknown. */
+static long long timer_fires(gs_chan *t)
+{
+	return fdinfo_num(gs_chan_fd(t), "timer-fires");
+}
+
+/* Context switches of the whole machine so far (/proc/stat), or 0. */
+static unsigned long long machine_ctxt(void)
+{
+	unsigned long long n = 0;
+	char line[256];
+	FILE *f = fopen("/proc/stat", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "ctxt %llu", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+#define IDLE_TICKERS	8
+
+/*
+ * A ticker nobody receives from costs nothing: its first tick is held
+ * in the channel and, until it is received, the hrtimer is not armed
+ * (every later tick would be dropped anyway). The window only asserts
+ * that nothing happens, so a slow machine cannot fail it.
+ */
+TEST(idle_ticker_fires_once_until_received)
+{
+	gs_chan *t[IDLE_TICKERS];
+	unsigned long long c0, c1;
+	uint64_t t0, x = POISON;
+
+	t0 = mono_ns();
+	for (int i = 0; i < IDLE_TICKERS; i++) {
+		ASSERT_EQ(0, gs_tick(&t[i], GOSYNC_TIMER_MIN_PERIOD));
+	}
+	for (int i = 0; i < IDLE_TICKERS; i++) {
+		ASSERT_TRUE(wait_len(t[i], 1)) TH_LOG("ticker %d never ticked", i);
+	}
+	c0 = machine_ctxt();
+	sleep_ms(1000);
+	c1 = machine_ctxt();
+	TH_LOG("%d idle tickers of %u ns: %llu context switches in 1 s",
+	       IDLE_TICKERS, GOSYNC_TIMER_MIN_PERIOD, c1 - c0);
+	for (int i = 0; i < IDLE_TICKERS; i++) {
+		struct gosync_chan_status st = chan_st(t[i]);
+
+		EXPECT_EQ(1, timer_fires(t[i])) TH_LOG("ticker %d", i);
+		EXPECT_EQ(1, st.len);
+		EXPECT_EQ(1, st.sends);
+		EXPECT_EQ(0, st.recvs);
+	}
+	/* The held tick is the first one; receiving it lets the next come. */
+	EXPECT_EQ(1, gs_chan_try_recv(t[0], &x));
+	EXPECT_LE(t0 + GOSYNC_TIMER_MIN_PERIOD, x);
+	ASSERT_TRUE(wait_len(t[0], 1));
+	sleep_ms(100);
+	EXPECT_EQ(2, timer_fires(t[0]));
+	EXPECT_EQ(2, chan_st(t[0]).sends);
+	for (int i = 0; i < IDLE_TICKERS; i++) {
+		EXPECT_EQ(1, gs_timer_stop(t[i]));
+		gs_chan_destroy(t[i]);
+	}
+}
+
+#define GRID_PERIOD	(20 * NS_PER_MS)
+#define GRID_TICKS	10
+
+/* The index of the period of ticker time @v, for a first tick at @when. */
+static uint64_t grid_slot(uint64_t v, uint64_t when)
+{
+	return v < when ? UINT64_MAX : (v - when) / GRID_PERIOD;
+}
+
+/*
+ * A receiver that keeps up gets every tick, on the grid of the period
+ * from the first tick (never two in one period, never early), and each
+ * costs one hrtimer expiry. One that falls behind gets the tick held in
+ * the channel, then the first tick of the grid after its receive: those
+ * in between are dropped, as Go's ticker drops them, and never fired.
+ */
+TEST(ticker_keeps_its_grid_and_drops_what_a_slow_receiver_misses)
+{
+	struct gosync_timer_set set = { .period = GRID_PERIOD };
+	uint64_t v[GRID_TICKS], held, next, before;
+	struct pollfd pfd;
+	long long fires;
+	gs_chan *t;
+	int fd;
+
+	set.when = mono_ns() + GRID_PERIOD;
+	fd = xioctl(gs_device_fd(), GOSYNC_IOC_TIMER_CREATE, &set);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, gs_chan_from_fd(&t, fd));
+	for (int i = 0; i < GRID_TICKS; i++) {
+		ASSERT_EQ(1, gs_chan_recv_until(t, &v[i], gs_deadline_in(LATE_NS), 0))
+			TH_LOG("tick %d", i);
+		EXPECT_LE(set.when + (uint64_t)i * GRID_PERIOD, v[i]);
+		if (i) {
+			EXPECT_LT(grid_slot(v[i - 1], set.when),
+				  grid_slot(v[i], set.when)) TH_LOG("tick %d", i);
+		}
+	}
+	fires = timer_fires(t);
+	EXPECT_LE(GRID_TICKS, fires);
+	EXPECT_GE(GRID_TICKS + 1, fires);
+
+	/* Fall behind by 3.5 periods: one tick is held, the rest dropped. */
+	sleep_ms(GRID_PERIOD * 7 / 2 / NS_PER_MS);
+	EXPECT_EQ(1, chan_st(t).len);
+	EXPECT_GE(GRID_TICKS + 1, timer_fires(t));
+	before = mono_ns();
+	ASSERT_EQ(1, gs_chan_try_recv(t, &held));
+	EXPECT_GT(before, held);
+	EXPECT_LT(grid_slot(v[GRID_TICKS - 1], set.when), grid_slot(held, set.when));
+
+	/* Poll is woken by the next tick: the receive re-armed the timer. */
+	pfd = (struct pollfd){ .fd = gs_chan_fd(t), .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, (int)(LATE_NS / NS_PER_MS)));
+	EXPECT_EQ(POLLIN, pfd.revents);
+	ASSERT_EQ(1, gs_chan_try_recv(t, &next));
+	/* The first tick of the grid after the receive, not one before. */
+	EXPECT_LE(set.when + (grid_slot(before, set.when) + 1) * GRID_PERIOD, next);
+	fires = timer_fires(t);
+	EXPECT_LE(GRID_TICKS + 1, fires);
+	EXPECT_GE(GRID_TICKS + 2, fires);
+	EXPECT_EQ(1, gs_timer_stop(t));
+	gs_chan_destroy(t);
+}
+
 TEST(ticker_period_below_minimum_is_einval)
 {
 	struct gosync_timer_set set = { 0 };

@@ -184,9 +184,14 @@ struct gosync_sem_status {
  *
  * A channel carries elements of a fixed size (0 to GOSYNC_CHAN_ELEM_MAX
  * bytes; 0 is Go's chan struct{}) and has a capacity (0 = unbuffered, up
- * to the module parameter max_capacity; the buffer, elem_size * capacity
- * bytes, is also bounded by the module parameter max_buffer_bytes and is
- * charged to the creator's memory cgroup).
+ * to the module parameter max_capacity; the buffer, its slots as mapped,
+ * GOSYNC_CHAN_SLOT_SIZE(elem_size) * capacity bytes, is also bounded by
+ * the module parameter max_buffer_bytes). A buffered channel's ring (that
+ * many bytes in pages, plus a header page) cannot be swapped out: its
+ * pages are charged to the creator's memory cgroup and, unless the
+ * creator has CAP_IPC_LOCK, to its user's locked memory, bounded by
+ * RLIMIT_MEMLOCK as mlock(2) is, until the last fd and the last mapping
+ * of the channel are gone. Unbuffered and timer channels have no ring.
  *
  * Send blocks until the value is in the buffer or, on an unbuffered
  * channel, a receiver has taken it; a waiting receiver gets the value
@@ -292,7 +297,9 @@ struct gosync_chan_shared {
  * @reserved:  must be 0
  *
  * Returns the new channel's fd (O_CLOEXEC); -EINVAL for sizes out of
- * range, -ENOMEM when the buffer exceeds max_buffer_bytes or memory.
+ * range; -ENOMEM when the buffer exceeds max_buffer_bytes, when the ring
+ * would take the user's locked memory beyond RLIMIT_MEMLOCK (as mlock(2)
+ * and io_uring's registered buffers say), or when memory is short.
  */
 struct gosync_chan_create {
 	__u32 elem_size;
@@ -414,11 +421,14 @@ struct gosync_select {
  * Timer channels (time.After, time.NewTimer, time.NewTicker): receive-only
  * channels of one __u64 (the firing time in ns on the timer's clock, as
  * seen in the time namespace of the task that armed it) with capacity 1,
- * fed by an hrtimer. A one-shot timer
- * (@period 0) sends once at @when; a ticker sends at @when and every
+ * fed by an hrtimer; they have no ring and cannot be mapped. A one-shot
+ * timer (@period 0) sends once at @when; a ticker sends at @when and every
  * @period after, and drops a tick while the previous one is still
- * unreceived, as Go does. They work in select, poll and epoll like any
- * channel; send and close on them fail with -EPERM.
+ * unreceived, as Go does: after a receive, the next tick is the first of
+ * @when + k * @period after it. A ticker whose tick nobody receives costs
+ * nothing (its hrtimer is armed again only when the tick is received).
+ * They work in select, poll and epoll like any channel; send and close on
+ * them fail with -EPERM.
  *
  * GOSYNC_IOC_TIMER_STOP stops the timer and discards an unreceived value
  * (Go 1.23 semantics: nothing stale is received after it returns); it
@@ -428,7 +438,7 @@ struct gosync_select {
  * argument; it returns what STOP would have. Bad arguments give -EINVAL
  * and leave the timer as it was.
  */
-#define GOSYNC_TIMER_MIN_PERIOD	10000	/* ns */
+#define GOSYNC_TIMER_MIN_PERIOD	10000	/* ns: about what delivering a tick takes */
 
 /**
  * struct gosync_timer_set - argument of GOSYNC_IOC_TIMER_CREATE and _RESET
