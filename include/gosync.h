@@ -243,6 +243,13 @@ GS_API int gs_chan_try_send(gs_chan *ch, const void *value);
  * A value ready in a buffered channel's ring is taken without a system
  * call; @value is touched before it is taken, so a bad @value faults with
  * nothing consumed (the ioctl says -EFAULT).
+ *
+ * A NULL @value discards the value (Go's <-ch and _, ok := <-ch): the
+ * receive is the same in every other respect, whatever the element size
+ * and however it completes (from the ring, from a waiting sender,
+ * blocking, try, deadline, closed, in gs_select()): the value is
+ * consumed and counted, and the return value says ok as above. The same
+ * holds for every receive below and for gs_case_recv().
  */
 GS_API int gs_chan_recv(gs_chan *ch, void *value);
 /** gs_chan_recv_until() - gs_chan_recv() with a deadline; -ETIMEDOUT. */
@@ -359,9 +366,15 @@ static inline gs_case gs_case_recv(gs_chan *ch, void *value)
  *         clock)
  * @deadline: absolute, or GS_FOREVER
  *
+ * A receive case with a NULL value discards what it receives (as
+ * gs_chan_recv() does) and costs the kernel no buffer.
+ *
  * Return: the index of the committed case (its ok is set for a receive);
  * -EAGAIN (default: nothing ready); -ETIMEDOUT; -EINTR; -EPIPE (a send
- * case committed on a closed channel); -EINVAL (too many cases, bad op).
+ * case committed on a closed channel); -EINVAL (too many cases, bad op);
+ * -E2BIG (the element sizes of the send cases and of the receive cases
+ * with a value exceed the module's max_select_bytes, 1 MiB by default:
+ * nothing is sent or received).
  */
 GS_API int gs_select(gs_case *cases, size_t n, unsigned int flags,
 		     uint64_t deadline);

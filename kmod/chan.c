@@ -12,31 +12,52 @@
  * Waiters. A blocked operation, or a blocked select, is one struct
  * chan_owner on its task's stack, with one struct chan_entry per case
  * queued on that case's channel (sendq or recvq). Only one channel lock
- * is ever held at a time, so a select over many channels nests no locks.
- * Instead, the owner's @state decides who completes it:
+ * is ever held at a time, so a select over many channels nests no
+ * channel locks. Instead, the owner's @state decides who completes it:
  *
- *   WAITING --grab--> BUSY --commit--> case index (>= 0)   completed
- *                          \--release--> WAITING             undone
- *   WAITING --cancel--> CANCELLED                            gave up
+ *   WAITING --commit--> case index (>= 0)   completed
+ *   WAITING --cancel--> CANCELLED           gave up
  *
- * Whoever completes an operation that involves a queued owner (a sender
- * handing a value to a queued receiver, a receiver taking a queued
- * sender's value, close, a timer) does so under that channel's lock: it
- * grabs the owner (WAITING -> BUSY by cmpxchg), moves the value, stores
- * the result, commits the owner to the entry's case index and sets
- * @done with release semantics; the task is woken after the lock is
- * dropped (struct gosync_wakeups). An owner is thus completed exactly
- * once, by exactly one case: nothing is lost or duplicated.
+ * Every read that decides and every change of @state, @result and @done
+ * is made under the owner's own lock, o->lock. Whoever completes an
+ * operation that involves a queued owner (a sender handing a value to a
+ * queued receiver, a receiver taking a queued sender's value, close, a
+ * timer) does so under that channel's lock: it grabs the owner (takes
+ * o->lock and finds it WAITING), moves the value, stores the result,
+ * commits the owner to the entry's case index, sets @done with release
+ * semantics and unlocks it; or, if the move cannot be made after all,
+ * releases it (unlocks it, still WAITING). The task is woken after the
+ * channel lock is dropped (struct gosync_wakeups). An owner is thus
+ * completed exactly once, by exactly one case: nothing is lost or
+ * duplicated.
  *
  * A hand-off between two waiters needs both: a select that is already
  * queued on other channels (@self) may be grabbed through them while it
- * grabs a peer here. claim_pair() grabs the two owners in address order
- * and releases the first if the second is gone. Whoever meets a BUSY
- * owner spins until it is committed or released: the holder is inside a
- * spinlocked section and takes no lock while it holds an owner BUSY, and
- * a spinner only ever holds BUSY owners at lower addresses than the one
- * it waits for, so the waits cannot form a cycle. Because nobody skips a
- * BUSY owner, an owner released back to WAITING has missed no partner.
+ * grabs a peer here. claim_pair() locks the two owners in address order
+ * (the second with SINGLE_DEPTH_NESTING for lockdep) and releases the
+ * first if the second is final. Lock order: a channel lock, then at most
+ * two owner locks, lower address first; nobody takes a channel lock, or
+ * a third owner lock, while holding an owner lock, so there is no cycle.
+ *
+ * Why this holds on PREEMPT_RT too. Nobody ever busy-waits for a state
+ * that another task sets: a grabber that meets an owner being decided
+ * elsewhere blocks on o->lock, an ordinary spinlock_t. Without RT, the
+ * holder runs with preemption disabled inside its locked section, a few
+ * copies long, so the wait is short. With RT, spinlock_t is an rt_mutex:
+ * the holder may be preempted, but its waiter sleeps and lends it its
+ * priority, so the holder runs and the wait ends whatever the priorities
+ * and CPUs (a spinning waiter of higher priority on the holder's CPU
+ * would have spun for ever). Lockdep sees every such wait, the lock
+ * order above included. The owner itself, once woken (or timed out,
+ * or interrupted), learns the outcome by taking o->lock (owner_finish()):
+ * a commit under way completes first, so the owner neither spins for
+ * @done nor returns, freeing its stack, while another task still holds
+ * or is about to unlock its lock. Its entries may still be met through
+ * the queues until it unlinks them, each under its channel's lock
+ * (chan_unqueue()); a grab that meets it there finds it final and skips
+ * it. Because nobody skips an owner that is WAITING (a grab waits for
+ * the lock rather than passing by), an owner released back to WAITING
+ * has missed no partner.
  *
  * A select visits its cases in a random order; on each channel it tries
  * the operation for @self and, if that would block, queues its entry, in
@@ -47,6 +68,11 @@
  * Entries of owners that are committed or cancelled are unlinked by
  * whoever meets them; the owner unlinks its remaining entries, each under
  * its channel's lock, before it returns.
+ *
+ * A receive whose destination is NULL (user address 0) discards the
+ * value: its case has no value buffer (c->val and entry.buf are NULL),
+ * the ring pops without a copy, chan_copy() skips it, nothing is copied
+ * out; the value is consumed all the same.
  */
 #include <linux/anon_inodes.h>
 #include <linux/capability.h>
@@ -128,6 +154,18 @@ module_param_cb(max_buffer_bytes, &max_buffer_bytes_ops, &max_buffer_bytes,
 		0644);
 MODULE_PARM_DESC(max_buffer_bytes, "Largest channel buffer (bytes)");
 
+/*
+ * A select holds a kernel buffer for the value of each case that sends,
+ * or receives into a destination, while it waits: their total is bounded
+ * here (-E2BIG beyond). Never below one element of the largest size, so
+ * that any select of one case (every _ctx call of libgosync is a select
+ * with the context's Done) works whatever the parameter says.
+ */
+static unsigned long max_select_bytes = 1UL << 20;
+module_param(max_select_bytes, ulong, 0644);
+MODULE_PARM_DESC(max_select_bytes,
+		 "Largest total of the value buffers of one select (bytes)");
+
 struct chan_timer;
 
 struct gosync_chan {
@@ -161,20 +199,30 @@ struct gosync_chan {
 };
 
 #define OWNER_WAITING	(-1)
-#define OWNER_BUSY	(-2)
-#define OWNER_CANCELLED	(-3)
+#define OWNER_CANCELLED	(-2)
 
 struct chan_owner {
-	atomic_t state;		/* OWNER_* or the index of the case done */
+	/*
+	 * Protects @state, @result and @done: every decision about the
+	 * owner is taken under it (see the protocol at the head). Nests
+	 * inside a channel's lock; two owners' locks nest in address order.
+	 */
+	spinlock_t lock;
+	/*
+	 * OWNER_* or the index of the case done; read unlocked (READ_ONCE)
+	 * only where a stale answer is harmless: counts and flags.
+	 */
+	int state;
 	int result;		/* valid once @done */
-	bool done;		/* set with release after @state is final */
+	bool done;		/* set with release when @state is final */
 	struct task_struct *task;
 };
 
 struct chan_entry {
 	struct list_head node;	/* on a queue, or empty */
 	struct chan_owner *owner;
-	void *buf;		/* sender: its value; receiver: room for one */
+	/* Sender: its value; receiver: room for one, or NULL to discard. */
+	void *buf;
 	u32 index;		/* the case's index in its select */
 };
 
@@ -184,7 +232,7 @@ struct chan_case {
 	struct file *file;	/* reference held by a select, or NULL */
 	bool send;
 	bool queued;
-	void *val;		/* the private value buffer */
+	void *val;		/* the private value buffer, or NULL (none) */
 	void __user *uval;
 	struct chan_entry entry;
 };
@@ -333,6 +381,7 @@ static bool ring_readable(struct gosync_chan *ch)
 	u64 head;
 	s64 d;
 
+	lockdep_assert_held(&ch->lock);
 	for (tries = 0; ch->ring && tries < RING_TRIES; tries++) {
 		head = ring_pos(atomic64_read(ch->head));
 		/* As in ring_pop(): a published value. */
@@ -350,6 +399,7 @@ static bool ring_writable(struct gosync_chan *ch)
 	u64 tail;
 	s64 d;
 
+	lockdep_assert_held(&ch->lock);
 	for (tries = 0; ch->ring && tries < RING_TRIES; tries++) {
 		tail = ring_pos(atomic64_read(ch->tail));
 		/* As in ring_push(): a freed slot. */
@@ -366,6 +416,7 @@ static u32 ring_len(struct gosync_chan *ch)
 {
 	s64 len;
 
+	lockdep_assert_held(&ch->lock);
 	if (!ch->ring)
 		return 0;
 	len = ring_mod_diff(ring_pos(atomic64_read(ch->tail)),
@@ -380,6 +431,7 @@ static u32 ring_len(struct gosync_chan *ch)
  */
 static void ring_set_flags(struct gosync_chan *ch, u64 flags)
 {
+	lockdep_assert_held(&ch->lock);
 	if (!ch->ring)
 		return;
 	atomic64_or(flags, ch->tail);
@@ -389,14 +441,19 @@ static void ring_set_flags(struct gosync_chan *ch, u64 flags)
 
 static void ring_clear_flags(struct gosync_chan *ch, u64 flags)
 {
+	lockdep_assert_held(&ch->lock);
 	if (ch->ring)
 		atomic64_andnot(flags, ch->tail);
 }
 
-/* Copy one element, or zero it when @src is NULL; nothing for size 0. */
+/*
+ * Copy one element, or zero it when @src is NULL; nothing for size 0 or
+ * for a receiver that discards (@dst NULL).
+ */
 static void chan_copy(struct gosync_chan *ch, void *dst, const void *src)
 {
-	if (!ch->elem_size)
+	lockdep_assert_held(&ch->lock);
+	if (!ch->elem_size || !dst)
 		return;
 	if (src)
 		memcpy(dst, src, ch->elem_size);
@@ -405,63 +462,66 @@ static void chan_copy(struct gosync_chan *ch, void *dst, const void *src)
 }
 
 /*
- * WAITING -> BUSY. Spins while another holds the owner BUSY (a few
- * instructions inside its locked section). False if the owner is final.
+ * Grab @o: take its lock (lockdep subclass @subclass) and keep it if the
+ * owner is still WAITING; then the caller commits or releases it. False,
+ * with the lock dropped, if the owner is final.
  */
-static bool owner_grab(struct chan_owner *o)
+static bool owner_grab(struct chan_owner *o, unsigned int subclass)
 {
-	for (;;) {
-		int s = atomic_cmpxchg(&o->state, OWNER_WAITING, OWNER_BUSY);
-
-		if (s == OWNER_WAITING)
-			return true;
-		if (s != OWNER_BUSY)
-			return false;
-		cpu_relax();
-	}
+	spin_lock_nested(&o->lock, subclass);
+	if (o->state == OWNER_WAITING)
+		return true;
+	spin_unlock(&o->lock);
+	return false;
 }
 
-/* BUSY -> WAITING: undo a grab; spinners on the owner then retry. */
+/* Undo a grab: the owner stays WAITING; blocked grabbers then decide. */
 static void owner_release(struct chan_owner *o)
 {
-	atomic_set_release(&o->state, OWNER_WAITING);
+	lockdep_assert_held(&o->lock);
+	spin_unlock(&o->lock);
 }
 
 /*
- * BUSY -> @index, with @result: the owner's operation is complete. Its
+ * Grabbed -> @index, with @result: the owner's operation is complete. Its
  * task is queued on @wk to be woken, unless @wk is NULL (the caller's own
- * owner). After @done is set the owner may return: @o is not touched.
+ * owner). After the unlock the owner may return: @o is not touched.
  */
 static void owner_commit(struct chan_owner *o, u32 index, int result,
 			 struct gosync_wakeups *wk)
 {
-	struct task_struct *task = o->task;
-
+	lockdep_assert_held(&o->lock);
 	o->result = result;
-	atomic_set(&o->state, index);
+	WRITE_ONCE(o->state, index);
 	/*
-	 * Pairs with the owner's smp_load_acquire() of @done (in
-	 * gosync_wait_until() or chan_select()): the result, the state and
-	 * the value moved into its buffer are visible once it sees @done.
+	 * Pairs with the smp_load_acquire() of @done in gosync_wait_until():
+	 * the value moved into the owner's buffer is visible once it sees
+	 * @done (the owner then takes @lock for the state and result).
 	 */
 	smp_store_release(&o->done, true);
 	if (wk)
-		gosync_wake_add(wk, task);
+		gosync_wake_add(wk, o->task);
+	spin_unlock(&o->lock);
 }
 
-/* WAITING -> CANCELLED; false if the owner was completed meanwhile. */
-static bool owner_cancel(struct chan_owner *o)
+/*
+ * The owner's own last word, with no other lock held: cancel it if it is
+ * still WAITING (*@index and *@result unchanged), else report how it was
+ * completed in *@index and *@result. Taking @lock waits out a commit in
+ * progress, so that nobody else touches @o once this returns, except
+ * through entries still queued (which chan_unqueue() unlinks under their
+ * channels' locks, after which nobody can reach @o).
+ */
+static void owner_finish(struct chan_owner *o, u32 *index, int *result)
 {
-	for (;;) {
-		int s = atomic_cmpxchg(&o->state, OWNER_WAITING,
-				       OWNER_CANCELLED);
-
-		if (s == OWNER_WAITING)
-			return true;
-		if (s != OWNER_BUSY)
-			return false;
-		cpu_relax();
+	spin_lock(&o->lock);
+	if (o->state == OWNER_WAITING) {
+		WRITE_ONCE(o->state, OWNER_CANCELLED);
+	} else {
+		*index = o->state;
+		*result = o->result;
 	}
+	spin_unlock(&o->lock);
 }
 
 enum claim { CLAIM_OK, CLAIM_PEER_GONE, CLAIM_SELF_GONE };
@@ -475,12 +535,12 @@ static enum claim claim_pair(struct chan_owner *self, struct chan_owner *peer)
 	struct chan_owner *first = self, *second = peer;
 
 	if (!self)
-		return owner_grab(peer) ? CLAIM_OK : CLAIM_PEER_GONE;
+		return owner_grab(peer, 0) ? CLAIM_OK : CLAIM_PEER_GONE;
 	if (peer < self)
 		swap(first, second);
-	if (!owner_grab(first))
+	if (!owner_grab(first, 0))
 		return first == self ? CLAIM_SELF_GONE : CLAIM_PEER_GONE;
-	if (!owner_grab(second)) {
+	if (!owner_grab(second, SINGLE_DEPTH_NESTING)) {
 		owner_release(first);
 		return second == self ? CLAIM_SELF_GONE : CLAIM_PEER_GONE;
 	}
@@ -492,7 +552,7 @@ static int commit_self(struct chan_owner *self, u32 index, int result)
 {
 	if (!self)
 		return result;
-	if (!owner_grab(self))
+	if (!owner_grab(self, 0))
 		return -ECANCELED;
 	owner_commit(self, index, result, NULL);
 	return result;
@@ -505,11 +565,13 @@ static int commit_self(struct chan_owner *self, u32 index, int result)
  * Returns the partner's entry, unlinked and grabbed; NULL if there is
  * none; ERR_PTR(-ECANCELED) if @self was completed elsewhere meanwhile.
  */
-static struct chan_entry *chan_claim_partner(struct list_head *queue,
+static struct chan_entry *chan_claim_partner(struct gosync_chan *ch,
+					     struct list_head *queue,
 					     struct chan_owner *self)
 {
 	struct chan_entry *e, *tmp;
 
+	lockdep_assert_held(&ch->lock);
 	list_for_each_entry_safe(e, tmp, queue, node) {
 		if (e->owner == self)
 			continue;
@@ -528,28 +590,27 @@ static struct chan_entry *chan_claim_partner(struct list_head *queue,
 }
 
 /* True if @queue holds an entry whose owner may still be completed. */
-static bool chan_queue_live(struct list_head *queue)
+static bool chan_queue_live(struct gosync_chan *ch, struct list_head *queue)
 {
 	struct chan_entry *e;
 
+	lockdep_assert_held(&ch->lock);
 	list_for_each_entry(e, queue, node) {
-		int s = atomic_read(&e->owner->state);
-
-		if (s == OWNER_WAITING || s == OWNER_BUSY)
+		/* A grabbed owner is WAITING too: live until committed. */
+		if (READ_ONCE(e->owner->state) == OWNER_WAITING)
 			return true;
 	}
 	return false;
 }
 
-static u32 chan_queue_count(struct list_head *queue)
+static u32 chan_queue_count(struct gosync_chan *ch, struct list_head *queue)
 {
 	struct chan_entry *e;
 	u32 n = 0;
 
+	lockdep_assert_held(&ch->lock);
 	list_for_each_entry(e, queue, node) {
-		int s = atomic_read(&e->owner->state);
-
-		n += s == OWNER_WAITING || s == OWNER_BUSY;
+		n += READ_ONCE(e->owner->state) == OWNER_WAITING;
 	}
 	return n;
 }
@@ -563,9 +624,10 @@ static void chan_sync_flags(struct gosync_chan *ch)
 {
 	u64 clear = 0;
 
-	if (!chan_queue_live(&ch->recvq))
+	lockdep_assert_held(&ch->lock);
+	if (!chan_queue_live(ch, &ch->recvq))
 		clear |= GOSYNC_CHAN_RECV_WAITERS;
-	if (!chan_queue_live(&ch->sendq))
+	if (!chan_queue_live(ch, &ch->sendq))
 		clear |= GOSYNC_CHAN_SEND_WAITERS;
 	ring_clear_flags(ch, clear);
 }
@@ -581,8 +643,9 @@ static bool chan_serve_receivers(struct gosync_chan *ch,
 	struct chan_entry *e;
 	bool served = false;
 
+	lockdep_assert_held(&ch->lock);
 	while (ring_readable(ch) &&
-	       (e = chan_claim_partner(&ch->recvq, NULL))) {
+	       (e = chan_claim_partner(ch, &ch->recvq, NULL))) {
 		if (!ring_pop(ch, e->buf)) {
 			owner_release(e->owner);
 			list_add(&e->node, &ch->recvq);
@@ -592,7 +655,7 @@ static bool chan_serve_receivers(struct gosync_chan *ch,
 		served = true;
 	}
 	while (ch->closed && !ring_len(ch) &&
-	       (e = chan_claim_partner(&ch->recvq, NULL))) {
+	       (e = chan_claim_partner(ch, &ch->recvq, NULL))) {
 		chan_copy(ch, e->buf, NULL);
 		owner_commit(e->owner, e->index, 0, wk);
 	}
@@ -620,7 +683,7 @@ static void chan_serve(struct gosync_chan *ch, struct gosync_wakeups *wk)
 	do {
 		moved = chan_serve_receivers(ch, wk);
 		while (ring_writable(ch) &&
-		       (e = chan_claim_partner(&ch->sendq, NULL))) {
+		       (e = chan_claim_partner(ch, &ch->sendq, NULL))) {
 			if (!ring_push(ch, e->buf)) {
 				owner_release(e->owner);
 				list_add(&e->node, &ch->sendq);
@@ -652,7 +715,7 @@ static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
 	 * value behind a push still in progress must not be overtaken (its
 	 * pusher kicks once it is published, and we queue behind it).
 	 */
-	r = ring_len(ch) ? NULL : chan_claim_partner(&ch->recvq, self);
+	r = ring_len(ch) ? NULL : chan_claim_partner(ch, &ch->recvq, self);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
 	if (r) {
@@ -664,7 +727,7 @@ static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
 			owner_commit(self, index, 0, NULL);
 		return 0;
 	}
-	if (self && !owner_grab(self))
+	if (self && !owner_grab(self, 0))
 		return -ECANCELED;
 	if (ring_push(ch, val)) {
 		if (self)
@@ -689,7 +752,7 @@ static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
 	lockdep_assert_held(&ch->lock);
 	/* Queued senders' values move into slots freed in userspace. */
 	chan_serve(ch, wk);
-	if (self && !owner_grab(self))
+	if (self && !owner_grab(self, 0))
 		return -ECANCELED;
 	if (ring_pop(ch, val) || chan_timer_take(ch, val)) {
 		if (self)
@@ -702,7 +765,7 @@ static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
 		owner_release(self);
 	if (!ring_len(ch)) {
 		/* The ring is empty: a queued sender hands over directly. */
-		s = chan_claim_partner(&ch->sendq, self);
+		s = chan_claim_partner(ch, &ch->sendq, self);
 		if (IS_ERR(s))
 			return PTR_ERR(s);
 		if (s) {
@@ -730,6 +793,7 @@ static void chan_wake_pollers(struct gosync_chan *ch)
 static int chan_try(struct gosync_chan *ch, struct chan_case *c,
 		    struct chan_owner *self, u32 i, struct gosync_wakeups *wk)
 {
+	lockdep_assert_held(&ch->lock);
 	if (c->send)
 		return chan_try_send(ch, self, i, c->val, wk);
 	return chan_try_recv(ch, self, i, c->val, wk);
@@ -763,9 +827,7 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 		       bool try_only, const struct gosync_deadline *dl,
 		       u32 *index)
 {
-	struct chan_owner o = {
-		.state = ATOMIC_INIT(OWNER_WAITING), .task = current,
-	};
+	struct chan_owner o = { .state = OWNER_WAITING, .task = current };
 	struct chan_owner *self = NULL;
 	struct gosync_wakeups wk = { 0 };
 	bool expired = false;
@@ -776,8 +838,10 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 		try_only = true;
 		expired = true;
 	}
-	if (!try_only)
+	if (!try_only) {
+		spin_lock_init(&o.lock);
 		self = &o;
+	}
 
 	for (k = 0; k < n && ret == -EAGAIN; k++) {
 		u32 i = order[k];
@@ -820,18 +884,15 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 		if (try_only)
 			return expired ? -ETIMEDOUT : -EAGAIN;
 		ret = gosync_wait_until(&o.done, dl, NULL);
-		if (ret && owner_cancel(&o))
-			goto out;
-		ret = -ECANCELED;	/* completed by a partner */
+		/*
+		 * Cancelled: the wait's error stands. Or completed by a
+		 * partner, even if the deadline or a signal came as well.
+		 */
+		owner_finish(&o, index, &ret);
+	} else if (ret == -ECANCELED) {
+		/* A partner completed us meanwhile, through another case. */
+		owner_finish(&o, index, &ret);
 	}
-	if (ret == -ECANCELED) {
-		/* The partner sets @done right after committing us. */
-		while (!smp_load_acquire(&o.done))
-			cpu_relax();
-		*index = atomic_read(&o.state);
-		ret = o.result;
-	}
-out:
 	chan_unqueue(cases, n);
 	return ret;
 }
@@ -847,21 +908,34 @@ static int chan_check_dest(void __user *dest, size_t size)
 
 /*
  * Prepare case @c on @ch: allocate its value buffer (@small if the value
- * fits), copy in the value to send or check the destination.
+ * fits), copy in the value to send or check the destination. A receive
+ * into user address 0 discards its value and needs no buffer. The others
+ * take their buffer's size from *@budget (when not NULL): -E2BIG, before
+ * anything is allocated, if it is not left.
  */
 static int chan_case_init(struct chan_case *c, struct gosync_chan *ch,
-			  bool send, u64 uval, void *small, size_t small_size)
+			  bool send, u64 uval, void *small, size_t small_size,
+			  size_t *budget)
 {
 	c->ch = ch;
 	c->send = send;
 	c->uval = u64_to_user_ptr(uval);
+	c->val = NULL;
 	INIT_LIST_HEAD(&c->entry.node);
 	if (send && ch->timer)
 		return -EPERM;	/* timer channels are receive-only */
+	if (!send && !c->uval)
+		return 0;
+	if (budget) {
+		if (ch->elem_size > *budget)
+			return -E2BIG;
+		*budget -= ch->elem_size;
+	}
 	if (ch->elem_size <= small_size) {
 		c->val = small;
 	} else {
-		c->val = kmalloc(ch->elem_size, GFP_KERNEL_ACCOUNT);
+		/* Up to 64 KiB, held while the caller sleeps: no high order. */
+		c->val = kvmalloc(ch->elem_size, GFP_KERNEL_ACCOUNT);
 		if (!c->val)
 			return -ENOMEM;
 	}
@@ -874,7 +948,7 @@ static int chan_case_init(struct chan_case *c, struct gosync_chan *ch,
 static void chan_case_free(struct chan_case *c, void *small)
 {
 	if (c->val != small)
-		kfree(c->val);
+		kvfree(c->val);
 	if (c->file)
 		fput(c->file);
 }
@@ -898,7 +972,8 @@ static long chan_xfer(struct gosync_chan *ch, bool send,
 				   arg.flags & GOSYNC_CLOCK_REALTIME);
 	if (ret)
 		return ret;
-	ret = chan_case_init(&c, ch, send, arg.value, small, sizeof(small));
+	ret = chan_case_init(&c, ch, send, arg.value, small, sizeof(small),
+			     NULL);
 	if (!ret)
 		ret = chan_select(&c, 1, &order, arg.flags & GOSYNC_CHAN_TRY,
 				  &dl, &index);
@@ -906,7 +981,8 @@ static long chan_xfer(struct gosync_chan *ch, bool send,
 	 * copy_to_user() fails only if another thread unmapped the checked
 	 * destination meanwhile; the value is then lost with the mapping.
 	 */
-	if (!send && ret >= 0 && copy_to_user(c.uval, c.val, ch->elem_size))
+	if (!send && ret >= 0 && c.uval &&
+	    copy_to_user(c.uval, c.val, ch->elem_size))
 		ret = -EFAULT;
 	chan_case_free(&c, small);
 	return ret;
@@ -919,6 +995,8 @@ long gosync_select(struct gosync_select __user *uarg)
 	struct gosync_select arg;
 	struct gosync_deadline dl;
 	u32 *order = NULL, i, index = 0;
+	size_t budget = max_t(unsigned long, READ_ONCE(max_select_bytes),
+			      GOSYNC_CHAN_ELEM_MAX);
 	int ret;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
@@ -935,7 +1013,8 @@ long gosync_select(struct gosync_select __user *uarg)
 				     arg.ncases * sizeof(*ucases));
 		if (IS_ERR(ucases))
 			return PTR_ERR(ucases);
-		cases = kcalloc(arg.ncases, sizeof(*cases), GFP_KERNEL_ACCOUNT);
+		cases = kvcalloc(arg.ncases, sizeof(*cases),
+				 GFP_KERNEL_ACCOUNT);
 		order = kcalloc(arg.ncases, sizeof(*order), GFP_KERNEL_ACCOUNT);
 		if (!cases || !order) {
 			ret = -ENOMEM;
@@ -973,7 +1052,7 @@ long gosync_select(struct gosync_select __user *uarg)
 		}
 		ret = chan_case_init(c, file->private_data,
 				     u->op == GOSYNC_SELECT_SEND, u->value,
-				     NULL, 0);
+				     NULL, 0, &budget);
 		if (ret)
 			goto out;
 	}
@@ -985,7 +1064,7 @@ long gosync_select(struct gosync_select __user *uarg)
 
 		arg.index = index;
 		arg.ok = !c->send && ret == 1;
-		if (!c->send &&
+		if (!c->send && c->uval &&
 		    copy_to_user(c->uval, c->val, c->ch->elem_size))
 			ret = -EFAULT;
 		else if (copy_to_user(uarg, &arg, sizeof(arg)))
@@ -997,7 +1076,7 @@ out:
 	for (i = 0; cases && i < arg.ncases; i++)
 		chan_case_free(&cases[i], NULL);
 	kfree(order);
-	kfree(cases);
+	kvfree(cases);
 	kfree(ucases);
 	return ret;
 }
@@ -1272,7 +1351,7 @@ static long chan_close(struct gosync_chan *ch)
 	while ((e = list_first_entry_or_null(&ch->sendq, struct chan_entry,
 					     node))) {
 		list_del_init(&e->node);
-		if (owner_grab(e->owner))
+		if (owner_grab(e->owner, 0))
 			owner_commit(e->owner, e->index, -EPIPE, &wk);
 	}
 	chan_sync_flags(ch);
@@ -1290,8 +1369,8 @@ static void chan_snapshot(struct gosync_chan *ch, struct gosync_chan_status *st)
 	spin_lock(&ch->lock);
 	st->len = ring_len(ch);
 	st->closed = ch->closed;
-	st->send_waiters = chan_queue_count(&ch->sendq);
-	st->recv_waiters = chan_queue_count(&ch->recvq);
+	st->send_waiters = chan_queue_count(ch, &ch->sendq);
+	st->recv_waiters = chan_queue_count(ch, &ch->recvq);
 	/* Every value passes through the ring's positions or a hand-off. */
 	st->sends = ch->handoffs;
 	st->recvs = ch->handoffs;
@@ -1377,12 +1456,12 @@ static __poll_t chan_poll(struct file *file, poll_table *pt)
 	 */
 	ring_set_flags(ch, GOSYNC_CHAN_POLLED_IN | GOSYNC_CHAN_POLLED_OUT);
 	if (ring_readable(ch) || chan_timer_ready(ch) || ch->closed ||
-	    chan_queue_live(&ch->sendq))
+	    chan_queue_live(ch, &ch->sendq))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (ch->closed)
 		mask |= EPOLLHUP | EPOLLOUT | EPOLLERR;
 	else if (!ch->timer && (ring_writable(ch) ||
-				chan_queue_live(&ch->recvq)))
+				chan_queue_live(ch, &ch->recvq)))
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	ring_clear_flags(ch, (mask & EPOLLIN ? GOSYNC_CHAN_POLLED_IN : 0) |
 			     (mask & EPOLLOUT ? GOSYNC_CHAN_POLLED_OUT : 0));
@@ -1483,8 +1562,10 @@ static int chan_file_release(struct inode *inode, struct file *file)
 {
 	struct gosync_chan *ch = file->private_data;
 
-	WARN_ON_ONCE(chan_queue_live(&ch->sendq) ||
-		     chan_queue_live(&ch->recvq));
+	spin_lock(&ch->lock);	/* for the helper's sake: nobody else is here */
+	WARN_ON_ONCE(chan_queue_live(ch, &ch->sendq) ||
+		     chan_queue_live(ch, &ch->recvq));
+	spin_unlock(&ch->lock);
 	chan_free(ch);
 	return 0;
 }

@@ -20,7 +20,7 @@
 #define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN | \
 				 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER | \
 				 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING | \
-				 GOSYNC_FEATURE_COND)
+				 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD)
 
 /* True when the @size bytes at @p are all zero (reserved fields, padding). */
 static inline bool gosync_all_zero(const void *p, size_t size)

@@ -44,6 +44,7 @@
 #define GOSYNC_FEATURE_LOT	(1ULL << 4)	/* parking lots (sync package) */
 #define GOSYNC_FEATURE_CHAN_RING (1ULL << 5)	/* mmap'able channel rings */
 #define GOSYNC_FEATURE_COND	(1ULL << 6)	/* ticketed Cond on lots */
+#define GOSYNC_FEATURE_CHAN_DISCARD (1ULL << 7)	/* receive into 0 discards */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -313,8 +314,10 @@ struct gosync_chan_create {
 
 /**
  * struct gosync_chan_xfer - argument of GOSYNC_IOC_CHAN_SEND and _RECV
- * @value:    user address of elem_size bytes: the value to send, or where
- *            to store the received value (may be 0 when elem_size is 0)
+ * @value:    user address of elem_size bytes: the value to send (may be 0
+ *            when elem_size is 0), or where to store the received value;
+ *            for RECV, 0 discards the value (Go's <-ch), whatever
+ *            elem_size (GOSYNC_FEATURE_CHAN_DISCARD)
  * @deadline: absolute deadline, as for every waiting ioctl
  * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_CHAN_TRY
  * @reserved: must be 0
@@ -323,7 +326,11 @@ struct gosync_chan_create {
  * was not sent); -EAGAIN (TRY) or -ETIMEDOUT if it would block longer.
  * RECV returns 1 with the value stored, or 0 when the channel is closed
  * and drained (the zero value is stored: Go's "ok" is the return value).
- * A bad @value gives -EFAULT and consumes nothing.
+ * A bad @value gives -EFAULT and consumes nothing. A RECV into @value 0
+ * is a receive like any other, on every path (from the ring, from a
+ * waiting sender, blocking, TRY, with a deadline, closed): it consumes
+ * the value, counts in @recvs and returns 1 or 0 as above; only the
+ * value itself is dropped. Address 0 is never a destination.
  */
 struct gosync_chan_xfer {
 	__u64 value;
@@ -385,8 +392,9 @@ struct gosync_chan_status {
  * struct gosync_select_case - one case of a select
  * @fd:    a channel fd, or GOSYNC_SELECT_NIL
  * @op:    GOSYNC_SELECT_SEND or GOSYNC_SELECT_RECV
- * @value: user address of the value to send, or of room for the received
- *         one (elem_size bytes; may be 0 when elem_size is 0)
+ * @value: user address of the value to send (may be 0 when elem_size is
+ *         0), or of room for the received one (elem_size bytes; 0 discards
+ *         the value, as for GOSYNC_IOC_CHAN_RECV)
  */
 struct gosync_select_case {
 	__s32 fd;
@@ -406,7 +414,13 @@ struct gosync_select_case {
  * Returns 0 with @index and @ok set; -EPIPE (a send case on a closed
  * channel, @index set); -EAGAIN (GOSYNC_SELECT_DEFAULT, nothing ready);
  * -ETIMEDOUT; -EINTR; -EBADF (a closed fd); -EINVAL (an fd that is not a
- * channel, a bad op or flag); -EPERM (a send case on a timer channel).
+ * channel, a bad op or flag); -EPERM (a send case on a timer channel);
+ * -E2BIG when the cases' values, which the kernel holds while the select
+ * waits, exceed the module parameter max_select_bytes (default 1 MiB,
+ * never less than GOSYNC_CHAN_ELEM_MAX): the sum of elem_size over the
+ * send cases and the receive cases with a destination (a receive case
+ * whose @value is 0 takes no room). -E2BIG, like every error before the
+ * wait, consumes and sends nothing.
  */
 struct gosync_select {
 	__u64 cases;
