@@ -159,7 +159,9 @@ MODULE_PARM_DESC(max_buffer_bytes, "Largest channel buffer (bytes)");
  * or receives into a destination, while it waits: their total is bounded
  * here (-E2BIG beyond). Never below one element of the largest size, so
  * that any select of one case (every _ctx call of libgosync is a select
- * with the context's Done) works whatever the parameter says.
+ * with the context's Done) works whatever the parameter says. Any value
+ * is safe: beyond GOSYNC_SELECT_MAX_CASES * GOSYNC_CHAN_ELEM_MAX (8 MiB)
+ * it bounds nothing.
  */
 static unsigned long max_select_bytes = 1UL << 20;
 module_param(max_select_bytes, ulong, 0644);
