@@ -86,7 +86,7 @@ static int drain(gs_chan *ch, const char *name, int *failed)
 	int64_t v;
 	int ret, left = 0;
 
-	while ((ret = gs_chan_recv_until(ch, &v, gs_deadline_in(10000000000ULL),
+	while ((ret = gs_chan_recv_until(ch, &v, gs_deadline_in(60000000000ULL),
 					 0)) == 1)
 		left++;
 	if (ret != 0) {
@@ -157,7 +157,7 @@ static int run(enum mode mode)
 
 	/* The consumer: until "out" is closed. */
 	while ((ret = gs_chan_recv_until(out, &v,
-					 gs_deadline_in(10000000000ULL), 0)) == 1) {
+					 gs_deadline_in(60000000000ULL), 0)) == 1) {
 		sum += v;
 		if (++received == CANCEL_AFTER && mode == CONSUMER_CANCELS) {
 			printf("  consumer: %d results, cancelling\n", received);
@@ -178,7 +178,7 @@ static int run(enum mode mode)
 	int leftA = drain(sqA, "sqA", &failed);
 	int leftB = drain(sqB, "sqB", &failed);
 
-	err = gs_waitgroup_wait_until(wg, gs_deadline_in(10000000000ULL), 0);
+	err = gs_waitgroup_wait_until(wg, gs_deadline_in(60000000000ULL), 0);
 	if (err) {
 		printf("  generator still running: %s\n", gs_strerror(err));
 		return 1;	/* channels still in use: leak them */
@@ -234,7 +234,7 @@ int main(void)
 {
 	int failed = 0, err;
 
-	alarm(90);
+	alarm(600);	/* a watchdog (a hang), not a time it should take */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	err = gs_init();
 	if (err) {

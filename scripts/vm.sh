@@ -11,20 +11,32 @@
 #
 # Environment:
 #   GOSYNC_KVM=1          use KVM instead of TCG (where nested KVM works)
-#   GOSYNC_VM_TIMEOUT=S   whole-VM timeout in seconds (default 1200)
+#   GOSYNC_VM_IDLE_TIMEOUT=S  the VM is hung when its console prints
+#                         nothing for S seconds (default 1800: longer than
+#                         the selftests' own per-test watchdog, 1200 s)
+#   GOSYNC_VM_TIMEOUT=S   whole-VM watchdog in seconds (default 21600, 20
+#                         times the slowest whole run seen)
 #   GOSYNC_VM_MEM=MiB     guest memory (default 2048)
-#   GOSYNC_VM_CPUS=N      guest vCPUs (default 2)
+#   GOSYNC_VM_CPUS=N      guest vCPUs (default 2); the guest must see all
+#                         of them, or the run fails without running the
+#                         payload
 #
-# Exit status: 0 only if the payload exited 0, rmmod succeeded, the VM
-# rebooted (ending QEMU) by itself in time and the kernel log has no splat. On failure
-# the reasons are printed; the full console is in LOG_FILE.
+# Neither watchdog is a time the run should take: a slow machine only
+# makes the run longer; a watchdog that expires is a hang.
+#
+# Exit status: 0 only if the guest saw every vCPU, the payload exited 0,
+# rmmod succeeded, the VM rebooted (ending QEMU) by itself and the kernel
+# log has no splat. On failure the reasons are printed; the full console
+# is in LOG_FILE.
 set -euo pipefail
 
 kernel=${1:?usage: vm.sh KERNEL_IMAGE MODULE PAYLOAD_DIR LOG_FILE}
 module=${2:?}
 payload=$(realpath "${3:?}")
 log=${4:?}
-timeout_s=${GOSYNC_VM_TIMEOUT:-1200}
+timeout_s=${GOSYNC_VM_TIMEOUT:-21600}
+idle_s=${GOSYNC_VM_IDLE_TIMEOUT:-1800}
+cpus=${GOSYNC_VM_CPUS:-2}
 
 work=$(mktemp -d /tmp/gosync-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -38,6 +50,8 @@ for cmd in sh mount umount mkdir insmod rmmod lsmod dmesg reboot cat \
 done
 cp -a "$payload" "$root/gosync"
 cp "$module" "$root/gosync/gosync.ko"
+# How many CPUs the guest must see (read by init).
+echo "$cpus" > "$root/etc/gosync-vm-cpus"
 
 # Shared libraries of every ELF file in the payload (not those that come
 # with the payload itself), at the paths the dynamic loader expects.
@@ -64,9 +78,15 @@ mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/shm /dev/mqueue /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
-echo "GOSYNC-VM: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) cpus"
+cpus=$(grep -c ^processor /proc/cpuinfo)
+want=$(cat /etc/gosync-vm-cpus)
+echo "GOSYNC-VM: kernel $(uname -r), $cpus cpus"
 rc=1
-if insmod /gosync/gosync.ko; then
+if [ "$cpus" -lt "$want" ]; then
+	# Not the machine the tests claim to run on: no cross-CPU race
+	# would be exercised. Fail without running anything.
+	echo "GOSYNC-VM-CPUS failed: $cpus online, $want requested"
+elif insmod /gosync/gosync.ko; then
 	cd /gosync && ./run
 	rc=$?
 	cd /
@@ -96,25 +116,58 @@ if [ "${GOSYNC_KVM:-0}" = 1 ]; then
 fi
 
 mkdir -p "$(dirname "$log")"
+: > "$log"
+
+# The console watchdog: QEMU is stopped once the log has not grown for
+# idle_s seconds (the log is written line by line).
+watch_console() {
+	local size last=-1 quiet=0
+	while sleep 5; do
+		size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+		if [ "$size" != "$last" ]; then
+			last=$size quiet=0
+			continue
+		fi
+		quiet=$((quiet + 5))
+		if [ "$quiet" -ge "$idle_s" ] && [ -s "$work/qemu.pid" ]; then
+			touch "$work/idle"
+			kill "$(cat "$work/qemu.pid")" 2>/dev/null
+			return
+		fi
+	done
+}
+watch_console &
+watcher=$!
+
 status=0
 timeout --foreground -k 10 "$timeout_s" \
 	qemu-system-x86_64 "${accel[@]}" -nodefaults -no-reboot \
-	-m "${GOSYNC_VM_MEM:-2048}" -smp "${GOSYNC_VM_CPUS:-2}" \
-	-display none -monitor none -serial stdio \
+	-m "${GOSYNC_VM_MEM:-2048}" -smp "$cpus" \
+	-display none -monitor none -serial stdio -pidfile "$work/qemu.pid" \
 	-kernel "$kernel" -initrd "$work/initramfs.gz" \
 	-append "console=ttyS0 quiet printk.time=1 panic=-1 rdinit=/init" \
-	</dev/null 2>&1 | tr -d '\r' | tee "$log" |
+	</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$log" |
 	awk '/^GOSYNC-VM-DMESG-BEGIN/ { hide = 1 } !hide { print; fflush() }
 	     /^GOSYNC-VM-DMESG-END/ { hide = 0 }' || status=$?
+kill "$watcher" 2>/dev/null || true
+wait "$watcher" 2>/dev/null || true
 
 fail() { echo "vm: FAIL: $*"; failed=1; }
 failed=0
-if [ "$status" = 124 ] || [ "$status" = 137 ]; then
-	fail "the VM did not finish within ${timeout_s}s (hang?)"
+if [ -e "$work/idle" ]; then
+	fail "the VM's console was silent for ${idle_s}s (GOSYNC_VM_IDLE_TIMEOUT): a hang"
+elif [ "$status" = 124 ] || [ "$status" = 137 ]; then
+	fail "the VM did not finish within ${timeout_s}s (GOSYNC_VM_TIMEOUT): a hang"
 fi
-grep -q '^GOSYNC-VM-EXIT 0$' "$log" ||
-	fail "payload exit status: $(sed -n 's/^GOSYNC-VM-EXIT //p' "$log" | tail -1)"
-grep -q '^GOSYNC-VM-RMMOD ok$' "$log" || fail "rmmod gosync did not succeed"
+if [ -e "$work/idle" ] || [ "$status" = 124 ] || [ "$status" = 137 ]; then
+	:	# what follows would only repeat that it did not finish
+elif grep -q '^GOSYNC-VM-CPUS failed' "$log"; then
+	fail "the guest does not see the $cpus vCPUs it was given ($(sed -n 's/^GOSYNC-VM-CPUS failed: //p' "$log")): nothing was run"
+else
+	grep -q '^GOSYNC-VM-EXIT 0$' "$log" ||
+		fail "payload exit status: $(sed -n 's/^GOSYNC-VM-EXIT //p' "$log" | tail -1)"
+	grep -q '^GOSYNC-VM-RMMOD ok$' "$log" || fail "rmmod gosync did not succeed"
+fi
 
 # Kernel splats: anywhere in kernel lines on the console or in the dmesg
 # dump taken after the payload ran.

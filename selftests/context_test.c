@@ -50,10 +50,17 @@
 #include "gosync.h"
 #include "gs_test.h"
 
-/* How late a deadline may be seen under QEMU TCG (and the debug kernel). */
-#define LATE_MS		300
-/* How late a blocking call may return after its deadline. */
-#define CALL_LATE_MS	500
+/*
+ * How late a deadline may be seen, or a blocking call return after it:
+ * only the watchdog of a hang (that neither came early is what the lower
+ * bounds check).
+ */
+#define LATE_MS		WAIT_LIMIT_MS
+#define CALL_LATE_MS	WAIT_LIMIT_MS
+/* Deadlines this far apart are seen in their order (not a window). */
+#define ORDER_MS	300
+/* A deadline that must outlast a few calls on a slow machine. */
+#define SOON_MS		1000
 /* A deadline far enough never to pass during a test. */
 #define FAR_NS		(600 * NS_PER_SEC)
 
@@ -280,7 +287,7 @@ TEST(with_cancel_then_cancel)
 	EXPECT_EQ(0, gs_chan_recv_until(d, NULL,
 					gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0));
 	EXPECT_EQ(0, gs_chan_recv(d, NULL));	/* again and again */
-	EXPECT_GT(500, ms_since(t0));
+	EXPECT_GT(LATE_MS, ms_since(t0));
 
 	/* A second cancel changes nothing. */
 	gs_ctx_cancel_cause(ctx, -EPIPE);
@@ -405,7 +412,7 @@ TEST(done_wakes_poll_epoll_and_receivers)
 		gs_case cs[2] = { gs_case_recv(NULL, NULL),
 				  gs_case_recv(gs_ctx_done(ctx), NULL) };
 
-		EXPECT_EQ(1, gs_select(cs, 2, 0, gs_deadline_in(NS_PER_SEC)));
+		EXPECT_EQ(1, gs_select(cs, 2, 0, gs_deadline_in(LATE_MS * NS_PER_MS)));
 		EXPECT_FALSE(cs[1].ok);
 	}
 	gs_ctx_release(ctx);
@@ -1024,8 +1031,15 @@ TEST(child_deadline_never_later_than_parent)
 	ASSERT_NE(0, dl);
 	EXPECT_LE(d4, dl);
 	EXPECT_EQ(-ETIMEDOUT, gs_ctx_err(c[4]));
-	EXPECT_EQ(0, gs_ctx_err(p));
-	EXPECT_EQ(0, gs_ctx_err(c[0]));
+	{
+		/* (Unless a slow machine is past the parent's deadline too.) */
+		int ep = gs_ctx_err(p), e0 = gs_ctx_err(c[0]);
+
+		if (gs_now() < dp) {
+			EXPECT_EQ(0, ep);
+			EXPECT_EQ(0, e0);
+		}
+	}
 	/*
 	 * Then the parent's deadline takes the later children along (one
 	 * after the other: wait for each).
@@ -1053,7 +1067,7 @@ TEST(cancel_before_deadline_wins_for_good)
 	struct af a = { 0 };
 	uint64_t dl;
 
-	ASSERT_EQ(0, gs_ctx_with_timeout_cause(bg(), 300 * NS_PER_MS, -EIO, &ctx));
+	ASSERT_EQ(0, gs_ctx_with_timeout_cause(bg(), SOON_MS * NS_PER_MS, -EIO, &ctx));
 	ASSERT_EQ(0, gs_ctx_with_cancel(ctx, &kid));
 	ASSERT_TRUE(gs_ctx_deadline(ctx, &dl));
 	ASSERT_EQ(0, gs_ctx_after_func(ctx, af_fn, &a, &stop));
@@ -1143,7 +1157,7 @@ TEST(many_deadlines_fire_in_order_each_once)
 				first = i;
 		}
 		for (int j = 0; j < MANY; j++)
-			if (dl[i] + LATE_MS * NS_PER_MS < dl[j] && seen[i] > seen[j])
+			if (dl[i] + ORDER_MS * NS_PER_MS < dl[j] && seen[i] > seen[j])
 				inversions++;
 	}
 	EXPECT_EQ(0, bad) TH_LOG("first bad %d: seen %lld ms after its deadline",
@@ -1329,7 +1343,7 @@ TEST(after_func_stopped_before_cancel_never_runs)
 	EXPECT_TRUE(gs_ctx_after_func_stop(sa));
 	gs_ctx_cancel(ctx);
 	/* A deadline too (stopped before it, however slow the machine). */
-	ASSERT_EQ(0, gs_ctx_with_timeout(bg(), 300 * NS_PER_MS, &t));
+	ASSERT_EQ(0, gs_ctx_with_timeout(bg(), SOON_MS * NS_PER_MS, &t));
 	ASSERT_TRUE(gs_ctx_deadline(t, &dl));
 	ASSERT_EQ(0, gs_ctx_after_func(t, af_fn, &b, &sb));
 	ASSERT_GT(dl, gs_now());
@@ -1426,11 +1440,6 @@ struct objs {
 	gs_waitgroup *wg;
 	gs_barrier *bar;
 };
-
-static int lot_status(int fd, struct gosync_lot_status *st)
-{
-	return xioctl(fd, GOSYNC_IOC_LOT_STATUS, st);
-}
 
 static int lot_parked(int fd)
 {
@@ -1679,14 +1688,14 @@ static void check_untouched(struct __test_metadata *_metadata,
 	case OP_WAITGROUP:
 		EXPECT_EQ(1, gs_waitgroup_count(o->wg));
 		EXPECT_EQ(0, gs_waitgroup_done(o->wg));
-		EXPECT_EQ(0, gs_waitgroup_wait_until(o->wg, gs_deadline_in(NS_PER_SEC), 0));
+		EXPECT_EQ(0, gs_waitgroup_wait_until(o->wg, gs_deadline_in(LATE_MS * NS_PER_MS), 0));
 		EXPECT_EQ(0, gs_waitgroup_add(o->wg, 1));
 		break;
 	case OP_BARRIER:
 		/* Broken, as by a timeout: the others get -EPIPE. */
 		EXPECT_TRUE(gs_barrier_broken(o->bar));
 		EXPECT_EQ(-EPIPE, gs_barrier_await_until(o->bar,
-					gs_deadline_in(NS_PER_SEC), 0));
+					gs_deadline_in(LATE_MS * NS_PER_MS), 0));
 		EXPECT_EQ(0, gs_barrier_reset(o->bar));
 		EXPECT_FALSE(gs_barrier_broken(o->bar));
 		EXPECT_EQ(0, gs_barrier_waiting(o->bar));
@@ -1835,7 +1844,7 @@ TEST_F(op, already_done_returns_at_once)
 		self->stuck = !call_join(&c, WAIT_LIMIT_MS);
 		ASSERT_FALSE(self->stuck) TH_LOG("ctx %d", i);
 		EXPECT_EQ(i < 2 ? -ECANCELED : -ETIMEDOUT, c.ret) TH_LOG("ctx %d", i);
-		EXPECT_GT(c.start + NS_PER_SEC, c.end) TH_LOG("ctx %d", i);
+		EXPECT_GT(c.start + LATE_MS * NS_PER_MS, c.end) TH_LOG("ctx %d", i);
 		EXPECT_EQ(-1, c.value);
 	}
 	EXPECT_EQ(-ETIMEDOUT, gs_ctx_err(ctx[3]));
@@ -2029,7 +2038,7 @@ TEST(select_ctx_takes_at_most_127_cases)
 	int v = 0;
 
 	ASSERT_EQ(0, gs_chan_make(&ch, sizeof(int), 1));
-	ASSERT_EQ(0, gs_ctx_with_timeout(bg(), 300 * NS_PER_MS, &ctx));
+	ASSERT_EQ(0, gs_ctx_with_timeout(bg(), SOON_MS * NS_PER_MS, &ctx));
 	for (int i = 0; i < GS_SELECT_MAX; i++)
 		cs[i] = gs_case_recv(NULL, NULL);
 	EXPECT_EQ(-EINVAL, gs_select_ctx(cs, GS_SELECT_MAX, ctx));
@@ -2258,7 +2267,7 @@ TEST_F(raw, channel_closed_by_another_thread_cancels)
 	ASSERT_TRUE(rwait_join(&w, WAIT_LIMIT_MS));
 	EXPECT_EQ(-ECANCELED, w.ret);
 	EXPECT_LE(tc, w.end);
-	EXPECT_GT(tc + 2 * NS_PER_SEC, w.end);
+	EXPECT_GT(tc + LATE_MS * NS_PER_MS, w.end);
 	/* Dequeued, nothing taken. */
 	EXPECT_EQ(0, raw_waiters(self->fd, variant->lot));
 	if (variant->lot) {
@@ -2328,9 +2337,9 @@ TEST_F(raw, already_closed_channel_cancels_at_once)
 	ASSERT_EQ(0, raw_chan_close(ch));
 	t0 = gs_now();
 	EXPECT_EQ(-ECANCELED, raw_wait(self->fd, variant->lot,
-				       gs_deadline_in(5 * NS_PER_SEC),
+				       gs_deadline_in(2 * LATE_MS * NS_PER_MS),
 				       GOSYNC_WAIT_CANCEL_FD, ch));
-	EXPECT_GT(t0 + NS_PER_SEC, gs_now());
+	EXPECT_GT(t0 + LATE_MS * NS_PER_MS, gs_now());
 	EXPECT_EQ(-ECANCELED, raw_wait(self->fd, variant->lot, GS_FOREVER,
 				       GOSYNC_WAIT_CANCEL_FD, ch));
 	EXPECT_EQ(0, raw_waiters(self->fd, variant->lot));
@@ -2740,11 +2749,16 @@ TEST(thousands_of_contexts_leak_nothing)
 	gs_ctx *warm;
 	uint64_t t0;
 
-	/* Start the reaper first: its fds are for good. */
+	/*
+	 * Start the reaper first: its fds are for good. The warm-up's
+	 * timer fd is freed by the reaper: waited for (not slept for).
+	 */
 	ASSERT_EQ(0, gs_ctx_with_timeout(bg(), NS_PER_SEC, &warm));
+	fds = count_fds();
 	gs_ctx_cancel(warm);
 	gs_ctx_release(warm);
-	sleep_ms(20);
+	for (t0 = mono_ns(); count_fds() >= fds && ms_since(t0) < WAIT_LIMIT_MS;)
+		usleep(1000);
 	fds = count_fds();
 
 	for (int i = 0; i < 3000; i++) {

@@ -46,11 +46,6 @@
 /* Permits of a gate: more than any test lets through. */
 #define GATE_PERMITS	16
 
-static uint64_t limit_deadline(void)
-{
-	return gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS);
-}
-
 /*
  * A gate: a semaphore of @n permits, all taken, so that each
  * gs_sem_release(gate, 1) lets one waiter through (n in all).
@@ -65,19 +60,6 @@ static int gate_create(gs_sem **gate, uint64_t n)
 	if (err)
 		gs_sem_destroy(*gate);
 	return err;
-}
-
-/* Wait until *@v >= @target: 0, or -ETIMEDOUT after WAIT_LIMIT_MS. */
-static int wait_count(atomic_int *v, int target)
-{
-	uint64_t t0 = mono_ns();
-
-	while (atomic_load(v) < target) {
-		if (ms_since(t0) > WAIT_LIMIT_MS)
-			return -ETIMEDOUT;
-		usleep(200);
-	}
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -128,7 +110,7 @@ static int eg_gated(void *arg)
 	int err;
 
 	atomic_fetch_add(&s->started, 1);
-	err = gs_sem_acquire_until(s->gate, 1, limit_deadline(), 0);
+	err = gs_sem_acquire_until(s->gate, 1, limit(), 0);
 	atomic_fetch_add(&s->finished, 1);
 	return err;
 }
@@ -266,7 +248,7 @@ TEST(errgroup_context_cancelled_by_first_error)
 		ASSERT_EQ(0, gs_errgroup_go(g, eg_wait_cancel_recv, &s));
 		ASSERT_EQ(0, gs_errgroup_go(g, eg_wait_cancel_select, &s));
 	}
-	ASSERT_EQ(0, wait_count(&s.started, n));
+	ASSERT_EQ(0, wait_atomic_ge(&s.started, n));
 	usleep(20000);		/* let them block */
 	EXPECT_EQ(0, gs_ctx_err(ctx));
 	EXPECT_EQ(0, atomic_load(&s.cancelled));
@@ -274,10 +256,10 @@ TEST(errgroup_context_cancelled_by_first_error)
 	ASSERT_EQ(0, gs_errgroup_go(g, eg_fail_eio, NULL));
 	/* Cancelled by the failure itself, before anyone calls Wait. */
 	EXPECT_EQ(0, gs_chan_recv_until(gs_ctx_done(ctx), NULL,
-					limit_deadline(), 0));
+					limit(), 0));
 	EXPECT_EQ(-ECANCELED, gs_ctx_err(ctx));
 	EXPECT_EQ(-EIO, gs_ctx_cause(ctx));
-	EXPECT_EQ(0, wait_count(&s.cancelled, n));
+	EXPECT_EQ(0, wait_atomic_ge(&s.cancelled, n));
 
 	/* Their -ECANCELED came after -EIO: the first error is kept. */
 	EXPECT_EQ(-EIO, gs_errgroup_wait(g));
@@ -301,7 +283,7 @@ TEST(errgroup_context_cancelled_by_wait)
 	ASSERT_EQ(0, gs_errgroup_with_context(parent, &g, &ctx));
 	for (int i = 0; i < 5; i++)
 		ASSERT_EQ(0, gs_errgroup_go(g, eg_count, &s));
-	ASSERT_EQ(0, wait_count(&s.finished, 5));
+	ASSERT_EQ(0, wait_atomic_ge(&s.finished, 5));
 	usleep(10000);
 	/* Success cancels nothing... */
 	EXPECT_EQ(0, gs_ctx_err(ctx));
@@ -330,7 +312,7 @@ TEST(errgroup_context_cancelled_with_parent)
 	ASSERT_EQ(0, gs_errgroup_with_context(parent, &g, &ctx));
 	s.ctx = ctx;
 	ASSERT_EQ(0, gs_errgroup_go(g, eg_wait_cancel_recv, &s));
-	ASSERT_EQ(0, wait_count(&s.started, 1));
+	ASSERT_EQ(0, wait_atomic_ge(&s.started, 1));
 	gs_ctx_cancel(parent);
 	/* The call's own -ECANCELED is the group's first error. */
 	EXPECT_EQ(-ECANCELED, gs_errgroup_wait(g));
@@ -371,7 +353,7 @@ TEST(errgroup_try_go_and_busy_set_limit)
 	ASSERT_EQ(0, gs_errgroup_set_limit(g, 2));
 	ASSERT_EQ(0, gs_errgroup_try_go(g, eg_gated, &s));
 	ASSERT_EQ(0, gs_errgroup_go(g, eg_gated, &s));
-	ASSERT_EQ(0, wait_count(&s.started, 2));
+	ASSERT_EQ(0, wait_atomic_ge(&s.started, 2));
 	/* Full. */
 	EXPECT_EQ(-EAGAIN, gs_errgroup_try_go(g, eg_count, &s));
 	/* Calls are running: the limit cannot change, and does not. */
@@ -414,7 +396,7 @@ TEST(errgroup_set_limit_busy_without_limit)
 	ASSERT_EQ(0, gate_create(&s.gate, GATE_PERMITS));
 	ASSERT_EQ(0, gs_errgroup_create(&g));
 	ASSERT_EQ(0, gs_errgroup_go(g, eg_gated, &s));
-	ASSERT_EQ(0, wait_count(&s.started, 1));
+	ASSERT_EQ(0, wait_atomic_ge(&s.started, 1));
 	EXPECT_EQ(-EBUSY, gs_errgroup_set_limit(g, 1));
 	ASSERT_EQ(0, gs_sem_release(s.gate, 1));
 	EXPECT_EQ(0, gs_errgroup_wait(g));
@@ -435,7 +417,7 @@ TEST(errgroup_negative_limit_is_unlimited)
 	ASSERT_EQ(0, gs_errgroup_set_limit(g, -1));
 	for (int i = 0; i < 10; i++)
 		ASSERT_EQ(0, gs_errgroup_try_go(g, eg_gated, &s));
-	ret = wait_count(&s.started, 10);
+	ret = wait_atomic_ge(&s.started, 10);
 	EXPECT_EQ(0, ret) TH_LOG("%d running", atomic_load(&s.started));
 	ASSERT_EQ(0, gs_sem_release(s.gate, 10));
 	EXPECT_EQ(0, gs_errgroup_wait(g));
@@ -554,11 +536,11 @@ static int sf_fn(void *arg, void **value)
 
 	atomic_fetch_add(&f->calls, 1);
 	if (f->gate) {
-		if (gs_sem_acquire_until(f->gate, 1, limit_deadline(), 0))
+		if (gs_sem_acquire_until(f->gate, 1, limit(), 0))
 			atomic_fetch_add(&f->gate_err, 1);
 	} else if (f->expect) {
 		/* Everybody is at the door: wait until they joined. */
-		if (wait_count(&f->arrived, f->expect) ||
+		if (wait_atomic_ge(&f->arrived, f->expect) ||
 		    wait_sleeping(f->tids, f->expect, gettid()))
 			atomic_fetch_add(&f->gate_err, 1);
 	}
@@ -604,7 +586,7 @@ static void *caller_main(void *arg)
 static int recv_result(gs_chan *ch, struct gs_flight_result *r)
 {
 	memset(r, 0x5a, sizeof(*r));
-	return gs_chan_recv_until(ch, r, limit_deadline(), 0);
+	return gs_chan_recv_until(ch, r, limit(), 0);
 }
 
 TEST(singleflight_64_callers_one_call)
@@ -742,13 +724,13 @@ TEST(singleflight_forget_during_flight)
 	/* A runs the first flight (Do); B joins it (DoChan). */
 	a = (struct caller){ .g = g, .key = "k", .f = &f1 };
 	ASSERT_EQ(0, start_thread(&a.thr, caller_main, &a));
-	ASSERT_EQ(0, wait_count(&f1.calls, 1));
+	ASSERT_EQ(0, wait_atomic_ge(&f1.calls, 1));
 	ASSERT_EQ(0, gs_singleflight_do_chan(g, "k", sf_never, &never, &ch_b));
 
 	/* Forgotten: C starts a second flight of the same key. */
 	gs_singleflight_forget(g, "k");
 	ASSERT_EQ(0, gs_singleflight_do_chan(g, "k", sf_fn, &f2, &ch_c));
-	ASSERT_EQ(0, wait_count(&f2.calls, 1));
+	ASSERT_EQ(0, wait_atomic_ge(&f2.calls, 1));
 
 	/* The first flight ends: its callers get its result... */
 	ASSERT_EQ(0, gs_sem_release(f1.gate, 1));
@@ -820,7 +802,7 @@ TEST(singleflight_do_chan_one_result_per_channel)
 	d = (struct caller){ .g = g, .key = "dc", .f = &joiner,
 			     .fn = sf_never };
 	ASSERT_EQ(0, start_thread(&d.thr, caller_main, &d));
-	ASSERT_EQ(0, wait_count(&joiner.arrived, 1));
+	ASSERT_EQ(0, wait_atomic_ge(&joiner.arrived, 1));
 	ASSERT_EQ(0, wait_sleeping(joiner.tids, 1, 0));
 	for (int i = 0; i < 64; i++)
 		EXPECT_EQ(-EAGAIN, gs_chan_try_recv(ch[i], &r));
@@ -874,13 +856,13 @@ TEST(singleflight_do_chan_abandoned_before_result)
 	/* select { case r := <-ch: ...; case <-time.After(20ms): give up } */
 	ASSERT_EQ(0, gs_after(&after, 20 * NS_PER_MS));
 	gs_case cs[] = { gs_case_recv(ch, &r), gs_case_recv(after, &fired) };
-	EXPECT_EQ(1, gs_select(cs, 2, 0, limit_deadline()));
+	EXPECT_EQ(1, gs_select(cs, 2, 0, limit()));
 	gs_chan_destroy(after);
 	gs_chan_destroy(ch);		/* gone before the result */
 	ASSERT_EQ(0, gs_sem_release(f.gate, 1));
 
 	/* The abandoned flight ends; then a new one runs and delivers. */
-	ASSERT_EQ(0, wait_count(&f.calls, 1));
+	ASSERT_EQ(0, wait_atomic_ge(&f.calls, 1));
 	for (uint64_t t0 = mono_ns(); ms_since(t0) < WAIT_LIMIT_MS;) {
 		ASSERT_EQ(0, gs_singleflight_do_chan(g, "slow", sf_fn, &again,
 						     &ch));

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Small helpers shared by the gosync selftests: time, sleeping, ioctls,
+ * What the gosync selftests share: time and watchdogs, ioctls,
  * /proc/self/fdinfo, signal handlers that count, threads and child
- * processes. Include it after "kselftest_harness.h" and "gosync.h", in a
- * file that defines _GNU_SOURCE before its first #include.
+ * processes (and their reports through shared memory), the status of
+ * lots and channels and waiting for their waiters. Include it after
+ * "kselftest_harness.h" and "gosync.h", in a file that defines
+ * _GNU_SOURCE before its first #include.
  *
  * Every function is static and marked unused: a test file takes what it
  * needs and -Wunused-function stays quiet about the rest.
@@ -22,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,8 +37,29 @@
 #define NS_PER_MS	1000000ULL
 #define NS_PER_SEC	1000000000ULL
 
-/* Bound on any wait a test expects to end by itself: a bug fails, not hangs. */
-#define WAIT_LIMIT_MS	10000
+/*
+ * Watchdogs. A test never fails because the machine is slow: a wait for
+ * something that must happen (a wake-up, a thread parking, a child
+ * exiting, a deadline passing) waits for that event itself and gives up
+ * only after WAIT_LIMIT_MS, which is the hang: a bug fails rather than
+ * hangs. It is at least 20 times the slowest such wait ever seen (the
+ * debug kernel under QEMU TCG, on a 2-core host shared with other
+ * builds). Only windows that check that something does *not* happen (a
+ * call that must stay blocked) may be short: a slow machine cannot make
+ * those fail.
+ */
+#define WAIT_LIMIT_MS	60000
+
+/*
+ * The harness's watchdog on each test (its own default is 30 s, less than
+ * the slowest tests take on the debug kernel): every test gets at least
+ * 20 times the longest any test was seen to take (under a minute), so
+ * its expiry, too, is a hang. The VM runner's console watchdog is longer
+ * still (scripts/vm.sh).
+ */
+#define GS_TEST_TIMEOUT_S	1200
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT	GS_TEST_TIMEOUT_S
 
 /* ------------------------------------------------------------------ */
 /* Time                                                                 */
@@ -55,6 +80,15 @@ GS_TEST_UNUSED static uint64_t mono_ns(void)
 GS_TEST_UNUSED static uint64_t real_ns(void)
 {
 	return clock_ns(CLOCK_REALTIME);
+}
+
+/*
+ * CPU time of the calling thread: what a call spinning on garbage burns,
+ * unlike a call that a slow or busy machine merely keeps off the CPU.
+ */
+GS_TEST_UNUSED static uint64_t thread_cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 /* Whole milliseconds of CLOCK_MONOTONIC since @t0 (a mono_ns() value). */
@@ -95,6 +129,45 @@ GS_TEST_UNUSED static int lowest_free_fd(void)
 		close(fd);
 	return fd;
 }
+
+/* xorshift64: the next pseudo-random number of the sequence in *@s. */
+GS_TEST_UNUSED static uint64_t rnd64(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+/* True if @v is one of the @n values at @set. */
+GS_TEST_UNUSED static bool one_of(int v, const int *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == v)
+			return true;
+	return false;
+}
+
+/*
+ * Make @call, bound the CPU time it burns (a busy or slow machine does
+ * not make it spin), and accept only the listed results; a failure says
+ * what @call was, with @fmt and @arg.
+ */
+#define EXPECT_CALL_RESULT(call, fmt, arg, ...) do {			\
+	static const int set_[] = { __VA_ARGS__ };			\
+	uint64_t t_ = thread_cpu_ns();					\
+	int r_ = (call);						\
+	t_ = thread_cpu_ns() - t_;					\
+	EXPECT_TRUE(one_of(r_, set_, sizeof(set_) / sizeof(set_[0])))	\
+		TH_LOG("%s = %d (%s) " fmt, #call, r_,			\
+		       strerror(r_ < 0 ? -r_ : 0), (arg));		\
+	EXPECT_GT(3 * NS_PER_SEC, t_)					\
+		TH_LOG("%s spun %ju ms " fmt, #call,			\
+		       (uintmax_t)(t_ / NS_PER_MS), (arg));		\
+} while (0)
 
 /* True if all @len bytes at @p are @byte. */
 GS_TEST_UNUSED static bool all_bytes(const void *p, int byte, size_t len)
@@ -218,6 +291,55 @@ GS_TEST_UNUSED static int join_ms(pthread_t tid, unsigned int ms)
 	return pthread_timedjoin_np(tid, NULL, &ts);
 }
 
+/* The kernel's id of the calling thread. */
+GS_TEST_UNUSED static pid_t gs_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/*
+ * Whether thread @tid of this process is blocked in system call @nr
+ * (SYS_ioctl, SYS_poll, ...), as the kernel tells in
+ * /proc/self/task/TID/syscall ("running" while it runs): 1 or 0, or the
+ * errno of the read.
+ */
+GS_TEST_UNUSED static int thread_in_syscall(pid_t tid, long nr)
+{
+	char path[64], buf[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return buf[0] != 'r' && strtol(buf, NULL, 10) == nr;
+}
+
+/*
+ * Wait until thread @tid sleeps in system call @nr: the way to know that
+ * a thread is blocked where no object counts its waiters, instead of
+ * sleeping and hoping. 0, -ETIMEDOUT after WAIT_LIMIT_MS, or the errno of
+ * the read.
+ */
+GS_TEST_UNUSED static int wait_in_syscall(pid_t tid, long nr)
+{
+	uint64_t t0 = mono_ns();
+	int ret;
+
+	while ((ret = thread_in_syscall(tid, nr)) == 0) {
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+	return ret < 0 ? ret : 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Child processes                                                      */
 
@@ -265,5 +387,219 @@ GS_TEST_UNUSED static int reap(pid_t pid)
 		return -1;
 	return WEXITSTATUS(status);
 }
+
+/* Shared memory (MAP_SHARED, anonymous) of @len zero bytes, or NULL. */
+GS_TEST_UNUSED static void *shared_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0, len);
+	return p;
+}
+
+/*
+ * A child process reports its first failed check through shared memory:
+ * CHILD_CHECK() in a function returning int (it returns 1), or
+ * CHILD_CHECK_EXIT() anywhere (it exits 1); EXPECT_CHILD_OK() in the
+ * test. Any struct with these two fields does.
+ */
+struct report {
+	int line;
+	char msg[256];
+};
+
+GS_TEST_UNUSED static struct report *report_new(void)
+{
+	return shared_alloc(sizeof(struct report));
+}
+
+#define CHILD_REPORT_(rep, ...) do {					\
+	if (!(rep)->line) {						\
+		(rep)->line = __LINE__;					\
+		snprintf((rep)->msg, sizeof((rep)->msg), __VA_ARGS__);	\
+	}								\
+} while (0)
+
+#define CHILD_CHECK(rep, cond, ...) do {				\
+	if (!(cond)) {							\
+		CHILD_REPORT_(rep, __VA_ARGS__);			\
+		return 1;						\
+	}								\
+} while (0)
+
+#define CHILD_CHECK_EXIT(rep, cond, ...) do {				\
+	if (!(cond)) {							\
+		CHILD_REPORT_(rep, __VA_ARGS__);			\
+		_exit(1);						\
+	}								\
+} while (0)
+
+/* Reap @pid (bounded) and expect exit 0 and a clean report. */
+#define EXPECT_CHILD_OK(pid, rep) do {					\
+	int status_ = 0;						\
+	ASSERT_EQ(0, wait_child((pid), &status_, 2 * WAIT_LIMIT_MS));	\
+	EXPECT_TRUE(WIFEXITED(status_)) TH_LOG("status %#x", status_);	\
+	EXPECT_EQ(0, (rep)->line) TH_LOG("child check at line %d: %s",	\
+					 (rep)->line, (rep)->msg);	\
+	if (WIFEXITED(status_)) {					\
+		EXPECT_EQ(0, WEXITSTATUS(status_));			\
+	}								\
+} while (0)
+
+/* ------------------------------------------------------------------ */
+/* Waiting for something to happen                                      */
+
+/* The deadline of a wait that must end by itself. */
+GS_TEST_UNUSED static uint64_t limit(void)
+{
+	return gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS);
+}
+
+/* Wait until *@v >= @want: 0, or -ETIMEDOUT after WAIT_LIMIT_MS. */
+GS_TEST_UNUSED static int wait_atomic_ge(atomic_int *v, int want)
+{
+	uint64_t t0 = mono_ns();
+
+	while (atomic_load(v) < want) {
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+	return 0;
+}
+
+/*
+ * The order in which threads were served (their ids; the first 64), for
+ * threads recording themselves with order_add() and a test waiting for
+ * them with order_wait().
+ */
+struct order {
+	pthread_mutex_t lock;
+	int n;
+	int ids[64];
+};
+
+GS_TEST_UNUSED static void order_init(struct order *o)
+{
+	memset(o, 0, sizeof(*o));
+	pthread_mutex_init(&o->lock, NULL);
+}
+
+GS_TEST_UNUSED static void order_add(struct order *o, int id)
+{
+	pthread_mutex_lock(&o->lock);
+	if (o->n < (int)(sizeof(o->ids) / sizeof(o->ids[0])))
+		o->ids[o->n] = id;
+	o->n++;
+	pthread_mutex_unlock(&o->lock);
+}
+
+GS_TEST_UNUSED static int order_count(struct order *o)
+{
+	int n;
+
+	pthread_mutex_lock(&o->lock);
+	n = o->n;
+	pthread_mutex_unlock(&o->lock);
+	return n;
+}
+
+/* Wait until @want were served: 0, or -ETIMEDOUT after WAIT_LIMIT_MS. */
+GS_TEST_UNUSED static int order_wait(struct order *o, int want)
+{
+	uint64_t t0 = mono_ns();
+
+	while (order_count(o) < want) {
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Object status                                                        */
+
+/* A lot's status ioctl, every field written (pre-filled with garbage). */
+GS_TEST_UNUSED static int lot_status(int fd, struct gosync_lot_status *st)
+{
+	memset(st, 0xa5, sizeof(*st));
+	return xioctl(fd, GOSYNC_IOC_LOT_STATUS, st);
+}
+
+/*
+ * Wait until exactly @want threads are parked on the lot @fd: 0,
+ * -ETIMEDOUT after WAIT_LIMIT_MS, or the status ioctl's error.
+ */
+GS_TEST_UNUSED static int wait_parked(int fd, uint32_t want)
+{
+	struct gosync_lot_status st;
+	uint64_t t0 = mono_ns();
+	int ret;
+
+	for (;;) {
+		ret = lot_status(fd, &st);
+		if (ret)
+			return ret;
+		if (st.parked == want)
+			return 0;
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+}
+
+/* A channel's status, every field written (pre-filled with garbage). */
+GS_TEST_UNUSED static int chan_status_of(gs_chan *ch,
+					 struct gosync_chan_status *st)
+{
+	memset(st, 0xa5, sizeof(*st));
+	return gs_chan_status(ch, st);
+}
+
+/*
+ * Wait until exactly @senders and @receivers (-1: any number) are blocked
+ * on @ch: 0, -ETIMEDOUT after WAIT_LIMIT_MS, or the status error.
+ */
+GS_TEST_UNUSED static int wait_chan_waiters(gs_chan *ch, int senders,
+					    int receivers)
+{
+	struct gosync_chan_status st;
+	uint64_t t0 = mono_ns();
+	int err;
+
+	for (;;) {
+		err = gs_chan_status(ch, &st);
+		if (err)
+			return err;
+		if ((senders < 0 || st.send_waiters == (uint32_t)senders) &&
+		    (receivers < 0 || st.recv_waiters == (uint32_t)receivers))
+			return 0;
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+}
+
+/* A channel's length, waiters and closed flag are exactly these. */
+#define EXPECT_STATE(ch, len_, sw_, rw_, closed_) do {			\
+	struct gosync_chan_status est_;					\
+	ASSERT_EQ(0, chan_status_of((ch), &est_));			\
+	EXPECT_EQ((uint32_t)(len_), est_.len);				\
+	EXPECT_EQ((uint32_t)(sw_), est_.send_waiters);			\
+	EXPECT_EQ((uint32_t)(rw_), est_.recv_waiters);			\
+	EXPECT_EQ((uint32_t)(closed_), est_.closed);			\
+} while (0)
+
+/* A channel counted exactly these values sent and received. */
+#define EXPECT_COUNTS(ch, sends_, recvs_) do {				\
+	struct gosync_chan_status cst_;					\
+	ASSERT_EQ(0, chan_status_of((ch), &cst_));			\
+	EXPECT_EQ((uint64_t)(sends_), cst_.sends);			\
+	EXPECT_EQ((uint64_t)(recvs_), cst_.recvs);			\
+} while (0)
 
 #endif /* GS_TEST_H */

@@ -58,8 +58,13 @@
 #include "gosync.h"
 #include "gs_test.h"
 
-/* Generous upper bound on how late a timed event may be under TCG. */
-#define LATE_NS		(2 * NS_PER_SEC)
+/*
+ * How late a timed event may be: only the watchdog of a hang (that it
+ * came at its time, not before, is what the lower bounds check).
+ */
+#define LATE_NS		((uint64_t)WAIT_LIMIT_MS * NS_PER_MS)
+/* A timer that must stay pending while a test runs: never fires in time. */
+#define PENDING_NS	LATE_NS
 /* A pattern that no test ever sends: destinations that must stay intact. */
 #define POISON		0xa5a5a5a5a5a5a5a5ULL
 #define POISON_BYTE	0xa5
@@ -83,18 +88,7 @@ static struct gosync_chan_status chan_st(gs_chan *ch)
  */
 static bool wait_waiters(gs_chan *ch, int senders, int receivers)
 {
-	uint64_t end = mono_ns() + WAIT_LIMIT_MS * NS_PER_MS;
-
-	do {
-		struct gosync_chan_status st;
-
-		if (!gs_chan_status(ch, &st) &&
-		    (senders < 0 || st.send_waiters == (uint32_t)senders) &&
-		    (receivers < 0 || st.recv_waiters == (uint32_t)receivers))
-			return true;
-		usleep(200);
-	} while (mono_ns() < end);
-	return false;
+	return wait_chan_waiters(ch, senders, receivers) == 0;
 }
 
 /* Wait until @ch holds @len buffered values. */
@@ -206,10 +200,12 @@ struct watch {
 
 /*
  * Sends @count SIGUSR1 to @target, @interval_ms apart, once every watch
- * is met and @delay_ms have passed; stops early when @stop is set.
+ * is met (and thread @tid, if set, sleeps in an ioctl) and @delay_ms have
+ * passed; stops early when @stop is set.
  */
 struct signaler {
 	pthread_t target;
+	pid_t tid;		/* when set: first wait until it sleeps in ioctl */
 	struct watch w[4];
 	int nw;
 	unsigned int delay_ms;
@@ -229,6 +225,8 @@ static void *signaler_main(void *arg)
 	for (int i = 0; i < s->nw; i++)
 		if (!wait_waiters(s->w[i].ch, s->w[i].senders, s->w[i].receivers))
 			s->reached = false;
+	if (s->tid && wait_in_syscall(s->tid, SYS_ioctl))
+		s->reached = false;
 	if (s->delay_ms)
 		sleep_ms(s->delay_ms);
 	for (int i = 0; i < s->count && !atomic_load(&s->stop); i++) {
@@ -243,7 +241,7 @@ static void *signaler_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Fixtures                                                             */
 
-/* For tests that need more than the default 30 s under TCG. */
+/* The long-running tests (every test has GS_TEST_TIMEOUT_S, gs_test.h). */
 FIXTURE(slow) {
 	int unused;
 };
@@ -622,11 +620,13 @@ TEST(all_nil_select_is_interrupted_by_a_signal)
 
 	ASSERT_EQ(0, install_handler(SIGUSR1, false));
 	s.target = pthread_self();
+	s.tid = gs_gettid();	/* the signal comes once the select sleeps */
 	t0 = mono_ns();
 	ASSERT_EQ(0, start_thread(&s.thr, signaler_main, &s));
 	EXPECT_EQ(-EINTR, gs_select(nil, 2, 0, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS)));
 	EXPECT_LE(t0 + 100 * NS_PER_MS, mono_ns());
 	pthread_join(s.thr, NULL);
+	EXPECT_TRUE(s.reached);
 	EXPECT_EQ(1, atomic_load(&sig_count));
 }
 
@@ -967,7 +967,7 @@ static void *cross_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, crossed_selects_pair_up_one_way_each_time, 120)
+TEST_F(slow, crossed_selects_pair_up_one_way_each_time)
 {
 	static struct cross a, b;
 	gs_chan *x, *y;
@@ -1060,7 +1060,7 @@ static void *sigrace_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, signal_racing_a_handoff_loses_nothing, 120)
+TEST_F(slow, signal_racing_a_handoff_loses_nothing)
 {
 	static struct sigrace r;
 	int handed[2] = { 0, 0 }, interrupted[2] = { 0, 0 }, bad = 0;
@@ -1197,7 +1197,7 @@ static void *ds_receiver(void *arg)
 	}
 }
 
-TEST_F_TIMEOUT(slow, doubleselect_delivers_each_value_once, 150)
+TEST_F(slow, doubleselect_delivers_each_value_once)
 {
 	struct ds_thread snd[DS_SENDERS], mux[DS_MUXES], rcv;
 	struct ds_ctx ctx;
@@ -1311,7 +1311,7 @@ FIXTURE_TEARDOWN(fair)
 	gs_chan_destroy(self->b);
 }
 
-TEST_F_TIMEOUT(fair, two_ready_cases_win_evenly, 90)
+TEST_F(fair, two_ready_cases_win_evenly)
 {
 	gs_chan *ch[2] = { self->a, variant->same ? self->a : self->b };
 	uint32_t vals[2] = { 0x1111, 0x2222 }, d[2], x;
@@ -1372,7 +1372,7 @@ TEST_F_TIMEOUT(fair, two_ready_cases_win_evenly, 90)
 /* 4. nonblock                                                          */
 
 #define NB_VALUES	20
-#define NB_MAX_TRIES	2000	/* each followed by a 1 ms sleep */
+/* Tries, 1 ms apart, until the partner blocks: WAIT_LIMIT_MS at most. */
 
 FIXTURE(nonblock) {
 	gs_chan *ch;
@@ -1440,10 +1440,11 @@ TEST_F(nonblock, try_send_reaches_a_blocked_receiver)
 	for (int i = 0; i < NB_VALUES; i++) {
 		uint64_t v = 1 + i;
 		gs_case cs[1] = { gs_case_send(self->ch, &v) };
+		uint64_t t0 = mono_ns();
 		int tries = 0, ret;
 
 		while ((ret = gs_select(cs, 1, GS_SELECT_DEFAULT, GS_FOREVER)) == -EAGAIN &&
-		       ++tries < NB_MAX_TRIES)
+		       ++tries && ms_since(t0) < WAIT_LIMIT_MS)
 			sleep_ms(1);
 		ASSERT_EQ(0, ret) TH_LOG("value %d after %d tries", i + 1, tries);
 		if (tries > max_tries)
@@ -1465,10 +1466,11 @@ TEST_F(nonblock, try_recv_reaches_a_blocked_sender)
 	for (int i = 0; i < NB_VALUES; i++) {
 		uint64_t v = POISON;
 		gs_case cs[1] = { gs_case_recv(self->ch, &v) };
+		uint64_t t0 = mono_ns();
 		int tries = 0, ret;
 
 		while ((ret = gs_select(cs, 1, GS_SELECT_DEFAULT, GS_FOREVER)) == -EAGAIN &&
-		       ++tries < NB_MAX_TRIES)
+		       ++tries && ms_since(t0) < WAIT_LIMIT_MS)
 			sleep_ms(1);
 		ASSERT_EQ(0, ret) TH_LOG("value %d after %d tries", i + 1, tries);
 		EXPECT_TRUE(cs[0].ok);
@@ -1727,7 +1729,7 @@ static void *sieve_filter(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, prime_sieve_first_100_primes, 120)
+TEST_F(slow, prime_sieve_first_100_primes)
 {
 	struct stage st[SIEVE_PRIMES + 1];
 	gs_chan *ch[SIEVE_PRIMES + 1], *done;
@@ -1899,7 +1901,7 @@ static void *series_multiply(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, power_series_exp_by_feedback, 60)
+TEST_F(slow, power_series_exp_by_feedback)
 {
 	/* e: integrator out; f: feedback into it; x: the series, for use. */
 	gs_chan *e, *f, *x, *x1, *x2, *prod;
@@ -2014,7 +2016,7 @@ static uint64_t sum_squares(uint64_t n)
 	return n * (n + 1) * (2 * n + 1) / 6;
 }
 
-TEST_F_TIMEOUT(slow, pipeline_generate_square_sum, 90)
+TEST_F(slow, pipeline_generate_square_sum)
 {
 	for (int cancel = 0; cancel < 2; cancel++) {
 		struct stage gen = { .exit_case = -1 }, sq = { .exit_case = -1 };
@@ -2097,17 +2099,17 @@ TEST_F_TIMEOUT(slow, pipeline_generate_square_sum, 90)
 /* ================================================================== */
 /* 7. Selects across processes                                          */
 
-struct report {
+struct sel_report {
 	int ret;
 	int ok;
 	uint64_t value;
 	uint64_t value2;
 };
 
-static struct report *report_new(void)
+static struct sel_report *sel_report_new(void)
 {
-	struct report *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
-				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct sel_report *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (r == MAP_FAILED)
 		return NULL;
@@ -2119,7 +2121,7 @@ static struct report *report_new(void)
 
 TEST(select_in_child_receives_from_parent)
 {
-	struct report *rep = report_new();
+	struct sel_report *rep = sel_report_new();
 	gs_chan *a, *b;
 	uint64_t v = 0x5151;
 	pid_t pid;
@@ -2157,7 +2159,7 @@ TEST(select_in_child_receives_from_parent)
 
 TEST(select_in_child_sends_to_parent)
 {
-	struct report *rep = report_new();
+	struct sel_report *rep = sel_report_new();
 	gs_chan *a, *b;
 	uint64_t v = POISON;
 	pid_t pid;
@@ -2191,7 +2193,7 @@ TEST(select_in_child_sends_to_parent)
 
 TEST(select_on_channel_passed_over_unix_socket)
 {
-	struct report *rep = report_new();
+	struct sel_report *rep = sel_report_new();
 	int sv[2];
 	gs_chan *c, *back;
 	uint64_t v = 777, got = POISON;
@@ -2358,14 +2360,14 @@ TEST(timer_reset_rearms)
 	EXPECT_LE(t0 + 50 * NS_PER_MS, mono_ns());
 
 	/* Reset while pending: 1, and the old time no longer counts. */
-	EXPECT_EQ(0, gs_timer_reset(t, 5 * NS_PER_SEC));
+	EXPECT_EQ(0, gs_timer_reset(t, PENDING_NS));
 	t0 = mono_ns();
 	EXPECT_EQ(1, gs_timer_reset(t, 60 * NS_PER_MS));
 	ASSERT_EQ(1, gs_chan_recv_until(t, &fired, t0 + 60 * NS_PER_MS + LATE_NS, 0));
 	EXPECT_LE(t0 + 60 * NS_PER_MS, fired);
 
 	/* Reset a stopped timer: 0, and it fires. */
-	EXPECT_EQ(0, gs_timer_reset(t, 5 * NS_PER_SEC));
+	EXPECT_EQ(0, gs_timer_reset(t, PENDING_NS));
 	EXPECT_EQ(1, gs_timer_stop(t));
 	t0 = mono_ns();
 	EXPECT_EQ(0, gs_timer_reset(t, 20 * NS_PER_MS));
@@ -2433,7 +2435,7 @@ TEST(timer_stopped_and_reset_under_a_waiting_select)
 	uint64_t fired = POISON, t0;
 	gs_chan *t;
 
-	ASSERT_EQ(0, gs_after(&t, 10 * NS_PER_SEC));
+	ASSERT_EQ(0, gs_after(&t, PENDING_NS));
 	j.cs[0] = gs_case_recv(NULL, NULL);
 	j.cs[1] = gs_case_recv(t, &fired);
 	ASSERT_EQ(0, sel_job_start(&j));
@@ -2482,19 +2484,29 @@ TEST(ticker_drops_ticks_nobody_takes)
 {
 	struct gosync_chan_status st;
 	gs_chan *t;
-	uint64_t t0, first = 0, x = POISON;
+	uint64_t t0, seen, first = 0, x = POISON;
 
 	t0 = mono_ns();
 	ASSERT_EQ(0, gs_tick(&t, 200 * NS_PER_MS));
-	sleep_ms(500);	/* ticks at 200 and 400 ms; the next one at 600 */
+	/*
+	 * The first tick (due at 200 ms), seen waiting at @seen; then more
+	 * ticks are due (at 400 ms, and 200 ms after @seen at the latest).
+	 */
+	ASSERT_TRUE(wait_len(t, 1));
+	seen = mono_ns();
+	while (mono_ns() < t0 + 500 * NS_PER_MS || mono_ns() < seen + 250 * NS_PER_MS)
+		sleep_ms(10);
 	st = chan_st(t);
 	EXPECT_EQ(1, st.len);
-	EXPECT_EQ(1, st.sends);	/* the second tick was dropped, not queued */
+	EXPECT_EQ(1, st.sends);	/* the later ticks were dropped, not queued */
 	EXPECT_EQ(1, gs_chan_try_recv(t, &first));
 	EXPECT_EQ(-EAGAIN, gs_chan_try_recv(t, &x));
-	/* What waited was the first tick, not a later one. */
+	/*
+	 * What waited was the first tick, not a later one: it was there at
+	 * @seen already (a tick's value is when it fired).
+	 */
 	EXPECT_LE(t0 + 200 * NS_PER_MS, first);
-	EXPECT_GT(t0 + 400 * NS_PER_MS, first);
+	EXPECT_GE(seen, first);
 	/* Ticking goes on. */
 	ASSERT_EQ(1, gs_chan_recv_until(t, &x, gs_deadline_in(LATE_NS), 0));
 	EXPECT_LE(t0 + 600 * NS_PER_MS, x);
@@ -2506,7 +2518,7 @@ TEST(ticker_reset_changes_the_period)
 	gs_chan *t;
 	uint64_t t0, x = 0, prev = 0;
 
-	ASSERT_EQ(0, gs_tick(&t, NS_PER_SEC));
+	ASSERT_EQ(0, gs_tick(&t, PENDING_NS));
 	t0 = mono_ns();
 	EXPECT_EQ(1, gs_ticker_reset(t, 30 * NS_PER_MS));
 	for (int i = 0; i < 3; i++) {
@@ -2516,7 +2528,7 @@ TEST(ticker_reset_changes_the_period)
 		prev = x;
 	}
 	/* Three ticks before the old period's first one would have come. */
-	EXPECT_GT(t0 + NS_PER_SEC, mono_ns());
+	EXPECT_GT(t0 + PENDING_NS, mono_ns());
 
 	/* And back to a long period: nothing within 200 ms, no stale tick. */
 	EXPECT_EQ(1, gs_ticker_reset(t, 10 * NS_PER_SEC));
@@ -2681,7 +2693,7 @@ TEST(ticker_period_below_minimum_is_einval)
 		close(fd);
 
 	/* Reset with a bad period fails and leaves the ticker as it was. */
-	ASSERT_EQ(0, gs_tick(&ok, 10 * NS_PER_SEC));
+	ASSERT_EQ(0, gs_tick(&ok, PENDING_NS));
 	EXPECT_EQ(-EINVAL, gs_ticker_reset(ok, GOSYNC_TIMER_MIN_PERIOD - 1));
 	set.when = mono_ns() + 20 * NS_PER_MS;
 	set.period = 1;
@@ -2698,7 +2710,7 @@ TEST(send_or_close_on_a_timer_is_eperm)
 	gs_chan *t;
 	uint64_t v = 1;
 
-	ASSERT_EQ(0, gs_after(&t, 10 * NS_PER_SEC));
+	ASSERT_EQ(0, gs_after(&t, PENDING_NS));
 	EXPECT_EQ(-EPERM, gs_chan_send(t, &v));
 	EXPECT_EQ(-EPERM, gs_chan_try_send(t, &v));
 	EXPECT_EQ(-EPERM, gs_chan_send_until(t, &v, gs_deadline_in(NS_PER_MS), 0));
@@ -2733,7 +2745,7 @@ TEST(timer_in_select_timeout_idiom)
 	gs_chan_destroy(after);
 
 	/* A value arrives first: its case commits, the timer is stopped. */
-	ASSERT_EQ(0, gs_after(&after, 5 * NS_PER_SEC));
+	ASSERT_EQ(0, gs_after(&after, PENDING_NS));
 	fired = POISON;
 	gs_case cs2[2] = { gs_case_recv(in, &v), gs_case_recv(after, &fired) };
 	ASSERT_EQ(0, op_job_start(&j, in, true, 4242));
@@ -2760,7 +2772,7 @@ TEST(timer_in_poll_and_epoll)
 	ASSERT_EQ(0, gs_after(&t, 100 * NS_PER_MS));
 	pfd = (struct pollfd){ .fd = gs_chan_fd(t), .events = POLLIN | POLLOUT };
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
-	EXPECT_EQ(1, poll(&pfd, 1, 5000));
+	EXPECT_EQ(1, poll(&pfd, 1, WAIT_LIMIT_MS));
 	EXPECT_EQ(POLLIN, pfd.revents);	/* never writable */
 	EXPECT_LE(t0 + 100 * NS_PER_MS, mono_ns());
 	EXPECT_EQ(1, gs_chan_try_recv(t, &x));
@@ -2774,7 +2786,7 @@ TEST(timer_in_poll_and_epoll)
 	ev.data.u64 = 0x77;
 	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, gs_chan_fd(t), &ev));
 	EXPECT_EQ(0, epoll_wait(ep, &out, 1, 0));
-	EXPECT_EQ(1, epoll_wait(ep, &out, 1, 5000));
+	EXPECT_EQ(1, epoll_wait(ep, &out, 1, WAIT_LIMIT_MS));
 	EXPECT_EQ(0x77, out.data.u64);
 	EXPECT_TRUE(out.events & EPOLLIN);
 	EXPECT_FALSE(out.events & EPOLLOUT);
@@ -2827,7 +2839,7 @@ TEST(raw_timer_create_and_reset_reject_bad_arguments)
 	}
 	EXPECT_EQ(-EFAULT, xioctl(dev, GOSYNC_IOC_TIMER_CREATE, NULL));
 
-	ASSERT_EQ(0, gs_after(&t, 10 * NS_PER_SEC));
+	ASSERT_EQ(0, gs_after(&t, PENDING_NS));
 	for (int i = 0; i < 3; i++) {
 		memset(&set, 0, sizeof(set));
 		set.when = mono_ns() + 10 * NS_PER_MS;
@@ -2963,7 +2975,7 @@ TEST(select_past_deadline_proceeds_only_if_ready)
 		/* Nothing ready: at once. */
 		t0 = mono_ns();
 		EXPECT_EQ(-ETIMEDOUT, gs_select(cs, 2, flags, dl)) TH_LOG("case %d", i);
-		EXPECT_GT(t0 + NS_PER_SEC, mono_ns());
+		EXPECT_GT(t0 + LATE_NS, mono_ns());
 		EXPECT_EQ(0, chan_st(a).recv_waiters);
 		EXPECT_EQ(0, chan_st(b).recv_waiters);
 
@@ -3028,8 +3040,9 @@ static void *clock_jumper_main(void *arg)
  */
 TEST(realtime_deadlines_follow_clock_changes)
 {
-	struct clock_jumper j = { .delta_ns = 10 * (int64_t)NS_PER_SEC };
-	uint64_t d = POISON, t0, r0;
+	/* Jumps far beyond deadlines that a slow machine cannot reach. */
+	struct clock_jumper j = { .delta_ns = 2 * (int64_t)LATE_NS };
+	uint64_t d = POISON, t0, r0, dl_ms;
 	struct sel_job tj = { .n = 1 };
 	gs_chan *a, *t;
 	int ret;
@@ -3037,25 +3050,25 @@ TEST(realtime_deadlines_follow_clock_changes)
 	ASSERT_EQ(0, gs_chan_make(&a, sizeof(uint64_t), 0));
 	gs_case cs[1] = { gs_case_recv(a, &d) };
 
-	/* Forward by 10 s: a deadline 5 s away has passed. */
+	/* Forward by 2 minutes: a deadline a minute away has passed. */
 	j.watch = a;
 	t0 = mono_ns();
 	r0 = real_ns();
 	ASSERT_EQ(0, start_thread(&j.thr, clock_jumper_main, &j));
-	ret = gs_select(cs, 1, GS_CLOCK_REALTIME, r0 + 5 * NS_PER_SEC);
+	ret = gs_select(cs, 1, GS_CLOCK_REALTIME, r0 + LATE_NS);
 	pthread_join(j.thr, NULL);
 	if (j.ret == -EPERM)
 		SKIP(gs_chan_destroy(a); return, "cannot set CLOCK_REALTIME");
 	ASSERT_EQ(0, j.ret);
 	EXPECT_EQ(-ETIMEDOUT, ret);
 	EXPECT_TRUE(j.before);
-	EXPECT_GT(t0 + 4 * NS_PER_SEC, mono_ns());
+	EXPECT_GT(t0 + LATE_NS / 2, mono_ns());
 	EXPECT_EQ(POISON, d);
 	ASSERT_EQ(0, shift_realtime(-j.delta_ns));
 
 	/* A realtime timer moves the same way. */
 	r0 = real_ns();
-	ASSERT_EQ(0, gs_timer_at(&t, r0 + 5 * NS_PER_SEC, GS_CLOCK_REALTIME));
+	ASSERT_EQ(0, gs_timer_at(&t, r0 + LATE_NS, GS_CLOCK_REALTIME));
 	tj.cs[0] = gs_case_recv(t, &d);
 	t0 = mono_ns();
 	ASSERT_EQ(0, sel_job_start(&tj));
@@ -3066,41 +3079,43 @@ TEST(realtime_deadlines_follow_clock_changes)
 	EXPECT_EQ(0, j.ret);
 	ASSERT_EQ(0, shift_realtime(-j.delta_ns));
 	EXPECT_EQ(0, tj.ret);
-	EXPECT_GT(t0 + 4 * NS_PER_SEC, mono_ns());
-	EXPECT_LE(r0 + 5 * NS_PER_SEC, d);	/* fired on the moved clock */
+	EXPECT_GT(t0 + LATE_NS / 2, mono_ns());
+	EXPECT_LE(r0 + LATE_NS, d);	/* fired on the moved clock */
 	gs_chan_destroy(t);
 
-	/* Back by a second: a deadline 500 ms away is 1.5 s away. */
-	j = (struct clock_jumper){ .watch = a, .delta_ns = -(int64_t)NS_PER_SEC };
-	t0 = mono_ns();
-	r0 = real_ns();
-	ASSERT_EQ(0, start_thread(&j.thr, clock_jumper_main, &j));
-	ret = gs_select(cs, 1, GS_CLOCK_REALTIME, r0 + 500 * NS_PER_MS);
-	pthread_join(j.thr, NULL);
-	ASSERT_EQ(0, j.ret);
-	ASSERT_EQ(0, shift_realtime(NS_PER_SEC));
-	EXPECT_EQ(-ETIMEDOUT, ret);
+	/*
+	 * Back by a second: a deadline 500 ms away is 1.5 s away. A jump
+	 * that came after the deadline (a slow machine) proves nothing:
+	 * again, with a longer deadline.
+	 */
+	for (dl_ms = 500;; dl_ms *= 4) {
+		j = (struct clock_jumper){ .watch = a, .delta_ns = -(int64_t)NS_PER_SEC };
+		t0 = mono_ns();
+		r0 = real_ns();
+		ASSERT_EQ(0, start_thread(&j.thr, clock_jumper_main, &j));
+		ret = gs_select(cs, 1, GS_CLOCK_REALTIME, r0 + dl_ms * NS_PER_MS);
+		pthread_join(j.thr, NULL);
+		ASSERT_EQ(0, j.ret);
+		ASSERT_EQ(0, shift_realtime(NS_PER_SEC));
+		EXPECT_EQ(-ETIMEDOUT, ret);
+		if ((j.before && j.after) || dl_ms >= WAIT_LIMIT_MS)
+			break;
+		TH_LOG("the jump came after a %ju ms deadline: again, longer",
+		       (uintmax_t)dl_ms);
+	}
 	EXPECT_TRUE(j.before);
 	EXPECT_TRUE(j.after);	/* the jump came while it waited */
-	EXPECT_LE(t0 + 1400 * NS_PER_MS, mono_ns());
+	EXPECT_LE(t0 + (dl_ms + 900) * NS_PER_MS, mono_ns());
 	gs_chan_destroy(a);
 }
 
 #define TIMENS_OFFSET_S	100000ULL
 
 struct child_report {
-	int failed;
+	int line;		/* the first failed CHILD_CHECK() (gs_test.h) */
 	char msg[256];
 	uint64_t fired, ns_before, ns_after;
 };
-
-#define CHILD_CHECK(rep, cond, fmt, ...) do {					\
-	if (!(cond)) {								\
-		(rep)->failed = __LINE__;					\
-		snprintf((rep)->msg, sizeof((rep)->msg), fmt, ##__VA_ARGS__);	\
-		return 1;							\
-	}									\
-} while (0)
 
 /* In a time namespace whose CLOCK_MONOTONIC is TIMENS_OFFSET_S ahead. */
 static int timens_child(struct child_report *rep, gs_chan *a, uint64_t host_before)
@@ -3115,34 +3130,34 @@ static int timens_child(struct child_report *rep, gs_chan *a, uint64_t host_befo
 		    "not in the namespace: %ju vs host %ju", (uintmax_t)t0,
 		    (uintmax_t)host_before);
 
-	/* A select deadline on the namespace's clock. */
-	alarm(5);
+	/* A select deadline on the namespace's clock (alarms: watchdogs). */
+	alarm(2 * WAIT_LIMIT_MS / 1000);
 	t0 = mono_ns();
 	ret = gs_select(cs, 1, 0, t0 + 50 * NS_PER_MS);
 	t1 = mono_ns();
 	alarm(0);
 	CHILD_CHECK(rep, ret == -ETIMEDOUT, "select: %d", ret);
-	CHILD_CHECK(rep, t1 - t0 >= 50 * NS_PER_MS && t1 - t0 < 3 * NS_PER_SEC,
+	CHILD_CHECK(rep, t1 - t0 >= 50 * NS_PER_MS && t1 - t0 < LATE_NS,
 		    "select: timed out after %ju ns", (uintmax_t)(t1 - t0));
 
-	/* The host's "now + 20 s" is long past in the namespace. */
-	alarm(5);
+	/* The host's "now + 4 minutes" is long past in the namespace. */
+	alarm(2 * WAIT_LIMIT_MS / 1000);
 	t0 = mono_ns();
-	ret = gs_select(cs, 1, 0, host_before + 20 * NS_PER_SEC);
+	ret = gs_select(cs, 1, 0, host_before + 4 * LATE_NS);
 	t1 = mono_ns();
 	alarm(0);
 	CHILD_CHECK(rep, ret == -ETIMEDOUT, "host deadline: %d", ret);
-	CHILD_CHECK(rep, t1 - t0 < NS_PER_SEC, "host deadline waited %ju ns",
+	CHILD_CHECK(rep, t1 - t0 < LATE_NS, "host deadline waited %ju ns",
 		    (uintmax_t)(t1 - t0));
 
 	/* A timer's time is on the namespace's clock too. */
 	for (int i = 0; i < 2; i++) {
-		alarm(5);
+		alarm(2 * WAIT_LIMIT_MS / 1000);
 		t0 = mono_ns();
 		ret = i ? gs_timer_at(&t, t0 + 50 * NS_PER_MS, 0) :
 			  gs_after(&t, 50 * NS_PER_MS);
 		CHILD_CHECK(rep, ret == 0, "timer %d: %d", i, ret);
-		ret = gs_chan_recv_until(t, &fired, t0 + 3 * NS_PER_SEC, 0);
+		ret = gs_chan_recv_until(t, &fired, t0 + LATE_NS, 0);
 		t1 = mono_ns();
 		alarm(0);
 		gs_chan_destroy(t);
@@ -3183,7 +3198,7 @@ TEST(select_and_timers_in_a_time_namespace)
 		_exit(timens_child(rep, a, host_before));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		TH_LOG("line %d: %s", rep->failed, rep->msg);
+		TH_LOG("line %d: %s", rep->line, rep->msg);
 	/* The firing time reads on the namespace's clock, not the host's. */
 	EXPECT_LE(rep->ns_before, rep->fired)
 		TH_LOG("timer value %ju, namespace clock %ju..%ju",
@@ -3300,23 +3315,44 @@ TEST(sa_restart_select_continues_and_completes)
 
 TEST(sa_restart_select_keeps_its_deadline)
 {
-	struct signaler s = { .count = 60, .interval_ms = 25, .nw = 1 };
 	gs_chan *a;
 	uint64_t d = POISON, t0;
 
 	ASSERT_EQ(0, gs_chan_make(&a, sizeof(uint64_t), 0));
-	ASSERT_EQ(0, install_handler(SIGUSR1, true));
-	s.target = pthread_self();
-	s.w[0] = (struct watch){ a, 0, 1 };
-	gs_case cs[1] = { gs_case_recv(a, &d) };
-	t0 = mono_ns();
-	ASSERT_EQ(0, start_thread(&s.thr, signaler_main, &s));
-	EXPECT_EQ(-ETIMEDOUT, gs_select(cs, 1, 0, t0 + 300 * NS_PER_MS));
-	/* Signals every 25 ms for 1.5 s: a moving deadline ends far later. */
-	EXPECT_LE(t0 + 300 * NS_PER_MS, mono_ns());
-	EXPECT_GT(t0 + 1200 * NS_PER_MS, mono_ns());
-	atomic_store(&s.stop, true);
-	pthread_join(s.thr, NULL);
+	/*
+	 * A run in which fewer than 2 signals came before the deadline (a
+	 * slow machine) proves nothing: again, with a longer one.
+	 */
+	for (uint64_t dl_ms = 300;; dl_ms *= 4) {
+		struct sel_job j = { .n = 1 };
+		bool finished = false;
+
+		ASSERT_EQ(0, install_handler(SIGUSR1, true));
+		j.cs[0] = gs_case_recv(a, &d);
+		t0 = mono_ns();
+		j.deadline = t0 + dl_ms * NS_PER_MS;
+		ASSERT_EQ(0, sel_job_start(&j));
+		/* Queued (or, on a slow machine, already timed out). */
+		while (chan_st(a).recv_waiters != 1 && ms_since(t0) < WAIT_LIMIT_MS &&
+		       !(finished = !pthread_tryjoin_np(j.thr, NULL)))
+			usleep(200);
+		/* Signals every 25 ms until it returns: a moving deadline never comes. */
+		while (!finished && ms_since(t0) < dl_ms + WAIT_LIMIT_MS) {
+			pthread_kill(j.thr, SIGUSR1);
+			sleep_ms(25);
+			finished = !pthread_tryjoin_np(j.thr, NULL);
+		}
+		EXPECT_TRUE(finished) TH_LOG("still waiting %d s after its deadline",
+					     WAIT_LIMIT_MS / 1000);
+		if (!finished)
+			pthread_join(j.thr, NULL);
+		EXPECT_EQ(-ETIMEDOUT, j.ret);
+		EXPECT_LE(t0 + dl_ms * NS_PER_MS, mono_ns());
+		if (atomic_load(&sig_count) >= 2 || dl_ms >= WAIT_LIMIT_MS)
+			break;
+		TH_LOG("%d signals in %ju ms: again with a longer deadline",
+		       atomic_load(&sig_count), (uintmax_t)dl_ms);
+	}
 	EXPECT_LE(2, atomic_load(&sig_count));
 	EXPECT_EQ(POISON, d);
 	EXPECT_EQ(0, chan_st(a).recv_waiters);
@@ -3603,7 +3639,7 @@ TEST(raw_select_send_case_on_timer_is_eperm)
 	gs_chan *t, *c;
 
 	ASSERT_LE(0, dev);
-	ASSERT_EQ(0, gs_after(&t, 10 * NS_PER_SEC));
+	ASSERT_EQ(0, gs_after(&t, PENDING_NS));
 	ASSERT_EQ(0, gs_chan_make(&c, sizeof(uint64_t), 1));
 	ASSERT_EQ(0, gs_chan_send(c, &v));
 	kc[0] = (struct gosync_select_case){
@@ -3659,6 +3695,7 @@ struct st_thread {
 struct st_ctx {
 	gs_chan *ch[ST_CHANS];
 	atomic_bool stop;
+	atomic_ulong selects;	/* started, for the main thread to watch */
 	struct st_thread t[ST_THREADS];
 };
 
@@ -3686,6 +3723,8 @@ static void *st_main(void *arg)
 		uint64_t dl = gs_deadline_in(ST_WAIT_NS);
 		int ret;
 
+		if (t->kind == ST_SELECT)
+			atomic_fetch_add(&ctx->selects, 1);
 		if (t->kind == ST_SELECT) {
 			gs_case cs[ST_CHANS];
 			uint64_t rbuf[ST_CHANS];
@@ -3745,7 +3784,7 @@ static void *st_main(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(slow, select_64_cases_stress_conserves_values, 120)
+TEST_F(slow, select_64_cases_stress_conserves_values)
 {
 	static struct st_ctx ctx;
 	uint64_t drained[2 * ST_CHANS], ndrained = 0;
@@ -3771,7 +3810,20 @@ TEST_F_TIMEOUT(slow, select_64_cases_stress_conserves_values, 120)
 	for (int i = 0; i < ST_THREADS; i++) {
 		ASSERT_EQ(0, start_thread(&ctx.t[i].thr, st_main, &ctx.t[i]));
 	}
+	/*
+	 * ST_RUN_MS at least, and until the run is not vacuous (see the
+	 * end), however slow the machine (a watchdog of 5 minutes).
+	 */
 	sleep_ms(ST_RUN_MS);
+	for (uint64_t t_run = mono_ns(); ms_since(t_run) < 5 * WAIT_LIMIT_MS;) {
+		uint64_t sends = 0;
+
+		for (int i = 0; i < ST_CHANS; i++)
+			sends += chan_st(ctx.ch[i]).sends;
+		if (sends > 1000 && atomic_load(&ctx.selects) > 300 + ST_SELECTORS)
+			break;
+		sleep_ms(100);
+	}
 	atomic_store(&ctx.stop, true);
 	for (int i = 0; i < ST_THREADS; i++) {
 		struct st_thread *t = &ctx.t[i];
