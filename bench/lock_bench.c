@@ -4,7 +4,9 @@
  *   uncontended   lock+unlock on one thread, ns per pair, beside a bare
  *                 compare-and-swap pair (the floor of any atomic lock)
  *                 and the other fast paths (semaphore acquire+release,
- *                 buffered channel send+receive of 8 bytes)
+ *                 buffered channel send+receive of 8 bytes), and Cond
+ *                 Signal and Broadcast with nobody waiting (no system
+ *                 call: checked by the lot's counters after the run)
  *   contended     2 and 4 processes each incrementing a shared counter
  *                 under the lock; ns per critical section (wall time over
  *                 all increments), the counter checked after each run
@@ -12,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sys/ioctl.h>
 
 #include "bench.h"
 
@@ -24,6 +27,8 @@ struct shared {
 	gs_rwmutex *grw;
 	gs_sem *sem;
 	gs_chan *ch;
+	gs_cond *cond;
+	pthread_cond_t pcond;
 };
 
 static int cas_pair(void *ctx)
@@ -89,6 +94,36 @@ static int gs_chan_pair(void *ctx)
 	return gs_chan_send(sh->ch, &v) || gs_chan_recv(sh->ch, &v) != 1;
 }
 
+static int gs_signal(void *ctx)
+{
+	struct shared *sh = ctx;
+
+	gs_cond_signal(sh->cond);
+	return 0;
+}
+
+static int gs_broadcast(void *ctx)
+{
+	struct shared *sh = ctx;
+
+	gs_cond_broadcast(sh->cond);
+	return 0;
+}
+
+static int pthread_signal(void *ctx)
+{
+	struct shared *sh = ctx;
+
+	return pthread_cond_signal(&sh->pcond);
+}
+
+static int pthread_broadcast(void *ctx)
+{
+	struct shared *sh = ctx;
+
+	return pthread_cond_broadcast(&sh->pcond);
+}
+
 static int gs_mutex_increment(void *ctx)
 {
 	struct shared *sh = ctx;
@@ -127,6 +162,8 @@ int main(void)
 	long iters = 1000000, contended_iters = 20000;
 	pthread_mutexattr_t mattr;
 	pthread_rwlockattr_t rwattr;
+	pthread_condattr_t cattr;
+	struct gosync_lot_status st;
 	struct shared *sh;
 	char name[64];
 	int err;
@@ -142,6 +179,8 @@ int main(void)
 		err = gs_sem_create(&sh->sem, 1);
 	if (!err)
 		err = gs_chan_make(&sh->ch, sizeof(uint64_t), 64);
+	if (!err)
+		err = gs_cond_create(&sh->cond);
 	if (err) {
 		fprintf(stderr, "gosync: %s\n%s\n", gs_strerror(err),
 			gs_init_error());
@@ -153,6 +192,9 @@ int main(void)
 	pthread_rwlockattr_init(&rwattr);
 	pthread_rwlockattr_setpshared(&rwattr, PTHREAD_PROCESS_SHARED);
 	pthread_rwlock_init(&sh->rwlock, &rwattr);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setpshared(&cattr, PTHREAD_PROCESS_SHARED);
+	pthread_cond_init(&sh->pcond, &cattr);
 
 	printf("\nUncontended fast paths, ns per pair (%d reps of %ld)\n\n",
 	       REPS, iters);
@@ -166,6 +208,19 @@ int main(void)
 	measure("gosync RWMutex write", gs_wlock_pair, sh, iters);
 	measure("gosync semaphore acquire+release", gs_sem_pair, sh, iters);
 	measure("gosync chan cap 64 send+recv 8 B", gs_chan_pair, sh, iters);
+	measure("gosync Cond Signal (no waiter)", gs_signal, sh, iters);
+	measure("gosync Cond Broadcast (no waiter)", gs_broadcast, sh, iters);
+	measure("pthread cond signal (pshared)", pthread_signal,
+		sh, iters);
+	measure("pthread cond broadcast (pshared)",
+		pthread_broadcast, sh, iters);
+	if (ioctl(gs_cond_fd(sh->cond), GOSYNC_IOC_LOT_STATUS, &st) ||
+	    st.parks || st.unparks) {
+		fprintf(stderr, "Cond without waiters entered the kernel: %llu parks, %llu notifies\n",
+			(unsigned long long)st.parks,
+			(unsigned long long)st.unparks);
+		return 1;
+	}
 
 	printf("\nContended: P processes increment one counter under the lock, ns per increment (5 reps of %ld per process)\n\n",
 	       contended_iters);
@@ -183,5 +238,6 @@ int main(void)
 	gs_rwmutex_destroy(sh->grw);
 	gs_sem_destroy(sh->sem);
 	gs_chan_destroy(sh->ch);
+	gs_cond_destroy(sh->cond);
 	return 0;
 }

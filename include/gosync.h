@@ -204,7 +204,8 @@ typedef struct gs_chan gs_chan;
 /**
  * gs_chan_make() - make(chan T, @capacity) with sizeof(T) = @elem_size.
  * Return: 0; -EINVAL (sizes out of range); -ENOMEM (the buffer exceeds the
- * module's max_buffer_bytes, or memory); an error of gs_init().
+ * module's max_buffer_bytes, the ring would exceed the caller's
+ * RLIMIT_MEMLOCK, or memory); an error of gs_init().
  */
 GS_API int gs_chan_make(gs_chan **chp, size_t elem_size, uint32_t capacity);
 
@@ -242,6 +243,13 @@ GS_API int gs_chan_try_send(gs_chan *ch, const void *value);
  * A value ready in a buffered channel's ring is taken without a system
  * call; @value is touched before it is taken, so a bad @value faults with
  * nothing consumed (the ioctl says -EFAULT).
+ *
+ * A NULL @value discards the value (Go's <-ch and _, ok := <-ch): the
+ * receive is the same in every other respect, whatever the element size
+ * and however it completes (from the ring, from a waiting sender,
+ * blocking, try, deadline, closed, in gs_select()): the value is
+ * consumed and counted, and the return value says ok as above. The same
+ * holds for every receive below and for gs_case_recv().
  */
 GS_API int gs_chan_recv(gs_chan *ch, void *value);
 /** gs_chan_recv_until() - gs_chan_recv() with a deadline; -ETIMEDOUT. */
@@ -358,9 +366,15 @@ static inline gs_case gs_case_recv(gs_chan *ch, void *value)
  *         clock)
  * @deadline: absolute, or GS_FOREVER
  *
+ * A receive case with a NULL value discards what it receives (as
+ * gs_chan_recv() does) and costs the kernel no buffer.
+ *
  * Return: the index of the committed case (its ok is set for a receive);
  * -EAGAIN (default: nothing ready); -ETIMEDOUT; -EINTR; -EPIPE (a send
- * case committed on a closed channel); -EINVAL (too many cases, bad op).
+ * case committed on a closed channel); -EINVAL (too many cases, bad op);
+ * -E2BIG (the element sizes of the send cases and of the receive cases
+ * with a value exceed the module's max_select_bytes, 1 MiB by default:
+ * nothing is sent or received).
  */
 GS_API int gs_select(gs_case *cases, size_t n, unsigned int flags,
 		     uint64_t deadline);
@@ -371,7 +385,8 @@ GS_API int gs_select(gs_case *cases, size_t n, unsigned int flags,
  * A timer is a receive-only gs_chan of uint64_t (the firing time in ns):
  * receive from it, select on it, poll it; gs_chan_destroy() it when done.
  * No thread is involved: the kernel's hrtimers feed it. A ticker drops a
- * tick while the previous one is unreceived, as Go's does.
+ * tick while the previous one is unreceived, as Go's does, and costs
+ * nothing while nobody receives.
  */
 
 /** gs_after() - a timer that fires once, @ns from now (time.After). */
@@ -542,11 +557,15 @@ GS_API bool gs_once_done(gs_once *o);
 /*
  * Cond (sync.Cond) with a gs_mutex as its Locker. Wait unlocks the mutex,
  * waits for a Signal or Broadcast that comes after, and locks it again
- * before returning (also on -ETIMEDOUT). A Signal wakes at least one
- * waiter that was waiting when it was called (rarely more: a waiter that
- * has not reached the kernel yet also returns, which callers that wait in
- * a loop, as Go asks, do not notice); a Broadcast wakes all of them.
- * Signal and Broadcast make no system call when nobody waits.
+ * before returning (also on -ETIMEDOUT). A thread waits from the moment
+ * it calls Wait, before the mutex is unlocked, as in Go. Signal wakes
+ * exactly one of the threads waiting when it is called, the one that has
+ * waited longest, and no other; Broadcast wakes all of them and none that
+ * begins to wait after it; Wait never returns 0 without one of them. A
+ * waiter that leaves on its deadline takes no Signal with it: the next
+ * Signal goes to the next waiter (and a Signal that reached it first
+ * makes its Wait return 0). The same holds between processes. Signal and
+ * Broadcast make no system call when nobody waits.
  */
 typedef struct gs_cond gs_cond;
 
@@ -556,7 +575,10 @@ GS_API int gs_cond_fd(const gs_cond *c);
 GS_API void gs_cond_destroy(gs_cond *c);
 /** gs_cond_wait() - Wait; @m must be locked. Return: 0, -EPERM (it is not). */
 GS_API int gs_cond_wait(gs_cond *c, gs_mutex *m);
-/** gs_cond_wait_until() - Wait by @deadline: 0, -ETIMEDOUT, -EPERM, -EINVAL. */
+/**
+ * gs_cond_wait_until() - Wait by @deadline: 0, -ETIMEDOUT, -EPERM (@m is
+ * not locked), -EINVAL (bad flags, or a Cond page written by hand).
+ */
 GS_API int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
 			      unsigned int flags);
 GS_API void gs_cond_signal(gs_cond *c);

@@ -12,31 +12,52 @@
  * Waiters. A blocked operation, or a blocked select, is one struct
  * chan_owner on its task's stack, with one struct chan_entry per case
  * queued on that case's channel (sendq or recvq). Only one channel lock
- * is ever held at a time, so a select over many channels nests no locks.
- * Instead, the owner's @state decides who completes it:
+ * is ever held at a time, so a select over many channels nests no
+ * channel locks. Instead, the owner's @state decides who completes it:
  *
- *   WAITING --grab--> BUSY --commit--> case index (>= 0)   completed
- *                          \--release--> WAITING             undone
- *   WAITING --cancel--> CANCELLED                            gave up
+ *   WAITING --commit--> case index (>= 0)   completed
+ *   WAITING --cancel--> CANCELLED           gave up
  *
- * Whoever completes an operation that involves a queued owner (a sender
- * handing a value to a queued receiver, a receiver taking a queued
- * sender's value, close, a timer) does so under that channel's lock: it
- * grabs the owner (WAITING -> BUSY by cmpxchg), moves the value, stores
- * the result, commits the owner to the entry's case index and sets
- * @done with release semantics; the task is woken after the lock is
- * dropped (struct gosync_wakeups). An owner is thus completed exactly
- * once, by exactly one case: nothing is lost or duplicated.
+ * Every read that decides and every change of @state, @result and @done
+ * is made under the owner's own lock, o->lock. Whoever completes an
+ * operation that involves a queued owner (a sender handing a value to a
+ * queued receiver, a receiver taking a queued sender's value, close, a
+ * timer) does so under that channel's lock: it grabs the owner (takes
+ * o->lock and finds it WAITING), moves the value, stores the result,
+ * commits the owner to the entry's case index, sets @done with release
+ * semantics and unlocks it; or, if the move cannot be made after all,
+ * releases it (unlocks it, still WAITING). The task is woken after the
+ * channel lock is dropped (struct gosync_wakeups). An owner is thus
+ * completed exactly once, by exactly one case: nothing is lost or
+ * duplicated.
  *
  * A hand-off between two waiters needs both: a select that is already
  * queued on other channels (@self) may be grabbed through them while it
- * grabs a peer here. claim_pair() grabs the two owners in address order
- * and releases the first if the second is gone. Whoever meets a BUSY
- * owner spins until it is committed or released: the holder is inside a
- * spinlocked section and takes no lock while it holds an owner BUSY, and
- * a spinner only ever holds BUSY owners at lower addresses than the one
- * it waits for, so the waits cannot form a cycle. Because nobody skips a
- * BUSY owner, an owner released back to WAITING has missed no partner.
+ * grabs a peer here. claim_pair() locks the two owners in address order
+ * (the second with SINGLE_DEPTH_NESTING for lockdep) and releases the
+ * first if the second is final. Lock order: a channel lock, then at most
+ * two owner locks, lower address first; nobody takes a channel lock, or
+ * a third owner lock, while holding an owner lock, so there is no cycle.
+ *
+ * Why this holds on PREEMPT_RT too. Nobody ever busy-waits for a state
+ * that another task sets: a grabber that meets an owner being decided
+ * elsewhere blocks on o->lock, an ordinary spinlock_t. Without RT, the
+ * holder runs with preemption disabled inside its locked section, a few
+ * copies long, so the wait is short. With RT, spinlock_t is an rt_mutex:
+ * the holder may be preempted, but its waiter sleeps and lends it its
+ * priority, so the holder runs and the wait ends whatever the priorities
+ * and CPUs (a spinning waiter of higher priority on the holder's CPU
+ * would have spun for ever). Lockdep sees every such wait, the lock
+ * order above included. The owner itself, once woken (or timed out,
+ * or interrupted), learns the outcome by taking o->lock (owner_finish()):
+ * a commit under way completes first, so the owner neither spins for
+ * @done nor returns, freeing its stack, while another task still holds
+ * or is about to unlock its lock. Its entries may still be met through
+ * the queues until it unlinks them, each under its channel's lock
+ * (chan_unqueue()); a grab that meets it there finds it final and skips
+ * it. Because nobody skips an owner that is WAITING (a grab waits for
+ * the lock rather than passing by), an owner released back to WAITING
+ * has missed no partner.
  *
  * A select visits its cases in a random order; on each channel it tries
  * the operation for @self and, if that would block, queues its entry, in
@@ -47,19 +68,31 @@
  * Entries of owners that are committed or cancelled are unlinked by
  * whoever meets them; the owner unlinks its remaining entries, each under
  * its channel's lock, before it returns.
+ *
+ * A receive whose destination is NULL (user address 0) discards the
+ * value: its case has no value buffer (c->val and entry.buf are NULL),
+ * the ring pops without a copy, chan_copy() skips it, nothing is copied
+ * out; the value is consumed all the same.
  */
 #include <linux/anon_inodes.h>
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
 #include <linux/list.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/mutex.h>
+#include <linux/overflow.h>
 #include <linux/pagemap.h>
 #include <linux/poll.h>
 #include <linux/random.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/user.h>
 #include <linux/seq_file.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
@@ -69,13 +102,71 @@
 
 #include "gosync.h"
 
-static unsigned int max_capacity = 1U << 20;
-module_param(max_capacity, uint, 0644);
+/*
+ * What the parameters may be set to: a ring of CHAN_BUFFER_LIMIT bytes
+ * is 2^18 + 1 pages, so neither the page count (u32) nor any size
+ * product can wrap, on 32-bit kernels too; no capacity above
+ * CHAN_CAPACITY_LIMIT fits it (a slot is at least 8 bytes). Writes
+ * beyond them fail with -EINVAL and change nothing.
+ */
+#define CHAN_BUFFER_LIMIT	SZ_1G
+#define CHAN_CAPACITY_LIMIT	(CHAN_BUFFER_LIMIT / GOSYNC_CHAN_SLOT_SIZE(0))
+
+static int max_capacity_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, CHAN_CAPACITY_LIMIT);
+}
+
+static const struct kernel_param_ops max_capacity_ops = {
+	.set = max_capacity_set,
+	.get = param_get_uint,
+};
+
+static int max_buffer_bytes_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned long bytes;
+	int ret = kstrtoul(val, 0, &bytes);
+
+	if (ret)
+		return ret;
+	if (bytes > CHAN_BUFFER_LIMIT)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned long *)kp->arg, bytes);
+	return 0;
+}
+
+static const struct kernel_param_ops max_buffer_bytes_ops = {
+	.set = max_buffer_bytes_set,
+	.get = param_get_ulong,
+};
+
+/*
+ * Defaults: a ring may take as much as the kernel's default
+ * RLIMIT_MEMLOCK (8 MiB), to which an unprivileged creator's rings are
+ * charged in all; more than 65536 slots is rarely what a program wants.
+ */
+static unsigned int max_capacity = 1U << 16;
+module_param_cb(max_capacity, &max_capacity_ops, &max_capacity, 0644);
 MODULE_PARM_DESC(max_capacity, "Largest channel capacity (slots)");
 
-static unsigned long max_buffer_bytes = 64UL << 20;
-module_param(max_buffer_bytes, ulong, 0644);
+static unsigned long max_buffer_bytes = 8UL << 20;
+module_param_cb(max_buffer_bytes, &max_buffer_bytes_ops, &max_buffer_bytes,
+		0644);
 MODULE_PARM_DESC(max_buffer_bytes, "Largest channel buffer (bytes)");
+
+/*
+ * A select holds a kernel buffer for the value of each case that sends,
+ * or receives into a destination, while it waits: their total is bounded
+ * here (-E2BIG beyond). Never below one element of the largest size, so
+ * that any select of one case (every _ctx call of libgosync is a select
+ * with the context's Done) works whatever the parameter says. Any value
+ * is safe: beyond GOSYNC_SELECT_MAX_CASES * GOSYNC_CHAN_ELEM_MAX (8 MiB)
+ * it bounds nothing.
+ */
+static unsigned long max_select_bytes = 1UL << 20;
+module_param(max_select_bytes, ulong, 0644);
+MODULE_PARM_DESC(max_select_bytes,
+		 "Largest total of the value buffers of one select (bytes)");
 
 struct chan_timer;
 
@@ -101,6 +192,8 @@ struct gosync_chan {
 	struct page **pages;		/* the ring: header page, then slots */
 	u32 nr_pages;
 	void *ring;			/* vmap() of @pages, or NULL */
+	struct user_struct *user;	/* charged @charged pages, or NULL */
+	u32 charged;
 	atomic64_t *tail;		/* in the header page */
 	atomic64_t *head;
 	struct chan_timer *timer;	/* timer channels only */
@@ -108,20 +201,30 @@ struct gosync_chan {
 };
 
 #define OWNER_WAITING	(-1)
-#define OWNER_BUSY	(-2)
-#define OWNER_CANCELLED	(-3)
+#define OWNER_CANCELLED	(-2)
 
 struct chan_owner {
-	atomic_t state;		/* OWNER_* or the index of the case done */
+	/*
+	 * Protects @state, @result and @done: every decision about the
+	 * owner is taken under it (see the protocol at the head). Nests
+	 * inside a channel's lock; two owners' locks nest in address order.
+	 */
+	spinlock_t lock;
+	/*
+	 * OWNER_* or the index of the case done; read unlocked (READ_ONCE)
+	 * only where a stale answer is harmless: counts and flags.
+	 */
+	int state;
 	int result;		/* valid once @done */
-	bool done;		/* set with release after @state is final */
+	bool done;		/* set with release when @state is final */
 	struct task_struct *task;
 };
 
 struct chan_entry {
 	struct list_head node;	/* on a queue, or empty */
 	struct chan_owner *owner;
-	void *buf;		/* sender: its value; receiver: room for one */
+	/* Sender: its value; receiver: room for one, or NULL to discard. */
+	void *buf;
 	u32 index;		/* the case's index in its select */
 };
 
@@ -131,12 +234,13 @@ struct chan_case {
 	struct file *file;	/* reference held by a select, or NULL */
 	bool send;
 	bool queued;
-	void *val;		/* the private value buffer */
+	void *val;		/* the private value buffer, or NULL (none) */
 	void __user *uval;
 	struct chan_entry entry;
 };
 
 static const struct file_operations chan_fops;
+static bool chan_timer_take(struct gosync_chan *ch, void *val);
 
 /* ---- the ring (see the protocol above GOSYNC_CHAN_POS_MASK) ------- */
 
@@ -279,6 +383,7 @@ static bool ring_readable(struct gosync_chan *ch)
 	u64 head;
 	s64 d;
 
+	lockdep_assert_held(&ch->lock);
 	for (tries = 0; ch->ring && tries < RING_TRIES; tries++) {
 		head = ring_pos(atomic64_read(ch->head));
 		/* As in ring_pop(): a published value. */
@@ -296,6 +401,7 @@ static bool ring_writable(struct gosync_chan *ch)
 	u64 tail;
 	s64 d;
 
+	lockdep_assert_held(&ch->lock);
 	for (tries = 0; ch->ring && tries < RING_TRIES; tries++) {
 		tail = ring_pos(atomic64_read(ch->tail));
 		/* As in ring_push(): a freed slot. */
@@ -312,6 +418,7 @@ static u32 ring_len(struct gosync_chan *ch)
 {
 	s64 len;
 
+	lockdep_assert_held(&ch->lock);
 	if (!ch->ring)
 		return 0;
 	len = ring_mod_diff(ring_pos(atomic64_read(ch->tail)),
@@ -326,6 +433,7 @@ static u32 ring_len(struct gosync_chan *ch)
  */
 static void ring_set_flags(struct gosync_chan *ch, u64 flags)
 {
+	lockdep_assert_held(&ch->lock);
 	if (!ch->ring)
 		return;
 	atomic64_or(flags, ch->tail);
@@ -335,14 +443,19 @@ static void ring_set_flags(struct gosync_chan *ch, u64 flags)
 
 static void ring_clear_flags(struct gosync_chan *ch, u64 flags)
 {
+	lockdep_assert_held(&ch->lock);
 	if (ch->ring)
 		atomic64_andnot(flags, ch->tail);
 }
 
-/* Copy one element, or zero it when @src is NULL; nothing for size 0. */
+/*
+ * Copy one element, or zero it when @src is NULL; nothing for size 0 or
+ * for a receiver that discards (@dst NULL).
+ */
 static void chan_copy(struct gosync_chan *ch, void *dst, const void *src)
 {
-	if (!ch->elem_size)
+	lockdep_assert_held(&ch->lock);
+	if (!ch->elem_size || !dst)
 		return;
 	if (src)
 		memcpy(dst, src, ch->elem_size);
@@ -351,63 +464,66 @@ static void chan_copy(struct gosync_chan *ch, void *dst, const void *src)
 }
 
 /*
- * WAITING -> BUSY. Spins while another holds the owner BUSY (a few
- * instructions inside its locked section). False if the owner is final.
+ * Grab @o: take its lock (lockdep subclass @subclass) and keep it if the
+ * owner is still WAITING; then the caller commits or releases it. False,
+ * with the lock dropped, if the owner is final.
  */
-static bool owner_grab(struct chan_owner *o)
+static bool owner_grab(struct chan_owner *o, unsigned int subclass)
 {
-	for (;;) {
-		int s = atomic_cmpxchg(&o->state, OWNER_WAITING, OWNER_BUSY);
-
-		if (s == OWNER_WAITING)
-			return true;
-		if (s != OWNER_BUSY)
-			return false;
-		cpu_relax();
-	}
+	spin_lock_nested(&o->lock, subclass);
+	if (o->state == OWNER_WAITING)
+		return true;
+	spin_unlock(&o->lock);
+	return false;
 }
 
-/* BUSY -> WAITING: undo a grab; spinners on the owner then retry. */
+/* Undo a grab: the owner stays WAITING; blocked grabbers then decide. */
 static void owner_release(struct chan_owner *o)
 {
-	atomic_set_release(&o->state, OWNER_WAITING);
+	lockdep_assert_held(&o->lock);
+	spin_unlock(&o->lock);
 }
 
 /*
- * BUSY -> @index, with @result: the owner's operation is complete. Its
+ * Grabbed -> @index, with @result: the owner's operation is complete. Its
  * task is queued on @wk to be woken, unless @wk is NULL (the caller's own
- * owner). After @done is set the owner may return: @o is not touched.
+ * owner). After the unlock the owner may return: @o is not touched.
  */
 static void owner_commit(struct chan_owner *o, u32 index, int result,
 			 struct gosync_wakeups *wk)
 {
-	struct task_struct *task = o->task;
-
+	lockdep_assert_held(&o->lock);
 	o->result = result;
-	atomic_set(&o->state, index);
+	WRITE_ONCE(o->state, index);
 	/*
-	 * Pairs with the owner's smp_load_acquire() of @done (in
-	 * gosync_wait_until() or chan_select()): the result, the state and
-	 * the value moved into its buffer are visible once it sees @done.
+	 * Pairs with the smp_load_acquire() of @done in gosync_wait_until():
+	 * the value moved into the owner's buffer is visible once it sees
+	 * @done (the owner then takes @lock for the state and result).
 	 */
 	smp_store_release(&o->done, true);
 	if (wk)
-		gosync_wake_add(wk, task);
+		gosync_wake_add(wk, o->task);
+	spin_unlock(&o->lock);
 }
 
-/* WAITING -> CANCELLED; false if the owner was completed meanwhile. */
-static bool owner_cancel(struct chan_owner *o)
+/*
+ * The owner's own last word, with no other lock held: cancel it if it is
+ * still WAITING (*@index and *@result unchanged), else report how it was
+ * completed in *@index and *@result. Taking @lock waits out a commit in
+ * progress, so that nobody else touches @o once this returns, except
+ * through entries still queued (which chan_unqueue() unlinks under their
+ * channels' locks, after which nobody can reach @o).
+ */
+static void owner_finish(struct chan_owner *o, u32 *index, int *result)
 {
-	for (;;) {
-		int s = atomic_cmpxchg(&o->state, OWNER_WAITING,
-				       OWNER_CANCELLED);
-
-		if (s == OWNER_WAITING)
-			return true;
-		if (s != OWNER_BUSY)
-			return false;
-		cpu_relax();
+	spin_lock(&o->lock);
+	if (o->state == OWNER_WAITING) {
+		WRITE_ONCE(o->state, OWNER_CANCELLED);
+	} else {
+		*index = o->state;
+		*result = o->result;
 	}
+	spin_unlock(&o->lock);
 }
 
 enum claim { CLAIM_OK, CLAIM_PEER_GONE, CLAIM_SELF_GONE };
@@ -421,12 +537,12 @@ static enum claim claim_pair(struct chan_owner *self, struct chan_owner *peer)
 	struct chan_owner *first = self, *second = peer;
 
 	if (!self)
-		return owner_grab(peer) ? CLAIM_OK : CLAIM_PEER_GONE;
+		return owner_grab(peer, 0) ? CLAIM_OK : CLAIM_PEER_GONE;
 	if (peer < self)
 		swap(first, second);
-	if (!owner_grab(first))
+	if (!owner_grab(first, 0))
 		return first == self ? CLAIM_SELF_GONE : CLAIM_PEER_GONE;
-	if (!owner_grab(second)) {
+	if (!owner_grab(second, SINGLE_DEPTH_NESTING)) {
 		owner_release(first);
 		return second == self ? CLAIM_SELF_GONE : CLAIM_PEER_GONE;
 	}
@@ -438,7 +554,7 @@ static int commit_self(struct chan_owner *self, u32 index, int result)
 {
 	if (!self)
 		return result;
-	if (!owner_grab(self))
+	if (!owner_grab(self, 0))
 		return -ECANCELED;
 	owner_commit(self, index, result, NULL);
 	return result;
@@ -451,11 +567,13 @@ static int commit_self(struct chan_owner *self, u32 index, int result)
  * Returns the partner's entry, unlinked and grabbed; NULL if there is
  * none; ERR_PTR(-ECANCELED) if @self was completed elsewhere meanwhile.
  */
-static struct chan_entry *chan_claim_partner(struct list_head *queue,
+static struct chan_entry *chan_claim_partner(struct gosync_chan *ch,
+					     struct list_head *queue,
 					     struct chan_owner *self)
 {
 	struct chan_entry *e, *tmp;
 
+	lockdep_assert_held(&ch->lock);
 	list_for_each_entry_safe(e, tmp, queue, node) {
 		if (e->owner == self)
 			continue;
@@ -474,28 +592,27 @@ static struct chan_entry *chan_claim_partner(struct list_head *queue,
 }
 
 /* True if @queue holds an entry whose owner may still be completed. */
-static bool chan_queue_live(struct list_head *queue)
+static bool chan_queue_live(struct gosync_chan *ch, struct list_head *queue)
 {
 	struct chan_entry *e;
 
+	lockdep_assert_held(&ch->lock);
 	list_for_each_entry(e, queue, node) {
-		int s = atomic_read(&e->owner->state);
-
-		if (s == OWNER_WAITING || s == OWNER_BUSY)
+		/* A grabbed owner is WAITING too: live until committed. */
+		if (READ_ONCE(e->owner->state) == OWNER_WAITING)
 			return true;
 	}
 	return false;
 }
 
-static u32 chan_queue_count(struct list_head *queue)
+static u32 chan_queue_count(struct gosync_chan *ch, struct list_head *queue)
 {
 	struct chan_entry *e;
 	u32 n = 0;
 
+	lockdep_assert_held(&ch->lock);
 	list_for_each_entry(e, queue, node) {
-		int s = atomic_read(&e->owner->state);
-
-		n += s == OWNER_WAITING || s == OWNER_BUSY;
+		n += READ_ONCE(e->owner->state) == OWNER_WAITING;
 	}
 	return n;
 }
@@ -509,9 +626,10 @@ static void chan_sync_flags(struct gosync_chan *ch)
 {
 	u64 clear = 0;
 
-	if (!chan_queue_live(&ch->recvq))
+	lockdep_assert_held(&ch->lock);
+	if (!chan_queue_live(ch, &ch->recvq))
 		clear |= GOSYNC_CHAN_RECV_WAITERS;
-	if (!chan_queue_live(&ch->sendq))
+	if (!chan_queue_live(ch, &ch->sendq))
 		clear |= GOSYNC_CHAN_SEND_WAITERS;
 	ring_clear_flags(ch, clear);
 }
@@ -527,8 +645,9 @@ static bool chan_serve_receivers(struct gosync_chan *ch,
 	struct chan_entry *e;
 	bool served = false;
 
+	lockdep_assert_held(&ch->lock);
 	while (ring_readable(ch) &&
-	       (e = chan_claim_partner(&ch->recvq, NULL))) {
+	       (e = chan_claim_partner(ch, &ch->recvq, NULL))) {
 		if (!ring_pop(ch, e->buf)) {
 			owner_release(e->owner);
 			list_add(&e->node, &ch->recvq);
@@ -538,7 +657,7 @@ static bool chan_serve_receivers(struct gosync_chan *ch,
 		served = true;
 	}
 	while (ch->closed && !ring_len(ch) &&
-	       (e = chan_claim_partner(&ch->recvq, NULL))) {
+	       (e = chan_claim_partner(ch, &ch->recvq, NULL))) {
 		chan_copy(ch, e->buf, NULL);
 		owner_commit(e->owner, e->index, 0, wk);
 	}
@@ -566,7 +685,7 @@ static void chan_serve(struct gosync_chan *ch, struct gosync_wakeups *wk)
 	do {
 		moved = chan_serve_receivers(ch, wk);
 		while (ring_writable(ch) &&
-		       (e = chan_claim_partner(&ch->sendq, NULL))) {
+		       (e = chan_claim_partner(ch, &ch->sendq, NULL))) {
 			if (!ring_push(ch, e->buf)) {
 				owner_release(e->owner);
 				list_add(&e->node, &ch->sendq);
@@ -598,7 +717,7 @@ static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
 	 * value behind a push still in progress must not be overtaken (its
 	 * pusher kicks once it is published, and we queue behind it).
 	 */
-	r = ring_len(ch) ? NULL : chan_claim_partner(&ch->recvq, self);
+	r = ring_len(ch) ? NULL : chan_claim_partner(ch, &ch->recvq, self);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
 	if (r) {
@@ -610,7 +729,7 @@ static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
 			owner_commit(self, index, 0, NULL);
 		return 0;
 	}
-	if (self && !owner_grab(self))
+	if (self && !owner_grab(self, 0))
 		return -ECANCELED;
 	if (ring_push(ch, val)) {
 		if (self)
@@ -635,9 +754,9 @@ static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
 	lockdep_assert_held(&ch->lock);
 	/* Queued senders' values move into slots freed in userspace. */
 	chan_serve(ch, wk);
-	if (self && !owner_grab(self))
+	if (self && !owner_grab(self, 0))
 		return -ECANCELED;
-	if (ring_pop(ch, val)) {
+	if (ring_pop(ch, val) || chan_timer_take(ch, val)) {
 		if (self)
 			owner_commit(self, index, 1, NULL);
 		/* A queued sender's value takes the freed slot, in order. */
@@ -648,7 +767,7 @@ static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
 		owner_release(self);
 	if (!ring_len(ch)) {
 		/* The ring is empty: a queued sender hands over directly. */
-		s = chan_claim_partner(&ch->sendq, self);
+		s = chan_claim_partner(ch, &ch->sendq, self);
 		if (IS_ERR(s))
 			return PTR_ERR(s);
 		if (s) {
@@ -676,6 +795,7 @@ static void chan_wake_pollers(struct gosync_chan *ch)
 static int chan_try(struct gosync_chan *ch, struct chan_case *c,
 		    struct chan_owner *self, u32 i, struct gosync_wakeups *wk)
 {
+	lockdep_assert_held(&ch->lock);
 	if (c->send)
 		return chan_try_send(ch, self, i, c->val, wk);
 	return chan_try_recv(ch, self, i, c->val, wk);
@@ -709,9 +829,7 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 		       bool try_only, const struct gosync_deadline *dl,
 		       u32 *index)
 {
-	struct chan_owner o = {
-		.state = ATOMIC_INIT(OWNER_WAITING), .task = current,
-	};
+	struct chan_owner o = { .state = OWNER_WAITING, .task = current };
 	struct chan_owner *self = NULL;
 	struct gosync_wakeups wk = { 0 };
 	bool expired = false;
@@ -722,8 +840,10 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 		try_only = true;
 		expired = true;
 	}
-	if (!try_only)
+	if (!try_only) {
+		spin_lock_init(&o.lock);
 		self = &o;
+	}
 
 	for (k = 0; k < n && ret == -EAGAIN; k++) {
 		u32 i = order[k];
@@ -766,18 +886,15 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 		if (try_only)
 			return expired ? -ETIMEDOUT : -EAGAIN;
 		ret = gosync_wait_until(&o.done, dl, NULL);
-		if (ret && owner_cancel(&o))
-			goto out;
-		ret = -ECANCELED;	/* completed by a partner */
+		/*
+		 * Cancelled: the wait's error stands. Or completed by a
+		 * partner, even if the deadline or a signal came as well.
+		 */
+		owner_finish(&o, index, &ret);
+	} else if (ret == -ECANCELED) {
+		/* A partner completed us meanwhile, through another case. */
+		owner_finish(&o, index, &ret);
 	}
-	if (ret == -ECANCELED) {
-		/* The partner sets @done right after committing us. */
-		while (!smp_load_acquire(&o.done))
-			cpu_relax();
-		*index = atomic_read(&o.state);
-		ret = o.result;
-	}
-out:
 	chan_unqueue(cases, n);
 	return ret;
 }
@@ -793,21 +910,34 @@ static int chan_check_dest(void __user *dest, size_t size)
 
 /*
  * Prepare case @c on @ch: allocate its value buffer (@small if the value
- * fits), copy in the value to send or check the destination.
+ * fits), copy in the value to send or check the destination. A receive
+ * into user address 0 discards its value and needs no buffer. The others
+ * take their buffer's size from *@budget (when not NULL): -E2BIG, before
+ * anything is allocated, if it is not left.
  */
 static int chan_case_init(struct chan_case *c, struct gosync_chan *ch,
-			  bool send, u64 uval, void *small, size_t small_size)
+			  bool send, u64 uval, void *small, size_t small_size,
+			  size_t *budget)
 {
 	c->ch = ch;
 	c->send = send;
 	c->uval = u64_to_user_ptr(uval);
+	c->val = NULL;
 	INIT_LIST_HEAD(&c->entry.node);
 	if (send && ch->timer)
 		return -EPERM;	/* timer channels are receive-only */
+	if (!send && !c->uval)
+		return 0;
+	if (budget) {
+		if (ch->elem_size > *budget)
+			return -E2BIG;
+		*budget -= ch->elem_size;
+	}
 	if (ch->elem_size <= small_size) {
 		c->val = small;
 	} else {
-		c->val = kmalloc(ch->elem_size, GFP_KERNEL_ACCOUNT);
+		/* Up to 64 KiB, held while the caller sleeps: no high order. */
+		c->val = kvmalloc(ch->elem_size, GFP_KERNEL_ACCOUNT);
 		if (!c->val)
 			return -ENOMEM;
 	}
@@ -820,7 +950,7 @@ static int chan_case_init(struct chan_case *c, struct gosync_chan *ch,
 static void chan_case_free(struct chan_case *c, void *small)
 {
 	if (c->val != small)
-		kfree(c->val);
+		kvfree(c->val);
 	if (c->file)
 		fput(c->file);
 }
@@ -844,7 +974,8 @@ static long chan_xfer(struct gosync_chan *ch, bool send,
 				   arg.flags & GOSYNC_CLOCK_REALTIME);
 	if (ret)
 		return ret;
-	ret = chan_case_init(&c, ch, send, arg.value, small, sizeof(small));
+	ret = chan_case_init(&c, ch, send, arg.value, small, sizeof(small),
+			     NULL);
 	if (!ret)
 		ret = chan_select(&c, 1, &order, arg.flags & GOSYNC_CHAN_TRY,
 				  &dl, &index);
@@ -852,7 +983,8 @@ static long chan_xfer(struct gosync_chan *ch, bool send,
 	 * copy_to_user() fails only if another thread unmapped the checked
 	 * destination meanwhile; the value is then lost with the mapping.
 	 */
-	if (!send && ret >= 0 && copy_to_user(c.uval, c.val, ch->elem_size))
+	if (!send && ret >= 0 && c.uval &&
+	    copy_to_user(c.uval, c.val, ch->elem_size))
 		ret = -EFAULT;
 	chan_case_free(&c, small);
 	return ret;
@@ -865,6 +997,8 @@ long gosync_select(struct gosync_select __user *uarg)
 	struct gosync_select arg;
 	struct gosync_deadline dl;
 	u32 *order = NULL, i, index = 0;
+	size_t budget = max_t(unsigned long, READ_ONCE(max_select_bytes),
+			      GOSYNC_CHAN_ELEM_MAX);
 	int ret;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
@@ -881,7 +1015,8 @@ long gosync_select(struct gosync_select __user *uarg)
 				     arg.ncases * sizeof(*ucases));
 		if (IS_ERR(ucases))
 			return PTR_ERR(ucases);
-		cases = kcalloc(arg.ncases, sizeof(*cases), GFP_KERNEL_ACCOUNT);
+		cases = kvcalloc(arg.ncases, sizeof(*cases),
+				 GFP_KERNEL_ACCOUNT);
 		order = kcalloc(arg.ncases, sizeof(*order), GFP_KERNEL_ACCOUNT);
 		if (!cases || !order) {
 			ret = -ENOMEM;
@@ -919,7 +1054,7 @@ long gosync_select(struct gosync_select __user *uarg)
 		}
 		ret = chan_case_init(c, file->private_data,
 				     u->op == GOSYNC_SELECT_SEND, u->value,
-				     NULL, 0);
+				     NULL, 0, &budget);
 		if (ret)
 			goto out;
 	}
@@ -931,7 +1066,7 @@ long gosync_select(struct gosync_select __user *uarg)
 
 		arg.index = index;
 		arg.ok = !c->send && ret == 1;
-		if (!c->send &&
+		if (!c->send && c->uval &&
 		    copy_to_user(c->uval, c->val, c->ch->elem_size))
 			ret = -EFAULT;
 		else if (copy_to_user(uarg, &arg, sizeof(arg)))
@@ -943,38 +1078,106 @@ out:
 	for (i = 0; cases && i < arg.ncases; i++)
 		chan_case_free(&cases[i], NULL);
 	kfree(order);
-	kfree(cases);
+	kvfree(cases);
 	kfree(ucases);
 	return ret;
 }
 
 /* ---- timer channels ---------------------------------------------- */
 
+/*
+ * A timer channel has no ring: its one slot is @value, held while @full.
+ * The hrtimer runs only while a tick can be delivered, that is while the
+ * timer is @running (a one-shot that has not fired, a ticker not stopped)
+ * and holds no tick: a ticker whose tick nobody receives would only drop
+ * every later tick, so it is not re-armed until that tick is received
+ * (as timerfd re-arms on read). The receive re-arms it for the first tick
+ * of the ticker's grid (@next plus whole periods) after the receive, so
+ * that ticks come exactly when Go's ticker would send them: at the
+ * period's multiples from the first tick, those that found the channel
+ * full dropped. So an idle ticker costs one expiry in all, and a
+ * receiving one an expiry and a work item per tick received.
+ *
+ * Periods below GOSYNC_TIMER_MIN_PERIOD (10 us) stay refused. They no
+ * longer cost anything while idle, but each received tick still costs an
+ * hrtimer interrupt and a work item on system_highpri_wq that nobody is
+ * charged for; 10 us is about the latency of that delivery on hardware
+ * (interrupt, kworker wake-up, hand-off, receiver wake-up), so a shorter
+ * period would not deliver ticks any faster, only ask for ticks that are
+ * due before the last one is out, and the floor bounds the uncharged work
+ * of one receiving ticker to 100000 items a second.
+ */
 struct chan_timer {
 	struct mutex lock;	/* serialises stop and reset (they sleep) */
 	struct hrtimer hrt;
 	struct work_struct fire;
 	struct gosync_chan *ch;
-	ktime_t period;		/* 0: fires once; set only while stopped */
-	ktime_t timens_offset;	/* of the arming task; set only while stopped */
+	/*
+	 * Under ch->lock. The hrtimer is started only under it, with
+	 * @running set; stop clears @running under it before it cancels the
+	 * hrtimer and the work, so nothing re-arms a stopped timer.
+	 */
+	bool running;		/* a tick is still to come */
+	bool full;		/* @value waits to be received */
+	u64 value;		/* the held tick: its firing time */
+	ktime_t next;		/* when the next tick is due, >= 0 (host clock) */
+	ktime_t period;		/* 0: fires once */
+	clockid_t clock;
+	ktime_t timens_offset;	/* of the arming task */
+	u64 sends;		/* ticks held, and held ticks received (hand- */
+	u64 recvs;		/* offs are counted as the channel's) */
+	atomic64_t fires;	/* hrtimer expiries: fdinfo's timer-fires */
 };
 
 /*
  * Hard-irq context: hand the send to process context, where the channel's
- * lock is taken as everywhere else (never from interrupts).
+ * lock is taken as everywhere else (never from interrupts). Never restarts
+ * itself: the next tick is armed once this one is received.
  */
 static enum hrtimer_restart chan_timer_expired(struct hrtimer *hrt)
 {
 	struct chan_timer *t = container_of(hrt, struct chan_timer, hrt);
 
+	atomic64_inc(&t->fires);
 	queue_work(system_highpri_wq, &t->fire);
-	if (!t->period)
-		return HRTIMER_NORESTART;
-	hrtimer_forward_now(hrt, t->period);
-	return HRTIMER_RESTART;
+	return HRTIMER_NORESTART;
 }
 
-/* Send the firing time; a tick nobody took yet makes this one drop. */
+static ktime_t chan_timer_now(struct chan_timer *t)
+{
+	return t->clock == CLOCK_REALTIME ? ktime_get_real() : ktime_get();
+}
+
+/*
+ * The last tick was received (or handed over): start the hrtimer for the
+ * first tick of the grid after now. Nothing for a one-shot or a stopped
+ * timer.
+ */
+static void chan_timer_rearm(struct chan_timer *t)
+{
+	ktime_t now;
+	u64 adv;
+
+	lockdep_assert_held(&t->ch->lock);
+	if (!t->running || !t->period)
+		return;
+	now = chan_timer_now(t);
+	if (t->next <= now) {
+		/* 0 <= next <= now and 0 < period: at most 2 * KTIME_MAX. */
+		adv = (div64_u64(now - t->next, t->period) + 1) * t->period;
+		if (adv > (u64)(KTIME_MAX - t->next)) {
+			t->next = KTIME_MAX;	/* past the end of time */
+			return;
+		}
+		t->next += adv;
+	}
+	hrtimer_start(&t->hrt, t->next, HRTIMER_MODE_ABS);
+}
+
+/*
+ * Deliver a tick: its firing time, to a waiting receiver or held in the
+ * channel. A timer stopped meanwhile delivers nothing.
+ */
 static void chan_timer_fire(struct work_struct *work)
 {
 	struct chan_timer *t = container_of(work, struct chan_timer, fire);
@@ -982,33 +1185,88 @@ static void chan_timer_fire(struct work_struct *work)
 	struct gosync_wakeups wk = { 0 };
 	u64 now;
 
-	if (t->hrt.base->clockid == CLOCK_REALTIME)
-		now = ktime_get_real_ns();
-	else	/* as seen in the time namespace of whoever armed it */
-		now = ktime_get_ns() + t->timens_offset;
 	spin_lock(&ch->lock);
-	chan_try_send(ch, NULL, 0, &now, &wk);
+	/* Never armed while full; if it were, the tick would be dropped. */
+	if (t->running && !t->full) {
+		/* As seen in the time namespace of whoever armed it. */
+		now = ktime_to_ns(chan_timer_now(t)) + t->timens_offset;
+		if (!t->period)
+			t->running = false;
+		if (!chan_try_send(ch, NULL, 0, &now, &wk)) {
+			chan_timer_rearm(t);	/* received at once */
+		} else {
+			t->value = now;
+			t->full = true;
+			t->sends++;
+		}
+	}
 	spin_unlock(&ch->lock);
 	gosync_wake_all(&wk);
 	chan_wake_pollers(ch);
 }
 
 /*
- * Stop the timer and drop an unreceived value; true if either was
- * pending, i.e. something was stopped from being received.
+ * A receive from @ch, with its lock held: take the held tick into @val
+ * (NULL: discard it) and let the timer run on. False if @ch is not a
+ * timer or holds no tick.
  */
-static bool chan_timer_stop(struct chan_timer *t)
+static bool chan_timer_take(struct gosync_chan *ch, void *val)
 {
+	struct chan_timer *t = ch->timer;
+
+	lockdep_assert_held(&ch->lock);
+	if (!t || !t->full)
+		return false;
+	t->full = false;
+	t->recvs++;
+	chan_copy(ch, val, &t->value);
+	chan_timer_rearm(t);
+	return true;
+}
+
+static bool chan_timer_ready(struct gosync_chan *ch)
+{
+	lockdep_assert_held(&ch->lock);
+	return ch->timer && ch->timer->full;
+}
+
+/* A timer's share of a status snapshot, with ch->lock held. */
+static void chan_timer_snapshot(struct gosync_chan *ch,
+				struct gosync_chan_status *st)
+{
+	lockdep_assert_held(&ch->lock);
+	if (!ch->timer)
+		return;
+	st->len = ch->timer->full;
+	st->sends += ch->timer->sends;
+	st->recvs += ch->timer->recvs;
+}
+
+/*
+ * Stop @t and drop an unreceived tick: no tick is delivered or received
+ * after this returns. True if that stopped one (a tick still to come, or
+ * one held: Go 1.23 counts discarding an unreceived value as stopping).
+ */
+static bool chan_timer_halt(struct chan_timer *t)
+{
+	struct gosync_chan *ch = t->ch;
 	bool pending;
 
-	lockdep_assert_held(&t->lock);
-	pending = hrtimer_cancel(&t->hrt);
-	pending |= cancel_work_sync(&t->fire);
-	spin_lock(&t->ch->lock);
-	/* Go 1.23: discarding an unreceived value counts as stopping. */
-	pending |= ring_pop(t->ch, NULL);
-	spin_unlock(&t->ch->lock);
+	spin_lock(&ch->lock);
+	pending = t->running || t->full;
+	t->running = false;
+	t->full = false;
+	spin_unlock(&ch->lock);
+	/* An expiry or a delivery in flight finds the timer stopped. */
+	hrtimer_cancel(&t->hrt);
+	cancel_work_sync(&t->fire);
 	return pending;
+}
+
+static bool chan_timer_stop(struct chan_timer *t)
+{
+	lockdep_assert_held(&t->lock);
+	return chan_timer_halt(t);
 }
 
 /* The checks both create and reset make before touching anything. */
@@ -1018,21 +1276,31 @@ static bool chan_timer_set_valid(const struct gosync_timer_set *set)
 	       (!set->period || set->period >= GOSYNC_TIMER_MIN_PERIOD);
 }
 
-/* Arm the stopped timer @t with @set, which chan_timer_set_valid() passed. */
+/*
+ * Arm the stopped (or new) timer @t with @set, which
+ * chan_timer_set_valid() passed. Stopped, the hrtimer is neither queued
+ * nor running, so it may be set up again, on the clock @set names.
+ */
 static void chan_timer_arm(struct chan_timer *t,
 			   const struct gosync_timer_set *set)
 {
+	struct gosync_chan *ch = t->ch;
 	struct gosync_deadline dl;
 
 	lockdep_assert_held(&t->lock);
 	if (WARN_ON_ONCE(gosync_deadline_init(&dl, set->when, set->flags)))
-		return;
-	hrtimer_init(&t->hrt, dl.clock, HRTIMER_MODE_ABS);
-	t->hrt.function = chan_timer_expired;
+		dl = (struct gosync_deadline){ .clock = CLOCK_MONOTONIC,
+					       .forever = true };
+	hrtimer_setup(&t->hrt, chan_timer_expired, dl.clock, HRTIMER_MODE_ABS);
+	spin_lock(&ch->lock);
+	t->clock = dl.clock;
 	t->timens_offset = gosync_timens_offset(dl.clock);
 	t->period = ns_to_ktime(min_t(u64, set->period, KTIME_MAX));
-	if (!dl.forever)
-		hrtimer_start(&t->hrt, dl.expires, HRTIMER_MODE_ABS);
+	t->next = max_t(ktime_t, dl.expires, 0);
+	t->running = !dl.forever;
+	if (t->running)
+		hrtimer_start(&t->hrt, t->next, HRTIMER_MODE_ABS);
+	spin_unlock(&ch->lock);
 }
 
 static long chan_timer_ioctl(struct gosync_chan *ch, unsigned int cmd,
@@ -1085,7 +1353,7 @@ static long chan_close(struct gosync_chan *ch)
 	while ((e = list_first_entry_or_null(&ch->sendq, struct chan_entry,
 					     node))) {
 		list_del_init(&e->node);
-		if (owner_grab(e->owner))
+		if (owner_grab(e->owner, 0))
 			owner_commit(e->owner, e->index, -EPIPE, &wk);
 	}
 	chan_sync_flags(ch);
@@ -1103,8 +1371,8 @@ static void chan_snapshot(struct gosync_chan *ch, struct gosync_chan_status *st)
 	spin_lock(&ch->lock);
 	st->len = ring_len(ch);
 	st->closed = ch->closed;
-	st->send_waiters = chan_queue_count(&ch->sendq);
-	st->recv_waiters = chan_queue_count(&ch->recvq);
+	st->send_waiters = chan_queue_count(ch, &ch->sendq);
+	st->recv_waiters = chan_queue_count(ch, &ch->recvq);
 	/* Every value passes through the ring's positions or a hand-off. */
 	st->sends = ch->handoffs;
 	st->recvs = ch->handoffs;
@@ -1112,6 +1380,7 @@ static void chan_snapshot(struct gosync_chan *ch, struct gosync_chan_status *st)
 		st->sends += ring_pos(atomic64_read(ch->tail));
 		st->recvs += ring_pos(atomic64_read(ch->head));
 	}
+	chan_timer_snapshot(ch, st);
 	spin_unlock(&ch->lock);
 	st->slow_ops = atomic64_read(&ch->slow_ops);
 	st->kicks = atomic64_read(&ch->kicks);
@@ -1188,12 +1457,13 @@ static __poll_t chan_poll(struct file *file, poll_table *pt)
 	 * the direction is ready anyway.
 	 */
 	ring_set_flags(ch, GOSYNC_CHAN_POLLED_IN | GOSYNC_CHAN_POLLED_OUT);
-	if (ring_readable(ch) || ch->closed || chan_queue_live(&ch->sendq))
+	if (ring_readable(ch) || chan_timer_ready(ch) || ch->closed ||
+	    chan_queue_live(ch, &ch->sendq))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (ch->closed)
 		mask |= EPOLLHUP | EPOLLOUT | EPOLLERR;
 	else if (!ch->timer && (ring_writable(ch) ||
-				chan_queue_live(&ch->recvq)))
+				chan_queue_live(ch, &ch->recvq)))
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	ring_clear_flags(ch, (mask & EPOLLIN ? GOSYNC_CHAN_POLLED_IN : 0) |
 			     (mask & EPOLLOUT ? GOSYNC_CHAN_POLLED_OUT : 0));
@@ -1218,6 +1488,9 @@ static void chan_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "recvs:\t%llu\n", st.recvs);
 	seq_printf(m, "slow-ops:\t%llu\n", st.slow_ops);
 	seq_printf(m, "kicks:\t%llu\n", st.kicks);
+	if (ch->timer)
+		seq_printf(m, "timer-fires:\t%llu\n",
+			   atomic64_read(&ch->timer->fires));
 }
 
 /* The ring of a buffered channel (not a timer's: it is receive-only). */
@@ -1230,12 +1503,50 @@ static int chan_mmap(struct file *file, struct vm_area_struct *vma)
 	return gosync_mmap_pages(vma, ch->pages, ch->nr_pages);
 }
 
+/*
+ * Charge @nr ring pages to the creating user's locked memory, as AF_XDP
+ * and io_uring charge the pages they pin: the ring cannot be swapped out,
+ * and it lives as long as any fd or mapping of the channel, so only
+ * RLIMIT_MEMLOCK bounds what a user keeps (RLIMIT_NOFILE does not).
+ * CAP_IPC_LOCK exempts the creator, and nothing is charged. -ENOMEM
+ * beyond the limit, as for mlock(2) and io_uring's registered buffers.
+ */
+static int chan_ring_charge(struct gosync_chan *ch, unsigned long nr)
+{
+	unsigned long limit, cur;
+	struct user_struct *user;
+
+	if (capable(CAP_IPC_LOCK))
+		return 0;
+	limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	user = get_uid(current_user());
+	/* A compare-and-swap: other rings of the user are charged at once. */
+	cur = atomic_long_read(&user->locked_vm);
+	do {
+		if (nr > limit || cur > limit - nr) {
+			free_uid(user);
+			return -ENOMEM;
+		}
+	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, cur + nr));
+	ch->user = user;
+	ch->charged = nr;
+	return 0;
+}
+
+/* Return the charge, when the last fd and the last mapping are gone. */
+static void chan_ring_uncharge(struct gosync_chan *ch)
+{
+	if (!ch->user)
+		return;
+	atomic_long_sub(ch->charged, &ch->user->locked_vm);
+	free_uid(ch->user);
+	ch->user = NULL;
+}
+
 static void chan_free(struct gosync_chan *ch)
 {
 	if (ch->timer) {
-		/* No new work once the hrtimer is gone; then none running. */
-		hrtimer_cancel(&ch->timer->hrt);
-		cancel_work_sync(&ch->timer->fire);
+		chan_timer_halt(ch->timer);
 		mutex_destroy(&ch->timer->lock);
 		kfree(ch->timer);
 	}
@@ -1244,6 +1555,7 @@ static void chan_free(struct gosync_chan *ch)
 	while (ch->pages && ch->nr_pages)
 		put_page(ch->pages[--ch->nr_pages]);
 	kvfree(ch->pages);
+	chan_ring_uncharge(ch);
 	kfree(ch);
 }
 
@@ -1252,8 +1564,10 @@ static int chan_file_release(struct inode *inode, struct file *file)
 {
 	struct gosync_chan *ch = file->private_data;
 
-	WARN_ON_ONCE(chan_queue_live(&ch->sendq) ||
-		     chan_queue_live(&ch->recvq));
+	spin_lock(&ch->lock);	/* for the helper's sake: nobody else is here */
+	WARN_ON_ONCE(chan_queue_live(ch, &ch->sendq) ||
+		     chan_queue_live(ch, &ch->recvq));
+	spin_unlock(&ch->lock);
 	chan_free(ch);
 	return 0;
 }
@@ -1291,20 +1605,24 @@ static const struct file_operations chan_fops = {
 };
 
 /*
- * The ring of a buffered channel: a header page, then the slots, in
- * pages of their own (charged to the caller) so that they can be mapped.
+ * The ring of a buffered channel: a header page, then @bytes of slots, in
+ * pages of their own (charged to the caller's memory cgroup and locked
+ * memory) so that they can be mapped.
  */
-static int chan_ring_alloc(struct gosync_chan *ch)
+static int chan_ring_alloc(struct gosync_chan *ch, size_t bytes)
 {
-	size_t bytes = (size_t)ch->slot_size * ch->capacity;
+	unsigned long nr = 1 + DIV_ROUND_UP(bytes, PAGE_SIZE);
 	u64 i;
+	int ret;
 
+	ret = chan_ring_charge(ch, nr);
+	if (ret)
+		return ret;
 	ch->nr_pages = 0;
-	ch->pages = kvcalloc(1 + DIV_ROUND_UP(bytes, PAGE_SIZE),
-			     sizeof(*ch->pages), GFP_KERNEL_ACCOUNT);
+	ch->pages = kvcalloc(nr, sizeof(*ch->pages), GFP_KERNEL_ACCOUNT);
 	if (!ch->pages)
 		return -ENOMEM;
-	while (ch->nr_pages < 1 + DIV_ROUND_UP(bytes, PAGE_SIZE)) {
+	while (ch->nr_pages < nr) {
 		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 
 		if (!page)
@@ -1322,13 +1640,21 @@ static int chan_ring_alloc(struct gosync_chan *ch)
 	return 0;
 }
 
+/*
+ * A channel of @capacity slots of @elem_size bytes. The buffer bounded by
+ * max_buffer_bytes is the ring's slots as they are mapped, sequence
+ * numbers and padding included: a chan struct{} takes 8 bytes a slot.
+ */
 static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 {
 	u32 slot_size = GOSYNC_CHAN_SLOT_SIZE(elem_size);
 	struct gosync_chan *ch;
+	size_t bytes;
+	int ret;
 
-	/* Slots add at most 15 bytes each to the bounded buffer. */
-	if ((size_t)elem_size * capacity > READ_ONCE(max_buffer_bytes))
+	if (check_mul_overflow((size_t)slot_size, (size_t)capacity, &bytes) ||
+	    bytes > min_t(unsigned long, READ_ONCE(max_buffer_bytes),
+			  CHAN_BUFFER_LIMIT))
 		return ERR_PTR(-ENOMEM);
 	ch = kzalloc(sizeof(*ch), GFP_KERNEL_ACCOUNT);
 	if (!ch)
@@ -1336,9 +1662,12 @@ static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 	ch->elem_size = elem_size;
 	ch->capacity = capacity;
 	ch->slot_size = slot_size;
-	if (capacity && chan_ring_alloc(ch)) {
-		chan_free(ch);
-		return ERR_PTR(-ENOMEM);
+	if (capacity) {
+		ret = chan_ring_alloc(ch, bytes);
+		if (ret) {
+			chan_free(ch);
+			return ERR_PTR(ret);
+		}
 	}
 	spin_lock_init(&ch->lock);
 	INIT_LIST_HEAD(&ch->sendq);
@@ -1382,9 +1711,10 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 		return -EFAULT;
 	if (!chan_timer_set_valid(&set))
 		return -EINVAL;
-	ch = chan_alloc(sizeof(u64), 1);
+	ch = chan_alloc(sizeof(u64), 0);	/* no ring: see struct chan_timer */
 	if (IS_ERR(ch))
 		return PTR_ERR(ch);
+	ch->capacity = 1;
 	t = kzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
 	if (!t) {
 		chan_free(ch);
@@ -1394,7 +1724,7 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 	INIT_WORK(&t->fire, chan_timer_fire);
 	t->ch = ch;
 	mutex_lock(&t->lock);
-	chan_timer_arm(t, &set);	/* initialises the hrtimer too */
+	chan_timer_arm(t, &set);	/* sets the hrtimer up too */
 	mutex_unlock(&t->lock);
 	ch->timer = t;
 	return chan_install(ch, "[gosync-timer]");

@@ -11,33 +11,22 @@
 #include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/types.h>
-#include <linux/version.h>
 #include <linux/wait.h>
 #include <uapi/gosync.h>
+
+#include "compat.h"
 
 /* Feature bits this build of the module implements. */
 #define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN | \
 				 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER | \
-				 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING)
+				 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING | \
+				 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD)
 
 /* True when the @size bytes at @p are all zero (reserved fields, padding). */
 static inline bool gosync_all_zero(const void *p, size_t size)
 {
 	return !memchr_inv(p, 0, size);
 }
-
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
-static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
-{
-	vma->vm_flags |= flags;
-}
-
-static inline void vm_flags_clear(struct vm_area_struct *vma,
-				  vm_flags_t flags)
-{
-	vma->vm_flags &= ~flags;
-}
-#endif
 
 /* A wait's deadline, converted from the ABI's form to the host's clocks. */
 struct gosync_deadline {
@@ -88,6 +77,43 @@ struct gosync_wakeups {
 int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
 		      unsigned long nr);
 int gosync_mmap_page(struct vm_area_struct *vma, struct page *page);
+
+/*
+ * What the one-page objects (semaphores, parking lots) share: a zeroed
+ * page that userspace maps, and the queue of waiters that must be empty
+ * once the last reference to the file is gone (each waiter holds one).
+ * It is the first member of the object, so that file->private_data
+ * points at both. Set at creation and immutable after (no lock). The
+ * helpers below allocate, install, map and release any such object; the
+ * object keeps only what is its own.
+ */
+struct gosync_obj {
+	struct page *page;
+	void *shared;			/* = page_address(page) */
+	struct list_head *queue;	/* the object's waiters */
+	/* Optional: frees what the object holds beyond itself and its page. */
+	void (*destroy)(struct gosync_obj *obj);
+};
+
+void *gosync_obj_alloc(size_t size);
+void gosync_obj_free(struct gosync_obj *obj);
+int gosync_obj_install(struct gosync_obj *obj, const char *name,
+		       const struct file_operations *fops);
+int gosync_obj_mmap(struct file *file, struct vm_area_struct *vma);
+int gosync_obj_release(struct inode *inode, struct file *file);
+
+/* The file operations of a one-page object; @poll may be NULL. */
+#define GOSYNC_OBJ_FOPS(ioctl, poll_fn, fdinfo) {	\
+	.owner		= THIS_MODULE,			\
+	.release	= gosync_obj_release,		\
+	.unlocked_ioctl	= (ioctl),			\
+	.compat_ioctl	= compat_ptr_ioctl,		\
+	.poll		= (poll_fn),			\
+	.mmap		= gosync_obj_mmap,		\
+	.show_fdinfo	= (fdinfo),			\
+	.llseek		= noop_llseek,			\
+}
+
 void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events);
 void gosync_wake_add(struct gosync_wakeups *wk, struct task_struct *task);
 void gosync_wake_all(struct gosync_wakeups *wk);

@@ -18,42 +18,87 @@
  * Memory safety: the page is read one aligned 64-bit word at a
  * bounds-checked index, the value only compared; a hand-off adds to such
  * a word atomically, under the lock, before it marks the waiter woken.
+ *
+ * Cond lots add tickets (see the uapi header). Why a Signal wakes exactly
+ * one waiter that was waiting, the oldest, and none is lost:
+ *  - Tickets are taken in userspace under the Cond's mutex, so ticket
+ *    order is the order in which waiters began to wait. Only the kernel
+ *    moves @cond_notified, under lot->lock, one ticket per Signal (or to
+ *    the ticket count for a Broadcast): each notification goes to one
+ *    ticket, the oldest not yet notified.
+ *  - That ticket's thread is parked (the notify finds it in @parked and
+ *    serves it: woken exactly once, as for unpark), or it has not parked
+ *    yet: its COND_WAIT then finds the ticket notified under the same
+ *    lock and returns 0 without sleeping. Either way exactly one thread
+ *    returns for it, and no other thread's wait is disturbed.
+ *  - A ticket can also leave unnotified (deadline, cancel, a dying task).
+ *    Its leaving is decided under lot->lock: if a notification reached it
+ *    first, it returns 0 (the notification is not lost); otherwise it is
+ *    recorded in @cond_gaps and every later notification skips it, so no
+ *    Signal is spent on it. A gap is dropped when the notified count
+ *    passes it; a leaving ticket that is the newest is un-issued instead
+ *    (the ticket word is moved back by compare-and-swap), with the gaps
+ *    that this uncovers at the top, so gaps exist only below a ticket
+ *    still waiting: there are fewer runs of them than waiters.
+ * The protocol is model-checked in spin/cond.pml.
  */
-#include <linux/anon_inodes.h>
 #include <linux/atomic.h>
 #include <linux/fs.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
-#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 
 #include "gosync.h"
 
+/* The words the uapi header promises fit in the one page a lot maps. */
+static_assert(sizeof(u64[GOSYNC_LOT_WORDS]) <= PAGE_SIZE);
+
 struct gosync_lot {
+	struct gosync_obj obj;		/* first: the page holds the words */
 	/* Protects @parked, @nr_parked and every waiter's @woken flag. */
 	spinlock_t lock;
 	struct list_head parked;	/* struct lot_waiter, queue order */
 	u32 nr_parked;
 	u32 kind;			/* immutable after creation */
 	u64 param;			/* immutable after creation */
-	struct page *page;		/* the shared words */
-	u64 *words;			/* = page_address(page) */
+	u64 *words;			/* = obj.shared */
 	atomic64_t parks;
 	atomic64_t unparks;
 	atomic64_t woken;
+	/* Cond lots only, under @lock: tickets below it are notified. */
+	u64 cond_notified;
+	/* Cond lots only, under @lock: struct cond_gap, in ticket order. */
+	struct list_head cond_gaps;
+	u32 nr_cond_gaps;
 };
+
+/*
+ * Tickets [@lo, @hi) that left a Cond unnotified, all at or above the
+ * notified count; compared modulo 2^64 from the notified count.
+ */
+struct cond_gap {
+	struct list_head node;
+	u64 lo, hi;
+};
+
+/* file->private_data is the lot and its struct gosync_obj. */
+static_assert(offsetof(struct gosync_lot, obj) == 0);
 
 /* A parked thread; lives on its own stack for the length of the park. */
 struct lot_waiter {
 	struct list_head node;
 	struct task_struct *task;
-	u32 index;
+	u32 index;	/* LOT_COND_INDEX for a Cond ticket's wait */
+	u64 ticket;	/* with LOT_COND_INDEX */
 	int token;	/* what the park returns: 1 after a hand-off */
 	bool woken;	/* set once, under lot->lock, by lot_unpark() */
 };
+
+/* The index of a Cond ticket's waiter: no word's, so unpark skips it. */
+#define LOT_COND_INDEX	GOSYNC_LOT_WORDS
 
 static const char *const lot_kind_names[] = {
 	[GOSYNC_LOT_PLAIN] = "plain",
@@ -168,6 +213,292 @@ static long lot_unpark(struct gosync_lot *lot,
 	return woken;
 }
 
+/* Ticket @a comes before ticket @b (modulo 2^64, as the counters wrap). */
+static bool ticket_before(u64 a, u64 b)
+{
+	return (s64)(a - b) < 0;
+}
+
+/* Distance of @t from the notified count: the order of live tickets. */
+static u64 ticket_rank(const struct gosync_lot *lot, u64 t)
+{
+	return t - lot->cond_notified;
+}
+
+static bool cond_is_notified(const struct gosync_lot *lot, u64 t)
+{
+	lockdep_assert_held(&lot->lock);
+	return ticket_before(t, lot->cond_notified);
+}
+
+static bool cond_in_gap(const struct gosync_lot *lot, u64 t)
+{
+	struct cond_gap *g;
+
+	lockdep_assert_held(&lot->lock);
+	list_for_each_entry(g, &lot->cond_gaps, node)
+		if (ticket_rank(lot, t) >= ticket_rank(lot, g->lo) &&
+		    ticket_rank(lot, t) < ticket_rank(lot, g->hi))
+			return true;
+	return false;
+}
+
+/*
+ * Ticket @t leaves unnotified. The newest ticket is un-issued by moving
+ * the ticket word back (it fails harmlessly if a new waiter took one
+ * meanwhile), and so are the gaps this uncovers; otherwise @t joins a
+ * neighbouring gap or becomes one, in *@spare (which is then consumed).
+ * Gaps that merge are moved to @dead, to be freed after the lock.
+ */
+static void cond_leave(struct gosync_lot *lot, u64 t, struct cond_gap **spare,
+		       struct list_head *dead)
+{
+	atomic64_t *tickets = (atomic64_t *)&lot->words[GOSYNC_COND_TICKETS];
+	struct cond_gap *g, *next;
+	s64 top = t + 1;
+
+	lockdep_assert_held(&lot->lock);
+	if (atomic64_try_cmpxchg(tickets, &top, t)) {
+		/* Un-issued; so is the gap just below, if it reaches @t. */
+		while (!list_empty(&lot->cond_gaps)) {
+			g = list_last_entry(&lot->cond_gaps, struct cond_gap,
+					    node);
+			top = g->hi;
+			if (!atomic64_try_cmpxchg(tickets, &top, g->lo))
+				break;
+			list_move(&g->node, dead);
+			lot->nr_cond_gaps--;
+		}
+		return;
+	}
+	list_for_each_entry(g, &lot->cond_gaps, node) {
+		if (g->hi == t) {
+			g->hi++;
+			next = list_next_entry(g, node);
+			if (!list_entry_is_head(next, &lot->cond_gaps, node) &&
+			    next->lo == g->hi) {
+				g->hi = next->hi;
+				list_move(&next->node, dead);
+				lot->nr_cond_gaps--;
+			}
+			return;
+		}
+		if (g->lo == t + 1) {
+			g->lo = t;
+			return;
+		}
+		if (ticket_rank(lot, g->lo) > ticket_rank(lot, t))
+			break;
+	}
+	/* Before @g, or at the tail if the loop ran through. */
+	(*spare)->lo = t;
+	(*spare)->hi = t + 1;
+	list_add_tail(&(*spare)->node, &g->node);
+	lot->nr_cond_gaps++;
+	*spare = NULL;
+}
+
+/* The parked waiter of ticket @t, or NULL (it has not parked yet). */
+static struct lot_waiter *cond_find(struct gosync_lot *lot, u64 t)
+{
+	struct lot_waiter *w;
+
+	lockdep_assert_held(&lot->lock);
+	list_for_each_entry(w, &lot->parked, node)
+		if (w->index == LOT_COND_INDEX && w->ticket == t)
+			return w;
+	return NULL;
+}
+
+/* Choose parked waiter @w: it returns 0. */
+static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
+		      struct gosync_wakeups *wk)
+{
+	struct task_struct *task = w->task;
+
+	lockdep_assert_held(&lot->lock);
+	list_del(&w->node);
+	lot->nr_parked--;
+	/* After this store the waiter may return: w is not touched. */
+	smp_store_release(&w->woken, true);
+	gosync_wake_add(wk, task);
+}
+
+static void cond_free_gaps(struct list_head *dead)
+{
+	struct cond_gap *g, *next;
+
+	list_for_each_entry_safe(g, next, dead, node)
+		kfree(g);
+}
+
+/*
+ * Ticket @w->ticket leaves unnotified (deadline, cancel, dying task),
+ * unless a notification reached it first: then it returns 0.
+ */
+static int cond_depart(struct gosync_lot *lot, struct lot_waiter *w,
+		       bool queued, int ret)
+{
+	struct cond_gap *spare;
+	LIST_HEAD(dead);
+
+	/* At most one gap more per waiter, and the count is bounded. */
+	spare = kmalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT | __GFP_NOFAIL);
+	spin_lock(&lot->lock);
+	if (w->woken) {
+		ret = 0;
+	} else {
+		if (queued) {
+			list_del(&w->node);
+			lot->nr_parked--;
+		}
+		if (cond_is_notified(lot, w->ticket))
+			ret = 0;
+		else
+			cond_leave(lot, w->ticket, &spare, &dead);
+	}
+	spin_unlock(&lot->lock);
+	kfree(spare);
+	cond_free_gaps(&dead);
+	return ret;
+}
+
+/*
+ * Whether ticket @t may wait (1), is notified already (0), or not: never
+ * issued or already gone (-EINVAL), too many gaps (-ENOSPC).
+ */
+static int cond_check(const struct gosync_lot *lot, u64 t)
+{
+	lockdep_assert_held(&lot->lock);
+	if (cond_is_notified(lot, t))
+		return 0;
+	if (!ticket_before(t, READ_ONCE(lot->words[GOSYNC_COND_TICKETS])) ||
+	    cond_in_gap(lot, t))
+		return -EINVAL;
+	if (lot->nr_cond_gaps >= GOSYNC_COND_MAX_GAPS)
+		return -ENOSPC;
+	return 1;
+}
+
+static long lot_cond_wait(struct gosync_lot *lot,
+			  const struct gosync_lot_cond_wait __user *uarg)
+{
+	struct lot_waiter w = { .task = current, .index = LOT_COND_INDEX };
+	struct gosync_lot_cond_wait arg;
+	struct gosync_cancel cancel;
+	struct gosync_deadline dl;
+	bool queued = false;
+	int ret;
+
+	if (lot->kind != GOSYNC_LOT_COND)
+		return -ENOTTY;
+	if (copy_from_user(&arg, uarg, sizeof(arg)))
+		return -EFAULT;
+	if (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD))
+		return -EINVAL;
+	ret = gosync_deadline_init(&dl, arg.deadline,
+				   arg.flags & GOSYNC_CLOCK_REALTIME);
+	if (ret)
+		return ret;
+	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
+	if (ret)
+		return ret;
+	atomic64_inc(&lot->parks);
+	w.ticket = arg.ticket;
+
+	spin_lock(&lot->lock);
+	ret = cond_check(lot, w.ticket);
+	if (ret == 1 && !gosync_deadline_passed(&dl)) {
+		list_add_tail(&w.node, &lot->parked);
+		lot->nr_parked++;
+		queued = true;
+	}
+	spin_unlock(&lot->lock);
+	if (!queued) {
+		gosync_cancel_exit(&cancel);
+		/* Notified (0), refused, or the deadline passed already. */
+		return ret == 1 ? cond_depart(lot, &w, false, -ETIMEDOUT) : ret;
+	}
+
+	ret = gosync_wait_until(&w.woken, &dl, &cancel);
+	gosync_cancel_exit(&cancel);
+	if (!ret)
+		return 0;
+	if (ret != -ERESTARTSYS || fatal_signal_pending(current))
+		return cond_depart(lot, &w, true, ret);
+
+	/* A signal: the call is restarted with the same ticket, which stays. */
+	spin_lock(&lot->lock);
+	if (w.woken) {
+		ret = 0;
+	} else {
+		list_del(&w.node);
+		lot->nr_parked--;
+	}
+	spin_unlock(&lot->lock);
+	return ret;
+}
+
+static long lot_cond_notify(struct gosync_lot *lot, const __u32 __user *uarg)
+{
+	struct gosync_wakeups wk = { 0 };
+	struct lot_waiter *w, *next;
+	struct cond_gap *g;
+	LIST_HEAD(dead);
+	u32 count, woken = 0;
+	u64 tickets;
+
+	if (lot->kind != GOSYNC_LOT_COND)
+		return -ENOTTY;
+	if (get_user(count, uarg))
+		return -EFAULT;
+	if (count != 1 && count != GOSYNC_LOT_ALL)
+		return -EINVAL;
+	atomic64_inc(&lot->unparks);
+
+	spin_lock(&lot->lock);
+	tickets = READ_ONCE(lot->words[GOSYNC_COND_TICKETS]);
+	if (count == GOSYNC_LOT_ALL) {
+		if (ticket_before(lot->cond_notified, tickets))
+			lot->cond_notified = tickets;
+		list_splice_init(&lot->cond_gaps, &dead);
+		lot->nr_cond_gaps = 0;
+		list_for_each_entry_safe(w, next, &lot->parked, node) {
+			if (w->index == LOT_COND_INDEX &&
+			    cond_is_notified(lot, w->ticket)) {
+				lot_serve(lot, w, &wk);
+				woken++;
+			}
+		}
+	}
+	/* A Signal: the oldest ticket still waiting, past those that left. */
+	while (count == 1 && ticket_before(lot->cond_notified, tickets)) {
+		u64 t = lot->cond_notified++;
+
+		g = list_first_entry_or_null(&lot->cond_gaps, struct cond_gap,
+					     node);
+		if (g && g->lo == t) {
+			if (++g->lo == g->hi) {
+				list_move(&g->node, &dead);
+				lot->nr_cond_gaps--;
+			}
+			continue;
+		}
+		w = cond_find(lot, t);
+		if (w) {
+			lot_serve(lot, w, &wk);
+			woken++;
+		}
+		break;
+	}
+	WRITE_ONCE(lot->words[GOSYNC_COND_NOTIFIED], lot->cond_notified);
+	spin_unlock(&lot->lock);
+	gosync_wake_all(&wk);
+	cond_free_gaps(&dead);
+	atomic64_add(woken, &lot->woken);
+	return woken;
+}
+
 static long lot_status(struct gosync_lot *lot,
 		       struct gosync_lot_status __user *uarg)
 {
@@ -195,25 +526,25 @@ static long lot_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return lot_unpark(lot, argp);
 	case GOSYNC_IOC_LOT_STATUS:
 		return lot_status(lot, argp);
+	case GOSYNC_IOC_LOT_COND_WAIT:
+		return lot_cond_wait(lot, argp);
+	case GOSYNC_IOC_LOT_COND_NOTIFY:
+		return lot_cond_notify(lot, argp);
 	default:
 		return -ENOTTY;
 	}
 }
 
-static int lot_mmap(struct file *file, struct vm_area_struct *vma)
-{
-	struct gosync_lot *lot = file->private_data;
-
-	return gosync_mmap_page(vma, lot->page);
-}
-
 static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct gosync_lot *lot = file->private_data;
-	u32 parked;
+	u64 notified;
+	u32 parked, gaps;
 
 	spin_lock(&lot->lock);
 	parked = lot->nr_parked;
+	notified = lot->cond_notified;
+	gaps = lot->nr_cond_gaps;
 	spin_unlock(&lot->lock);
 	seq_puts(m, "gosync-type:\tlot\n");
 	seq_printf(m, "kind:\t%s\n", lot_kind_names[lot->kind]);
@@ -223,63 +554,45 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "unparks:\t%lld\n",
 		   (long long)atomic64_read(&lot->unparks));
 	seq_printf(m, "woken:\t%lld\n", (long long)atomic64_read(&lot->woken));
+	if (lot->kind == GOSYNC_LOT_COND) {
+		seq_printf(m, "cond-tickets:\t%llu\n",
+			   READ_ONCE(lot->words[GOSYNC_COND_TICKETS]));
+		seq_printf(m, "cond-notified:\t%llu\n", notified);
+		seq_printf(m, "cond-gaps:\t%u\n", gaps);
+	}
 }
 
-static void lot_free(struct gosync_lot *lot)
+/* What the generic release frees not: a Cond's gaps. */
+static void lot_destroy(struct gosync_obj *obj)
 {
-	if (lot->page)
-		put_page(lot->page);
-	kfree(lot);
+	struct gosync_lot *lot = container_of(obj, struct gosync_lot, obj);
+
+	cond_free_gaps(&lot->cond_gaps);
 }
 
-/* The last reference is gone: no waiter can exist (each holds the file). */
-static int lot_file_release(struct inode *inode, struct file *file)
-{
-	struct gosync_lot *lot = file->private_data;
-
-	WARN_ON_ONCE(!list_empty(&lot->parked));
-	lot_free(lot);
-	return 0;
-}
-
-static const struct file_operations lot_fops = {
-	.owner		= THIS_MODULE,
-	.release	= lot_file_release,
-	.unlocked_ioctl	= lot_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.mmap		= lot_mmap,
-	.show_fdinfo	= lot_show_fdinfo,
-	.llseek		= noop_llseek,
-};
+static const struct file_operations lot_fops =
+	GOSYNC_OBJ_FOPS(lot_ioctl, NULL, lot_show_fdinfo);
 
 long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 {
 	struct gosync_lot_create arg;
 	struct gosync_lot *lot;
-	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.flags || arg.kind > GOSYNC_LOT_KIND_MAX)
 		return -EINVAL;
 
-	lot = kzalloc(sizeof(*lot), GFP_KERNEL_ACCOUNT);
+	lot = gosync_obj_alloc(sizeof(*lot));
 	if (!lot)
 		return -ENOMEM;
-	lot->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!lot->page) {
-		lot_free(lot);
-		return -ENOMEM;
-	}
-	lot->words = page_address(lot->page);
+	lot->words = lot->obj.shared;
 	lot->kind = arg.kind;
 	lot->param = arg.param;
 	spin_lock_init(&lot->lock);
 	INIT_LIST_HEAD(&lot->parked);
-
-	fd = anon_inode_getfd("[gosync-lot]", &lot_fops, lot,
-			      O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		lot_free(lot);
-	return fd;
+	INIT_LIST_HEAD(&lot->cond_gaps);
+	lot->obj.queue = &lot->parked;
+	lot->obj.destroy = lot_destroy;
+	return gosync_obj_install(&lot->obj, "[gosync-lot]", &lot_fops);
 }

@@ -8,15 +8,18 @@
  * object file descriptors and answers the version query. See
  * include/uapi/gosync.h for the ABI conventions.
  */
+#include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/nsproxy.h>
+#include <linux/overflow.h>
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
+#include <linux/slab.h>
 #include <linux/time_namespace.h>
 #include <linux/uaccess.h>
 
@@ -41,22 +44,36 @@ ktime_t gosync_timens_offset(clockid_t clock)
  * CLOCK_REALTIME with GOSYNC_CLOCK_REALTIME) into a host-clock deadline.
  * A monotonic deadline given inside a time namespace is shifted by the
  * namespace's offset, as clock_nanosleep(TIMER_ABSTIME) does.
+ *
+ * The shift saturates rather than wraps. A namespace behind the host (a
+ * negative offset) moves a deadline later, past KTIME_MAX for one near
+ * the end of time: that deadline is never reached, so it becomes
+ * KTIME_MAX, which every wait treats as never (not a wrapped, negative,
+ * long-past time). A namespace ahead of the host moves a deadline
+ * earlier, below zero for one before the host's boot: that one has
+ * passed, so it becomes 0. Deadlines from KTIME_MAX up are KTIME_MAX
+ * before any shift; only GOSYNC_DEADLINE_NONE is @forever (a timer armed
+ * at KTIME_MAX is still armed).
  */
 int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
 			 u32 flags)
 {
-	ktime_t offset;
+	ktime_t offset, expires;
 
 	if (flags & ~GOSYNC_CLOCK_REALTIME)
 		return -EINVAL;
 	dl->clock = flags & GOSYNC_CLOCK_REALTIME ? CLOCK_REALTIME :
 						     CLOCK_MONOTONIC;
 	dl->forever = deadline_ns == GOSYNC_DEADLINE_NONE;
-	dl->expires = deadline_ns > KTIME_MAX ? KTIME_MAX : (ktime_t)deadline_ns;
+	dl->expires = deadline_ns >= KTIME_MAX ? KTIME_MAX :
+						 (ktime_t)deadline_ns;
 	offset = gosync_timens_offset(dl->clock);
-	/* Clamp rather than wrap: a deadline before boot has passed. */
-	if (offset && !dl->forever && dl->expires < KTIME_MAX)
-		dl->expires = max_t(ktime_t, dl->expires - offset, 0);
+	if (!offset || dl->expires == KTIME_MAX)
+		return 0;
+	/* 0 <= expires < KTIME_MAX: only a negative offset can overflow. */
+	if (check_sub_overflow(dl->expires, offset, &expires))
+		expires = offset < 0 ? KTIME_MAX : 0;
+	dl->expires = max_t(ktime_t, expires, 0);
 	return 0;
 }
 
@@ -204,7 +221,7 @@ void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events)
 int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
 		      unsigned long nr)
 {
-	unsigned long i;
+	unsigned long addr = vma->vm_start, i;
 	int ret;
 
 	if (vma->vm_pgoff || vma_pages(vma) != nr)
@@ -215,9 +232,9 @@ int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
 		return -EPERM;
 	vm_flags_clear(vma, VM_MAYEXEC);
 	vm_flags_set(vma, VM_DONTEXPAND);
-	for (i = 0; i < nr; i++) {
-		ret = vm_insert_page(vma, vma->vm_start + i * PAGE_SIZE,
-				     pages[i]);
+	/* Page by page within the vma (nr pages long): no product to wrap. */
+	for (i = 0; i < nr; i++, addr += PAGE_SIZE) {
+		ret = vm_insert_page(vma, addr, pages[i]);
 		if (ret)
 			return ret;
 	}
@@ -227,6 +244,66 @@ int gosync_mmap_pages(struct vm_area_struct *vma, struct page **pages,
 int gosync_mmap_page(struct vm_area_struct *vma, struct page *page)
 {
 	return gosync_mmap_pages(vma, &page, 1);
+}
+
+/*
+ * A zeroed object of @size bytes that begins with struct gosync_obj, with
+ * its zeroed shared page, both charged to the caller's memory cgroup; the
+ * caller points obj->queue at its queue. NULL without memory.
+ */
+void *gosync_obj_alloc(size_t size)
+{
+	struct gosync_obj *obj = kzalloc(size, GFP_KERNEL_ACCOUNT);
+
+	if (!obj)
+		return NULL;
+	obj->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!obj->page) {
+		kfree(obj);
+		return NULL;
+	}
+	obj->shared = page_address(obj->page);
+	return obj;
+}
+
+/* Free what gosync_obj_alloc() made (the whole object: @obj is its start). */
+void gosync_obj_free(struct gosync_obj *obj)
+{
+	if (obj->destroy)
+		obj->destroy(obj);
+	put_page(obj->page);
+	kfree(obj);
+}
+
+/*
+ * Give @obj a new file descriptor (O_CLOEXEC), the only handle to it:
+ * the fd, or a negative errno with @obj freed.
+ */
+int gosync_obj_install(struct gosync_obj *obj, const char *name,
+		       const struct file_operations *fops)
+{
+	int fd = anon_inode_getfd(name, fops, obj, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		gosync_obj_free(obj);
+	return fd;
+}
+
+int gosync_obj_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct gosync_obj *obj = file->private_data;
+
+	return gosync_mmap_page(vma, obj->page);
+}
+
+/* The last reference is gone: no waiter can exist (each holds the file). */
+int gosync_obj_release(struct inode *inode, struct file *file)
+{
+	struct gosync_obj *obj = file->private_data;
+
+	WARN_ON_ONCE(!list_empty(obj->queue));
+	gosync_obj_free(obj);
+	return 0;
 }
 
 static long gosync_ioc_version(void __user *argp)

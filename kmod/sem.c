@@ -12,9 +12,16 @@
  *    while the relevant flag is clear: acquires while WAITERS is clear,
  *    releases while WAITERS and POLLED are both clear.
  *  - The kernel changes the word with atomic read-modify-write operations
- *    (cmpxchg loops where a check must hold at the moment of the change),
- *    always under sem->lock, so kernel updates are serialised among
- *    themselves and atomic with respect to userspace.
+ *    (compare-and-swap loops where a check must hold at the moment of the
+ *    change), always under sem->lock, sem_try_take() included, so kernel
+ *    updates are serialised among themselves and atomic with respect to
+ *    userspace. (The try once ran without the lock; it now needs the lock
+ *    to read the queue, below, and to bound its loop with the fence.)
+ *  - Whether anybody waits is the kernel's queue (@nr_waiters), not the
+ *    WAITERS bit: a kernel try takes nothing while the queue is non-empty,
+ *    even if the bit was wiped from the page. The two agree whenever
+ *    sem->lock is free: the bit is set before a waiter is queued and
+ *    cleared only when the queue is empty, both under the lock.
  *  - A blocking acquirer takes sem->lock, sets WAITERS, queues itself and
  *    then runs sem_grant(), which re-reads the count. A userspace release
  *    either completed before WAITERS was set (its permits are then seen by
@@ -29,13 +36,31 @@
  *    happened before (and poll sees its permits) or sees POLLED and
  *    enters the kernel, which wakes the poll queue. The model in
  *    spin/sem.pml checks both arguments (make check runs it).
+ *  - Every compare-and-swap loop of the kernel is bounded, since the word
+ *    is userspace's to write at any time. A loop that has lost SEM_TRIES
+ *    swaps sets WAITERS with one atomic OR (the fence, which cannot
+ *    fail): from then on a userspace that follows the protocol changes
+ *    nothing, since each of its swaps expects a word without WAITERS, so
+ *    a swap lost after the fence proves a writer outside the protocol.
+ *    After SEM_TRIES more the loop gives up: the ioctl returns -EIO, "the
+ *    word kept changing under the kernel", having changed nothing (but a
+ *    release whose permits were added, and whose serving of the queue then
+ *    gave up, returns 0: the waiters stay queued for a later grant or
+ *    their deadline). Before the lock is dropped the fence is lifted
+ *    again if nobody is queued, so that the fast path resumes. The loop
+ *    is sem_change(); each run of it loses at most 2 * SEM_TRIES swaps,
+ *    and an ioctl runs it once for its own change and, in the grants it
+ *    makes, once per waiter served and once per head that does not fit,
+ *    whatever the page holds. A cooperating userspace never sees -EIO:
+ *    SEM_TRIES of its swaps would have to succeed each in the few
+ *    instructions between two of the kernel's to need the fence at all,
+ *    and after the fence none can.
  *
  * Nothing read from the page is trusted beyond its value: counts may be
  * nonsense after a scribble, but they are never used as an index or a
  * size, and every addition is bounds-checked against sem->size, which
  * lives in kernel memory.
  */
-#include <linux/anon_inodes.h>
 #include <linux/atomic.h>
 #include <linux/fs.h>
 #include <linux/list.h>
@@ -43,14 +68,17 @@
 #include <linux/poll.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
-#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
 
 #include "gosync.h"
 
+/* The shared state fits in the one page a semaphore maps. */
+static_assert(sizeof(struct gosync_sem_shared) <= PAGE_SIZE);
+
 struct gosync_sem {
+	struct gosync_obj obj;		/* first: the page holds the state */
 	/*
 	 * Protects @waiters, @nr_waiters, every waiter's @served flag and
 	 * serialises the kernel's updates of the shared state word.
@@ -59,12 +87,16 @@ struct gosync_sem {
 	struct list_head waiters;	/* FIFO of struct sem_waiter */
 	u32 nr_waiters;
 	u64 size;			/* immutable after creation */
-	struct page *page;		/* holds the shared state */
-	atomic64_t *state;		/* = page_address(page) */
+	atomic64_t *state;		/* = obj.shared */
 	wait_queue_head_t pollq;	/* poll() and epoll waiters */
 	atomic64_t slow_acquires;
 	atomic64_t slow_releases;
+	atomic64_t lost_swaps;		/* kernel swaps lost to userspace */
+	atomic64_t gave_up;		/* calls that gave up with -EIO */
 };
+
+/* file->private_data is the semaphore and its struct gosync_obj. */
+static_assert(offsetof(struct gosync_sem, obj) == 0);
 
 /* A blocked acquirer; lives on its own stack for the length of the wait. */
 struct sem_waiter {
@@ -79,26 +111,74 @@ static u64 sem_count(u64 state)
 	return state & GOSYNC_SEM_COUNT_MASK;
 }
 
+/* Lost swaps after which a change fences the fast path off, then gives up. */
+#define SEM_TRIES	GOSYNC_SEM_TRIES
+
+/*
+ * Change the word's free count under sem->lock: take @count permits
+ * (-EAGAIN if fewer are free) or, with @put, give them back (-EOVERFLOW
+ * if the count would pass the size; POLLED is cleared, the caller wakes
+ * the pollers). The one compare-and-swap loop of the kernel, bounded as
+ * the head of this file says: -EIO when it gave up. Nothing changes
+ * unless it returns 0.
+ */
+static int sem_change(struct gosync_sem *sem, u64 count, bool put)
+{
+	u64 state = atomic64_read(sem->state), free, new;
+	unsigned int lost = 0;
+	int ret;
+
+	lockdep_assert_held(&sem->lock);
+	for (;;) {
+		free = sem_count(state);
+		if (put && (free > sem->size || count > sem->size - free)) {
+			ret = -EOVERFLOW;
+			break;
+		}
+		if (!put && count > free) {
+			ret = -EAGAIN;
+			break;
+		}
+		if (lost == 2 * SEM_TRIES) {
+			atomic64_inc(&sem->gave_up);
+			ret = -EIO;
+			break;
+		}
+		new = put ? (state + count) & ~GOSYNC_SEM_POLLED : state - count;
+		if (atomic64_try_cmpxchg(sem->state, &state, new)) {
+			ret = 0;
+			break;
+		}
+		atomic64_inc(&sem->lost_swaps);
+		if (++lost == SEM_TRIES)	/* the fence */
+			state = atomic64_fetch_or(GOSYNC_SEM_WAITERS,
+						  sem->state) |
+				GOSYNC_SEM_WAITERS;
+	}
+	/* Lift the fence, unless somebody is queued (they need it set). */
+	if (lost >= SEM_TRIES && list_empty(&sem->waiters))
+		atomic64_andnot(GOSYNC_SEM_WAITERS, sem->state);
+	return ret;
+}
+
 /*
  * Serve queued waiters in FIFO order while the head's count fits, and
- * clear WAITERS once the queue is empty.
+ * clear WAITERS once the queue is empty. Returns 0, or -EIO when it gave
+ * up (the waiters not served yet stay queued, WAITERS stays set).
  */
-static void sem_grant(struct gosync_sem *sem, struct gosync_wakeups *wk)
+static int sem_grant(struct gosync_sem *sem, struct gosync_wakeups *wk)
 {
 	struct sem_waiter *w;
-	u64 state;
+	int ret;
 
 	lockdep_assert_held(&sem->lock);
 	while ((w = list_first_entry_or_null(&sem->waiters, struct sem_waiter,
 					     node))) {
 		struct task_struct *task = w->task;
 
-		state = atomic64_read(sem->state);
-		do {
-			if (w->count > sem_count(state))
-				return;
-		} while (!atomic64_try_cmpxchg(sem->state, &state,
-					       state - w->count));
+		ret = sem_change(sem, w->count, false);
+		if (ret)	/* -EAGAIN: the head does not fit */
+			return ret == -EAGAIN ? 0 : ret;
 		list_del(&w->node);
 		sem->nr_waiters--;
 		/* After this store the waiter may return: w is not touched. */
@@ -107,23 +187,44 @@ static void sem_grant(struct gosync_sem *sem, struct gosync_wakeups *wk)
 			gosync_wake_add(wk, task);
 	}
 	atomic64_andnot(GOSYNC_SEM_WAITERS, sem->state);
+	return 0;
 }
 
-/* Take @count permits if they are free and nobody waits. */
-static bool sem_try_take(struct gosync_sem *sem, u64 count)
+/*
+ * Take @count permits if they are free and nobody is queued: 0, -EAGAIN
+ * or -EIO (gave up; nothing taken).
+ */
+static int sem_try_take(struct gosync_sem *sem, u64 count)
 {
-	u64 state = atomic64_read(sem->state);
-
-	do {
-		if ((state & GOSYNC_SEM_WAITERS) || count > sem_count(state))
-			return false;
-	} while (!atomic64_try_cmpxchg(sem->state, &state, state - count));
-	return true;
+	lockdep_assert_held(&sem->lock);
+	if (sem->nr_waiters)
+		return -EAGAIN;
+	return sem_change(sem, count, false);
 }
 
 static void sem_wake_pollers(struct gosync_sem *sem)
 {
 	gosync_wake_pollers(&sem->pollq, EPOLLIN | EPOLLRDNORM);
+}
+
+/*
+ * Take the unserved @w off the queue; whoever is now at the head may fit
+ * where @w did not. Returns true when nobody is left queued.
+ */
+static bool sem_leave(struct gosync_sem *sem, struct sem_waiter *w,
+		      struct gosync_wakeups *wk)
+{
+	bool was_head;
+
+	lockdep_assert_held(&sem->lock);
+	was_head = list_first_entry(&sem->waiters, struct sem_waiter,
+				    node) == w;
+	list_del(&w->node);
+	sem->nr_waiters--;
+	/* A grant that gives up leaves the others queued: they time out. */
+	if (was_head || list_empty(&sem->waiters))
+		sem_grant(sem, wk);
+	return list_empty(&sem->waiters);
 }
 
 static long sem_acquire(struct gosync_sem *sem,
@@ -132,9 +233,9 @@ static long sem_acquire(struct gosync_sem *sem,
 	struct sem_waiter w = { .task = current };
 	struct gosync_wakeups wk = { 0 };
 	struct gosync_sem_acquire arg;
+	bool queued, nobody_left = false;
 	struct gosync_cancel cancel;
 	struct gosync_deadline dl;
-	bool was_head, nobody_left;
 	int ret;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
@@ -151,29 +252,33 @@ static long sem_acquire(struct gosync_sem *sem,
 		return ret;
 	atomic64_inc(&sem->slow_acquires);
 
-	if (sem_try_take(sem, arg.count)) {
-		gosync_cancel_exit(&cancel);
-		return 0;
-	}
-	if (gosync_deadline_passed(&dl)) {
-		gosync_cancel_exit(&cancel);
-		return -ETIMEDOUT;
-	}
-	if (arg.count > sem->size) {
-		/* Can never be served: wait out the deadline, unqueued. */
-		ret = gosync_wait_until(&w.served, &dl, &cancel);
-		gosync_cancel_exit(&cancel);
-		return ret;
-	}
-
-	w.count = arg.count;
 	spin_lock(&sem->lock);
-	atomic64_or(GOSYNC_SEM_WAITERS, sem->state);
-	list_add_tail(&w.node, &sem->waiters);
-	sem->nr_waiters++;
-	sem_grant(sem, &wk);
+	ret = sem_try_take(sem, arg.count);
+	if (ret == -EAGAIN && gosync_deadline_passed(&dl))
+		ret = -ETIMEDOUT;
+	/* A count above the size can never be served: it waits unqueued. */
+	queued = ret == -EAGAIN && arg.count <= sem->size;
+	if (queued) {
+		w.count = arg.count;
+		atomic64_or(GOSYNC_SEM_WAITERS, sem->state);
+		list_add_tail(&w.node, &sem->waiters);
+		sem->nr_waiters++;
+		if (sem_grant(sem, &wk) && !w.served) {
+			nobody_left = sem_leave(sem, &w, &wk);
+			queued = false;
+			ret = -EIO;
+		}
+	}
 	spin_unlock(&sem->lock);
 	gosync_wake_all(&wk);
+	if (!queued) {
+		if (ret == -EAGAIN)
+			ret = gosync_wait_until(&w.served, &dl, &cancel);
+		gosync_cancel_exit(&cancel);
+		if (nobody_left)
+			sem_wake_pollers(sem);
+		return ret;
+	}
 
 	ret = gosync_wait_until(&w.served, &dl, &cancel);
 	gosync_cancel_exit(&cancel);
@@ -181,22 +286,14 @@ static long sem_acquire(struct gosync_sem *sem,
 		return 0;
 
 	spin_lock(&sem->lock);
-	if (w.served) {
+	if (w.served)
 		/* Served before we noticed the signal or deadline: keep it. */
 		ret = 0;
-	} else {
-		was_head = list_first_entry(&sem->waiters, struct sem_waiter,
-					    node) == &w;
-		list_del(&w.node);
-		sem->nr_waiters--;
-		/* Whoever is now at the head may fit where we did not. */
-		if (was_head || list_empty(&sem->waiters))
-			sem_grant(sem, &wk);
-	}
-	nobody_left = list_empty(&sem->waiters);
+	else
+		nobody_left = sem_leave(sem, &w, &wk);
 	spin_unlock(&sem->lock);
 	gosync_wake_all(&wk);
-	if (ret && nobody_left)
+	if (nobody_left)
 		sem_wake_pollers(sem);
 	return ret;
 }
@@ -204,19 +301,24 @@ static long sem_acquire(struct gosync_sem *sem,
 static long sem_try_acquire(struct gosync_sem *sem, const u64 __user *uarg)
 {
 	u64 count;
+	int ret;
 
 	if (get_user(count, uarg))
 		return -EFAULT;
 	if (count > GOSYNC_SEM_MAX)
 		return -EINVAL;
 	atomic64_inc(&sem->slow_acquires);
-	return sem_try_take(sem, count) ? 0 : -EAGAIN;
+	spin_lock(&sem->lock);
+	ret = sem_try_take(sem, count);
+	spin_unlock(&sem->lock);
+	return ret;
 }
 
 static long sem_release(struct gosync_sem *sem, const u64 __user *uarg)
 {
 	struct gosync_wakeups wk = { 0 };
-	u64 count, state, free;
+	u64 count;
+	int ret;
 
 	if (get_user(count, uarg))
 		return -EFAULT;
@@ -225,17 +327,13 @@ static long sem_release(struct gosync_sem *sem, const u64 __user *uarg)
 	atomic64_inc(&sem->slow_releases);
 
 	spin_lock(&sem->lock);
-	state = atomic64_read(sem->state);
-	do {
-		free = sem_count(state);
-		if (free > sem->size || count > sem->size - free) {
-			spin_unlock(&sem->lock);
-			return -EOVERFLOW;
-		}
-	} while (!atomic64_try_cmpxchg(sem->state, &state,
-				       (state + count) & ~GOSYNC_SEM_POLLED));
-	sem_grant(sem, &wk);
+	ret = sem_change(sem, count, true);
+	/* The permits are back; a grant that gives up leaves waiters queued. */
+	if (!ret)
+		sem_grant(sem, &wk);
 	spin_unlock(&sem->lock);
+	if (ret)
+		return ret;
 	gosync_wake_all(&wk);
 	sem_wake_pollers(sem);
 	return 0;
@@ -297,13 +395,6 @@ static __poll_t sem_poll(struct file *file, poll_table *pt)
 	return mask;
 }
 
-static int sem_mmap(struct file *file, struct vm_area_struct *vma)
-{
-	struct gosync_sem *sem = file->private_data;
-
-	return gosync_mmap_page(vma, sem->page);
-}
-
 static void sem_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct gosync_sem *sem = file->private_data;
@@ -325,65 +416,34 @@ static void sem_show_fdinfo(struct seq_file *m, struct file *file)
 		   (long long)atomic64_read(&sem->slow_acquires));
 	seq_printf(m, "slow-releases:\t%lld\n",
 		   (long long)atomic64_read(&sem->slow_releases));
+	seq_printf(m, "lost-swaps:\t%lld\n",
+		   (long long)atomic64_read(&sem->lost_swaps));
+	seq_printf(m, "gave-up:\t%lld\n",
+		   (long long)atomic64_read(&sem->gave_up));
 }
 
-static void sem_free(struct gosync_sem *sem)
-{
-	if (sem->page)
-		put_page(sem->page);
-	kfree(sem);
-}
-
-/* The last reference is gone: no waiter can exist (each holds the file). */
-static int sem_file_release(struct inode *inode, struct file *file)
-{
-	struct gosync_sem *sem = file->private_data;
-
-	WARN_ON_ONCE(!list_empty(&sem->waiters));
-	sem_free(sem);
-	return 0;
-}
-
-static const struct file_operations sem_fops = {
-	.owner		= THIS_MODULE,
-	.release	= sem_file_release,
-	.unlocked_ioctl	= sem_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.poll		= sem_poll,
-	.mmap		= sem_mmap,
-	.show_fdinfo	= sem_show_fdinfo,
-	.llseek		= noop_llseek,
-};
+static const struct file_operations sem_fops =
+	GOSYNC_OBJ_FOPS(sem_ioctl, sem_poll, sem_show_fdinfo);
 
 long gosync_sem_create(const struct gosync_sem_create __user *uarg)
 {
 	struct gosync_sem_create arg;
 	struct gosync_sem *sem;
-	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.flags || arg.reserved || arg.size > GOSYNC_SEM_MAX)
 		return -EINVAL;
 
-	sem = kzalloc(sizeof(*sem), GFP_KERNEL_ACCOUNT);
+	sem = gosync_obj_alloc(sizeof(*sem));
 	if (!sem)
 		return -ENOMEM;
-	sem->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!sem->page) {
-		sem_free(sem);
-		return -ENOMEM;
-	}
-	sem->state = page_address(sem->page);
+	sem->state = sem->obj.shared;
 	atomic64_set(sem->state, arg.size);
 	sem->size = arg.size;
 	spin_lock_init(&sem->lock);
 	INIT_LIST_HEAD(&sem->waiters);
+	sem->obj.queue = &sem->waiters;
 	init_waitqueue_head(&sem->pollq);
-
-	fd = anon_inode_getfd("[gosync-sem]", &sem_fops, sem,
-			      O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		sem_free(sem);
-	return fd;
+	return gosync_obj_install(&sem->obj, "[gosync-sem]", &sem_fops);
 }

@@ -904,17 +904,19 @@ int gs_once_do(gs_once *o, void (*fn)(void *arg), void *arg)
 /* ------------------------------------------------------------------ */
 /* Cond: sync.Cond.                                                     */
 /*
- * Word COND_SEQ counts signals and broadcasts; COND_WAITERS counts
- * threads between registering in Wait and leaving it, so that a signal
- * with nobody waiting stays in userspace. A waiter reads the sequence
- * while it holds the lock, unlocks, and parks expecting that sequence: a
- * signal after the unlock changes it before unparking, so the waiter
- * either parks no more (-EAGAIN) or is found queued. A signal thus wakes
- * at least one waiter that registered before it (more only if some have
- * not reached the kernel yet), and a broadcast wakes all of them.
+ * Go's notifyList, with the kernel keeping the list (see the Cond lots in
+ * the uapi header and the protocol in kmod/lot.c): a waiter takes a
+ * ticket from word COND_TICKETS while it still holds the mutex, so it is
+ * waiting from that moment on, unlocks, and waits in the kernel until its
+ * ticket is notified. The kernel notifies tickets in order, one per
+ * Signal, all of them for a Broadcast, skipping those that left on a
+ * deadline, and mirrors the count of notified tickets in COND_NOTIFIED:
+ * when the two words are equal nobody waits, and Signal and Broadcast
+ * stay in userspace. A waiter whose ticket is notified between its unlock
+ * and its wait sees the mirror (or the kernel's count) and does not park.
  */
-#define COND_SEQ	0
-#define COND_WAITERS	1
+#define COND_TICKETS	GOSYNC_COND_TICKETS
+#define COND_NOTIFIED	GOSYNC_COND_NOTIFIED
 
 struct gs_cond {
 	struct lot lot;
@@ -927,46 +929,72 @@ int gs_cond_create(gs_cond **cp)
 	return cond_open(cp, -1, 0);
 }
 
+static bool cond_ticket_notified(gs_cond *c, uint64_t ticket)
+{
+	uint64_t notified = atomic_load(&c->lot.words[COND_NOTIFIED]);
+
+	return (int64_t)(ticket - notified) < 0;
+}
+
+/* Wait for @ticket: 0 once notified, -ETIMEDOUT, -EINTR, or an error. */
+static int cond_wait_ticket(gs_cond *c, uint64_t ticket, uint64_t deadline,
+			    unsigned int flags)
+{
+	struct gosync_lot_cond_wait arg = {
+		.ticket = ticket, .deadline = deadline, .flags = flags,
+	};
+
+	if (cond_ticket_notified(c, ticket))
+		return 0;
+	return ioctl(c->lot.fd, GOSYNC_IOC_LOT_COND_WAIT, &arg) < 0 ? -errno : 0;
+}
+
+static void cond_wake(gs_cond *c, uint32_t count)
+{
+	_Atomic uint64_t *words = c->lot.words;
+
+	/*
+	 * A waiter that took its ticket before this call makes the words
+	 * differ until its ticket is notified or it has left.
+	 */
+	if (atomic_load(&words[COND_TICKETS]) ==
+	    atomic_load(&words[COND_NOTIFIED]))
+		return;
+	ioctl(c->lot.fd, GOSYNC_IOC_LOT_COND_NOTIFY, &count);
+}
+
 int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
 		       unsigned int flags)
 {
-	struct lot_wait w = {
-		.deadline = deadline, .flags = flags, .cancel_fd = -1,
-	};
-	uint64_t seq;
+	uint64_t ticket;
 	int ret = check_clock_flags(flags);
 
 	if (ret)
 		return ret;
-	atomic_fetch_add(&c->lot.words[COND_WAITERS], 1);
-	seq = atomic_load(&c->lot.words[COND_SEQ]);
+	/* Wait without holding the lock: refuse, change nothing. */
+	if (!(atomic_load(&m->lot.words[0]) & MUTEX_LOCKED))
+		return -EPERM;
+	ticket = atomic_fetch_add(&c->lot.words[COND_TICKETS], 1);
 	ret = mutex_unlock(&m->lot);
 	if (ret) {
-		/* Wait without holding the lock: refuse, change nothing. */
-		atomic_fetch_sub(&c->lot.words[COND_WAITERS], 1);
+		/*
+		 * Another thread unlocked it meanwhile (a misuse): leave at
+		 * once, and pass on a Signal that reached the ticket first.
+		 */
+		if (cond_wait_ticket(c, ticket, 1, 0) == 0)
+			cond_wake(c, 1);
 		return ret;
 	}
 	do
-		ret = lot_park(&c->lot, COND_SEQ, ~0ULL, seq, &w, 0);
+		ret = cond_wait_ticket(c, ticket, deadline, flags);
 	while (ret == -EINTR);
-	atomic_fetch_sub(&c->lot.words[COND_WAITERS], 1);
 	mutex_lock(&m->lot, &wait_forever);
-	return ret == -ETIMEDOUT ? -ETIMEDOUT : 0;
+	return ret;
 }
 
 int gs_cond_wait(gs_cond *c, gs_mutex *m)
 {
 	return gs_cond_wait_until(c, m, GS_FOREVER, 0);
-}
-
-static void cond_wake(gs_cond *c, uint32_t count)
-{
-	int fd = c->lot.fd;	/* see lot_unpark() */
-
-	if (!atomic_load(&c->lot.words[COND_WAITERS]))
-		return;
-	atomic_fetch_add(&c->lot.words[COND_SEQ], 1);
-	lot_wake(fd, COND_SEQ, count);
 }
 
 void gs_cond_signal(gs_cond *c)

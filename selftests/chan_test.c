@@ -411,7 +411,7 @@ TEST(create_rejects_bad_arguments)
 		EXPECT_EQ(O_RDWR, fcntl(fd, F_GETFL) & O_ACCMODE);
 		close(fd);
 	}
-	/* A chan struct{} has no buffer: any capacity up to the limit. */
+	/* A chan struct{} takes 8 bytes a slot: the limit fits easily. */
 	memset(&c, 0, sizeof(c));
 	c.capacity = (uint32_t)maxcap;
 	fd = ioctl(dev, GOSYNC_IOC_CHAN_CREATE, &c);
@@ -456,7 +456,8 @@ TEST(create_buffer_above_max_buffer_bytes_is_enomem)
 	ASSERT_LE(0, dev) TH_LOG("%s", gs_init_error());
 	ASSERT_LT(0, maxbuf) TH_LOG("cannot read the max_buffer_bytes parameter");
 	ASSERT_LT(0, maxcap);
-	fit = maxbuf / GOSYNC_CHAN_ELEM_MAX;	/* slots of 64 KiB that fit */
+	/* Slots of 64 KiB that fit, counted as mapped: with their sequence. */
+	fit = maxbuf / GOSYNC_CHAN_SLOT_SIZE(GOSYNC_CHAN_ELEM_MAX);
 	ASSERT_LT(fit + 1, maxcap) TH_LOG("parameters leave no room for the test");
 
 	c.capacity = (uint32_t)fit + 1;
@@ -469,13 +470,13 @@ TEST(create_buffer_above_max_buffer_bytes_is_enomem)
 	EXPECT_EQ(ENOMEM, errno);
 	EXPECT_EQ(-ENOMEM, gs_chan_make(&ch, GOSYNC_CHAN_ELEM_MAX, (uint32_t)fit + 1));
 	EXPECT_EQ(-ENOMEM, gs_chan_make(&ch, GOSYNC_CHAN_ELEM_MAX, (uint32_t)maxcap));
-	/* Element size 1 with a byte too many, when max_capacity allows it. */
-	if (maxbuf < maxcap) {
-		EXPECT_EQ(-ENOMEM, gs_chan_make(&ch, 1, (uint32_t)maxbuf + 1));
+	/* Element size 1 with a slot too many, when max_capacity allows it. */
+	if (maxbuf / GOSYNC_CHAN_SLOT_SIZE(1) < maxcap) {
+		EXPECT_EQ(-ENOMEM, gs_chan_make(&ch, 1, (uint32_t)(maxbuf / GOSYNC_CHAN_SLOT_SIZE(1)) + 1));
 	}
 	EXPECT_EQ(probe, lowest_free_fd());
 
-	/* Exactly max_buffer_bytes is allowed, and works. */
+	/* As many slots as max_buffer_bytes holds are allowed, and work. */
 	if (fit < 1)
 		return;
 	ASSERT_EQ(0, gs_chan_make(&ch, GOSYNC_CHAN_ELEM_MAX, (uint32_t)fit));
@@ -496,6 +497,108 @@ TEST(create_buffer_above_max_buffer_bytes_is_enomem)
 	free(out);
 	free(in);
 	gs_chan_destroy(ch);
+}
+
+/* Write @val to the module parameter @name: 0 or a negative errno. */
+static int write_param(const char *name, const char *val)
+{
+	char path[128];
+	ssize_t n;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "/sys/module/gosync/parameters/%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+static int raw_create(uint32_t elem, uint32_t cap)
+{
+	struct gosync_chan_create c = { .elem_size = elem, .capacity = cap };
+	int fd = xioctl(gs_device_fd(), GOSYNC_IOC_CHAN_CREATE, &c);
+
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 ? fd : 0;
+}
+
+/* Tests that change the limits; the teardown puts them back. */
+FIXTURE(limits) {
+	char maxbuf[32], maxcap[32];
+};
+
+FIXTURE_SETUP(limits)
+{
+	long long maxbuf = read_param("max_buffer_bytes");
+	long long maxcap = read_param("max_capacity");
+
+	ASSERT_LT(0, maxbuf);
+	ASSERT_LT(0, maxcap);
+	snprintf(self->maxbuf, sizeof(self->maxbuf), "%lld", maxbuf);
+	snprintf(self->maxcap, sizeof(self->maxcap), "%lld", maxcap);
+	ASSERT_LE(0, gs_device_fd()) TH_LOG("%s", gs_init_error());
+}
+
+FIXTURE_TEARDOWN(limits)
+{
+	EXPECT_EQ(0, write_param("max_buffer_bytes", self->maxbuf));
+	EXPECT_EQ(0, write_param("max_capacity", self->maxcap));
+}
+
+/*
+ * max_buffer_bytes bounds the slots as they are mapped: the element
+ * rounded up to 8 bytes, plus its 8-byte sequence number. A chan
+ * struct{} takes 8 bytes a slot, not nothing.
+ */
+TEST_F(limits, buffer_bound_counts_slots_as_mapped)
+{
+	static const struct { uint32_t elem, slots; } fits[] = {
+		{ 0, 65536 / 8 }, { 1, 65536 / 16 }, { 8, 65536 / 16 },
+		{ 9, 65536 / 24 }, { 4096, 65536 / 4104 },
+	};
+
+	if (geteuid() != 0)
+		SKIP(return, "needs root, to set the module's parameters");
+	ASSERT_EQ(0, write_param("max_buffer_bytes", "65536"));
+	ASSERT_EQ(0, write_param("max_capacity", "65536"));
+	for (size_t i = 0; i < ARRAY_SIZE(fits); i++) {
+		EXPECT_EQ(0, raw_create(fits[i].elem, fits[i].slots))
+			TH_LOG("elem %u", fits[i].elem);
+		EXPECT_EQ(-ENOMEM, raw_create(fits[i].elem, fits[i].slots + 1))
+			TH_LOG("elem %u", fits[i].elem);
+	}
+}
+
+/*
+ * The parameters cannot be set beyond what a ring can be (1 GiB of
+ * slots, 2^27 slots of 8 bytes), so no size or page count can wrap;
+ * a refused write changes nothing.
+ */
+TEST_F(limits, limits_cannot_be_set_beyond_what_a_ring_can_be)
+{
+	if (geteuid() != 0)
+		SKIP(return, "needs root, to set the module's parameters");
+	EXPECT_EQ(0, write_param("max_buffer_bytes", "1073741824"));
+	EXPECT_EQ(1073741824LL, read_param("max_buffer_bytes"));
+	EXPECT_EQ(-EINVAL, write_param("max_buffer_bytes", "1073741825"));
+	EXPECT_EQ(-EINVAL, write_param("max_buffer_bytes", "18446744073709551615"));
+	EXPECT_EQ(-EINVAL, write_param("max_buffer_bytes", "-1"));
+	EXPECT_EQ(1073741824LL, read_param("max_buffer_bytes"));
+
+	EXPECT_EQ(0, write_param("max_capacity", "134217728"));
+	EXPECT_EQ(134217728LL, read_param("max_capacity"));
+	EXPECT_EQ(-EINVAL, write_param("max_capacity", "134217729"));
+	EXPECT_EQ(-EINVAL, write_param("max_capacity", "4294967295"));
+	EXPECT_EQ(134217728LL, read_param("max_capacity"));
+
+	/* At the largest limits, the largest channel is refused cleanly. */
+	EXPECT_EQ(-ENOMEM, raw_create(GOSYNC_CHAN_ELEM_MAX, 134217728));
+	EXPECT_EQ(-ENOMEM, raw_create(8, 134217728));
+	EXPECT_EQ(-EINVAL, raw_create(0, 134217729));
 }
 
 TEST(xfer_bad_flags_or_reserved_are_einval)
@@ -1888,7 +1991,8 @@ TEST_F(elem, bad_value_pointers_are_efault)
 	pattern(out, size, 42);
 	{
 		void *src[] = { NULL, b.none, b.straddle };
-		void *dst[] = { NULL, b.none, b.ro, b.straddle };
+		/* (NULL is no bad destination: it discards; see recv_into_null_*) */
+		void *dst[] = { b.none, b.ro, b.straddle };
 
 		/* Sends from bad memory fail before anything happens. */
 		for (size_t i = 0; i < ARRAY_SIZE(src); i++) {
@@ -2990,6 +3094,433 @@ TEST(deadline_in_a_time_namespace)
 	EXPECT_STATE(ch, 0, 0, 0, 0);
 	EXPECT_COUNTS(ch, 0, 0);
 	gs_chan_destroy(ch);
+}
+
+/* ------------------------------------------------------------------ */
+/* Receiving into NULL: the value is consumed and dropped (Go's <-ch)  */
+
+/*
+ * A receive whose destination is NULL takes a value like any other, on
+ * every path: the ring in userspace, the ring in the kernel, a hand-off
+ * from a waiting sender or to a waiting receiver, try, deadline, closed.
+ * Each test checks that the value is really gone (the next receive gets
+ * the next value) and that the counts add up. Self-contained: the
+ * helpers below are used only here.
+ */
+
+/* Value number @n of @size bytes: byte i is n * 31 + i + 1 (mod 256). */
+static void nr_fill(unsigned char *p, size_t size, unsigned int n)
+{
+	for (size_t i = 0; i < size; i++)
+		p[i] = (unsigned char)(n * 31u + i + 1u);
+}
+
+/* Does @p hold value number @n? */
+static bool nr_is(const unsigned char *p, size_t size, unsigned int n)
+{
+	for (size_t i = 0; i < size; i++)
+		if (p[i] != (unsigned char)(n * 31u + i + 1u))
+			return false;
+	return true;
+}
+
+/* A send or receive in a thread of its own, bounded by WAIT_LIMIT_MS. */
+struct nr_op {
+	gs_chan *ch;
+	bool send;
+	bool raw;		/* the ioctl itself, bypassing the library */
+	void *buf;		/* the value, or the destination; NULL: discard */
+	int ret;
+	pthread_t tid;
+};
+
+static void *nr_op_main(void *arg)
+{
+	struct nr_op *op = arg;
+	uint64_t dl = gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS);
+	struct gosync_chan_xfer x = { .value = (uintptr_t)op->buf, .deadline = dl };
+
+	if (op->raw)
+		op->ret = xioctl(gs_chan_fd(op->ch), op->send ? GOSYNC_IOC_CHAN_SEND :
+				 GOSYNC_IOC_CHAN_RECV, &x);
+	else if (op->send)
+		op->ret = gs_chan_send_until(op->ch, op->buf, dl, 0);
+	else
+		op->ret = gs_chan_recv_until(op->ch, op->buf, dl, 0);
+	return NULL;
+}
+
+static int nr_op_start(struct nr_op *op, gs_chan *ch, bool send, bool raw,
+		       void *buf)
+{
+	op->ch = ch;
+	op->send = send;
+	op->raw = raw;
+	op->buf = buf;
+	op->ret = INT_MIN;
+	return start_thread(&op->tid, nr_op_main, op);
+}
+
+static int nr_op_join(struct nr_op *op)
+{
+	return join_ms(op->tid, 2 * WAIT_LIMIT_MS);
+}
+
+/* The kernel's view of @ch, all ones if the status ioctl fails. */
+static struct gosync_chan_status nr_st(gs_chan *ch)
+{
+	struct gosync_chan_status st;
+
+	if (gs_chan_status(ch, &st))
+		memset(&st, 0xff, sizeof(st));
+	return st;
+}
+
+/* Wait until @ch has @senders blocked senders and @receivers receivers. */
+static bool nr_wait_waiters(gs_chan *ch, uint32_t senders, uint32_t receivers)
+{
+	uint64_t t0 = mono_ns();
+
+	for (;;) {
+		struct gosync_chan_status st = nr_st(ch);
+
+		if (st.send_waiters == senders && st.recv_waiters == receivers)
+			return true;
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return false;
+		usleep(200);
+	}
+}
+
+/* One receive ioctl: the kernel's path, whatever the ring holds. */
+static int nr_raw_recv(gs_chan *ch, void *value, uint32_t flags,
+		       uint64_t deadline)
+{
+	struct gosync_chan_xfer x = {
+		.value = (uintptr_t)value, .deadline = deadline, .flags = flags,
+	};
+
+	return xioctl(gs_chan_fd(ch), GOSYNC_IOC_CHAN_RECV, &x);
+}
+
+#define EXPECT_NR_COUNTS(ch, len_, sends_, recvs_) do {			\
+	struct gosync_chan_status st_ = nr_st(ch);			\
+	EXPECT_EQ((uint32_t)(len_), st_.len);				\
+	EXPECT_EQ((uint64_t)(sends_), st_.sends);			\
+	EXPECT_EQ((uint64_t)(recvs_), st_.recvs);			\
+	EXPECT_EQ(0, st_.send_waiters);					\
+	EXPECT_EQ(0, st_.recv_waiters);					\
+} while (0)
+
+FIXTURE(nullrecv) {
+	gs_chan *ch;
+	unsigned char *in, *out;	/* a destination, a value to send */
+};
+
+FIXTURE_VARIANT(nullrecv) {
+	size_t size;
+	uint32_t cap;
+};
+
+FIXTURE_VARIANT_ADD(nullrecv, size0_unbuffered) { .size = 0, .cap = 0 };
+FIXTURE_VARIANT_ADD(nullrecv, size0_buffered) { .size = 0, .cap = 2 };
+FIXTURE_VARIANT_ADD(nullrecv, size8_unbuffered) { .size = 8, .cap = 0 };
+FIXTURE_VARIANT_ADD(nullrecv, size8_buffered) { .size = 8, .cap = 2 };
+FIXTURE_VARIANT_ADD(nullrecv, size65536_unbuffered) { .size = GOSYNC_CHAN_ELEM_MAX, .cap = 0 };
+FIXTURE_VARIANT_ADD(nullrecv, size65536_buffered) { .size = GOSYNC_CHAN_ELEM_MAX, .cap = 2 };
+
+FIXTURE_SETUP(nullrecv)
+{
+	ASSERT_EQ(0, gs_chan_make(&self->ch, variant->size, variant->cap));
+	self->in = malloc(variant->size + 1);
+	self->out = malloc(variant->size + 1);
+	ASSERT_NE(NULL, self->in);
+	ASSERT_NE(NULL, self->out);
+}
+
+FIXTURE_TEARDOWN(nullrecv)
+{
+	gs_chan_destroy(self->ch);
+	free(self->in);
+	free(self->out);
+}
+
+/* Receiver first: a receiver blocked on NULL gets the send (a hand-off). */
+TEST_F(nullrecv, blocked_receiver_into_null_takes_a_send)
+{
+	size_t size = variant->size;
+	struct nr_op r;
+	unsigned int n = 0;
+
+	for (int raw = 0; raw < 2; raw++) {
+		ASSERT_EQ(0, nr_op_start(&r, self->ch, false, raw, NULL));
+		ASSERT_TRUE(nr_wait_waiters(self->ch, 0, 1));
+		nr_fill(self->out, size, ++n);
+		EXPECT_EQ(0, gs_chan_send_until(self->ch, self->out, limit(), 0));
+		ASSERT_EQ(0, nr_op_join(&r));
+		EXPECT_EQ(1, r.ret) TH_LOG("raw %d", raw);
+		EXPECT_NR_COUNTS(self->ch, 0, n, n);
+		/* The next receive, into memory, gets the next value. */
+		ASSERT_EQ(0, nr_op_start(&r, self->ch, false, raw, self->in));
+		ASSERT_TRUE(nr_wait_waiters(self->ch, 0, 1));
+		nr_fill(self->out, size, ++n);
+		EXPECT_EQ(0, gs_chan_send_until(self->ch, self->out, limit(), 0));
+		ASSERT_EQ(0, nr_op_join(&r));
+		EXPECT_EQ(1, r.ret);
+		EXPECT_TRUE(nr_is(self->in, size, n));
+		EXPECT_NR_COUNTS(self->ch, 0, n, n);
+	}
+}
+
+/*
+ * Sender first: a receive into NULL takes the value of a blocked sender
+ * (unbuffered: a hand-off; buffered: the ring's oldest value, and the
+ * sender's value moves into the freed slot), the library's way and the
+ * ioctl's.
+ */
+TEST_F(nullrecv, receive_into_null_takes_a_blocked_senders_value)
+{
+	size_t size = variant->size;
+	uint32_t cap = variant->cap;
+	unsigned int sent = 0, next = 1;
+	struct nr_op s;
+
+	for (int raw = 0; raw < 2; raw++) {
+		while (sent < next - 1 + cap) {
+			nr_fill(self->out, size, ++sent);
+			ASSERT_EQ(0, gs_chan_try_send(self->ch, self->out));
+		}
+		nr_fill(self->out, size, ++sent);
+		ASSERT_EQ(0, nr_op_start(&s, self->ch, true, false, self->out));
+		ASSERT_TRUE(nr_wait_waiters(self->ch, 1, 0));
+		EXPECT_EQ(1, raw ? nr_raw_recv(self->ch, NULL, 0, limit()) :
+				   gs_chan_recv_until(self->ch, NULL, limit(), 0));
+		next++;		/* value next - 1 is gone */
+		ASSERT_EQ(0, nr_op_join(&s));
+		EXPECT_EQ(0, s.ret) TH_LOG("raw %d", raw);
+		EXPECT_NR_COUNTS(self->ch, cap, sent, next - 1);
+		/* The values left come in order, the sender's last. */
+		while (next <= sent) {
+			memset(self->in, 0, size);
+			EXPECT_EQ(1, gs_chan_recv_until(self->ch, self->in, limit(), 0));
+			EXPECT_TRUE(nr_is(self->in, size, next)) TH_LOG("value %u", next);
+			next++;
+		}
+		EXPECT_NR_COUNTS(self->ch, 0, sent, sent);
+	}
+}
+
+/* Try and deadline receives into NULL: nothing taken when nothing is there. */
+TEST_F(nullrecv, try_and_deadline_receives_into_null)
+{
+	size_t size = variant->size;
+	uint32_t cap = variant->cap;
+	unsigned int sent = 0;
+	struct nr_op s;
+
+	EXPECT_EQ(-EAGAIN, gs_chan_try_recv(self->ch, NULL));
+	EXPECT_EQ(-EAGAIN, nr_raw_recv(self->ch, NULL, GOSYNC_CHAN_TRY, GS_FOREVER));
+	EXPECT_EQ(-ETIMEDOUT, gs_chan_recv_until(self->ch, NULL, 0, 0));
+	EXPECT_EQ(-ETIMEDOUT, gs_chan_recv_until(self->ch, NULL,
+						 gs_deadline_in(SHORT_MS * NS_PER_MS), 0));
+	EXPECT_EQ(-ETIMEDOUT, nr_raw_recv(self->ch, NULL, 0,
+					  gs_deadline_in(SHORT_MS * NS_PER_MS)));
+	EXPECT_NR_COUNTS(self->ch, 0, 0, 0);
+
+	/* Each form once against a blocked sender (the kernel's path). */
+	for (int form = 0; form < 4; form++) {
+		nr_fill(self->out, size, ++sent);
+		ASSERT_EQ(0, nr_op_start(&s, self->ch, true, false, self->out));
+		if (cap) {
+			/* Buffered: the send lands in the ring; take it there. */
+			ASSERT_EQ(0, nr_op_join(&s));
+			ASSERT_EQ(0, s.ret);
+		} else {
+			ASSERT_TRUE(nr_wait_waiters(self->ch, 1, 0));
+		}
+		switch (form) {
+		case 0:
+			EXPECT_EQ(1, gs_chan_try_recv(self->ch, NULL));
+			break;
+		case 1:
+			EXPECT_EQ(1, nr_raw_recv(self->ch, NULL, GOSYNC_CHAN_TRY,
+						 GS_FOREVER));
+			break;
+		case 2:
+			/* A deadline already past still takes what is ready. */
+			EXPECT_EQ(1, nr_raw_recv(self->ch, NULL, 0, 0));
+			break;
+		case 3:
+			EXPECT_EQ(1, gs_chan_recv_until(self->ch, NULL, limit(), 0));
+			break;
+		}
+		if (!cap) {
+			ASSERT_EQ(0, nr_op_join(&s));
+			EXPECT_EQ(0, s.ret) TH_LOG("form %d", form);
+		}
+		EXPECT_NR_COUNTS(self->ch, 0, sent, sent);
+		EXPECT_EQ(-EAGAIN, gs_chan_try_recv(self->ch, NULL)) TH_LOG("form %d", form);
+	}
+	/* The next value after the discarded ones comes whole. */
+	nr_fill(self->out, size, ++sent);
+	ASSERT_EQ(0, nr_op_start(&s, self->ch, true, false, self->out));
+	if (!cap)
+		ASSERT_TRUE(nr_wait_waiters(self->ch, 1, 0));
+	EXPECT_EQ(1, gs_chan_recv_until(self->ch, self->in, limit(), 0));
+	EXPECT_TRUE(nr_is(self->in, size, sent));
+	ASSERT_EQ(0, nr_op_join(&s));
+	EXPECT_EQ(0, s.ret);
+	EXPECT_NR_COUNTS(self->ch, 0, sent, sent);
+}
+
+/* Closed: values left are taken into NULL first, then "closed" (0). */
+TEST_F(nullrecv, closed_channel_receives_into_null)
+{
+	size_t size = variant->size;
+	uint32_t cap = variant->cap;
+	unsigned int sent = 0;
+	struct nr_op r;
+
+	/* A receiver blocked on NULL is woken by the close with 0. */
+	ASSERT_EQ(0, nr_op_start(&r, self->ch, false, false, NULL));
+	ASSERT_TRUE(nr_wait_waiters(self->ch, 0, 1));
+	for (uint32_t i = 0; i < cap; i++) {
+		/* Hand-offs to the blocked receiver first, then the ring. */
+		nr_fill(self->out, size, ++sent);
+		ASSERT_EQ(0, gs_chan_try_send(self->ch, self->out));
+		if (i == 0) {
+			ASSERT_EQ(0, nr_op_join(&r));
+			EXPECT_EQ(1, r.ret);
+		}
+	}
+	if (cap) {
+		nr_fill(self->out, size, ++sent);
+		ASSERT_EQ(0, gs_chan_try_send(self->ch, self->out));
+		ASSERT_EQ(0, nr_op_start(&r, self->ch, false, true, NULL));
+		ASSERT_EQ(0, nr_op_join(&r));
+		EXPECT_EQ(1, r.ret);	/* value 2 discarded */
+		ASSERT_EQ(0, gs_chan_close(self->ch));
+		/* Value 3 is left: the next receive gets it. */
+		EXPECT_EQ(1, gs_chan_recv(self->ch, self->in));
+		EXPECT_TRUE(nr_is(self->in, size, 3));
+		EXPECT_NR_COUNTS(self->ch, 0, sent, sent);
+		EXPECT_EQ(0, nr_raw_recv(self->ch, NULL, GOSYNC_CHAN_TRY, GS_FOREVER));
+	} else {
+		ASSERT_EQ(0, gs_chan_close(self->ch));
+		ASSERT_EQ(0, nr_op_join(&r));
+		EXPECT_EQ(0, r.ret);
+	}
+	EXPECT_EQ(0, gs_chan_recv(self->ch, NULL));
+	EXPECT_EQ(0, gs_chan_try_recv(self->ch, NULL));
+	EXPECT_EQ(0, gs_chan_recv_until(self->ch, NULL, 0, 0));
+	EXPECT_EQ(0, nr_raw_recv(self->ch, NULL, 0, GS_FOREVER));
+	EXPECT_NR_COUNTS(self->ch, 0, sent, sent);
+	EXPECT_EQ(1, nr_st(self->ch).closed);
+}
+
+/*
+ * The ring's paths into NULL, for each element size: the library's fast
+ * pop; the kernel's pop (the ioctl); a pop of a full ring with a blocked
+ * sender behind it (the library's, which kicks, and the kernel's); and a
+ * receiver queued on NULL behind a push still in progress, served by the
+ * pusher's kick (chan_serve_receivers). The push is made by hand on the
+ * mapped ring, following the protocol in the uapi header.
+ */
+TEST(ring_pops_into_null_on_every_path)
+{
+	static const size_t sizes[] = { 0, 8, GOSYNC_CHAN_ELEM_MAX };
+	const uint32_t cap = 2;
+
+	for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+		size_t size = sizes[k], page = (size_t)sysconf(_SC_PAGESIZE);
+		size_t slot = GOSYNC_CHAN_SLOT_SIZE(size), map_len;
+		unsigned char *out = malloc(size + 1), *in = malloc(size + 1);
+		struct gosync_chan_shared *sh;
+		unsigned int sent = 0, next = 1;
+		uint64_t tail, *seq;
+		struct nr_op op;
+		gs_chan *ch;
+		char *map;
+
+		ASSERT_NE(NULL, out);
+		ASSERT_NE(NULL, in);
+		ASSERT_EQ(0, gs_chan_make(&ch, size, cap));
+
+		/* The library's fast pop, then the ioctl's pop. */
+		for (int raw = 0; raw < 2; raw++) {
+			nr_fill(out, size, ++sent);
+			ASSERT_EQ(0, gs_chan_try_send(ch, out));
+			nr_fill(out, size, ++sent);
+			ASSERT_EQ(0, gs_chan_try_send(ch, out));
+			EXPECT_EQ(1, raw ? nr_raw_recv(ch, NULL, GOSYNC_CHAN_TRY, GS_FOREVER) :
+					   gs_chan_try_recv(ch, NULL)) TH_LOG("size %zu", size);
+			next++;
+			EXPECT_NR_COUNTS(ch, 1, sent, next - 1);
+			memset(in, 0, size);
+			EXPECT_EQ(1, gs_chan_try_recv(ch, in));
+			EXPECT_TRUE(nr_is(in, size, next)) TH_LOG("size %zu", size);
+			next++;
+		}
+
+		/* A full ring with a blocked sender behind it. */
+		for (int raw = 0; raw < 2; raw++) {
+			nr_fill(out, size, ++sent);
+			ASSERT_EQ(0, gs_chan_try_send(ch, out));
+			nr_fill(out, size, ++sent);
+			ASSERT_EQ(0, gs_chan_try_send(ch, out));
+			nr_fill(out, size, ++sent);
+			ASSERT_EQ(0, nr_op_start(&op, ch, true, false, out));
+			ASSERT_TRUE(nr_wait_waiters(ch, 1, 0));
+			EXPECT_EQ(1, raw ? nr_raw_recv(ch, NULL, 0, limit()) :
+					   gs_chan_recv_until(ch, NULL, limit(), 0));
+			next++;
+			ASSERT_EQ(0, nr_op_join(&op));
+			EXPECT_EQ(0, op.ret);
+			EXPECT_NR_COUNTS(ch, 2, sent, next - 1);
+			for (; next <= sent; next++) {
+				memset(in, 0, size);
+				EXPECT_EQ(1, gs_chan_try_recv(ch, in));
+				EXPECT_TRUE(nr_is(in, size, next)) TH_LOG("size %zu value %u", size, next);
+			}
+		}
+
+		/* A queued NULL receiver served by the kick of a slow push. */
+		map_len = page + (slot * cap + page - 1) / page * page;
+		map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			   gs_chan_fd(ch), 0);
+		ASSERT_NE(MAP_FAILED, map);
+		sh = (struct gosync_chan_shared *)map;
+		tail = __atomic_load_n(&sh->tail, __ATOMIC_SEQ_CST);
+		ASSERT_EQ(0, tail & ~GOSYNC_CHAN_POS_MASK);
+		seq = (uint64_t *)(map + page + (size_t)(tail % cap) * slot);
+		ASSERT_EQ(2 * tail, __atomic_load_n(seq, __ATOMIC_ACQUIRE));
+		ASSERT_TRUE(__atomic_compare_exchange_n(&sh->tail, &tail, tail + 1, false,
+							__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+		sent++;
+		/* Position claimed, not published: the receiver must queue. */
+		ASSERT_EQ(0, nr_op_start(&op, ch, false, true, NULL));
+		ASSERT_TRUE(nr_wait_waiters(ch, 0, 1));
+		nr_fill((unsigned char *)(seq + 1), size, sent);
+		__atomic_store_n(seq, 2 * tail + 1, __ATOMIC_SEQ_CST);
+		EXPECT_NE(0, __atomic_load_n(&sh->tail, __ATOMIC_SEQ_CST) &
+			     GOSYNC_CHAN_RECV_WAITERS);
+		EXPECT_EQ(0, xioctl(gs_chan_fd(ch), GOSYNC_IOC_CHAN_KICK, NULL));
+		ASSERT_EQ(0, nr_op_join(&op));
+		EXPECT_EQ(1, op.ret) TH_LOG("size %zu", size);
+		next++;
+		EXPECT_NR_COUNTS(ch, 0, sent, sent);
+		EXPECT_EQ(-EAGAIN, gs_chan_try_recv(ch, NULL));
+		/* And the ring goes on: the next value comes whole. */
+		nr_fill(out, size, ++sent);
+		ASSERT_EQ(0, gs_chan_try_send(ch, out));
+		EXPECT_EQ(1, gs_chan_try_recv(ch, in));
+		EXPECT_TRUE(nr_is(in, size, sent));
+		EXPECT_NR_COUNTS(ch, 0, sent, sent);
+		munmap(map, map_len);
+		gs_chan_destroy(ch);
+		free(out);
+		free(in);
+	}
 }
 
 TEST_HARNESS_MAIN

@@ -57,7 +57,8 @@ TEST_F(dev, version_reports_abi_and_features)
 	EXPECT_EQ(GOSYNC_ABI_VERSION, v.abi_version);
 	EXPECT_EQ(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN |
 		  GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER |
-		  GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING, v.features);
+		  GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING |
+		  GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD, v.features);
 	EXPECT_EQ(0, v.flags);
 	EXPECT_EQ(0, v.reserved[0]);
 	EXPECT_EQ(0, v.reserved[1]);
@@ -211,6 +212,43 @@ TEST(library_rejects_non_gosync_device)
 
 	ASSERT_EQ(-ENOTTY, init_with_device("/dev/null", msg, sizeof(msg)));
 	EXPECT_NE(NULL, strstr(msg, "not a gosync device")) TH_LOG("%s", msg);
+}
+
+/*
+ * gosync_chan_pos_modulus() of the uapi header: capacity 0 (an unbuffered
+ * channel has no ring) gives 0 instead of looping for ever; any other
+ * capacity gives M, the largest capacity * 2^k that fits in 48 bits.
+ */
+TEST(chan_pos_modulus_is_defined_for_every_capacity)
+{
+	static const uint32_t caps[] = {
+		1, 2, 3, 5, 7, 1000, 4096, 1U << 20, (1U << 31) + 1,
+		UINT32_MAX,
+	};
+	const uint64_t limit = GOSYNC_CHAN_POS_MASK + 1;
+	volatile uint32_t zero = 0;
+	int status;
+	pid_t pid;
+
+	/* In a child: the old definition never returns for 0. */
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(gosync_chan_pos_modulus(zero) == 0 ? 0 : 1);
+	ASSERT_EQ(0, wait_child(pid, &status, WAIT_LIMIT_MS))
+		TH_LOG("gosync_chan_pos_modulus(0) did not return");
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("gosync_chan_pos_modulus(0) is not 0");
+
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		uint64_t m = gosync_chan_pos_modulus(caps[i]);
+		uint64_t k = m / caps[i];
+
+		EXPECT_EQ(0, m % caps[i]) TH_LOG("capacity %u", caps[i]);
+		EXPECT_EQ(0, k & (k - 1)) TH_LOG("capacity %u", caps[i]);
+		EXPECT_GE(limit, m) TH_LOG("capacity %u", caps[i]);
+		EXPECT_LT(limit, 2 * m) TH_LOG("capacity %u", caps[i]);
+	}
 }
 
 TEST_HARNESS_MAIN

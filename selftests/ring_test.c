@@ -50,9 +50,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -69,6 +71,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -2837,6 +2840,227 @@ TEST_F(slow, sigkill_fast_path_users_at_random)
 	gs_chan_destroy(ch);
 	munmap(k, sizeof(*k));
 	tally_free(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ring pages charged to the creator's locked memory (RLIMIT_MEMLOCK)   */
+
+/* What a child found: 0, or the line of the first check that failed. */
+struct memlock_report {
+	int line;
+	long long got;
+};
+
+#define MEMLOCK_CHECK(rep, cond, val) do {				\
+	if (!(cond)) {							\
+		(rep)->line = __LINE__;					\
+		(rep)->got = (long long)(val);				\
+		_exit(1);						\
+	}								\
+} while (0)
+
+/* Pages a ring takes: the header page, then its slots. */
+static long ring_pages(uint32_t elem, uint32_t cap)
+{
+	return (long)(ring_bytes(elem, cap) / page_size());
+}
+
+/* GOSYNC_IOC_CHAN_CREATE: the new fd or a negative errno. */
+static int raw_create(uint32_t elem, uint32_t cap)
+{
+	struct gosync_chan_create c = { .elem_size = elem, .capacity = cap };
+
+	return xioctl(gs_device_fd(), GOSYNC_IOC_CHAN_CREATE, &c);
+}
+
+static int set_memlock_pages(long pages)
+{
+	struct rlimit rl;
+
+	rl.rlim_cur = rl.rlim_max = (rlim_t)pages * page_size();
+	return setrlimit(RLIMIT_MEMLOCK, &rl) ? -errno : 0;
+}
+
+/* Become @uid for good: no capability is left, CAP_IPC_LOCK included. */
+static int become_user(uid_t uid)
+{
+	if (setgroups(0, NULL) || setresgid(uid, uid, uid) ||
+	    setresuid(uid, uid, uid))
+		return -errno;
+	return 0;
+}
+
+/* Drop CAP_IPC_LOCK alone (effective and permitted), staying root. */
+static int drop_cap_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	d[CAP_TO_INDEX(CAP_IPC_LOCK)].effective &= ~CAP_TO_MASK(CAP_IPC_LOCK);
+	d[CAP_TO_INDEX(CAP_IPC_LOCK)].permitted &= ~CAP_TO_MASK(CAP_IPC_LOCK);
+	return syscall(SYS_capset, &h, d) ? -errno : 0;
+}
+
+/* Run @fn in a child, its report in shared memory; ok if it exits 0. */
+#define RUN_MEMLOCK_CHILD(fn, arg) do {					\
+	struct memlock_report *rep_ = mmap(NULL, sizeof(*rep_),		\
+		PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0); \
+	pid_t pid_;							\
+	ASSERT_NE(MAP_FAILED, rep_);					\
+	ASSERT_LE(0, gs_device_fd()) TH_LOG("%s", gs_init_error());	\
+	pid_ = fork_child();						\
+	ASSERT_LE(0, pid_);						\
+	if (pid_ == 0) {						\
+		fn(rep_, arg);						\
+		_exit(0);						\
+	}								\
+	EXPECT_EQ(0, reap(pid_))					\
+		TH_LOG("child: check at line %d failed, got %lld",	\
+		       rep_->line, rep_->got);				\
+	munmap(rep_, sizeof(*rep_));					\
+} while (0)
+
+#define ML_LIMIT	16	/* pages of RLIMIT_MEMLOCK */
+#define ML_CHANS	8	/* channels of 2 pages: the whole limit */
+
+static void charge_child(struct memlock_report *rep, uid_t uid)
+{
+	struct gosync_timer_set never = { .when = GOSYNC_DEADLINE_NONE };
+	int fds[ML_CHANS], fd, big, more;
+	gs_sem *s;
+
+	MEMLOCK_CHECK(rep, ring_pages(8, 256) == 2, ring_pages(8, 256));
+	MEMLOCK_CHECK(rep, set_memlock_pages(ML_LIMIT) == 0, errno);
+	MEMLOCK_CHECK(rep, become_user(uid) == 0, errno);
+
+	for (int i = 0; i < ML_CHANS; i++) {
+		fds[i] = raw_create(8, 256);
+		MEMLOCK_CHECK(rep, fds[i] >= 0, fds[i]);
+	}
+	/* Full: no ring fits, not even the smallest (2 pages). */
+	fd = raw_create(8, 256);
+	MEMLOCK_CHECK(rep, fd == -ENOMEM, fd);
+	fd = raw_create(0, 1);
+	MEMLOCK_CHECK(rep, fd == -ENOMEM, fd);
+	/* Nothing else is charged: no ring (timers have none either). */
+	fd = raw_create(GOSYNC_CHAN_ELEM_MAX, 0);
+	MEMLOCK_CHECK(rep, fd >= 0, fd);
+	close(fd);
+	fd = xioctl(gs_device_fd(), GOSYNC_IOC_TIMER_CREATE, &never);
+	MEMLOCK_CHECK(rep, fd >= 0, fd);
+	close(fd);
+	fd = gs_sem_create(&s, 1);
+	MEMLOCK_CHECK(rep, fd == 0, fd);
+	gs_sem_destroy(s);
+
+	/* Destroying a channel returns its charge: one more fits, no more. */
+	close(fds[3]);
+	fds[3] = raw_create(8, 256);
+	MEMLOCK_CHECK(rep, fds[3] >= 0, fds[3]);
+	fd = raw_create(8, 256);
+	MEMLOCK_CHECK(rep, fd == -ENOMEM, fd);
+
+	/*
+	 * Slots count with their sequence numbers: a chan struct{} of 4096
+	 * slots takes 8 pages of them (the element size times the capacity
+	 * would be nothing).
+	 */
+	for (int i = 0; i < ML_CHANS; i++)
+		close(fds[i]);
+	MEMLOCK_CHECK(rep, ring_pages(0, 4096) == 9, ring_pages(0, 4096));
+	big = raw_create(0, 4096);
+	MEMLOCK_CHECK(rep, big >= 0, big);
+	fd = raw_create(0, 4096);
+	MEMLOCK_CHECK(rep, fd == -ENOMEM, fd);
+	more = raw_create(0, 3072);	/* 7 pages: exactly the rest */
+	MEMLOCK_CHECK(rep, more >= 0, more);
+	fd = raw_create(0, 1);
+	MEMLOCK_CHECK(rep, fd == -ENOMEM, fd);
+
+	/* Everything returned: one ring of the whole limit fits. */
+	close(big);
+	close(more);
+	MEMLOCK_CHECK(rep, ring_pages(8, 15 * 256) == ML_LIMIT,
+		      ring_pages(8, 15 * 256));
+	fd = raw_create(8, 15 * 256);
+	MEMLOCK_CHECK(rep, fd >= 0, fd);
+	close(fd);
+}
+
+TEST(ring_pages_are_charged_to_the_creators_locked_memory)
+{
+	if (geteuid() != 0)
+		SKIP(return, "needs root, to become another user");
+	RUN_MEMLOCK_CHILD(charge_child, (uid_t)61001);
+}
+
+static void mapping_child(struct memlock_report *rep, uid_t uid)
+{
+	size_t bytes = ring_bytes(8, 256);
+	int a, b, fd;
+	void *p;
+
+	MEMLOCK_CHECK(rep, set_memlock_pages(4) == 0, errno);
+	MEMLOCK_CHECK(rep, become_user(uid) == 0, errno);
+	a = raw_create(8, 256);
+	MEMLOCK_CHECK(rep, a >= 0, a);
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, a, 0);
+	MEMLOCK_CHECK(rep, p != MAP_FAILED, errno);
+	close(a);
+	/* The mapping keeps the ring, and its charge: room for one more. */
+	b = raw_create(8, 256);
+	MEMLOCK_CHECK(rep, b >= 0, b);
+	fd = raw_create(8, 256);
+	MEMLOCK_CHECK(rep, fd == -ENOMEM, fd);
+	/* Unmapped, the ring is freed and its charge returned. */
+	munmap(p, bytes);
+	fd = raw_create(8, 256);
+	MEMLOCK_CHECK(rep, fd >= 0, fd);
+	close(fd);
+	close(b);
+}
+
+TEST(a_mapping_that_outlives_close_keeps_the_charge_until_munmap)
+{
+	if (geteuid() != 0)
+		SKIP(return, "needs root, to become another user");
+	RUN_MEMLOCK_CHILD(mapping_child, (uid_t)61002);
+}
+
+static void cap_child(struct memlock_report *rep, int unused)
+{
+	int fds[4], fd;
+
+	(void)unused;
+	/* CAP_IPC_LOCK: no limit applies, nothing is charged. */
+	MEMLOCK_CHECK(rep, set_memlock_pages(0) == 0, errno);
+	for (int i = 0; i < 4; i++) {
+		fds[i] = raw_create(8, 256);
+		MEMLOCK_CHECK(rep, fds[i] >= 0, fds[i]);
+	}
+	/* Root without it: a limit of nothing refuses every ring. */
+	MEMLOCK_CHECK(rep, drop_cap_ipc_lock() == 0, errno);
+	fd = raw_create(0, 1);
+	MEMLOCK_CHECK(rep, fd == -ENOMEM, fd);
+	fd = raw_create(8, 0);
+	MEMLOCK_CHECK(rep, fd >= 0, fd);
+	close(fd);
+	/* Rings made with the capability were not charged: nothing to return. */
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	fd = raw_create(0, 1);
+	MEMLOCK_CHECK(rep, fd == -ENOMEM, fd);
+}
+
+TEST(cap_ipc_lock_exempts_from_the_memlock_limit)
+{
+	if (geteuid() != 0)
+		SKIP(return, "needs root, for CAP_IPC_LOCK");
+	RUN_MEMLOCK_CHILD(cap_child, 0);
 }
 
 TEST_HARNESS_MAIN

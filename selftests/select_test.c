@@ -2537,6 +2537,142 @@ TEST(ticker_reset_changes_the_period)
 	gs_chan_destroy(t);
 }
 
+/* The hrtimer expiries of timer @t so far (fdinfo), -1 if unknown. */
+static long long timer_fires(gs_chan *t)
+{
+	return fdinfo_num(gs_chan_fd(t), "timer-fires");
+}
+
+/* Context switches of the whole machine so far (/proc/stat), or 0. */
+static unsigned long long machine_ctxt(void)
+{
+	unsigned long long n = 0;
+	char line[256];
+	FILE *f = fopen("/proc/stat", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "ctxt %llu", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+#define IDLE_TICKERS	8
+
+/*
+ * A ticker nobody receives from costs nothing: its first tick is held
+ * in the channel and, until it is received, the hrtimer is not armed
+ * (every later tick would be dropped anyway). The window only asserts
+ * that nothing happens, so a slow machine cannot fail it.
+ */
+TEST(idle_ticker_fires_once_until_received)
+{
+	gs_chan *t[IDLE_TICKERS];
+	unsigned long long c0, c1;
+	uint64_t t0, x = POISON;
+
+	t0 = mono_ns();
+	for (int i = 0; i < IDLE_TICKERS; i++) {
+		ASSERT_EQ(0, gs_tick(&t[i], GOSYNC_TIMER_MIN_PERIOD));
+	}
+	for (int i = 0; i < IDLE_TICKERS; i++) {
+		ASSERT_TRUE(wait_len(t[i], 1)) TH_LOG("ticker %d never ticked", i);
+	}
+	c0 = machine_ctxt();
+	sleep_ms(1000);
+	c1 = machine_ctxt();
+	TH_LOG("%d idle tickers of %u ns: %llu context switches in 1 s",
+	       IDLE_TICKERS, GOSYNC_TIMER_MIN_PERIOD, c1 - c0);
+	for (int i = 0; i < IDLE_TICKERS; i++) {
+		struct gosync_chan_status st = chan_st(t[i]);
+
+		EXPECT_EQ(1, timer_fires(t[i])) TH_LOG("ticker %d", i);
+		EXPECT_EQ(1, st.len);
+		EXPECT_EQ(1, st.sends);
+		EXPECT_EQ(0, st.recvs);
+	}
+	/* The held tick is the first one; receiving it lets the next come. */
+	EXPECT_EQ(1, gs_chan_try_recv(t[0], &x));
+	EXPECT_LE(t0 + GOSYNC_TIMER_MIN_PERIOD, x);
+	ASSERT_TRUE(wait_len(t[0], 1));
+	sleep_ms(100);
+	EXPECT_EQ(2, timer_fires(t[0]));
+	EXPECT_EQ(2, chan_st(t[0]).sends);
+	for (int i = 0; i < IDLE_TICKERS; i++) {
+		EXPECT_EQ(1, gs_timer_stop(t[i]));
+		gs_chan_destroy(t[i]);
+	}
+}
+
+#define GRID_PERIOD	(20 * NS_PER_MS)
+#define GRID_TICKS	10
+
+/* The index of the period of ticker time @v, for a first tick at @when. */
+static uint64_t grid_slot(uint64_t v, uint64_t when)
+{
+	return v < when ? UINT64_MAX : (v - when) / GRID_PERIOD;
+}
+
+/*
+ * A receiver that keeps up gets every tick, on the grid of the period
+ * from the first tick (never two in one period, never early), and each
+ * costs one hrtimer expiry. One that falls behind gets the tick held in
+ * the channel, then the first tick of the grid after its receive: those
+ * in between are dropped, as Go's ticker drops them, and never fired.
+ */
+TEST(ticker_keeps_its_grid_and_drops_what_a_slow_receiver_misses)
+{
+	struct gosync_timer_set set = { .period = GRID_PERIOD };
+	uint64_t v[GRID_TICKS], held, next, before;
+	struct pollfd pfd;
+	long long fires;
+	gs_chan *t;
+	int fd;
+
+	set.when = mono_ns() + GRID_PERIOD;
+	fd = xioctl(gs_device_fd(), GOSYNC_IOC_TIMER_CREATE, &set);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, gs_chan_from_fd(&t, fd));
+	for (int i = 0; i < GRID_TICKS; i++) {
+		ASSERT_EQ(1, gs_chan_recv_until(t, &v[i], gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0))
+			TH_LOG("tick %d", i);
+		EXPECT_LE(set.when + (uint64_t)i * GRID_PERIOD, v[i]);
+		if (i) {
+			EXPECT_LT(grid_slot(v[i - 1], set.when),
+				  grid_slot(v[i], set.when)) TH_LOG("tick %d", i);
+		}
+	}
+	fires = timer_fires(t);
+	EXPECT_LE(GRID_TICKS, fires);
+	EXPECT_GE(GRID_TICKS + 1, fires);
+
+	/*
+	 * Fall behind by 3.5 periods: one tick is held (however late the
+	 * machine delivers it), the rest dropped without firing.
+	 */
+	sleep_ms(GRID_PERIOD * 7 / 2 / NS_PER_MS);
+	ASSERT_TRUE(wait_len(t, 1));
+	EXPECT_EQ(GRID_TICKS + 1, timer_fires(t));
+	before = mono_ns();
+	ASSERT_EQ(1, gs_chan_try_recv(t, &held));
+	EXPECT_GT(before, held);
+	EXPECT_LT(grid_slot(v[GRID_TICKS - 1], set.when), grid_slot(held, set.when));
+
+	/* Poll is woken by the next tick: the receive re-armed the timer. */
+	pfd = (struct pollfd){ .fd = gs_chan_fd(t), .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, WAIT_LIMIT_MS));
+	EXPECT_EQ(POLLIN, pfd.revents);
+	/* Held, not received: nothing fires until it is. */
+	EXPECT_EQ(GRID_TICKS + 2, timer_fires(t));
+	ASSERT_EQ(1, gs_chan_try_recv(t, &next));
+	/* The first tick of the grid after the receive, not one before. */
+	EXPECT_LE(set.when + (grid_slot(before, set.when) + 1) * GRID_PERIOD, next);
+	EXPECT_EQ(1, gs_timer_stop(t));
+	gs_chan_destroy(t);
+}
+
 TEST(ticker_period_below_minimum_is_einval)
 {
 	struct gosync_timer_set set = { 0 };
@@ -3431,14 +3567,11 @@ TEST(raw_select_bad_pointers_are_efault)
 	EXPECT_EQ(-EFAULT, raw_select(dev, kc, 1, 0, GS_FOREVER, &arg));
 	EXPECT_EQ(1, gs_chan_len(c));
 
-	/* NULL is a bad address when the element has a size. */
-	kc[0].value = 0;
-	EXPECT_EQ(-EFAULT, raw_select(dev, kc, 1, GOSYNC_SELECT_DEFAULT, GS_FOREVER, &arg));
-	EXPECT_EQ(1, gs_chan_len(c));
-	gs_case nul[1] = { gs_case_recv(c, NULL) };
-	EXPECT_EQ(-EFAULT, gs_select(nul, 1, 0, GS_FOREVER));
-	EXPECT_EQ(1, gs_chan_len(c));
-	nul[0] = gs_case_send(e, NULL);
+	/*
+	 * NULL is a bad address to send from when the element has a size
+	 * (a receive into NULL discards: see recv_case_into_null_*).
+	 */
+	gs_case nul[1] = { gs_case_send(e, NULL) };
 	EXPECT_EQ(-EFAULT, gs_select(nul, 1, 0, GS_FOREVER));
 	EXPECT_EQ(0, gs_chan_len(e));
 
@@ -3764,6 +3897,389 @@ TEST_F(slow, select_64_cases_stress_conserves_values)
 	EXPECT_LT(300, sel_ops);
 	for (int i = 0; i < ST_CHANS; i++)
 		gs_chan_destroy(ctx.ch[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Receive cases into NULL, and the cap on a select's value buffers    */
+
+/*
+ * A receive case whose value is NULL discards what it receives, on every
+ * path (a value in the ring, a blocked sender, a sender that comes while
+ * the select waits, a close), for any element size, and costs the kernel
+ * no buffer. The cases' other values are bounded in total by the module
+ * parameter max_select_bytes: -E2BIG beyond, with nothing consumed or
+ * sent. Self-contained: the helpers below are used only here.
+ */
+
+/* Value number @n of @size bytes: byte i is n * 31 + i + 1 (mod 256). */
+static void sn_fill(unsigned char *p, size_t size, unsigned int n)
+{
+	for (size_t i = 0; i < size; i++)
+		p[i] = (unsigned char)(n * 31u + i + 1u);
+}
+
+static bool sn_is(const unsigned char *p, size_t size, unsigned int n)
+{
+	for (size_t i = 0; i < size; i++)
+		if (p[i] != (unsigned char)(n * 31u + i + 1u))
+			return false;
+	return true;
+}
+
+/* A send of @buf, or a select over @cs, in a thread of its own. */
+struct sn_job {
+	gs_chan *ch;		/* a send on it, if set; else the select */
+	const void *buf;
+	gs_case *cs;
+	size_t n;
+	int ret;
+	pthread_t thr;
+};
+
+static void *sn_job_main(void *arg)
+{
+	struct sn_job *j = arg;
+	uint64_t dl = gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS);
+
+	j->ret = j->ch ? gs_chan_send_until(j->ch, j->buf, dl, 0) :
+			 gs_select(j->cs, j->n, 0, dl);
+	return NULL;
+}
+
+static int sn_send_start(struct sn_job *j, gs_chan *ch, const void *buf)
+{
+	memset(j, 0, sizeof(*j));
+	j->ch = ch;
+	j->buf = buf;
+	j->ret = INT_MIN;
+	return start_thread(&j->thr, sn_job_main, j);
+}
+
+static int sn_select_start(struct sn_job *j, gs_case *cs, size_t n)
+{
+	memset(j, 0, sizeof(*j));
+	j->cs = cs;
+	j->n = n;
+	j->ret = INT_MIN;
+	return start_thread(&j->thr, sn_job_main, j);
+}
+
+static int sn_join(struct sn_job *j)
+{
+	return join_ms(j->thr, 2 * WAIT_LIMIT_MS);
+}
+
+/* Wait until @ch has @senders blocked senders and @receivers receivers. */
+static bool sn_wait_waiters(gs_chan *ch, uint32_t senders, uint32_t receivers)
+{
+	uint64_t t0 = mono_ns();
+
+	for (;;) {
+		struct gosync_chan_status st;
+
+		if (!gs_chan_status(ch, &st) && st.send_waiters == senders &&
+		    st.recv_waiters == receivers)
+			return true;
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return false;
+		usleep(200);
+	}
+}
+
+#define EXPECT_SN_COUNTS(ch, len_, sends_, recvs_) do {			\
+	struct gosync_chan_status st_;					\
+	memset(&st_, 0xff, sizeof(st_));				\
+	ASSERT_EQ(0, gs_chan_status((ch), &st_));			\
+	EXPECT_EQ((uint32_t)(len_), st_.len);				\
+	EXPECT_EQ((uint64_t)(sends_), st_.sends);			\
+	EXPECT_EQ((uint64_t)(recvs_), st_.recvs);			\
+	EXPECT_EQ(0, st_.send_waiters);					\
+	EXPECT_EQ(0, st_.recv_waiters);					\
+} while (0)
+
+TEST(recv_case_into_null_on_every_path)
+{
+	static const size_t sizes[] = { 0, 8, GOSYNC_CHAN_ELEM_MAX };
+	static const uint32_t caps[] = { 0, 2 };
+
+	for (size_t k = 0; k < ARRAY_SIZE(sizes) * ARRAY_SIZE(caps); k++) {
+		size_t size = sizes[k / ARRAY_SIZE(caps)];
+		uint32_t cap = caps[k % ARRAY_SIZE(caps)];
+		unsigned char *out = malloc(size + 1), *in = malloc(size + 1);
+		unsigned char *other_dst = malloc(size + 1);
+		unsigned int sent = 0, next = 1;
+		gs_chan *ch, *other;
+		struct sn_job s, j;
+		gs_case cs[2];
+
+		ASSERT_NE(NULL, out);
+		ASSERT_NE(NULL, in);
+		ASSERT_NE(NULL, other_dst);
+		ASSERT_EQ(0, gs_chan_make(&ch, size, cap));
+		ASSERT_EQ(0, gs_chan_make(&other, size, 0));	/* never ready */
+		memset(other_dst, POISON_BYTE, size);
+
+		/* Values in the ring: the case takes the oldest. */
+		for (int round = 0; cap && round < 2; round++) {
+			for (int i = 0; i < 2; i++) {
+				sn_fill(out, size, ++sent);
+				ASSERT_EQ(0, gs_chan_try_send(ch, out));
+			}
+			cs[0] = gs_case_recv(other, other_dst);
+			cs[1] = gs_case_recv(ch, NULL);
+			EXPECT_EQ(1, gs_select(cs, 2, round ? 0 : GS_SELECT_DEFAULT,
+					       GS_FOREVER))
+				TH_LOG("size %zu cap %u", size, cap);
+			EXPECT_TRUE(cs[1].ok);
+			next++;
+			EXPECT_SN_COUNTS(ch, 1, sent, next - 1);
+			EXPECT_EQ(1, gs_chan_try_recv(ch, in));
+			EXPECT_TRUE(sn_is(in, size, next));
+			next++;
+		}
+
+		/* A blocked sender (behind a full ring, if buffered). */
+		for (uint32_t i = 0; i < cap; i++) {
+			sn_fill(out, size, ++sent);
+			ASSERT_EQ(0, gs_chan_try_send(ch, out));
+		}
+		sn_fill(out, size, ++sent);
+		ASSERT_EQ(0, sn_send_start(&s, ch, out));
+		ASSERT_TRUE(sn_wait_waiters(ch, 1, 0));
+		cs[0] = gs_case_recv(ch, NULL);
+		cs[1] = gs_case_recv(other, other_dst);
+		EXPECT_EQ(0, gs_select(cs, 2, 0, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS)))
+			TH_LOG("size %zu cap %u", size, cap);
+		EXPECT_TRUE(cs[0].ok);
+		next++;
+		ASSERT_EQ(0, sn_join(&s));
+		EXPECT_EQ(0, s.ret);
+		EXPECT_SN_COUNTS(ch, cap, sent, next - 1);
+		for (; next <= sent; next++) {
+			memset(in, 0, size);
+			EXPECT_EQ(1, gs_chan_try_recv(ch, in));
+			EXPECT_TRUE(sn_is(in, size, next)) TH_LOG("value %u", next);
+		}
+
+		/* A select waiting on NULL, then a sender. */
+		cs[0] = gs_case_recv(other, other_dst);
+		cs[1] = gs_case_recv(ch, NULL);
+		ASSERT_EQ(0, sn_select_start(&j, cs, 2));
+		ASSERT_TRUE(sn_wait_waiters(ch, 0, 1));
+		sn_fill(out, size, ++sent);
+		EXPECT_EQ(0, gs_chan_send_until(ch, out, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0));
+		ASSERT_EQ(0, sn_join(&j));
+		EXPECT_EQ(1, j.ret) TH_LOG("size %zu cap %u", size, cap);
+		EXPECT_TRUE(cs[1].ok);
+		next++;
+		EXPECT_SN_COUNTS(ch, 0, sent, sent);
+		EXPECT_SN_COUNTS(other, 0, 0, 0);
+		/* ... and the next value, into memory, is the next one sent. */
+		sn_fill(out, size, ++sent);
+		ASSERT_EQ(0, sn_send_start(&s, ch, out));
+		cs[0] = gs_case_recv(ch, in);
+		memset(in, 0, size);
+		EXPECT_EQ(0, gs_select(cs, 1, 0, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS)));
+		EXPECT_TRUE(sn_is(in, size, sent));
+		next++;
+		ASSERT_EQ(0, sn_join(&s));
+		EXPECT_EQ(0, s.ret);
+
+		/* A select waiting on NULL is woken by the close: ok false. */
+		cs[0] = gs_case_recv(ch, NULL);
+		cs[1] = gs_case_recv(other, other_dst);
+		ASSERT_EQ(0, sn_select_start(&j, cs, 2));
+		ASSERT_TRUE(sn_wait_waiters(ch, 0, 1));
+		ASSERT_EQ(0, gs_chan_close(ch));
+		ASSERT_EQ(0, sn_join(&j));
+		EXPECT_EQ(0, j.ret);
+		EXPECT_FALSE(cs[0].ok);
+		/* Closed, ready at once: ok false, again and again. */
+		for (int i = 0; i < 3; i++) {
+			cs[0] = gs_case_recv(ch, NULL);
+			cs[0].ok = true;
+			EXPECT_EQ(0, gs_select(cs, 1, i ? GS_SELECT_DEFAULT : 0, GS_FOREVER));
+			EXPECT_FALSE(cs[0].ok);
+		}
+		EXPECT_SN_COUNTS(ch, 0, sent, sent);
+		EXPECT_SN_COUNTS(other, 0, 0, 0);
+		EXPECT_TRUE(all_bytes(other_dst, POISON_BYTE, size));
+		gs_chan_destroy(ch);
+		gs_chan_destroy(other);
+		free(out);
+		free(in);
+		free(other_dst);
+	}
+}
+
+/* The module parameter max_select_bytes, or -1 if it cannot be read. */
+static long long sn_max_select_bytes(void)
+{
+	char buf[64];
+	ssize_t n;
+	int fd = open("/sys/module/gosync/parameters/max_select_bytes",
+		      O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtoll(buf, NULL, 10);
+}
+
+/* Write @val into max_select_bytes: 0 or a negative errno. */
+static int sn_set_max_select_bytes(long long val)
+{
+	char buf[64];
+	int len = snprintf(buf, sizeof(buf), "%lld\n", val);
+	int fd = open("/sys/module/gosync/parameters/max_select_bytes",
+		      O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, buf, (size_t)len);
+	close(fd);
+	return n == len ? 0 : -EIO;
+}
+
+/*
+ * Cases whose value bytes add up to @total: a receive case on @r (64 KiB,
+ * holding a value), a send case on @s (64 KiB, room), then receive cases
+ * on new unbuffered channels (never ready) of 64 KiB or less, into @dst.
+ * Returns the number of cases, or 0 if they would be too many.
+ */
+static size_t sn_cases(gs_case *cs, gs_chan **made, size_t *nmade,
+		       gs_chan *r, gs_chan *s, void *dst, const void *val,
+		       uint64_t total)
+{
+	uint64_t left = total - 2 * GOSYNC_CHAN_ELEM_MAX;
+	size_t n = 0;
+
+	*nmade = 0;
+	cs[n++] = gs_case_recv(r, dst);
+	cs[n++] = gs_case_send(s, val);
+	while (left) {
+		uint64_t size = left < GOSYNC_CHAN_ELEM_MAX ? left : GOSYNC_CHAN_ELEM_MAX;
+
+		if (n == GS_SELECT_MAX || gs_chan_make(&made[*nmade], size, 0))
+			return 0;
+		cs[n++] = gs_case_recv(made[(*nmade)++], dst);
+		left -= size;
+	}
+	return n;
+}
+
+static void sn_unmake(gs_chan **made, size_t nmade)
+{
+	for (size_t i = 0; i < nmade; i++)
+		gs_chan_destroy(made[i]);
+}
+
+TEST(select_value_bytes_beyond_max_select_bytes_is_e2big)
+{
+	long long max = sn_max_select_bytes();
+	gs_case cs[GS_SELECT_MAX];
+	gs_chan *made[GS_SELECT_MAX], *r, *s;
+	unsigned char *dst, *val, *got;
+	size_t n, nmade;
+	int ret;
+
+	ASSERT_LT(0, max) TH_LOG("max_select_bytes not readable");
+	if (max < 2 * GOSYNC_CHAN_ELEM_MAX ||
+	    max > (long long)(GS_SELECT_MAX - 1) * GOSYNC_CHAN_ELEM_MAX)
+		SKIP(return, "max_select_bytes %lld: no test shape for it", max);
+	dst = malloc(GOSYNC_CHAN_ELEM_MAX);
+	val = malloc(GOSYNC_CHAN_ELEM_MAX);
+	got = malloc(GOSYNC_CHAN_ELEM_MAX);
+	ASSERT_NE(NULL, dst);
+	ASSERT_NE(NULL, val);
+	ASSERT_NE(NULL, got);
+	ASSERT_EQ(0, gs_chan_make(&r, GOSYNC_CHAN_ELEM_MAX, 1));
+	ASSERT_EQ(0, gs_chan_make(&s, GOSYNC_CHAN_ELEM_MAX, 1));
+	sn_fill(val, GOSYNC_CHAN_ELEM_MAX, 7);
+	ASSERT_EQ(0, gs_chan_try_send(r, val));
+	sn_fill(val, GOSYNC_CHAN_ELEM_MAX, 8);
+
+	/* One byte over: -E2BIG at once, waiting or not; nothing moves. */
+	n = sn_cases(cs, made, &nmade, r, s, dst, val, (uint64_t)max + 1);
+	ASSERT_LT(0, n);
+	memset(dst, POISON_BYTE, GOSYNC_CHAN_ELEM_MAX);
+	EXPECT_EQ(-E2BIG, gs_select(cs, n, GS_SELECT_DEFAULT, GS_FOREVER));
+	EXPECT_EQ(-E2BIG, gs_select(cs, n, 0, GS_FOREVER));
+	EXPECT_TRUE(all_bytes(dst, POISON_BYTE, GOSYNC_CHAN_ELEM_MAX));
+	EXPECT_SN_COUNTS(r, 1, 1, 0);
+	EXPECT_SN_COUNTS(s, 0, 0, 0);
+	/* The same cases with every receive into NULL take no room. */
+	for (size_t i = 2; i < n; i++)
+		cs[i].value = NULL;
+	cs[0].value = NULL;
+	for (size_t i = n; i < n + 8 && i < GS_SELECT_MAX; i++)
+		cs[i] = gs_case_recv(made[0], NULL);
+	ret = gs_select(cs, n + 8 <= GS_SELECT_MAX ? n + 8 : GS_SELECT_MAX,
+			GS_SELECT_DEFAULT, GS_FOREVER);
+	EXPECT_TRUE(ret == 0 || ret == 1) TH_LOG("ret %d", ret);
+	if (ret == 0) {
+		EXPECT_SN_COUNTS(r, 0, 1, 1);	/* discarded */
+		sn_fill(got, GOSYNC_CHAN_ELEM_MAX, 7);
+		ASSERT_EQ(0, gs_chan_try_send(r, got));
+	} else if (ret == 1) {
+		EXPECT_EQ(1, gs_chan_try_recv(s, got));
+		EXPECT_TRUE(sn_is(got, GOSYNC_CHAN_ELEM_MAX, 8));
+	}
+	sn_unmake(made, nmade);
+
+	/* At the cap and one byte under: the select proceeds. */
+	for (int under = 0; under < 2; under++) {
+		struct gosync_chan_status rs, ss;
+
+		n = sn_cases(cs, made, &nmade, r, s, dst, val, (uint64_t)max - under);
+		ASSERT_LT(0, n);
+		ASSERT_EQ(0, gs_chan_status(r, &rs));
+		ASSERT_EQ(0, gs_chan_status(s, &ss));
+		memset(dst, POISON_BYTE, GOSYNC_CHAN_ELEM_MAX);
+		ret = gs_select(cs, n, GS_SELECT_DEFAULT, GS_FOREVER);
+		EXPECT_TRUE(ret == 0 || ret == 1) TH_LOG("under %d: ret %d", under, ret);
+		if (ret == 0) {
+			EXPECT_TRUE(cs[0].ok);
+			EXPECT_TRUE(sn_is(dst, GOSYNC_CHAN_ELEM_MAX, 7));
+			EXPECT_SN_COUNTS(r, 0, rs.sends, rs.recvs + 1);
+			sn_fill(got, GOSYNC_CHAN_ELEM_MAX, 7);
+			ASSERT_EQ(0, gs_chan_try_send(r, got));
+		} else if (ret == 1) {
+			EXPECT_TRUE(all_bytes(dst, POISON_BYTE, GOSYNC_CHAN_ELEM_MAX));
+			EXPECT_SN_COUNTS(s, 1, ss.sends + 1, ss.recvs);
+			EXPECT_EQ(1, gs_chan_try_recv(s, got));
+			EXPECT_TRUE(sn_is(got, GOSYNC_CHAN_ELEM_MAX, 8));
+		}
+		sn_unmake(made, nmade);
+	}
+
+	/*
+	 * The parameter never goes below one largest element: set to 0, a
+	 * select of one 64 KiB case still works, one of two does not.
+	 */
+	if (sn_set_max_select_bytes(0) == 0) {
+		int one, two;
+
+		cs[0] = gs_case_recv(r, got);
+		cs[1] = gs_case_send(s, val);
+		two = gs_select(cs, 2, GS_SELECT_DEFAULT, GS_FOREVER);
+		one = gs_select(cs, 1, GS_SELECT_DEFAULT, GS_FOREVER);
+		ASSERT_EQ(0, sn_set_max_select_bytes(max));
+		EXPECT_EQ(-E2BIG, two);
+		EXPECT_EQ(0, one);
+		EXPECT_TRUE(sn_is(got, GOSYNC_CHAN_ELEM_MAX, 7));
+	}
+	EXPECT_EQ(max, sn_max_select_bytes());
+	gs_chan_destroy(r);
+	gs_chan_destroy(s);
+	free(dst);
+	free(val);
+	free(got);
 }
 
 TEST_HARNESS_MAIN

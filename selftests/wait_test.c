@@ -1809,6 +1809,622 @@ TEST(cond_bounded_buffer_processes)
 	check_bounded_buffer(_metadata, 4, 2, 800);
 }
 
+/* ------------------------------------------------------------------ */
+/* Cond: Go's guarantees (sync.Cond's own tests), threads and processes */
+/*
+ * Every Signal and Broadcast below is made after bumping @gen under the
+ * mutex, and every waiter notes @gen when it begins to wait (under the
+ * mutex too): a Wait that returns with @gen unchanged was woken by no
+ * notification that came after it began, which Go never allows.
+ */
+struct cond_sh {
+	gs_mutex *m;
+	gs_cond *c;
+	int gen;		/* under m */
+	int tokens;		/* under m: Signals not yet taken by a waiter */
+	bool stop;		/* under m */
+	int order[64];		/* under m: who woke, in order */
+	int nr_order;		/* under m */
+	int seen[64];		/* under m: wake-ups per waiter */
+	atomic_int running;	/* waits begun */
+	atomic_int awake;	/* waits ended */
+	atomic_int early;	/* a Wait ended with no notification after it began */
+	atomic_int stolen;	/* a Wait ended on a Signal that went to another */
+	atomic_int errors;
+	struct report rep;
+};
+
+#define COND_RACE_ROUNDS	300
+#define COND_RACE_PROC_ROUNDS	120
+
+static struct cond_sh *cond_sh_new(void)
+{
+	struct cond_sh *sh = shared_alloc(sizeof(*sh));
+
+	if (!sh)
+		return NULL;
+	if (gs_mutex_create(&sh->m) || gs_cond_create(&sh->c)) {
+		munmap(sh, sizeof(*sh));
+		return NULL;
+	}
+	return sh;
+}
+
+static void cond_sh_free(struct cond_sh *sh)
+{
+	gs_cond_destroy(sh->c);
+	gs_mutex_destroy(sh->m);
+	munmap(sh, sizeof(*sh));
+}
+
+/* Under the mutex: one more notification, then Signal or Broadcast. */
+static void cond_notify(struct cond_sh *sh, bool all, bool token)
+{
+	gs_mutex_lock(sh->m);
+	sh->gen++;
+	if (token)
+		sh->tokens++;
+	if (all)
+		gs_cond_broadcast(sh->c);
+	else
+		gs_cond_signal(sh->c);
+	gs_mutex_unlock(sh->m);
+}
+
+/* One Wait, with the mutex held: checks that a notification came after. */
+static int cond_wait_once(struct cond_sh *sh, int who)
+{
+	int gen = sh->gen, ret;
+
+	atomic_fetch_add(&sh->running, 1);
+	ret = gs_cond_wait(sh->c, sh->m);
+	if (ret)
+		atomic_fetch_add(&sh->errors, 1);
+	if (sh->gen == gen)
+		atomic_fetch_add(&sh->early, 1);
+	if (who >= 0 && who < 64) {
+		sh->seen[who]++;
+		if (sh->nr_order < 64)
+			sh->order[sh->nr_order++] = who;
+	}
+	atomic_fetch_add(&sh->awake, 1);
+	return ret;
+}
+
+struct cond_party {
+	struct cond_sh *sh;
+	int who;
+	int (*fn)(struct cond_sh *sh, int who);
+	pthread_t thread;
+	pid_t pid;
+};
+
+static void *cond_party_main(void *p)
+{
+	struct cond_party *cp = p;
+
+	cp->fn(cp->sh, cp->who);
+	return NULL;
+}
+
+/* Run @fn(@sh, who) in a new thread, or in a child process with @procs. */
+static int cond_party_start(struct cond_party *cp, struct cond_sh *sh,
+			    int who, int (*fn)(struct cond_sh *, int),
+			    bool procs)
+{
+	*cp = (struct cond_party){ .sh = sh, .who = who, .fn = fn };
+	if (!procs)
+		return start_thread(&cp->thread, cond_party_main, cp);
+	cp->pid = fork_child();
+	if (cp->pid < 0)
+		return -errno;
+	if (cp->pid == 0)
+		_exit(fn(sh, who));
+	return 0;
+}
+
+static int cond_party_join(struct cond_party *cp)
+{
+	int status = -1;
+
+	if (!cp->pid)
+		return join_ms(cp->thread, 2 * WAIT_LIMIT_MS) ? -ETIMEDOUT : 0;
+	if (wait_child(cp->pid, &status, 2 * WAIT_LIMIT_MS))
+		return -ETIMEDOUT;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
+static int cond_one_wait(struct cond_sh *sh, int who)
+{
+	int ret;
+
+	gs_mutex_lock(sh->m);
+	ret = cond_wait_once(sh, who);
+	gs_mutex_unlock(sh->m);
+	return ret ? 1 : 0;
+}
+
+/*
+ * Go's TestCondSignal: @n waiters are all inside Wait (the main thread
+ * got the mutex after each took it and waited); one Signal releases
+ * exactly one of them, each time. The window after each wake-up asserts
+ * that nobody else wakes (a slow machine can only hide a failure there).
+ */
+static void check_signal_one(struct __test_metadata *_metadata, bool procs,
+			     int rounds)
+{
+	enum { N = 3 };
+	struct cond_party cp[N];
+	struct cond_sh *sh = cond_sh_new();
+
+	ASSERT_NE(NULL, sh);
+	for (int r = 0; r < rounds; r++) {
+		atomic_store(&sh->running, 0);
+		atomic_store(&sh->awake, 0);
+		for (int i = 0; i < N; i++)
+			ASSERT_EQ(0, cond_party_start(&cp[i], sh, i,
+						      cond_one_wait, procs));
+		ASSERT_EQ(0, wait_atomic_ge(&sh->running, N));
+		/* Each took the mutex, counted itself and waited. */
+		ASSERT_EQ(0, gs_mutex_lock(sh->m));
+		ASSERT_EQ(0, gs_mutex_unlock(sh->m));
+		for (int k = 1; k <= N; k++) {
+			EXPECT_EQ(k - 1, atomic_load(&sh->awake))
+				TH_LOG("round %d: a waiter is not asleep", r);
+			cond_notify(sh, false, false);
+			ASSERT_EQ(0, wait_atomic_ge(&sh->awake, k))
+				TH_LOG("round %d: Signal %d woke nobody", r, k);
+			sleep_ms(3);
+			ASSERT_EQ(k, atomic_load(&sh->awake))
+				TH_LOG("round %d: too many awake after Signal %d",
+				       r, k);
+		}
+		for (int i = 0; i < N; i++)
+			ASSERT_EQ(0, cond_party_join(&cp[i]));
+	}
+	EXPECT_EQ(0, atomic_load(&sh->early));
+	EXPECT_EQ(0, atomic_load(&sh->errors));
+	/* Nobody waits: Signal and Broadcast stay in userspace. */
+	EXPECT_EQ(fdinfo_num(gs_cond_fd(sh->c), "cond-tickets"),
+		  fdinfo_num(gs_cond_fd(sh->c), "cond-notified"));
+	cond_sh_free(sh);
+}
+
+TEST(cond_signal_releases_exactly_one_of_those_inside_wait_threads)
+{
+	check_signal_one(_metadata, false, 60);
+}
+
+TEST(cond_signal_releases_exactly_one_of_those_inside_wait_processes)
+{
+	check_signal_one(_metadata, true, 25);
+}
+
+/*
+ * Two waiters wait again and again; each Signal carries a token, and a
+ * waiter that wakes takes one. The Signal comes right after the mutex is
+ * free, with a random short pause, so it often lands between a waiter's
+ * unlock and its park: one Signal, one waiter, each time.
+ */
+static int cond_token_waiter(struct cond_sh *sh, int who)
+{
+	gs_mutex_lock(sh->m);
+	while (!sh->stop) {
+		cond_wait_once(sh, who);
+		if (sh->stop)
+			break;
+		if (sh->tokens > 0)
+			sh->tokens--;
+		else
+			atomic_fetch_add(&sh->stolen, 1);
+	}
+	gs_mutex_unlock(sh->m);
+	return 0;
+}
+
+static void spin_us(unsigned int us)
+{
+	uint64_t end = mono_ns() + us * 1000ULL;
+
+	while (mono_ns() < end)
+		;
+}
+
+static void check_signal_race(struct __test_metadata *_metadata, bool procs,
+			      int rounds)
+{
+	struct cond_party cp[2];
+	struct cond_sh *sh = cond_sh_new();
+
+	ASSERT_NE(NULL, sh);
+	srand(12345);
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(0, cond_party_start(&cp[i], sh, i, cond_token_waiter,
+					      procs));
+	for (int r = 0; r < rounds; r++) {
+		/* Both have begun to wait: two at first, one more per round. */
+		ASSERT_EQ(0, wait_atomic_ge(&sh->running, 2 + r));
+		spin_us((unsigned int)rand() % 60);
+		cond_notify(sh, false, true);
+		ASSERT_EQ(0, wait_atomic_ge(&sh->awake, r + 1))
+			TH_LOG("round %d: the Signal woke nobody", r);
+		if (r % 10 == 0) {
+			sleep_ms(2);
+			ASSERT_EQ(r + 1, atomic_load(&sh->awake))
+				TH_LOG("round %d: one Signal woke two", r);
+		}
+	}
+	ASSERT_EQ(0, wait_atomic_ge(&sh->running, 2 + rounds));
+	ASSERT_EQ(0, gs_mutex_lock(sh->m));
+	EXPECT_EQ(0, sh->tokens);
+	sh->stop = true;
+	sh->gen++;
+	gs_cond_broadcast(sh->c);
+	ASSERT_EQ(0, gs_mutex_unlock(sh->m));
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(0, cond_party_join(&cp[i]));
+	EXPECT_EQ(rounds + 2, atomic_load(&sh->awake));
+	EXPECT_EQ(0, atomic_load(&sh->stolen)) TH_LOG("a Signal woke two");
+	EXPECT_EQ(0, atomic_load(&sh->early));
+	EXPECT_EQ(0, atomic_load(&sh->errors));
+	cond_sh_free(sh);
+}
+
+TEST(cond_signal_racing_unlock_and_park_wakes_one_threads)
+{
+	check_signal_race(_metadata, false, COND_RACE_ROUNDS);
+}
+
+TEST(cond_signal_racing_unlock_and_park_wakes_one_processes)
+{
+	check_signal_race(_metadata, true, COND_RACE_PROC_ROUNDS);
+}
+
+/*
+ * Go's TestCondSignalGenerations: waiter i begins to wait while waiter
+ * i-1 still waits; each Signal must release the older one first.
+ */
+static void check_generations(struct __test_metadata *_metadata, bool procs,
+			      int n)
+{
+	struct cond_party cp[64];
+	struct cond_sh *sh = cond_sh_new();
+
+	ASSERT_NE(NULL, sh);
+	ASSERT_GE(64, n);
+	for (int i = 0; i < n; i++) {
+		ASSERT_EQ(0, cond_party_start(&cp[i], sh, i, cond_one_wait,
+					      procs));
+		if (i > 0) {
+			ASSERT_EQ(0, wait_atomic_ge(&sh->awake, i));
+			ASSERT_EQ(0, gs_mutex_lock(sh->m));
+			EXPECT_EQ(i - 1, sh->order[i - 1])
+				TH_LOG("wrong waiter woke up");
+			ASSERT_EQ(0, gs_mutex_unlock(sh->m));
+		}
+		ASSERT_EQ(0, wait_atomic_ge(&sh->running, i + 1));
+		cond_notify(sh, false, false);
+	}
+	ASSERT_EQ(0, wait_atomic_ge(&sh->awake, n));
+	for (int i = 0; i < n; i++) {
+		ASSERT_EQ(0, cond_party_join(&cp[i]));
+		EXPECT_EQ(i, sh->order[i]);
+	}
+	EXPECT_EQ(0, atomic_load(&sh->early));
+	EXPECT_EQ(0, atomic_load(&sh->errors));
+	cond_sh_free(sh);
+}
+
+TEST(cond_signal_generations_oldest_first_threads)
+{
+	check_generations(_metadata, false, 40);
+}
+
+TEST(cond_signal_generations_oldest_first_processes)
+{
+	check_generations(_metadata, true, 16);
+}
+
+/*
+ * Go's TestCondBroadcast: @n waiters wait again and again; each
+ * Broadcast wakes every one of them once, and none twice.
+ */
+static int cond_broadcast_waiter(struct cond_sh *sh, int who)
+{
+	gs_mutex_lock(sh->m);
+	while (!sh->stop)
+		cond_wait_once(sh, who);
+	gs_mutex_unlock(sh->m);
+	return 0;
+}
+
+static void check_broadcast(struct __test_metadata *_metadata, bool procs,
+			    int n, int rounds)
+{
+	struct cond_party cp[16];
+	struct cond_sh *sh = cond_sh_new();
+
+	ASSERT_NE(NULL, sh);
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(0, cond_party_start(&cp[i], sh, i,
+					      cond_broadcast_waiter, procs));
+	for (int r = 1; r <= rounds; r++) {
+		ASSERT_EQ(0, wait_atomic_ge(&sh->running, n * r));
+		EXPECT_EQ(n * (r - 1), atomic_load(&sh->awake))
+			TH_LOG("a waiter is not asleep");
+		ASSERT_EQ(0, gs_mutex_lock(sh->m));
+		if (r == rounds)
+			sh->stop = true;
+		sh->gen++;
+		gs_cond_broadcast(sh->c);
+		ASSERT_EQ(0, gs_mutex_unlock(sh->m));
+		ASSERT_EQ(0, wait_atomic_ge(&sh->awake, n * r));
+		ASSERT_EQ(0, gs_mutex_lock(sh->m));
+		for (int i = 0; i < n; i++) {
+			EXPECT_EQ(r, sh->seen[i])
+				TH_LOG("round %d: waiter %d woke %d times", r,
+				       i, sh->seen[i]);
+		}
+		ASSERT_EQ(0, gs_mutex_unlock(sh->m));
+	}
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(0, cond_party_join(&cp[i]));
+	EXPECT_EQ(0, atomic_load(&sh->early));
+	EXPECT_EQ(0, atomic_load(&sh->errors));
+	cond_sh_free(sh);
+}
+
+TEST(cond_broadcast_wakes_each_waiter_once_threads)
+{
+	check_broadcast(_metadata, false, 8, 20);
+}
+
+TEST(cond_broadcast_wakes_each_waiter_once_processes)
+{
+	check_broadcast(_metadata, true, 4, 12);
+}
+
+/*
+ * Broadcasts and Signals race waiters that begin to wait at any moment:
+ * no Wait ever ends on a notification made before it began.
+ */
+#define COND_CHURN_WAITS	150
+
+static int cond_churn_waiter(struct cond_sh *sh, int who)
+{
+	for (int i = 0; i < COND_CHURN_WAITS; i++) {
+		gs_mutex_lock(sh->m);
+		if (!sh->stop)
+			cond_wait_once(sh, -1);
+		gs_mutex_unlock(sh->m);
+		spin_us((unsigned int)(i * 7 + who * 13) % 40);
+	}
+	gs_mutex_lock(sh->m);
+	sh->seen[who] = 1;	/* done */
+	gs_mutex_unlock(sh->m);
+	return 0;
+}
+
+static void check_churn(struct __test_metadata *_metadata, bool procs, int n)
+{
+	struct cond_party cp[8];
+	struct cond_sh *sh = cond_sh_new();
+	uint64_t end = mono_ns() + 6 * WAIT_LIMIT_MS * NS_PER_MS;
+	bool all_done = false;
+
+	ASSERT_NE(NULL, sh);
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(0, cond_party_start(&cp[i], sh, i, cond_churn_waiter,
+					      procs));
+	for (unsigned int k = 0; !all_done; k++) {
+		ASSERT_GT(end, mono_ns()) TH_LOG("the waiters never finished");
+		cond_notify(sh, k % 3 == 0, false);
+		spin_us(k % 25);
+		ASSERT_EQ(0, gs_mutex_lock(sh->m));
+		all_done = true;
+		for (int i = 0; i < n; i++)
+			all_done &= sh->seen[i] == 1;
+		ASSERT_EQ(0, gs_mutex_unlock(sh->m));
+	}
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(0, cond_party_join(&cp[i]));
+	EXPECT_EQ(n * COND_CHURN_WAITS, atomic_load(&sh->awake));
+	EXPECT_EQ(0, atomic_load(&sh->early))
+		TH_LOG("a Wait ended on a notification made before it began");
+	EXPECT_EQ(0, atomic_load(&sh->errors));
+	cond_sh_free(sh);
+}
+
+TEST(cond_notifications_never_reach_later_waiters_threads)
+{
+	check_churn(_metadata, false, 4);
+}
+
+TEST(cond_notifications_never_reach_later_waiters_processes)
+{
+	check_churn(_metadata, true, 3);
+}
+
+/*
+ * A waiter that leaves on its deadline takes no Signal with it: the next
+ * Signal goes to the next waiter. It leaves a gap below a newer waiter,
+ * and none when it was the newest (its ticket is given back).
+ */
+TEST(cond_timed_out_waiter_takes_no_signal_away)
+{
+	struct waiter a, b;
+	atomic_int returned = 0;
+	gs_mutex *m = NULL;
+	gs_cond *c = NULL;
+	int fd;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	fd = gs_cond_fd(c);
+
+	/* Older A times out under newer B: a gap, skipped by the Signal. */
+	ASSERT_EQ(0, waiter_start_dl(&a, OP_COND_WAIT_UNTIL, c, m, &returned,
+				     gs_deadline_in(300 * NS_PER_MS), 0));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	ASSERT_EQ(0, waiter_start(&b, OP_COND_WAIT, c, m, &returned));
+	ASSERT_EQ(0, wait_parked(fd, 2));
+	ASSERT_TRUE(waiter_join(&a, WAIT_LIMIT_MS));
+	EXPECT_EQ(-ETIMEDOUT, a.ret);
+	EXPECT_TRUE(a.held);
+	EXPECT_EQ(1, fdinfo_num(fd, "cond-gaps"));
+	EXPECT_EQ(2, fdinfo_num(fd, "cond-tickets"));
+	EXPECT_EQ(0, fdinfo_num(fd, "cond-notified"));
+	gs_cond_signal(c);
+	ASSERT_TRUE(waiter_join(&b, WAIT_LIMIT_MS)) TH_LOG("B was not woken");
+	EXPECT_EQ(0, b.ret);
+	EXPECT_EQ(0, fdinfo_num(fd, "cond-gaps"));
+	EXPECT_EQ(2, fdinfo_num(fd, "cond-notified"));
+
+	/* Newer A times out above older B: its ticket is given back. */
+	ASSERT_EQ(0, waiter_start(&b, OP_COND_WAIT, c, m, &returned));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	ASSERT_EQ(0, waiter_start_dl(&a, OP_COND_WAIT_UNTIL, c, m, &returned,
+				     gs_deadline_in(300 * NS_PER_MS), 0));
+	ASSERT_EQ(0, wait_parked(fd, 2));
+	ASSERT_TRUE(waiter_join(&a, WAIT_LIMIT_MS));
+	EXPECT_EQ(-ETIMEDOUT, a.ret);
+	EXPECT_EQ(0, fdinfo_num(fd, "cond-gaps"));
+	EXPECT_EQ(3, fdinfo_num(fd, "cond-tickets"));
+	gs_cond_signal(c);
+	ASSERT_TRUE(waiter_join(&b, WAIT_LIMIT_MS)) TH_LOG("B was not woken");
+	EXPECT_EQ(0, b.ret);
+	EXPECT_EQ(3, fdinfo_num(fd, "cond-notified"));
+	gs_cond_destroy(c);
+	gs_mutex_destroy(m);
+}
+
+/* The Cond ioctls themselves: tickets taken by hand in the mapped page. */
+TEST(cond_ioctls_check_tickets_kinds_and_arguments)
+{
+	struct gosync_lot_cond_wait cw = { .deadline = UINT64_MAX };
+	_Atomic uint64_t *words;
+	uint32_t one = 1, all = GOSYNC_LOT_ALL, two = 2, zero = 0;
+	gs_mutex *m = NULL;
+	gs_cond *c = NULL;
+	int fd;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	fd = gs_cond_fd(c);
+	words = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, words);
+
+	/* Not a Cond: -ENOTTY. Bad count, flags or pointer: -EINVAL, -EFAULT. */
+	EXPECT_EQ(-ENOTTY, xioctl(gs_mutex_fd(m), GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	EXPECT_EQ(-ENOTTY, xioctl(gs_mutex_fd(m), GOSYNC_IOC_LOT_COND_NOTIFY,
+				  &one));
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &two));
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &zero));
+	EXPECT_EQ(-EFAULT, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, NULL));
+	EXPECT_EQ(-EFAULT, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, NULL));
+	cw.flags = 1U << 7;
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	cw.flags = 0;
+	/* A ticket never issued. */
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &one));
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &all));
+	EXPECT_EQ(0, atomic_load(&words[GOSYNC_COND_NOTIFIED]));
+
+	/* The newest ticket leaves: given back. */
+	EXPECT_EQ(0, atomic_fetch_add(&words[GOSYNC_COND_TICKETS], 1));
+	cw.ticket = 0;
+	cw.deadline = 1;
+	EXPECT_EQ(-ETIMEDOUT, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	EXPECT_EQ(0, atomic_load(&words[GOSYNC_COND_TICKETS]));
+	EXPECT_EQ(0, fdinfo_num(fd, "cond-gaps"));
+
+	/* Tickets 0, 1, 2; 0 and 1 leave: one gap, then skipped. */
+	atomic_store(&words[GOSYNC_COND_TICKETS], 3);
+	EXPECT_EQ(-ETIMEDOUT, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	cw.ticket = 1;
+	EXPECT_EQ(-ETIMEDOUT, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	EXPECT_EQ(1, fdinfo_num(fd, "cond-gaps"));
+	/* Gone: -EINVAL, again and again, nothing changes. */
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	cw.ticket = 0;
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	EXPECT_EQ(1, fdinfo_num(fd, "cond-gaps"));
+	/* The Signal skips 0 and 1 and notifies 2 (not parked: wakes 0). */
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &one));
+	EXPECT_EQ(3, atomic_load(&words[GOSYNC_COND_NOTIFIED]));
+	EXPECT_EQ(0, fdinfo_num(fd, "cond-gaps"));
+	/* Ticket 2 was notified before it waited: 0 at once, any deadline. */
+	cw.ticket = 2;
+	cw.deadline = UINT64_MAX;
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	cw.deadline = 1;
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+
+	/* A Broadcast notifies every ticket issued, and drops the gaps. */
+	atomic_store(&words[GOSYNC_COND_TICKETS], 6);
+	cw.ticket = 3;
+	EXPECT_EQ(-ETIMEDOUT, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	EXPECT_EQ(1, fdinfo_num(fd, "cond-gaps"));
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &all));
+	EXPECT_EQ(6, atomic_load(&words[GOSYNC_COND_NOTIFIED]));
+	EXPECT_EQ(6, fdinfo_num(fd, "cond-notified"));
+	EXPECT_EQ(0, fdinfo_num(fd, "cond-gaps"));
+	/* Writing the mirror changes nothing the kernel decides on. */
+	atomic_store(&words[GOSYNC_COND_NOTIFIED], 0);
+	cw.ticket = 5;
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	EXPECT_EQ(6, fdinfo_num(fd, "cond-notified"));
+
+	/* The library's Cond is usable again once the words agree. */
+	atomic_store(&words[GOSYNC_COND_NOTIFIED], 6);
+	munmap((void *)words, 4096);
+	gs_cond_destroy(c);
+	gs_mutex_destroy(m);
+}
+
+/* Bogus tickets and hostile words never hang or break the kernel. */
+TEST(cond_hostile_words_stay_bounded)
+{
+	struct gosync_lot_cond_wait cw = { .deadline = 1 };
+	_Atomic uint64_t *words;
+	uint32_t one = 1, all = GOSYNC_LOT_ALL;
+	gs_cond *c = NULL;
+	int fd, gaps_refused = 0;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	fd = gs_cond_fd(c);
+	words = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, words);
+	/* Every other ticket leaves: as many gaps as the kernel allows. */
+	atomic_store(&words[GOSYNC_COND_TICKETS], UINT64_MAX / 4);
+	for (uint64_t t = 0; t < 2 * (GOSYNC_COND_MAX_GAPS + 8); t += 2) {
+		cw.ticket = t;
+		int ret = xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw);
+
+		if (ret == -ENOSPC)
+			gaps_refused++;
+		else
+			ASSERT_EQ(-ETIMEDOUT, ret) TH_LOG("ticket %ju",
+							  (uintmax_t)t);
+	}
+	EXPECT_EQ(8, gaps_refused);
+	EXPECT_EQ(GOSYNC_COND_MAX_GAPS, fdinfo_num(fd, "cond-gaps"));
+	/* A Signal skips one gap per step, then notifies: bounded work. */
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &one));
+	EXPECT_EQ(2, atomic_load(&words[GOSYNC_COND_NOTIFIED]));
+	EXPECT_EQ(GOSYNC_COND_MAX_GAPS - 1, fdinfo_num(fd, "cond-gaps"));
+	/* Tickets moved back below the notified count: nothing breaks. */
+	atomic_store(&words[GOSYNC_COND_TICKETS], 1);
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &one));
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &all));
+	atomic_store(&words[GOSYNC_COND_TICKETS], UINT64_MAX);
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &all));
+	EXPECT_EQ(0, fdinfo_num(fd, "cond-gaps"));
+	munmap((void *)words, 4096);
+	gs_cond_destroy(c);	/* frees whatever gaps remain */
+}
+
 /* ================================================================== */
 /* 4. CyclicBarrier                                                     */
 

@@ -1,11 +1,22 @@
 /*
  * Promela model of the claim protocol that completes channel waiters and
- * selects (kmod/chan.c): owners in states WAITING, BUSY, CANCELLED or
- * committed to a case; claim_pair() grabbing two owners in address order
- * (here: owner number) and releasing the first when the second is gone;
- * one channel lock held at a time; entries queued case by case, each
- * after a try under the same lock; waiters that give up and cancel.
+ * selects (kmod/chan.c): owners in states WAITING, CANCELLED or committed
+ * to a case, every decision taken under the owner's own lock (grab: take
+ * the lock, keep it if WAITING; commit or release: drop it); claim_pair()
+ * grabbing two owners in address order (here: owner number) and
+ * releasing the first when the second is final; one channel lock held at
+ * a time, owner locks only inside one; entries queued case by case, each
+ * after a try under the same lock; waiters that give up and cancel, and
+ * learn the outcome under their own lock (owner_finish()).
  * Checked by 'make check' (spin/check.sh): exhaustive safety search.
+ *
+ * Nobody busy-waits: whoever meets an owner that another holds blocks on
+ * its lock (a blocked statement here), and any holder may be descheduled
+ * at any step (Promela interleaves freely), as a preempted holder of an
+ * rt_mutex-based spinlock may be on PREEMPT_RT. That it then runs again
+ * (priority inheritance) is the kernel's part; what the model checks is
+ * that the waits cannot deadlock and that nothing is decided outside the
+ * lock.
  *
  * Unbuffered channels A and B. Owners:
  *   0: select { A <- 0; B <- 0 }          (may give up)
@@ -13,22 +24,25 @@
  *   2: v := <-A                           (a plain receive)
  *   3: B <- 3                             (a plain send)
  *
- * Checked: every commit finds its owner BUSY (an owner completes exactly
- * once); a receiver gets the value of the sender it was paired with; no
- * spin-wait cycle (a process stuck in grab() is an invalid end state;
- * only sleeping for a partner is a valid one); and when nothing can move
- * any more, no channel holds a live sender and a live receiver of
- * different owners (a lost wake-up).
+ * Checked: every commit is made by the holder of the owner's lock on an
+ * owner still WAITING (an owner completes exactly once); a receiver gets
+ * the value of the sender it was paired with; no lock-wait cycle (a
+ * process stuck waiting for a lock is an invalid end state; only
+ * sleeping for a partner is a valid one); an owner that has returned
+ * (its stack gone) is never locked again and nobody holds its lock when
+ * it returns; and when nothing can move any more, no channel holds a
+ * live sender and a live receiver of different owners (a lost wake-up).
  */
 #define NOWN	4
 #define NCH	2
 #define QMAX	4
 #define WAITING	10
-#define BUSY	11
 #define CANCEL	12
 
-byte state[NOWN];		/* WAITING, BUSY, CANCEL, or committed case */
+byte state[NOWN];		/* WAITING, CANCEL, or committed case */
 bool done[NOWN];
+byte olock[NOWN];		/* chan_owner.lock: holder's _pid + 1, or 0 */
+bool gone[NOWN];		/* the owner returned: its stack is gone */
 byte got[NOWN];			/* receivers: value received, 255 = none */
 byte sent_to[NOWN];		/* senders: owner that received, 255 = none */
 
@@ -50,22 +64,55 @@ bool chlock[NCH];
 inline lock(c) { atomic { !chlock[c] -> chlock[c] = 1 } }
 inline unlock(c) { chlock[c] = 0 }
 
-/* owner_grab(): WAITING -> BUSY; waits while BUSY; fails when final. */
+/* spin_lock(&o->lock): blocks while another holds it. */
+inline olock_take(o)
+{
+	atomic { olock[o] == 0 -> assert(!gone[o]); olock[o] = _pid + 1 }
+}
+
+inline olock_drop(o)
+{
+	assert(olock[o] == _pid + 1);
+	olock[o] = 0
+}
+
+/* owner_grab(): take the lock; keep it if WAITING, else fail. */
 inline grab(o, ok)
 {
+	olock_take(o);
 	if
-	:: atomic { state[o] == WAITING -> state[o] = BUSY; ok = 1 }
-	:: atomic { state[o] != WAITING && state[o] != BUSY -> ok = 0 }
+	:: state[o] == WAITING -> ok = 1
+	:: else -> olock_drop(o); ok = 0
 	fi
 }
 
+/* owner_release() */
+inline release(o)
+{
+	assert(state[o] == WAITING);
+	olock_drop(o)
+}
+
+/* owner_commit(): decided under the lock, which is then dropped. */
 inline commit(o, k)
 {
 	atomic {
-		assert(state[o] == BUSY);
+		assert(olock[o] == _pid + 1 && state[o] == WAITING);
 		state[o] = k;
 		done[o] = 1
-	}
+	};
+	olock_drop(o)
+}
+
+/* owner_finish(): cancel if still WAITING, else it was completed. */
+inline finish(o)
+{
+	olock_take(o);
+	if
+	:: state[o] == WAITING -> state[o] = CANCEL
+	:: else -> assert(done[o])
+	fi;
+	olock_drop(o)
 }
 
 /* Remove entry i of queue d of channel c. */
@@ -103,7 +150,7 @@ inline try_case(me, k, c, d, res)
 			fi;
 			grab(peer, ok2);
 			if
-			:: !ok2 -> state[me] = WAITING;	/* release first */
+			:: !ok2 -> release(me);	/* release first */
 				qdel(d, c, i); goto next
 			:: else -> skip
 			fi
@@ -115,7 +162,7 @@ inline try_case(me, k, c, d, res)
 			fi;
 			grab(me, ok2);
 			if
-			:: !ok2 -> state[peer] = WAITING; res = 2; break
+			:: !ok2 -> release(peer); res = 2; break
 			:: else -> skip
 			fi
 		fi;
@@ -157,20 +204,21 @@ proctype owner(byte me; bool may_give_up)
 		:: else -> skip
 		fi
 	}
-	/* Sleep until completed, or give up (deadline, signal). */
+	/*
+	 * Sleep until completed, or give up (deadline, signal); then, or if
+	 * a partner completed us while we were trying (res 2), learn the
+	 * outcome under our own lock.
+	 */
 	if
-	:: res != 0 -> skip
+	:: res == 1 -> skip
+	:: res == 2 -> finish(me)
 	:: res == 0 ->
 end_asleep:	/* a waiter nobody pairs with may sleep for ever */
 		if
 		:: done[me] -> skip
-		:: may_give_up ->
-			if
-			:: atomic { state[me] == WAITING -> state[me] = CANCEL }
-			:: atomic { state[me] != WAITING && state[me] != BUSY } ->
-				done[me]	/* completed meanwhile */
-			fi
-		fi
+		:: may_give_up -> skip
+		fi;
+		finish(me)
 	fi;
 	/* Unlink what is left queued, channel by channel. */
 	for (c : 0 .. NCH - 1) {
@@ -184,7 +232,9 @@ end_asleep:	/* a waiter nobody pairs with may sleep for ever */
 			od
 		}
 		unlock(c)
-	}
+	};
+	/* chan_select() returns: nobody may touch the owner any more. */
+	atomic { assert(olock[me] == 0); gone[me] = 1 }
 }
 
 /* When nothing can move: no live sender and receiver left unmatched. */

@@ -8,8 +8,11 @@
  *  - the shared state word: count, WAITERS, POLLED. Userspace changes it
  *    by compare-and-swap, modelled as one atomic conditional update;
  *  - the kernel's lock, FIFO queue and grant loop; the acquire slow path
- *    as the separate steps the kernel takes (lockless try, lock, set
- *    WAITERS, enqueue, grant, unlock, sleep);
+ *    as the separate steps the kernel takes (lock, try unless anybody is
+ *    queued, set WAITERS, enqueue, grant, unlock, sleep);
+ *  - the fence of a kernel call whose swaps keep losing (WAITERS set
+ *    under the lock, lifted before the unlock if nobody is queued), taken
+ *    or not at every kernel try and release;
  *  - waiters that give up (deadline or signal) and leave the queue;
  *  - a poller that registers on the wait queue, then checks readability
  *    under the lock, setting POLLED when not readable.
@@ -68,7 +71,38 @@ inline grant()
 	fi
 }
 
-/* Userspace compare-and-swap acquire (also the kernel's lockless try). */
+/* The fence, taken or not, by a kernel call under the lock. */
+inline maybe_fence()
+{
+	if
+	:: waiters_flag = 1
+	:: skip
+	fi
+}
+
+/* Lifting it: WAITERS stays set only for a non-empty queue. */
+inline unfence()
+{
+	if
+	:: qlen == 0 -> waiters_flag = 0
+	:: else -> skip
+	fi
+}
+
+/* sem_try_take(), under the lock: the queue decides, not the flag. */
+inline kernel_try_take(n, ok)
+{
+	maybe_fence();
+	atomic {
+		if
+		:: qlen == 0 && count >= n ->
+			count = count - n; held = held + n; ok = 1
+		:: else -> ok = 0
+		fi
+	}
+}
+
+/* Userspace compare-and-swap acquire (the library's fast path). */
 inline try_take(n, ok)
 {
 	atomic {
@@ -91,10 +125,11 @@ proctype user(byte id; byte n; bool may_give_up)
 		try_take(n, ok);			/* lib fast path */
 		if
 		:: !ok ->
-			try_take(n, ok);		/* kernel: sem_try_take */
+			lock();
+			kernel_try_take(n, ok);		/* kernel: sem_try_take */
 			if
+			:: ok -> unfence(); unlock()
 			:: !ok ->
-				lock();
 				waiters_flag = 1;
 				served[id] = 0;
 				queue[qlen] = id;
@@ -131,7 +166,6 @@ proctype user(byte id; byte n; bool may_give_up)
 					:: else -> skip
 					fi
 				fi
-			:: else -> skip
 			fi
 		:: else -> skip
 		fi;
@@ -152,6 +186,7 @@ proctype user(byte id; byte n; bool may_give_up)
 		if
 		:: ok ->					/* kernel release */
 			lock();
+			maybe_fence();
 			atomic {
 				assert(count + n <= SIZE);
 				count = count + n; held = held - n;

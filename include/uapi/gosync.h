@@ -43,6 +43,8 @@
 #define GOSYNC_FEATURE_TIMER	(1ULL << 3)	/* timer channels */
 #define GOSYNC_FEATURE_LOT	(1ULL << 4)	/* parking lots (sync package) */
 #define GOSYNC_FEATURE_CHAN_RING (1ULL << 5)	/* mmap'able channel rings */
+#define GOSYNC_FEATURE_COND	(1ULL << 6)	/* ticketed Cond on lots */
+#define GOSYNC_FEATURE_CHAN_DISCARD (1ULL << 7)	/* receive into 0 discards */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -95,15 +97,28 @@ struct gosync_version {
  *  - Userspace changes the word only with compare-and-swap of the whole
  *    word, so a flag set by the kernel in between makes the swap fail and
  *    the caller re-reads the flags.
+ *  - Whether anybody waits is the kernel's queue: the ioctls' try takes
+ *    nothing while an acquirer is queued, whatever the page says.
+ *  - The kernel's own compare-and-swaps are bounded: a call that has
+ *    lost GOSYNC_SEM_TRIES of them sets WAITERS (which stops every
+ *    userspace that follows this protocol from changing the word), and
+ *    after as many more it gives up with -EIO, having changed nothing:
+ *    only a writer that ignores the protocol can make that happen. A
+ *    release whose permits were added but whose serving of the queue gave
+ *    up returns 0; the waiters stay queued. The kernel never leaves
+ *    WAITERS set for an empty queue.
  *
- * Whatever userspace writes into the page, the kernel stays memory-safe;
- * the semaphore's own semantics are then the writer's problem.
+ * Whatever userspace writes into the page, the kernel stays memory-safe
+ * and every ioctl returns in bounded time; the semaphore's own semantics
+ * are then the writer's problem.
  */
 #define GOSYNC_SEM_WAITERS	(1ULL << 63)
 #define GOSYNC_SEM_POLLED	(1ULL << 62)
 #define GOSYNC_SEM_COUNT_MASK	(GOSYNC_SEM_POLLED - 1)
 /* The largest size, and the largest count one call may acquire or release. */
 #define GOSYNC_SEM_MAX		GOSYNC_SEM_COUNT_MASK
+/* Lost compare-and-swaps after which the kernel fences, then gives up. */
+#define GOSYNC_SEM_TRIES	16
 
 struct gosync_sem_shared {
 	__u64 state;
@@ -137,7 +152,8 @@ struct gosync_sem_create {
  * without holding up the waiters behind it, as Go does. Returns 0,
  * -ETIMEDOUT, or -EINTR on a signal (restarted transparently under
  * SA_RESTART). A waiter that was served before the signal or deadline
- * was noticed returns 0 and owns the permits.
+ * was noticed returns 0 and owns the permits. -EIO: the state word kept
+ * changing under the kernel (see above); nothing was taken.
  */
 struct gosync_sem_acquire {
 	__u64 count;
@@ -169,9 +185,14 @@ struct gosync_sem_status {
  *
  * A channel carries elements of a fixed size (0 to GOSYNC_CHAN_ELEM_MAX
  * bytes; 0 is Go's chan struct{}) and has a capacity (0 = unbuffered, up
- * to the module parameter max_capacity; the buffer, elem_size * capacity
- * bytes, is also bounded by the module parameter max_buffer_bytes and is
- * charged to the creator's memory cgroup).
+ * to the module parameter max_capacity; the buffer, its slots as mapped,
+ * GOSYNC_CHAN_SLOT_SIZE(elem_size) * capacity bytes, is also bounded by
+ * the module parameter max_buffer_bytes). A buffered channel's ring (that
+ * many bytes in pages, plus a header page) cannot be swapped out: its
+ * pages are charged to the creator's memory cgroup and, unless the
+ * creator has CAP_IPC_LOCK, to its user's locked memory, bounded by
+ * RLIMIT_MEMLOCK as mlock(2) is, until the last fd and the last mapping
+ * of the channel are gone. Unbuffered and timer channels have no ring.
  *
  * Send blocks until the value is in the buffer or, on an unbuffered
  * channel, a receiver has taken it; a waiting receiver gets the value
@@ -246,11 +267,17 @@ struct gosync_sem_status {
 #define GOSYNC_CHAN_POLLED_OUT		(1ULL << 59)
 #define GOSYNC_CHAN_SLOT_SIZE(elem)	(8 + (((elem) + 7) & ~7U))
 
-/* M: where ring positions wrap, the largest @capacity * 2^k in 48 bits. */
+/*
+ * M: where ring positions wrap, the largest @capacity * 2^k in 48 bits;
+ * 0 for capacity 0, an unbuffered channel, which has no ring (doubling 0
+ * would never get there): callers must not divide by it.
+ */
 static inline __u64 gosync_chan_pos_modulus(__u32 capacity)
 {
 	__u64 mod = capacity;
 
+	if (!mod)
+		return 0;
 	while (mod <= (GOSYNC_CHAN_POS_MASK + 1) / 2)
 		mod <<= 1;
 	return mod;
@@ -271,7 +298,9 @@ struct gosync_chan_shared {
  * @reserved:  must be 0
  *
  * Returns the new channel's fd (O_CLOEXEC); -EINVAL for sizes out of
- * range, -ENOMEM when the buffer exceeds max_buffer_bytes or memory.
+ * range; -ENOMEM when the buffer exceeds max_buffer_bytes, when the ring
+ * would take the user's locked memory beyond RLIMIT_MEMLOCK (as mlock(2)
+ * and io_uring's registered buffers say), or when memory is short.
  */
 struct gosync_chan_create {
 	__u32 elem_size;
@@ -285,8 +314,10 @@ struct gosync_chan_create {
 
 /**
  * struct gosync_chan_xfer - argument of GOSYNC_IOC_CHAN_SEND and _RECV
- * @value:    user address of elem_size bytes: the value to send, or where
- *            to store the received value (may be 0 when elem_size is 0)
+ * @value:    user address of elem_size bytes: the value to send (may be 0
+ *            when elem_size is 0), or where to store the received value;
+ *            for RECV, 0 discards the value (Go's <-ch), whatever
+ *            elem_size (GOSYNC_FEATURE_CHAN_DISCARD)
  * @deadline: absolute deadline, as for every waiting ioctl
  * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_CHAN_TRY
  * @reserved: must be 0
@@ -295,7 +326,11 @@ struct gosync_chan_create {
  * was not sent); -EAGAIN (TRY) or -ETIMEDOUT if it would block longer.
  * RECV returns 1 with the value stored, or 0 when the channel is closed
  * and drained (the zero value is stored: Go's "ok" is the return value).
- * A bad @value gives -EFAULT and consumes nothing.
+ * A bad @value gives -EFAULT and consumes nothing. A RECV into @value 0
+ * is a receive like any other, on every path (from the ring, from a
+ * waiting sender, blocking, TRY, with a deadline, closed): it consumes
+ * the value, counts in @recvs and returns 1 or 0 as above; only the
+ * value itself is dropped. Address 0 is never a destination.
  */
 struct gosync_chan_xfer {
 	__u64 value;
@@ -357,8 +392,9 @@ struct gosync_chan_status {
  * struct gosync_select_case - one case of a select
  * @fd:    a channel fd, or GOSYNC_SELECT_NIL
  * @op:    GOSYNC_SELECT_SEND or GOSYNC_SELECT_RECV
- * @value: user address of the value to send, or of room for the received
- *         one (elem_size bytes; may be 0 when elem_size is 0)
+ * @value: user address of the value to send (may be 0 when elem_size is
+ *         0), or of room for the received one (elem_size bytes; 0 discards
+ *         the value, as for GOSYNC_IOC_CHAN_RECV)
  */
 struct gosync_select_case {
 	__s32 fd;
@@ -378,7 +414,13 @@ struct gosync_select_case {
  * Returns 0 with @index and @ok set; -EPIPE (a send case on a closed
  * channel, @index set); -EAGAIN (GOSYNC_SELECT_DEFAULT, nothing ready);
  * -ETIMEDOUT; -EINTR; -EBADF (a closed fd); -EINVAL (an fd that is not a
- * channel, a bad op or flag); -EPERM (a send case on a timer channel).
+ * channel, a bad op or flag); -EPERM (a send case on a timer channel);
+ * -E2BIG when the cases' values, which the kernel holds while the select
+ * waits, exceed the module parameter max_select_bytes (default 1 MiB,
+ * never less than GOSYNC_CHAN_ELEM_MAX): the sum of elem_size over the
+ * send cases and the receive cases with a destination (a receive case
+ * whose @value is 0 takes no room). -E2BIG, like every error before the
+ * wait, consumes and sends nothing.
  */
 struct gosync_select {
 	__u64 cases;
@@ -393,11 +435,14 @@ struct gosync_select {
  * Timer channels (time.After, time.NewTimer, time.NewTicker): receive-only
  * channels of one __u64 (the firing time in ns on the timer's clock, as
  * seen in the time namespace of the task that armed it) with capacity 1,
- * fed by an hrtimer. A one-shot timer
- * (@period 0) sends once at @when; a ticker sends at @when and every
+ * fed by an hrtimer; they have no ring and cannot be mapped. A one-shot
+ * timer (@period 0) sends once at @when; a ticker sends at @when and every
  * @period after, and drops a tick while the previous one is still
- * unreceived, as Go does. They work in select, poll and epoll like any
- * channel; send and close on them fail with -EPERM.
+ * unreceived, as Go does: after a receive, the next tick is the first of
+ * @when + k * @period after it. A ticker whose tick nobody receives costs
+ * nothing (its hrtimer is armed again only when the tick is received).
+ * They work in select, poll and epoll like any channel; send and close on
+ * them fail with -EPERM.
  *
  * GOSYNC_IOC_TIMER_STOP stops the timer and discards an unreceived value
  * (Go 1.23 semantics: nothing stale is received after it returns); it
@@ -407,7 +452,7 @@ struct gosync_select {
  * argument; it returns what STOP would have. Bad arguments give -EINVAL
  * and leave the timer as it was.
  */
-#define GOSYNC_TIMER_MIN_PERIOD	10000	/* ns */
+#define GOSYNC_TIMER_MIN_PERIOD	10000	/* ns: about what delivering a tick takes */
 
 /**
  * struct gosync_timer_set - argument of GOSYNC_IOC_TIMER_CREATE and _RESET
@@ -486,6 +531,41 @@ struct gosync_timer_set {
 #define GOSYNC_LOT_BARRIER	6
 #define GOSYNC_LOT_KIND_MAX	GOSYNC_LOT_BARRIER
 
+/*
+ * Cond lots (kind GOSYNC_LOT_COND) also queue waiters by ticket, the way
+ * Go's runtime notifyList does, so that a Signal wakes exactly one waiter
+ * (the oldest) and a Broadcast all those that were waiting, none after:
+ *
+ *  - Word GOSYNC_COND_TICKETS counts the tickets issued. A waiter takes
+ *    ticket t = the word's old value with an atomic fetch-and-add while
+ *    it still holds its mutex, then unlocks the mutex, then waits with
+ *    GOSYNC_IOC_LOT_COND_WAIT { t }. From the fetch-and-add on it is
+ *    waiting, whether or not it has reached the kernel yet.
+ *  - The kernel keeps the count of notified tickets (every ticket below
+ *    it is notified) and mirrors it into word GOSYNC_COND_NOTIFIED, which
+ *    userspace only reads. GOSYNC_IOC_LOT_COND_NOTIFY with count 1 (a
+ *    Signal) notifies the oldest ticket still waiting and wakes its
+ *    thread if it is parked (one that has not parked yet returns at once
+ *    when it does); with GOSYNC_LOT_ALL (a Broadcast) it notifies every
+ *    ticket issued. It returns the number of threads it woke. When the
+ *    two words are equal nobody waits, and Signal need not enter the
+ *    kernel at all.
+ *  - COND_WAIT returns 0 once its ticket is notified (also when it was
+ *    notified before the call), -ETIMEDOUT or -ECANCELED when it leaves
+ *    unnotified, -EINTR on a signal (wait again with the same ticket).
+ *    A ticket that leaves unnotified is skipped by later notifications,
+ *    so no Signal is spent on a waiter that has gone; a notification
+ *    that reached the ticket first wins (the wait returns 0). A ticket
+ *    that was never issued, or has left, is -EINVAL.
+ *  - COND_WAIT and COND_NOTIFY on a lot of another kind are -ENOTTY.
+ *    More than GOSYNC_COND_MAX_GAPS runs of departed tickets still
+ *    waiting to be skipped (reachable only by writing the ticket word
+ *    by hand) make COND_WAIT fail with -ENOSPC.
+ */
+#define GOSYNC_COND_TICKETS	0
+#define GOSYNC_COND_NOTIFIED	1
+#define GOSYNC_COND_MAX_GAPS	4096
+
 /**
  * struct gosync_lot_create - argument of GOSYNC_IOC_LOT_CREATE
  * @kind:  GOSYNC_LOT_PLAIN .. GOSYNC_LOT_KIND_MAX
@@ -558,6 +638,21 @@ struct gosync_lot_status {
 	__u64 woken;
 };
 
+/**
+ * struct gosync_lot_cond_wait - argument of GOSYNC_IOC_LOT_COND_WAIT
+ * @ticket:   the caller's ticket (see the Cond lots above)
+ * @deadline: absolute deadline in ns (see the conventions above)
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_WAIT_CANCEL_FD
+ * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
+ *            the wait (-ECANCELED); else 0
+ */
+struct gosync_lot_cond_wait {
+	__u64 ticket;
+	__u64 deadline;
+	__u32 flags;
+	__s32 cancel_fd;
+};
+
 #define GOSYNC_IOC_MAGIC	0xC6
 
 /* Ioctls on /dev/gosync itself. */
@@ -572,7 +667,9 @@ struct gosync_lot_status {
  * Ioctls on a semaphore fd. TRY_ACQUIRE takes a __u64 count and fails with
  * -EAGAIN unless the permits are free and nobody waits (Go's TryAcquire).
  * RELEASE takes a __u64 count; releasing more than is held (the count
- * would exceed the size) fails with -EOVERFLOW and changes nothing.
+ * would exceed the size) fails with -EOVERFLOW and changes nothing. Both
+ * fail with -EIO, changing nothing, when the state word kept
+ * changing under the kernel (a writer outside the protocol above).
  */
 #define GOSYNC_IOC_SEM_ACQUIRE	_IOW(GOSYNC_IOC_MAGIC, 0x10, struct gosync_sem_acquire)
 #define GOSYNC_IOC_SEM_TRY_ACQUIRE _IOW(GOSYNC_IOC_MAGIC, 0x11, __u64)
@@ -594,5 +691,8 @@ struct gosync_lot_status {
 #define GOSYNC_IOC_LOT_PARK	_IOW(GOSYNC_IOC_MAGIC, 0x40, struct gosync_lot_park)
 #define GOSYNC_IOC_LOT_UNPARK	_IOW(GOSYNC_IOC_MAGIC, 0x41, struct gosync_lot_unpark)
 #define GOSYNC_IOC_LOT_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x42, struct gosync_lot_status)
+/* Ioctls on a Cond lot; NOTIFY takes a __u32 count: 1 or GOSYNC_LOT_ALL. */
+#define GOSYNC_IOC_LOT_COND_WAIT _IOW(GOSYNC_IOC_MAGIC, 0x43, struct gosync_lot_cond_wait)
+#define GOSYNC_IOC_LOT_COND_NOTIFY _IOW(GOSYNC_IOC_MAGIC, 0x44, __u32)
 
 #endif /* _UAPI_GOSYNC_H */
