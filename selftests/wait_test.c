@@ -2262,9 +2262,12 @@ TEST(cond_timed_out_waiter_takes_no_signal_away)
 	ASSERT_EQ(0, gs_mutex_create(&m));
 	fd = gs_cond_fd(c);
 
-	/* Older A times out under newer B: a gap, skipped by the Signal. */
+	/*
+	 * Older A times out under newer B: a gap, skipped by the Signal. (A's
+	 * deadline must outlast B's parking on a slow machine: 1 s.)
+	 */
 	ASSERT_EQ(0, waiter_start_dl(&a, OP_COND_WAIT_UNTIL, c, m, &returned,
-				     gs_deadline_in(300 * NS_PER_MS), 0));
+				     gs_deadline_in(1000 * NS_PER_MS), 0));
 	ASSERT_EQ(0, wait_parked(fd, 1));
 	ASSERT_EQ(0, waiter_start(&b, OP_COND_WAIT, c, m, &returned));
 	ASSERT_EQ(0, wait_parked(fd, 2));
@@ -2284,7 +2287,7 @@ TEST(cond_timed_out_waiter_takes_no_signal_away)
 	ASSERT_EQ(0, waiter_start(&b, OP_COND_WAIT, c, m, &returned));
 	ASSERT_EQ(0, wait_parked(fd, 1));
 	ASSERT_EQ(0, waiter_start_dl(&a, OP_COND_WAIT_UNTIL, c, m, &returned,
-				     gs_deadline_in(300 * NS_PER_MS), 0));
+				     gs_deadline_in(1000 * NS_PER_MS), 0));
 	ASSERT_EQ(0, wait_parked(fd, 2));
 	ASSERT_TRUE(waiter_join(&a, WAIT_LIMIT_MS));
 	EXPECT_EQ(-ETIMEDOUT, a.ret);
