@@ -40,7 +40,7 @@
  *    (the ticket word is moved back by compare-and-swap), with the gaps
  *    that this uncovers at the top, so gaps exist only below a ticket
  *    still waiting: there are fewer runs of them than waiters.
- * No spin model checks this protocol yet (see docs/design.md).
+ * The protocol is model-checked in spin/cond.pml.
  */
 #include <linux/atomic.h>
 #include <linux/fs.h>
