@@ -170,6 +170,20 @@ static long lot_park(struct gosync_lot *lot,
 	return ret;
 }
 
+/* Choose parked waiter @w: its park returns (its token). */
+static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
+		      struct gosync_wakeups *wk)
+{
+	struct task_struct *task = w->task;
+
+	lockdep_assert_held(&lot->lock);
+	list_del(&w->node);
+	lot->nr_parked--;
+	/* After this store the waiter may return: w is not touched. */
+	smp_store_release(&w->woken, true);
+	gosync_wake_add(wk, task);
+}
+
 static long lot_unpark(struct gosync_lot *lot,
 		       const struct gosync_lot_unpark __user *uarg)
 {
@@ -188,23 +202,17 @@ static long lot_unpark(struct gosync_lot *lot,
 
 	spin_lock(&lot->lock);
 	list_for_each_entry_safe(w, next, &lot->parked, node) {
-		struct task_struct *task = w->task;
-
 		if (woken == arg.count)
 			break;
 		if (w->index != arg.index)
 			continue;
-		list_del(&w->node);
-		lot->nr_parked--;
 		if (arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) {
 			/* The word changes hands before the waiter runs. */
 			atomic64_add((s64)arg.add,
 				     (atomic64_t *)&lot->words[arg.index]);
 			w->token = 1;
 		}
-		/* After this store the waiter may return: w is not touched. */
-		smp_store_release(&w->woken, true);
-		gosync_wake_add(&wk, task);
+		lot_serve(lot, w, &wk);
 		woken++;
 	}
 	spin_unlock(&lot->lock);
@@ -308,20 +316,6 @@ static struct lot_waiter *cond_find(struct gosync_lot *lot, u64 t)
 		if (w->index == LOT_COND_INDEX && w->ticket == t)
 			return w;
 	return NULL;
-}
-
-/* Choose parked waiter @w: it returns 0. */
-static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
-		      struct gosync_wakeups *wk)
-{
-	struct task_struct *task = w->task;
-
-	lockdep_assert_held(&lot->lock);
-	list_del(&w->node);
-	lot->nr_parked--;
-	/* After this store the waiter may return: w is not touched. */
-	smp_store_release(&w->woken, true);
-	gosync_wake_add(wk, task);
 }
 
 static void cond_free_gaps(struct list_head *dead)
