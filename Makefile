@@ -3,7 +3,8 @@
 #   make              library, selftests, examples and the module for this
 #                     machine's kernel (or Debian's stock kernel headers)
 #   make check        both VM kernels: build, boot, run every selftest
-#   make check KERNEL=debug|stock|asan   (one run; asan: sanitized userspace)
+#   make check KERNEL=debug|stock|asan|kcsan   (one run; asan: sanitized
+#                     userspace; kcsan: the data-race detector kernel)
 #   make demo         boot the VM and run the demo program
 #   make bench        boot the stock-kernel VM and run bench/ (tables)
 #   make tsan         the library and map_test under ThreadSanitizer (run
@@ -14,10 +15,10 @@
 # module build for the local kernel, ready for 'sudo insmod kmod/gosync.ko'.
 
 BUILD     ?= build
-# The test runs of 'make check': 'debug' and 'stock' are the two kernels;
+# The test runs of 'make check': 'debug', 'kcsan' and 'stock' are kernels;
 # 'asan' is the stock kernel with libgosync and the selftests built with
 # AddressSanitizer and UndefinedBehaviorSanitizer.
-KERNEL    ?= debug stock asan
+KERNEL    ?= debug stock asan kcsan
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 WARN      := -Wall -Wextra -Werror
@@ -28,8 +29,10 @@ TEST_CFLAGS := -std=gnu11 $(WARN) -Iinclude -isystem $(BUILD)/kselftest -Iselfte
 URCU_LIBS := -lurcu-cds -lurcu-bp
 LDLIBS_GS := -L$(BUILD)/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync $(URCU_LIBS) -pthread
 
-DEBUG_KDIR := $(BUILD)/kernel-debug/obj
-DEBUG_IMAGE := $(DEBUG_KDIR)/arch/x86/boot/bzImage
+# The test kernels built here (scripts/build-kernel.sh): 'debug' (KASAN,
+# lockdep, coverage, fault injection, kmemleak) and 'kcsan' (data races).
+kernel_kdir = $(BUILD)/kernel-$(1)/obj
+kernel_image = $(call kernel_kdir,$(1))/arch/x86/boot/bzImage
 # The in-place module build: the running kernel's headers if installed (a
 # real machine), else Debian's stock kernel headers. Set KDIR to override.
 KDIR      ?= local
@@ -138,22 +141,29 @@ kmod/gosync.ko: $(KSRC) | $(BUILD)/.deps
 # each other or the in-place build.
 $(BUILD)/stock/kmod/gosync.ko: $(KSRC) | $(BUILD)/.deps
 	scripts/build-module.sh stock $(BUILD)/stock $(BUILD)/stock/build.log
-$(BUILD)/debug/kmod/gosync.ko: $(KSRC) $(DEBUG_IMAGE)
-	scripts/build-module.sh $(abspath $(DEBUG_KDIR)) $(BUILD)/debug $(BUILD)/debug/build.log
+# The debug kernel's module is built for coverage (kmod/Kbuild).
+$(BUILD)/debug/kmod/gosync.ko: $(KSRC) $(call kernel_image,debug)
+	scripts/build-module.sh $(abspath $(call kernel_kdir,debug)) $(BUILD)/debug $(BUILD)/debug/build.log \
+		GOSYNC_COVERAGE=y
+$(BUILD)/kcsan/kmod/gosync.ko: $(KSRC) $(call kernel_image,kcsan)
+	scripts/build-module.sh $(abspath $(call kernel_kdir,kcsan)) $(BUILD)/kcsan $(BUILD)/kcsan/build.log
 
-# The debug kernel: the script keeps it cached and rebuilds it only when
-# its config fragment changes, so it is always asked.
-.PHONY: debug-kernel
-debug-kernel $(DEBUG_IMAGE): scripts/debug-kernel.config scripts/build-debug-kernel.sh | $(BUILD)/.deps
-	scripts/build-debug-kernel.sh $(BUILD)
+# The test kernels: the script keeps each one cached (keyed by its config
+# fragments) and rebuilds it only when they change.
+.PHONY: debug-kernel kcsan-kernel
+debug-kernel kcsan-kernel: %-kernel: $(call kernel_image,%)
+$(BUILD)/kernel-%/obj/arch/x86/boot/bzImage: scripts/kernel-base.config scripts/kernel-%.config \
+		scripts/build-kernel.sh | $(BUILD)/.deps
+	scripts/build-kernel.sh $* $(BUILD)
 
-CHECK_KERNELS := $(sort $(filter debug stock,$(KERNEL)) $(if $(filter asan,$(KERNEL)),stock))
+CHECK_KERNELS := $(sort $(filter debug stock kcsan,$(KERNEL)) $(if $(filter asan,$(KERNEL)),stock))
 check: $(foreach k,$(CHECK_KERNELS),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES) \
 		$(if $(filter asan,$(KERNEL)),$(ASAN_TESTS)) $(TSAN_TESTS)
 	scripts/run-vm-tests.sh check $(BUILD) $(KERNEL)
 
-demo: $(BUILD)/$(lastword $(CHECK_KERNELS))/kmod/gosync.ko $(EXAMPLES)
-	scripts/run-vm-tests.sh demo $(BUILD) $(lastword $(CHECK_KERNELS))
+DEMO_KERNEL := $(lastword $(filter debug stock,$(CHECK_KERNELS)))
+demo: $(BUILD)/$(DEMO_KERNEL)/kmod/gosync.ko $(EXAMPLES)
+	scripts/run-vm-tests.sh demo $(BUILD) $(DEMO_KERNEL)
 
 # Benchmarks run on the stock kernel: debug options would distort them.
 # The VM prints the CSV rows; the runner extracts them into
@@ -167,6 +177,6 @@ bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
 clean:
 	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/bench $(BUILD)/stock $(BUILD)/asan \
 		$(BUILD)/tsan \
-		$(BUILD)/debug $(BUILD)/vm $(BUILD)/go
+		$(BUILD)/debug $(BUILD)/kcsan $(BUILD)/vm $(BUILD)/go
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \
 		modules.order Module.symvers .*.cmd

@@ -21,13 +21,13 @@ mode=${1:?usage: run-vm-tests.sh check|demo|bench BUILD_DIR KERNEL...}
 build=$(realpath "${2:?}")
 shift 2
 
-# A run is a kernel ('debug', 'stock') or 'asan': the stock kernel with
-# the userspace built with ASan+UBSan (from BUILD_DIR/asan).
+# A run is a kernel ('debug', 'stock', 'kcsan') or 'asan': the stock
+# kernel with the userspace built with ASan+UBSan (from BUILD_DIR/asan).
 kernel_image() {
 	case "$1" in
-	debug)	echo "$build/kernel-debug/obj/arch/x86/boot/bzImage" ;;
+	debug|kcsan) echo "$build/kernel-$1/obj/arch/x86/boot/bzImage" ;;
 	stock|asan) echo "/boot/vmlinuz-$("$top/scripts/stock-kernel.sh")" ;;
-	*)	echo "unknown run '$1' (debug, stock or asan)" >&2; return 1 ;;
+	*)	echo "unknown run '$1' (debug, stock, asan or kcsan)" >&2; return 1 ;;
 	esac
 }
 
