@@ -937,7 +937,7 @@ static int chan_case_init(struct chan_case *c, struct gosync_chan *ch,
 		c->val = small;
 	} else {
 		/* Up to 64 KiB, held while the caller sleeps: no high order. */
-		c->val = kvmalloc(ch->elem_size, GFP_KERNEL_ACCOUNT);
+		c->val = kvmalloc(ch->elem_size, GOSYNC_GFP);
 		if (!c->val)
 			return -ENOMEM;
 	}
@@ -1016,8 +1016,8 @@ long gosync_select(struct gosync_select __user *uarg)
 		if (IS_ERR(ucases))
 			return PTR_ERR(ucases);
 		cases = kvcalloc(arg.ncases, sizeof(*cases),
-				 GFP_KERNEL_ACCOUNT);
-		order = kcalloc(arg.ncases, sizeof(*order), GFP_KERNEL_ACCOUNT);
+				 GOSYNC_GFP);
+		order = kcalloc(arg.ncases, sizeof(*order), GOSYNC_GFP);
 		if (!cases || !order) {
 			ret = -ENOMEM;
 			goto out;
@@ -1619,11 +1619,11 @@ static int chan_ring_alloc(struct gosync_chan *ch, size_t bytes)
 	if (ret)
 		return ret;
 	ch->nr_pages = 0;
-	ch->pages = kvcalloc(nr, sizeof(*ch->pages), GFP_KERNEL_ACCOUNT);
+	ch->pages = kvcalloc(nr, sizeof(*ch->pages), GOSYNC_GFP);
 	if (!ch->pages)
 		return -ENOMEM;
 	while (ch->nr_pages < nr) {
-		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+		struct page *page = alloc_page(GOSYNC_GFP | __GFP_ZERO);
 
 		if (!page)
 			return -ENOMEM;
@@ -1656,7 +1656,7 @@ static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 	    bytes > min_t(unsigned long, READ_ONCE(max_buffer_bytes),
 			  CHAN_BUFFER_LIMIT))
 		return ERR_PTR(-ENOMEM);
-	ch = kzalloc(sizeof(*ch), GFP_KERNEL_ACCOUNT);
+	ch = kzalloc(sizeof(*ch), GOSYNC_GFP);
 	if (!ch)
 		return ERR_PTR(-ENOMEM);
 	ch->elem_size = elem_size;
@@ -1715,7 +1715,7 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 	if (IS_ERR(ch))
 		return PTR_ERR(ch);
 	ch->capacity = 1;
-	t = kzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
+	t = kzalloc(sizeof(*t), GOSYNC_GFP);
 	if (!t) {
 		chan_free(ch);
 		return -ENOMEM;

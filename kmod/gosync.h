@@ -22,6 +22,16 @@
 				 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING | \
 				 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD)
 
+/*
+ * The flags of every allocation a user's call makes. Charged to the
+ * caller's memory cgroup (__GFP_ACCOUNT); a failure is that caller's
+ * -ENOMEM, never an OOM kill of some process of the cgroup
+ * (__GFP_RETRY_MAYFAIL: reclaim is tried, the OOM killer is not) and
+ * never a warning in the kernel log that userspace could print at will
+ * (__GFP_NOWARN).
+ */
+#define GOSYNC_GFP	(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
 /* True when the @size bytes at @p are all zero (reserved fields, padding). */
 static inline bool gosync_all_zero(const void *p, size_t size)
 {

@@ -253,11 +253,11 @@ int gosync_mmap_page(struct vm_area_struct *vma, struct page *page)
  */
 void *gosync_obj_alloc(size_t size)
 {
-	struct gosync_obj *obj = kzalloc(size, GFP_KERNEL_ACCOUNT);
+	struct gosync_obj *obj = kzalloc(size, GOSYNC_GFP);
 
 	if (!obj)
 		return NULL;
-	obj->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	obj->page = alloc_page(GOSYNC_GFP | __GFP_ZERO);
 	if (!obj->page) {
 		kfree(obj);
 		return NULL;
