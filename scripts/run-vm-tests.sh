@@ -195,11 +195,21 @@ for k in "$@"; do
 	log=$build/vm/$k-$mode.log
 	make_payload "$payload" "$k"
 	echo "=== $mode on the $k kernel ($(basename "$image")) ==="
-	if "$top/scripts/vm.sh" "$image" "$module" "$payload" "$log"; then
+	# The debug kernel's module counts its coverage (scripts/coverage.sh).
+	gcda=
+	if [ "$k" = debug ] && [ "$mode" != bench ]; then
+		gcda=$build/coverage/gcda
+		rm -rf "$gcda"
+	fi
+	if GOSYNC_VM_GCOV_DIR=$gcda "$top/scripts/vm.sh" "$image" "$module" "$payload" "$log"; then
 		vm_ok=1
 	else
 		vm_ok=0
 		status=1
+	fi
+	if [ -n "$gcda" ] && [ -d "$gcda" ]; then
+		echo "=== coverage of kmod/ on the $k kernel ($mode${GOSYNC_TESTS:+, only $GOSYNC_TESTS}) ==="
+		"$top/scripts/coverage.sh" "$build" "$gcda" || true
 	fi
 	if [ "$mode" = bench ]; then
 		# The CSV rows the VM printed between its markers (any console

@@ -20,13 +20,16 @@
 #   GOSYNC_VM_CPUS=N      guest vCPUs (default 2); the guest must see all
 #                         of them, or the run fails without running the
 #                         payload
+#   GOSYNC_VM_GCOV_DIR=D  where the module's gcov counters (.gcda files)
+#                         go, on a kernel with CONFIG_GCOV_KERNEL
 #
 # Neither watchdog is a time the run should take: a slow machine only
 # makes the run longer; a watchdog that expires is a hang.
 #
 # Exit status: 0 only if the guest saw every vCPU, the payload exited 0,
-# rmmod succeeded, the VM rebooted (ending QEMU) by itself and the kernel
-# log has no splat. On failure the reasons are printed; the full console
+# rmmod succeeded, the VM rebooted (ending QEMU) by itself, kmemleak
+# (where the kernel has it) found no leak and the kernel log has no splat
+# (KCSAN reports count when a frame is gosync's: see below). On failure the reasons are printed; the full console
 # is in LOG_FILE.
 set -euo pipefail
 
@@ -45,7 +48,7 @@ mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,run,etc,lib,lib64,usr/lib}
 
 cp /bin/busybox "$root/bin/busybox"
 for cmd in sh mount umount mkdir insmod rmmod lsmod dmesg reboot cat \
-	   echo sleep ls grep uname ln sync awk env kill ps; do
+	   echo sleep ls grep uname ln sync awk env kill ps find tar gzip base64; do
 	ln -s busybox "$root/bin/$cmd"
 done
 cp -a "$payload" "$root/gosync"
@@ -87,9 +90,24 @@ if [ "$cpus" -lt "$want" ]; then
 	# would be exercised. Fail without running anything.
 	echo "GOSYNC-VM-CPUS failed: $cpus online, $want requested"
 elif insmod /gosync/gosync.ko; then
+	# kmemleak (debug kernel): what the boot leaked is not ours.
+	leaks=/sys/kernel/debug/kmemleak
+	[ -w $leaks ] && echo clear > $leaks
 	cd /gosync && ./run
 	rc=$?
 	cd /
+	if [ -w $leaks ]; then
+		# Every gosync object is gone once the payload's processes
+		# are: what is left unreferenced, and older than kmemleak's
+		# minimum age (5 s), is a leak. Scanned before rmmod, so its
+		# backtraces still name the module's functions.
+		sleep 6
+		echo scan > $leaks
+		echo scan > $leaks
+		echo "GOSYNC-VM-KMEMLEAK-BEGIN"
+		cat $leaks
+		echo "GOSYNC-VM-KMEMLEAK-END"
+	fi
 	if rmmod gosync; then
 		echo "GOSYNC-VM-RMMOD ok"
 	else
@@ -98,6 +116,17 @@ elif insmod /gosync/gosync.ko; then
 	fi
 else
 	echo "GOSYNC-VM-INSMOD failed"
+fi
+# The module's coverage counters (debug kernel), kept after rmmod: debugfs
+# files report no size, so each is read into a file before tar sees it.
+if [ -d /sys/kernel/debug/gcov ]; then
+	mkdir -p /tmp/gcov
+	for f in $(find /sys/kernel/debug/gcov -name '*.gcda'); do
+		cat "$f" > "/tmp/gcov/${f##*/}"
+	done
+	echo "GOSYNC-VM-GCOV-BEGIN"
+	tar -C /tmp/gcov -cf - . | gzip | base64
+	echo "GOSYNC-VM-GCOV-END"
 fi
 echo "GOSYNC-VM-DMESG-BEGIN"
 dmesg
@@ -147,8 +176,8 @@ timeout --foreground -k 10 "$timeout_s" \
 	-kernel "$kernel" -initrd "$work/initramfs.gz" \
 	-append "console=ttyS0 quiet printk.time=1 panic=-1 rdinit=/init" \
 	</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$log" |
-	awk '/^GOSYNC-VM-DMESG-BEGIN/ { hide = 1 } !hide { print; fflush() }
-	     /^GOSYNC-VM-DMESG-END/ { hide = 0 }' || status=$?
+	awk '/^GOSYNC-VM-(DMESG|GCOV)-BEGIN/ { hide = 1 } !hide { print; fflush() }
+	     /^GOSYNC-VM-(DMESG|GCOV)-END/ { hide = 0 }' || status=$?
 kill "$watcher" 2>/dev/null || true
 wait "$watcher" 2>/dev/null || true
 
@@ -169,17 +198,58 @@ else
 	grep -q '^GOSYNC-VM-RMMOD ok$' "$log" || fail "rmmod gosync did not succeed"
 fi
 
-# Kernel splats: anywhere in kernel lines on the console or in the dmesg
-# dump taken after the payload ran.
+if [ -n "${GOSYNC_VM_GCOV_DIR:-}" ] && grep -q '^GOSYNC-VM-GCOV-END' "$log"; then
+	mkdir -p "$GOSYNC_VM_GCOV_DIR"
+	awk '/^GOSYNC-VM-GCOV-BEGIN/ { on = 1; next } /^GOSYNC-VM-GCOV-END/ { on = 0 } on' "$log" |
+		base64 -d | tar -xzf - -C "$GOSYNC_VM_GCOV_DIR" ||
+		fail "the coverage counters did not come out of the VM"
+fi
+
+leaks=$(awk '/^GOSYNC-VM-KMEMLEAK-BEGIN/ { on = 1; next } /^GOSYNC-VM-KMEMLEAK-END/ { on = 0 } on' "$log")
+if grep -q 'unreferenced object' <<<"$leaks"; then
+	fail "kmemleak: $(grep -c 'unreferenced object' <<<"$leaks") leaked objects:"
+	head -80 <<<"$leaks"
+fi
+
+# Kernel lines: on the console, or in the dmesg dump taken at the end.
+kernel_lines() {
+	awk '/^GOSYNC-VM-DMESG-BEGIN/ { in_dmesg = 1; next }
+	     /^GOSYNC-VM-DMESG-END/ { in_dmesg = 0; next }
+	     in_dmesg || /^\[ *[0-9]+\.[0-9]+\]/' "$log"
+}
+
+# KCSAN (kcsan kernel) reports every data race it samples, the kernel's
+# own included; a report is gosync's when one of its stacks has a frame
+# of the module ('[gosync]'). Those fail the run like any splat; the
+# others are listed, for they are not this project's to fix. Each report
+# runs from its 'BUG: KCSAN:' line to its closing '=====' rule.
+kcsan=$(kernel_lines | awk '
+	/BUG: KCSAN:/ { on = 1; title = $0; sub(/.*BUG: KCSAN: /, "", title); ours = 0; next }
+	on && /\[gosync\]/ { ours = 1 }
+	on && /=========/ { on = 0; print (ours ? "gosync " : "kernel ") title }' | sort | uniq -c)
+if [ -n "$kcsan" ]; then
+	if grep -q ' gosync ' <<<"$kcsan"; then
+		fail "KCSAN: data races in gosync code:"
+		grep ' gosync ' <<<"$kcsan"
+		kernel_lines | awk '/BUG: KCSAN:/ { on = 1 } on { print } on && /=========/ { on = 0 }' |
+			grep -B2 -A30 'BUG: KCSAN' | head -150
+	fi
+	if grep -q ' kernel ' <<<"$kcsan"; then
+		echo "vm: KCSAN races outside gosync (not counted):"
+		grep ' kernel ' <<<"$kcsan" | head -20
+	fi
+fi
+
+# Kernel splats: anywhere in kernel lines (KCSAN reports were judged
+# above: their lines are left out here).
 splat='BUG:|WARNING:|Oops|general protection fault|kernel BUG at|KASAN|UBSAN|'
 splat+='possible circular locking|inconsistent lock state|possible recursive locking|'
 splat+='DEBUG_LOCKS_WARN_ON|suspicious RCU usage|INFO: task .* blocked for more than|'
 splat+='soft lockup|hard LOCKUP|list_add corruption|list_del corruption|ODEBUG|'
 splat+='refcount_t:|Kernel panic|Call Trace:|sleeping function called from invalid context|'
 splat+='scheduling while atomic|bad unlock balance|held when returning|leaked'
-splats=$(awk '/^GOSYNC-VM-DMESG-BEGIN/ { in_dmesg = 1; next }
-	      /^GOSYNC-VM-DMESG-END/ { in_dmesg = 0; next }
-	      in_dmesg || /^\[ *[0-9]+\.[0-9]+\]/' "$log" | grep -E "$splat" || true)
+splats=$(kernel_lines | awk '/BUG: KCSAN:/ { on = 1 } !on { print } on && /=========/ { on = 0 }' |
+	grep -E "$splat" || true)
 if [ -n "$splats" ]; then
 	fail "kernel log reports problems:"
 	echo "$splats" | head -40
