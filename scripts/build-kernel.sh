@@ -40,6 +40,11 @@ point_link() {
 	ln -s "$out" "$link"
 }
 
+# One builder per kernel at a time: a second clone asking for the same
+# kernel waits for the first one's build instead of clobbering it.
+mkdir -p "$(dirname "$out")"
+exec 9>"$out.lock"
+flock 9
 if ready; then
 	point_link
 	exit 0
