@@ -19,13 +19,19 @@ ls "$obj"/*.gcno >/dev/null 2>&1 || { echo "coverage: no notes in $obj (a covera
 mkdir -p "$out"
 rm -f "$out"/*.gcov "$out/unreached.txt"
 cp "$gcda"/*.gcda "$obj/"
-(cd "$out" && gcov -b -c -o "$obj" "$obj"/*.c >"$out/gcov.log" 2>&1) ||
+# The module's own sources: those compiled with notes (not kbuild's
+# generated gosync.mod.c).
+sources=()
+for gcno in "$obj"/*.gcno; do
+	[ -f "${gcno%.gcno}.c" ] && sources+=("${gcno%.gcno}.c")
+done
+(cd "$out" && gcov -b -c -o "$obj" "${sources[@]}" >"$out/gcov.log" 2>&1) ||
 	{ cat "$out/gcov.log"; exit 1; }
 
 # Only the module's own sources (gcov also annotates included headers).
 printf '  %-12s %8s %14s %9s %14s\n' file lines "(hit/all)" branches "(taken/all)"
 total_hit=0 total_lines=0 total_taken=0 total_branches=0
-for src in "$obj"/*.c; do
+for src in "${sources[@]}"; do
 	f=$out/$(basename "$src").gcov
 	[ -f "$f" ] || continue
 	# Lines: '#####:' never executed, a count (possibly 'N*') executed,
