@@ -155,14 +155,20 @@ static int guarded_ioctl(int fd, unsigned long cmd, const void *in, void *out,
 	return ret;
 }
 
-/* True if some 8 bytes at a 4-byte offset of @p read as a kernel address. */
+/*
+ * True if some 8 bytes at a 4-byte offset of @p read as an address in
+ * the kernel's half: from 0xff00000000000000 with 5-level paging (the
+ * direct map is at 0xff11...; QEMU's CPU has LA57), from
+ * 0xffff800000000000 with 4-level paging. All ones is a fill, which the
+ * comparison between fills catches.
+ */
 static bool has_kernel_pointer(const void *p, size_t size)
 {
 	for (size_t off = 0; off + 8 <= size; off += 4) {
 		uint64_t w;
 
 		memcpy(&w, (const char *)p + off, 8);
-		if ((w >> 47) == 0x1ffff && w != ~0ULL)
+		if ((w >> 56) == 0xff && w != ~0ULL)
 			return true;
 	}
 	return false;
