@@ -1011,8 +1011,9 @@ long gosync_select(struct gosync_select __user *uarg)
 	if (ret)
 		return ret;
 	if (arg.ncases) {
+		/* At most 128 * 16 bytes (bounded above); array_size() anyway. */
 		ucases = memdup_user(u64_to_user_ptr(arg.cases),
-				     arg.ncases * sizeof(*ucases));
+				     array_size(arg.ncases, sizeof(*ucases)));
 		if (IS_ERR(ucases))
 			return PTR_ERR(ucases);
 		cases = kvcalloc(arg.ncases, sizeof(*cases),
