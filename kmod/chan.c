@@ -970,10 +970,8 @@ static long chan_xfer(struct gosync_chan *ch, bool send,
 	if (arg.reserved || (arg.flags & ~(GOSYNC_CLOCK_REALTIME |
 					     GOSYNC_CHAN_TRY)))
 		return -EINVAL;
-	ret = gosync_deadline_init(&dl, arg.deadline,
-				   arg.flags & GOSYNC_CLOCK_REALTIME);
-	if (ret)
-		return ret;
+	gosync_deadline_init(&dl, arg.deadline,
+			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	ret = chan_case_init(&c, ch, send, arg.value, small, sizeof(small),
 			     NULL);
 	if (!ret)
@@ -1006,10 +1004,8 @@ long gosync_select(struct gosync_select __user *uarg)
 	if (arg.ncases > GOSYNC_SELECT_MAX_CASES ||
 	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_SELECT_DEFAULT)))
 		return -EINVAL;
-	ret = gosync_deadline_init(&dl, arg.deadline,
-				   arg.flags & GOSYNC_CLOCK_REALTIME);
-	if (ret)
-		return ret;
+	gosync_deadline_init(&dl, arg.deadline,
+			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	if (arg.ncases) {
 		/* At most 128 * 16 bytes (bounded above); array_size() anyway. */
 		ucases = memdup_user(u64_to_user_ptr(arg.cases),
@@ -1289,9 +1285,8 @@ static void chan_timer_arm(struct chan_timer *t,
 	struct gosync_deadline dl;
 
 	lockdep_assert_held(&t->lock);
-	if (WARN_ON_ONCE(gosync_deadline_init(&dl, set->when, set->flags)))
-		dl = (struct gosync_deadline){ .clock = CLOCK_MONOTONIC,
-					       .forever = true };
+	gosync_deadline_init(&dl, set->when,
+			     set->flags & GOSYNC_CLOCK_REALTIME);
 	hrtimer_setup(&t->hrt, chan_timer_expired, dl.clock, HRTIMER_MODE_ABS);
 	spin_lock(&ch->lock);
 	t->clock = dl.clock;

@@ -65,8 +65,8 @@ int gosync_cancel_init(struct gosync_cancel *c, u32 flags, s32 fd);
 void gosync_cancel_exit(struct gosync_cancel *c);
 
 ktime_t gosync_timens_offset(clockid_t clock);
-int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
-			 u32 flags);
+void gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
+			  bool realtime);
 bool gosync_deadline_passed(const struct gosync_deadline *dl);
 int gosync_wait_until(const bool *done, const struct gosync_deadline *dl,
 		      struct gosync_cancel *cancel);

@@ -126,10 +126,8 @@ static long lot_park(struct gosync_lot *lot,
 	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_LOT_PARK_FRONT |
 			   GOSYNC_WAIT_CANCEL_FD)))
 		return -EINVAL;
-	ret = gosync_deadline_init(&dl, arg.deadline,
-				   arg.flags & GOSYNC_CLOCK_REALTIME);
-	if (ret)
-		return ret;
+	gosync_deadline_init(&dl, arg.deadline,
+			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
 	if (ret)
 		return ret;
@@ -390,10 +388,8 @@ static long lot_cond_wait(struct gosync_lot *lot,
 		return -EFAULT;
 	if (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD))
 		return -EINVAL;
-	ret = gosync_deadline_init(&dl, arg.deadline,
-				   arg.flags & GOSYNC_CLOCK_REALTIME);
-	if (ret)
-		return ret;
+	gosync_deadline_init(&dl, arg.deadline,
+			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
 	if (ret)
 		return ret;

@@ -41,7 +41,8 @@ ktime_t gosync_timens_offset(clockid_t clock)
 
 /*
  * Convert an ABI deadline (absolute ns on the caller's CLOCK_MONOTONIC, or
- * CLOCK_REALTIME with GOSYNC_CLOCK_REALTIME) into a host-clock deadline.
+ * CLOCK_REALTIME when @realtime) into a host-clock deadline. The callers
+ * have checked the ABI flags already: nothing here can fail.
  * A monotonic deadline given inside a time namespace is shifted by the
  * namespace's offset, as clock_nanosleep(TIMER_ABSTIME) does.
  *
@@ -55,26 +56,22 @@ ktime_t gosync_timens_offset(clockid_t clock)
  * before any shift; only GOSYNC_DEADLINE_NONE is @forever (a timer armed
  * at KTIME_MAX is still armed).
  */
-int gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
-			 u32 flags)
+void gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
+			  bool realtime)
 {
 	ktime_t offset, expires;
 
-	if (flags & ~GOSYNC_CLOCK_REALTIME)
-		return -EINVAL;
-	dl->clock = flags & GOSYNC_CLOCK_REALTIME ? CLOCK_REALTIME :
-						     CLOCK_MONOTONIC;
+	dl->clock = realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC;
 	dl->forever = deadline_ns == GOSYNC_DEADLINE_NONE;
 	dl->expires = deadline_ns >= KTIME_MAX ? KTIME_MAX :
 						 (ktime_t)deadline_ns;
 	offset = gosync_timens_offset(dl->clock);
 	if (!offset || dl->expires == KTIME_MAX)
-		return 0;
+		return;
 	/* 0 <= expires < KTIME_MAX: only a negative offset can overflow. */
 	if (check_sub_overflow(dl->expires, offset, &expires))
 		expires = offset < 0 ? KTIME_MAX : 0;
 	dl->expires = max_t(ktime_t, expires, 0);
-	return 0;
 }
 
 bool gosync_deadline_passed(const struct gosync_deadline *dl)

@@ -243,10 +243,8 @@ static long sem_acquire(struct gosync_sem *sem,
 	if (arg.count > GOSYNC_SEM_MAX ||
 	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD)))
 		return -EINVAL;
-	ret = gosync_deadline_init(&dl, arg.deadline,
-				   arg.flags & GOSYNC_CLOCK_REALTIME);
-	if (ret)
-		return ret;
+	gosync_deadline_init(&dl, arg.deadline,
+			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
 	if (ret)
 		return ret;

@@ -2386,6 +2386,53 @@ TEST(cond_ioctls_check_tickets_kinds_and_arguments)
 	gs_mutex_destroy(m);
 }
 
+/*
+ * Departing tickets grow, merge and give back gaps. Of tickets 0..4, 1 and
+ * 3 leave: two gaps. 2 leaves between them: they merge into [1, 4). 0
+ * leaves just below: the gap grows down to [0, 4). The newest, 4, leaves:
+ * its ticket is given back, and so is the whole gap it uncovers, down to
+ * no ticket issued at all; the next waiter is ticket 0 again.
+ */
+TEST(cond_departures_merge_gaps_and_give_them_back)
+{
+	struct gosync_lot_cond_wait cw = { .deadline = 1 };
+	static const struct { uint64_t ticket, tickets, gaps; } steps[] = {
+		{ 1, 5, 1 }, { 3, 5, 2 }, { 2, 5, 1 }, { 0, 5, 1 }, { 4, 0, 0 },
+	};
+	_Atomic uint64_t *words;
+	uint32_t one = 1;
+	gs_cond *c = NULL;
+	size_t i;
+	int fd;
+
+	ASSERT_EQ(0, gs_cond_create(&c));
+	fd = gs_cond_fd(c);
+	words = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, words);
+	atomic_store(&words[GOSYNC_COND_TICKETS], 5);
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		cw.ticket = steps[i].ticket;
+		EXPECT_EQ(-ETIMEDOUT, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw))
+			TH_LOG("ticket %llu", (unsigned long long)cw.ticket);
+		EXPECT_EQ(steps[i].tickets,
+			  atomic_load(&words[GOSYNC_COND_TICKETS]))
+			TH_LOG("after ticket %llu left",
+			       (unsigned long long)cw.ticket);
+		EXPECT_EQ(steps[i].gaps, fdinfo_num(fd, "cond-gaps"))
+			TH_LOG("after ticket %llu left",
+			       (unsigned long long)cw.ticket);
+	}
+	EXPECT_EQ(0, fdinfo_num(fd, "cond-notified"));
+	/* Ticket 0 again, and the next Signal is its, not a departed one's. */
+	EXPECT_EQ(0, atomic_fetch_add(&words[GOSYNC_COND_TICKETS], 1));
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &one));
+	EXPECT_EQ(1, fdinfo_num(fd, "cond-notified"));
+	cw.ticket = 0;
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	munmap((void *)words, 4096);
+	gs_cond_destroy(c);
+}
+
 /* Bogus tickets and hostile words never hang or break the kernel. */
 TEST(cond_hostile_words_stay_bounded)
 {
