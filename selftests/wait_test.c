@@ -2327,7 +2327,16 @@ TEST(cond_ioctls_check_tickets_kinds_and_arguments)
 	EXPECT_EQ(-EFAULT, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, NULL));
 	cw.flags = 1U << 7;
 	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	/* A cancel fd that is closed, or not a channel; or one not asked for. */
+	cw.flags = GOSYNC_WAIT_CANCEL_FD;
+	cw.cancel_fd = -1;
+	EXPECT_EQ(-EBADF, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	cw.cancel_fd = fd;
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
 	cw.flags = 0;
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
+	cw.cancel_fd = 0;
+	EXPECT_EQ(0, atomic_load(&words[GOSYNC_COND_TICKETS]));
 	/* A ticket never issued. */
 	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &cw));
 	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_COND_NOTIFY, &one));
