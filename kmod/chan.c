@@ -1011,10 +1011,19 @@ long gosync_select(struct gosync_select __user *uarg)
 	if (ret)
 		return ret;
 	if (arg.ncases) {
-		ucases = memdup_user(u64_to_user_ptr(arg.cases),
-				     arg.ncases * sizeof(*ucases));
-		if (IS_ERR(ucases))
-			return PTR_ERR(ucases);
+		/*
+		 * Not memdup_user(): its GFP_USER is not charged to the
+		 * caller's memory cgroup, and the copy is held while the
+		 * select waits (at most 2 KiB per parked thread).
+		 */
+		ucases = kmalloc_array(arg.ncases, sizeof(*ucases), GOSYNC_GFP);
+		if (!ucases)
+			return -ENOMEM;
+		if (copy_from_user(ucases, u64_to_user_ptr(arg.cases),
+				   arg.ncases * sizeof(*ucases))) {
+			kfree(ucases);
+			return -EFAULT;
+		}
 		cases = kvcalloc(arg.ncases, sizeof(*cases),
 				 GOSYNC_GFP);
 		order = kcalloc(arg.ncases, sizeof(*order), GOSYNC_GFP);
