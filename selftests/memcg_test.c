@@ -86,6 +86,7 @@ struct memcg_report {
 	int err;		/* its errno (negative) */
 	int count;		/* objects made, or threads parked */
 	long values;		/* values sent into the rings */
+	long long before;	/* memory.current before the first select */
 };
 
 /* ---- cgroup files ------------------------------------------------- */
@@ -181,6 +182,7 @@ static struct gosync_select_case sel_cases[SEL_CASES];
 static int sel_fds[SEL_CASES];
 static atomic_int turn;		/* threads below it go */
 static atomic_bool quit;	/* threads that go now return at once */
+static atomic_int ready;	/* threads that faulted their stack in */
 /* Each thread's select: 0 while it waits, then its result - 1. */
 static atomic_int sel_err[MAX_THREADS];
 
@@ -270,6 +272,7 @@ static void *sel_thread(void *arg)
 	};
 
 	touch_thread_stack();
+	atomic_fetch_add(&ready, 1);
 	while ((cur = atomic_load(&turn)) <= id)
 		syscall(SYS_futex, &turn, FUTEX_WAIT_PRIVATE, cur, NULL,
 			NULL, 0);
@@ -319,6 +322,10 @@ static void exhaust_waiters(pthread_t *thr, int *nthr)
 		pthread_attr_destroy(&a);
 		*nthr = i + 1;
 	}
+	CHILD_CHECK_EXIT(&rep->rep, !wait_atomic_ge(&ready, MAX_THREADS),
+			 "threads not started");
+	/* What the selects may take: the limit less what the threads took. */
+	rep->before = cg_current();
 	for (i = 0; i < MAX_THREADS; i++) {
 		uint64_t t0 = mono_ns();
 
@@ -547,15 +554,28 @@ TEST_F(memcg, memlock)
 	EXPECT_EQ(-ENOMEM, r2.err);
 }
 
-/* Parked selects of 1 MiB each under a 24 MiB memory.max. */
+/*
+ * Parked selects of 1 MiB of buffers each under a 32 MiB memory.max:
+ * no more than fit beside the threads (the buffers are charged), and at
+ * least a third of that: a select costs its buffers, its cases array,
+ * order and copy of the cases (16 KiB) and the slab's overhead, which
+ * KASAN's redzones more than double on the debug kernel (2.3 MiB a
+ * select there, 1.1 MiB on the stock kernel).
+ */
 TEST_F(memcg, waiters)
 {
+	long long max = 32 << 20, room;
 	struct run r;
 
-	ASSERT_EQ(0, cg_setup(24 << 20));
+	ASSERT_EQ(0, cg_setup(max));
 	run_child(_metadata, MODE_WAITERS, &r);
 	log_run(_metadata, "waiters", &r);
-	EXPECT_LE(8, r.count);
+	room = max - rep->before;
+	TH_LOG("%lld bytes were left for selects of %d bytes of buffers",
+	       room, SEL_CASES * SEL_ELEM);
+	ASSERT_LT(4 << 20, room) TH_LOG("the threads took it all");
+	EXPECT_LE(room / (3 * SEL_CASES * SEL_ELEM), r.count);
+	EXPECT_GE(room / (SEL_CASES * SEL_ELEM), r.count);
 	EXPECT_GT(MAX_THREADS, r.count);
 }
 
