@@ -164,6 +164,27 @@ MODULE_PARM_DESC(max_buffer_bytes, "Largest channel buffer (bytes)");
  * it bounds nothing.
  */
 static unsigned long max_select_bytes = 1UL << 20;
+
+/*
+ * No limit on the number of objects, per process or per user: the bounds
+ * are on what they cost, where the kernel already counts it.
+ *  - Memory: everything an object or a waiter allocates is charged to
+ *    the caller's memory cgroup (GOSYNC_GFP; the struct file and dentry
+ *    of its fd, and a waiter's thread and kernel stack, are charged by
+ *    the kernel), and fails with -ENOMEM at memory.max without invoking
+ *    the OOM killer. selftests/memcg_test.c checks it.
+ *  - Pinned pages: the rings, the only large and unswappable part, are
+ *    charged to the creating user's RLIMIT_MEMLOCK (chan_ring_charge()).
+ *  - Count: an object lives as long as an fd or a mapping of it, so
+ *    RLIMIT_NOFILE and vm.max_map_count bound what a process holds, and
+ *    fds in flight over UNIX sockets are bounded by the kernel.
+ * mqueue's RLIMIT_MSGQUEUE is a per-user byte count because a queue
+ * outlives every process, in a filesystem, and predates memory cgroup
+ * accounting; gosync objects die with their last reference, as pipes,
+ * eventfds and memfds do. A per-user count would also need a uid table
+ * of the module's own (a module cannot add a ucount), for a bound that
+ * memcg already gives in bytes, the resource that matters.
+ */
 module_param(max_select_bytes, ulong, 0644);
 MODULE_PARM_DESC(max_select_bytes,
 		 "Largest total of the value buffers of one select (bytes)");
@@ -1007,11 +1028,20 @@ long gosync_select(struct gosync_select __user *uarg)
 	gosync_deadline_init(&dl, arg.deadline,
 			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	if (arg.ncases) {
-		/* At most 128 * 16 bytes (bounded above); array_size() anyway. */
-		ucases = memdup_user(u64_to_user_ptr(arg.cases),
-				     array_size(arg.ncases, sizeof(*ucases)));
-		if (IS_ERR(ucases))
-			return PTR_ERR(ucases);
+		/*
+		 * Not memdup_user(): its GFP_USER is not charged to the
+		 * caller's memory cgroup, and the copy is held while the
+		 * select waits (at most 2 KiB per parked thread).
+		 */
+		ucases = kmalloc_array(arg.ncases, sizeof(*ucases), GOSYNC_GFP);
+		if (!ucases)
+			return -ENOMEM;
+		/* At most 128 * 16 bytes (bounded above). */
+		if (copy_from_user(ucases, u64_to_user_ptr(arg.cases),
+				   array_size(arg.ncases, sizeof(*ucases)))) {
+			kfree(ucases);
+			return -EFAULT;
+		}
 		cases = kvcalloc(arg.ncases, sizeof(*cases),
 				 GOSYNC_GFP);
 		order = kcalloc(arg.ncases, sizeof(*order), GOSYNC_GFP);

@@ -326,16 +326,19 @@ static void cond_free_gaps(struct list_head *dead)
 
 /*
  * Ticket @w->ticket leaves unnotified (deadline, cancel, dying task),
- * unless a notification reached it first: then it returns 0.
+ * unless a notification reached it first: then it returns 0. @spare is
+ * the gap the departure may need, allocated before the wait (see
+ * lot_cond_wait()), or NULL if that failed; it is consumed or freed here.
  */
 static int cond_depart(struct gosync_lot *lot, struct lot_waiter *w,
-		       bool queued, int ret)
+		       bool queued, int ret, struct cond_gap *spare)
 {
-	struct cond_gap *spare;
 	LIST_HEAD(dead);
 
-	/* At most one gap more per waiter, and the count is bounded. */
-	spare = kmalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT | __GFP_NOFAIL);
+	/* The memory lot_cond_wait() could not get (32 bytes, bounded). */
+	if (!spare)
+		spare = kmalloc(sizeof(*spare),
+				GFP_KERNEL_ACCOUNT | __GFP_NOFAIL);
 	spin_lock(&lot->lock);
 	if (w->woken) {
 		ret = 0;
@@ -376,6 +379,7 @@ static long lot_cond_wait(struct gosync_lot *lot,
 			  const struct gosync_lot_cond_wait __user *uarg)
 {
 	struct lot_waiter w = { .task = current, .index = LOT_COND_INDEX };
+	struct cond_gap *spare;
 	struct gosync_lot_cond_wait arg;
 	struct gosync_cancel cancel;
 	struct gosync_deadline dl;
@@ -390,9 +394,24 @@ static long lot_cond_wait(struct gosync_lot *lot,
 		return -EINVAL;
 	gosync_deadline_init(&dl, arg.deadline,
 			     arg.flags & GOSYNC_CLOCK_REALTIME);
+	/*
+	 * A departure without a notification records at most one gap more
+	 * (at most GOSYNC_COND_MAX_GAPS per lot, cond_check()), and it must
+	 * not fail: the caller's ticket is taken, and a ticket that never
+	 * departs would take a Signal from a real waiter. Its memory is
+	 * taken here, charged and allowed to fail, for a __GFP_NOFAIL
+	 * allocation would, in a memory cgroup at its limit, invoke the
+	 * cgroup's OOM killer and then be charged beyond memory.max. If it
+	 * fails, the wait goes on without it (no -ENOMEM here: see above)
+	 * and cond_depart() falls back to __GFP_NOFAIL. Freed unused on
+	 * every other path.
+	 */
+	spare = kmalloc(sizeof(*spare), GOSYNC_GFP);
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
-	if (ret)
+	if (ret) {
+		kfree(spare);
 		return ret;
+	}
 	atomic64_inc(&lot->parks);
 	w.ticket = arg.ticket;
 
@@ -407,15 +426,19 @@ static long lot_cond_wait(struct gosync_lot *lot,
 	if (!queued) {
 		gosync_cancel_exit(&cancel);
 		/* Notified (0), refused, or the deadline passed already. */
-		return ret == 1 ? cond_depart(lot, &w, false, -ETIMEDOUT) : ret;
+		if (ret == 1)
+			return cond_depart(lot, &w, false, -ETIMEDOUT, spare);
+		kfree(spare);
+		return ret;
 	}
 
 	ret = gosync_wait_until(&w.woken, &dl, &cancel);
 	gosync_cancel_exit(&cancel);
+	if (ret && (ret != -ERESTARTSYS || fatal_signal_pending(current)))
+		return cond_depart(lot, &w, true, ret, spare);
+	kfree(spare);
 	if (!ret)
 		return 0;
-	if (ret != -ERESTARTSYS || fatal_signal_pending(current))
-		return cond_depart(lot, &w, true, ret);
 
 	/* A signal: the call is restarted with the same ticket, which stays. */
 	spin_lock(&lot->lock);
