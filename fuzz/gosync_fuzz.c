@@ -307,7 +307,7 @@ static int pick_fd(int want, int *idx)
 	return atomic_load(&objs[start].fd);
 }
 
-static _Thread_local char buf[2 * GOSYNC_CHAN_ELEM_MAX + 64];
+static _Thread_local char buf[2 * GOSYNC_CHAN_ELEM_MAX + 4096] __attribute__((aligned(64)));
 
 /*
  * A user pointer for @len bytes: our buffer most of the time (sometimes
@@ -773,7 +773,14 @@ static long op_chan(int op, int *idx)
 
 static long op_select(int *idx)
 {
-	static _Thread_local struct gosync_select_case cases[GOSYNC_SELECT_MAX_CASES + 2];
+	/*
+	 * The cases live inside buf, GOSYNC_CHAN_ELEM_MAX bytes before its
+	 * end, so that a receive into the case array itself (an overlapping
+	 * buffer) stays within our memory.
+	 */
+	struct gosync_select_case *cases = (struct gosync_select_case *)
+		(buf + sizeof(buf) - GOSYNC_CHAN_ELEM_MAX - 64 -
+		 (GOSYNC_SELECT_MAX_CASES + 2) * sizeof(*cases));
 	struct gosync_select s = { 0 };
 	uint32_t n = chance(90) ? (uint32_t)below(9) :
 		(uint32_t)below(GOSYNC_SELECT_MAX_CASES + 2);
