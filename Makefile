@@ -7,6 +7,8 @@
 #                     userspace; kcsan: the data-race detector kernel)
 #   make demo         boot the VM and run the demo program
 #   make bench        boot the stock-kernel VM and run bench/ (tables)
+#   make fuzz [SEED=N] [FUZZ_SECONDS=600]   boot the debug-kernel VM and
+#                     run the structured fuzzer (fuzz/) alone
 #   make tsan         the library and map_test under ThreadSanitizer (run
 #                     on the host by 'make check')
 #   make deps         install missing Debian packages
@@ -51,6 +53,7 @@ ASAN_TESTS := $(patsubst selftests/%.c,$(BUILD)/asan/selftests/%,$(wildcard self
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/tsan/lib/%.o)
 TSAN_TESTS := $(BUILD)/tsan/selftests/map_test
+FUZZERS   := $(BUILD)/fuzz/gosync_fuzz
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c)) $(BUILD)/bench/chanbench
 # Go's channels, the semantic peer of the benchmarks: Debian's golang-go,
@@ -60,10 +63,10 @@ GO_ENV    := GO111MODULE=off CGO_ENABLED=0 GOFLAGS= GOPROXY=off \
 	GOCACHE=$(abspath $(BUILD))/go/cache GOPATH=$(abspath $(BUILD))/go/path
 KSELFTEST_TAR := /usr/src/linux-source-6.12.tar.xz
 
-.PHONY: all deps lib selftests examples benches module check demo bench clean tsan
+.PHONY: all deps lib selftests examples benches fuzzers module check demo bench fuzz clean tsan
 .DELETE_ON_ERROR:
 
-all: lib selftests examples benches module
+all: lib selftests examples benches fuzzers module
 
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: scripts/deps.sh
@@ -74,6 +77,7 @@ lib: $(BUILD)/lib/libgosync.so $(BUILD)/lib/libgosync.a
 selftests: $(TESTS)
 examples: $(EXAMPLES)
 benches: $(BENCHES)
+fuzzers: $(FUZZERS)
 
 $(BUILD)/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
 	@mkdir -p $(@D)
@@ -123,6 +127,11 @@ $(BUILD)/examples/%: examples/%.c include/gosync.h $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
 
+# The fuzzer issues raw ioctls: it needs only the ABI header.
+$(BUILD)/fuzz/%: fuzz/%.c include/uapi/gosync.h | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< -pthread
+
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) include/gosync.h $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
@@ -157,13 +166,21 @@ $(BUILD)/kernel-%/obj/arch/x86/boot/bzImage: scripts/kernel-base.config scripts/
 	scripts/build-kernel.sh $* $(BUILD)
 
 CHECK_KERNELS := $(sort $(filter debug stock kcsan,$(KERNEL)) $(if $(filter asan,$(KERNEL)),stock))
-check: $(foreach k,$(CHECK_KERNELS),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES) \
+check: $(foreach k,$(CHECK_KERNELS),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES) $(FUZZERS) \
 		$(if $(filter asan,$(KERNEL)),$(ASAN_TESTS)) $(TSAN_TESTS)
 	scripts/run-vm-tests.sh check $(BUILD) $(KERNEL)
 
 DEMO_KERNEL := $(lastword $(filter debug stock,$(CHECK_KERNELS)))
 demo: $(BUILD)/$(DEMO_KERNEL)/kmod/gosync.ko $(EXAMPLES)
 	scripts/run-vm-tests.sh demo $(BUILD) $(DEMO_KERNEL)
+
+# The structured fuzzer alone on the debug kernel (SEED replays a run;
+# 'make check' runs GOSYNC_FUZZ_SECONDS of it after the selftests).
+SEED         ?=
+FUZZ_SECONDS ?= 600
+fuzz: $(BUILD)/debug/kmod/gosync.ko $(BUILD)/lib/libgosync.so $(FUZZERS)
+	GOSYNC_FUZZ_SEED=$(SEED) GOSYNC_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		scripts/run-vm-tests.sh fuzz $(BUILD) debug
 
 # Benchmarks run on the stock kernel: debug options would distort them.
 # The VM prints the CSV rows; the runner extracts them into
@@ -177,6 +194,6 @@ bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
 clean:
 	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/bench $(BUILD)/stock $(BUILD)/asan \
 		$(BUILD)/tsan \
-		$(BUILD)/debug $(BUILD)/kcsan $(BUILD)/vm $(BUILD)/go
+		$(BUILD)/debug $(BUILD)/kcsan $(BUILD)/vm $(BUILD)/go $(BUILD)/fuzz
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \
 		modules.order Module.symvers .*.cmd

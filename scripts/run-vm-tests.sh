@@ -1,8 +1,9 @@
 #!/bin/bash
-# Run gosync in VMs: the selftests ('check'), the demo ('demo') or the
-# benchmarks ('bench'), on each named kernel ('debug', 'stock').
+# Run gosync in VMs: the selftests ('check'), the demo ('demo'), the
+# benchmarks ('bench') or the structured fuzzer alone ('fuzz'), on each
+# named kernel ('debug', 'stock').
 #
-# Usage: run-vm-tests.sh check|demo|bench BUILD_DIR KERNEL...
+# Usage: run-vm-tests.sh check|demo|bench|fuzz BUILD_DIR KERNEL...
 #
 # For 'check', the host checks (spin models, checkpatch, the TSan run of
 # map_test) count first;
@@ -13,11 +14,16 @@
 #
 # GOSYNC_TESTS="sem_test chan_test" runs only those selftest binaries
 # (a quicker loop while working on one of them); GOSYNC_HOST_CHECKS=0
-# leaves out the host checks.
+# leaves out the host checks. On the debug and kcsan kernels 'check' also
+# runs the fuzzer after the selftests, framed and counted like one:
+# GOSYNC_FUZZ_SECONDS (default 150 on debug; 60 on kcsan).
+# 'fuzz' runs it for GOSYNC_FUZZ_SECONDS (default 600) with the seed
+# GOSYNC_FUZZ_SEED (default: the fuzzer picks and prints one); its TAP
+# line and the VM's health are counted as for 'check'.
 set -uo pipefail
 
 top=$(dirname "$(realpath "$0")")/..
-mode=${1:?usage: run-vm-tests.sh check|demo|bench BUILD_DIR KERNEL...}
+mode=${1:?usage: run-vm-tests.sh check|demo|bench|fuzz BUILD_DIR KERNEL...}
 build=$(realpath "${2:?}")
 shift 2
 
@@ -44,6 +50,32 @@ make_payload() {
 	rm -rf "$dir"
 	mkdir -p "$dir/lib"
 	cp "$user/lib/libgosync.so" "$dir/lib/"
+	# The fuzzer: alone in 'fuzz', after the selftests of the debug and
+	# kcsan runs of 'check'; its settings go in fuzz.conf.
+	local fuzz_s=
+	case "$mode:$2" in
+	fuzz:*)		fuzz_s=${GOSYNC_FUZZ_SECONDS:-600} ;;
+	check:debug)	fuzz_s=${GOSYNC_FUZZ_SECONDS:-150} ;;
+	check:kcsan)	fuzz_s=60 ;;
+	esac
+	if [ -n "$fuzz_s" ]; then
+		mkdir -p "$dir/fuzz"
+		cp "$build/fuzz/gosync_fuzz" "$dir/fuzz/"
+		printf 'seconds=%s\nseed=%s\n' "$fuzz_s" "${GOSYNC_FUZZ_SEED:-}" > "$dir/fuzz/fuzz.conf"
+	fi
+	cat > "$dir/fuzz.sh" <<'FUZZ'
+# Sourced by 'run': the fuzzer, framed like a selftest binary.
+if [ -x /gosync/fuzz/gosync_fuzz ]; then
+	. /gosync/fuzz/fuzz.conf
+	echo "GOSYNC-TEST-BEGIN gosync_fuzz"
+	t0=$(uptime)
+	/gosync/fuzz/gosync_fuzz -t "$seconds" ${seed:+-s "$seed"}
+	trc=$?
+	echo "GOSYNC-TEST-TIME gosync_fuzz $(( $(uptime) - t0 ))s"
+	echo "GOSYNC-TEST-END gosync_fuzz rc=$trc"
+	[ $trc = 0 ] || rc=1
+fi
+FUZZ
 	case "$mode" in
 	check)
 		mkdir -p "$dir/selftests"
@@ -71,6 +103,16 @@ for t in /gosync/selftests/*_test; do
 	echo "GOSYNC-TEST-END $name rc=$trc"
 	[ $trc = 0 ] || rc=1
 done
+. /gosync/fuzz.sh
+exit $rc
+RUN
+		;;
+	fuzz)
+		cat > "$dir/run" <<'RUN'
+#!/bin/sh
+rc=0
+uptime() { read -r up _ < /proc/uptime; echo "${up%.*}"; }
+. /gosync/fuzz.sh
 exit $rc
 RUN
 		;;
@@ -224,7 +266,7 @@ for k in "$@"; do
 		} > "$csv"
 		echo "=== $(($(wc -l < "$csv") - 1)) result rows in $csv ==="
 	fi
-	[ "$mode" = check ] || continue
+	[ "$mode" = check ] || [ "$mode" = fuzz ] || continue
 	read -r p f s < <(count_results "$log")
 	if [ "$vm_ok" = 1 ]; then
 		p=$((p + 1))
@@ -238,7 +280,7 @@ for k in "$@"; do
 	total_skip=$((total_skip + s))
 done
 
-if [ "$mode" = check ]; then
+if [ "$mode" = check ] || [ "$mode" = fuzz ]; then
 	[ "$total_fail" = 0 ] || status=1
 	echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 fi
