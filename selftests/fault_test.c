@@ -324,14 +324,20 @@ static void fi_run(struct __test_metadata *_metadata, FIXTURE_DATA(fi) *self,
 	ASSERT_EQ(0, fi_pass(self->nth, op, &self->c, true, &b, msg,
 			     sizeof(msg))) TH_LOG("%s", msg);
 	EXPECT_EQ(0, a.enomem);
-	EXPECT_EQ(a.points, a.efault + a.absorbed + a.committed);
-	EXPECT_EQ(a.efault, b.efault) TH_LOG("%s: %d user copies fail, but %d faults of all gave -EFAULT",
-					     op->name, a.efault, b.efault);
+	EXPECT_EQ(a.points, a.efault + a.absorbed);
+	/*
+	 * The two runs cannot be compared point by point: a slab refill,
+	 * hence a page allocation, comes and goes from run to run. But an
+	 * operation that copies nothing never fails with -EFAULT.
+	 */
+	if (!a.efault)
+		EXPECT_EQ(0, b.efault) TH_LOG("%s: -EFAULT without a user copy",
+					      op->name);
 	EXPECT_EQ(a.committed, b.committed);
 	EXPECT_LE(a.points, b.points);
-	ksft_print_msg("fault points: %s: %d (%d user copies: %d -EFAULT, %d done then -EFAULT; %d allocations: %d -ENOMEM, %d absorbed)\n",
+	ksft_print_msg("fault points: %s: %d (user copies only: %d, %d -EFAULT of which %d after the operation took effect, %d absorbed; all: %d -ENOMEM, %d -EFAULT, %d absorbed)\n",
 		       op->name, b.points, a.points, a.efault, a.committed,
-		       b.points - a.points, b.enomem, b.absorbed - a.absorbed);
+		       a.absorbed, b.enomem, b.efault, b.absorbed);
 	f = fopen(FI_TOTALS, "a");
 	if (f) {
 		fprintf(f, "%d %d %s\n", b.points, a.points, op->name);
@@ -560,11 +566,15 @@ static int mmap_check(struct fi_ctx *c, long ret, bool injected)
 		/* The mapping shows the object: a sem's count, a ring's head. */
 		uint64_t w = *(volatile uint64_t *)c->map;
 
-		munmap(c->map, c->len);
 		if (c->kind == FI_SEM && (w & GOSYNC_SEM_COUNT_MASK) != 3)
-			return WHY(c, "mapped sem count %ju", (uintmax_t)w);
-		if (c->kind == FI_CHAN && w != 0)
-			return WHY(c, "mapped ring tail %ju", (uintmax_t)w);
+			return munmap(c->map, c->len),
+			       WHY(c, "mapped sem count %ju", (uintmax_t)w);
+		if (c->kind == FI_CHAN &&
+		    w != ((volatile uint64_t *)c->map)[8])
+			return WHY(c, "mapped ring: tail %ju, head %ju, not empty",
+				   (uintmax_t)w,
+				   (uintmax_t)((volatile uint64_t *)c->map)[8]);
+		munmap(c->map, c->len);
 	}
 	return followup(c);
 }
@@ -885,14 +895,36 @@ TEST_F(fi, version)
 		  GOSYNC_IOC_VERSION, &v, 0);
 }
 
+/* Take a ticket (the shared word), as gs_cond_wait() does. */
+static int cond_prep(struct fi_ctx *c)
+{
+	struct gosync_lot_cond_wait *w = c->arg;
+	uint64_t *words = c->map;
+
+	w->ticket = __atomic_fetch_add(&words[GOSYNC_COND_TICKETS], 1,
+				       __ATOMIC_SEQ_CST);
+	return 0;
+}
+
 TEST_F(fi, cond_wait)
 {
 	struct gosync_lot_create a = { .kind = GOSYNC_LOT_COND };
-	/* Ticket 0, no notification, a deadline passed: -ETIMEDOUT. */
-	struct gosync_lot_cond_wait w = { .ticket = 0, .deadline = 0 };
+	/* Never notified, the deadline passed: -ETIMEDOUT. */
+	struct gosync_lot_cond_wait w = { .deadline = 0 };
+	struct fi_op op = { "Cond wait", cond_prep, plain_call, plain_check,
+			    -ETIMEDOUT };
+	size_t pg = (size_t)getpagesize();
 
-	run_plain(_metadata, self, "Cond wait", GOSYNC_IOC_LOT_CREATE, &a,
-		  FI_LOT, GOSYNC_IOC_LOT_COND_WAIT, &w, -ETIMEDOUT);
+	self->c.fd = ioctl(self->c.dev, GOSYNC_IOC_LOT_CREATE, &a);
+	ASSERT_LE(0, self->c.fd) TH_LOG("create: %s", strerror(errno));
+	self->c.map = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED,
+			   self->c.fd, 0);
+	ASSERT_NE(MAP_FAILED, self->c.map);
+	self->c.kind = FI_LOT;
+	self->c.cmd = GOSYNC_IOC_LOT_COND_WAIT;
+	self->c.arg = &w;
+	fi_run(_metadata, self, &op);
+	munmap(self->c.map, pg);
 }
 
 TEST_F(fi, lot_park)
@@ -900,8 +932,7 @@ TEST_F(fi, lot_park)
 	struct gosync_lot_create a = { .kind = GOSYNC_LOT_PLAIN };
 	/* The word is 0, not 1: -EAGAIN at once. */
 	struct gosync_lot_park p = { .mask = ~0ULL, .expected = 1,
-				     .deadline = GOSYNC_DEADLINE_NONE,
-				     .cancel_fd = -1 };
+				     .deadline = GOSYNC_DEADLINE_NONE };
 
 	run_plain(_metadata, self, "lot park", GOSYNC_IOC_LOT_CREATE, &a,
 		  FI_LOT, GOSYNC_IOC_LOT_PARK, &p, -EAGAIN);
@@ -938,8 +969,7 @@ TEST_F(fi, sem_acquire)
 {
 	struct gosync_sem_create a = { .size = 3 };
 	/* More than the size: never blocks, the deadline passed. */
-	struct gosync_sem_acquire q = { .count = 4, .deadline = 0,
-					.cancel_fd = -1 };
+	struct gosync_sem_acquire q = { .count = 4, .deadline = 0 };
 
 	run_plain(_metadata, self, "sem acquire", GOSYNC_IOC_SEM_CREATE, &a,
 		  FI_SEM, GOSYNC_IOC_SEM_ACQUIRE, &q, -ETIMEDOUT);
@@ -964,7 +994,7 @@ TEST_F(fi, timer_reset)
 }
 
 /* Last: the total over the tests above (each appended its figure). */
-TEST(total)
+TEST_F(fi, total)
 {
 	char name[128];
 	int all, copies, total = 0, total_copies = 0, ops = 0;
