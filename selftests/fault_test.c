@@ -250,8 +250,17 @@ static int fi_pass(int nth, const struct fi_op *op, struct fi_ctx *c,
 			 op->name, FI_MAX_POINTS);
 		return -1;
 	}
-	/* An operation that took effect failed only at its last point. */
-	if (cnt->committed > 1 ||
+	/*
+	 * An operation that took effect failed only at its last point: with
+	 * the user copies only, whose sequence is the same in every run (with
+	 * allocations armable too, slab refills make the points drift).
+	 */
+	if (!allocs && cnt->committed > 1) {
+		snprintf(msg, msz, "%s: done with -EFAULT %d times", op->name,
+			 cnt->committed);
+		return -1;
+	}
+	if (!allocs &&
 	    (cnt->committed && cnt->last_commit != cnt->points)) {
 		snprintf(msg, msz, "%s: done with -EFAULT at point %d of %d",
 			 op->name, cnt->last_commit, cnt->points);
@@ -333,7 +342,6 @@ static void fi_run(struct __test_metadata *_metadata, FIXTURE_DATA(fi) *self,
 	if (!a.efault)
 		EXPECT_EQ(0, b.efault) TH_LOG("%s: -EFAULT without a user copy",
 					      op->name);
-	EXPECT_EQ(a.committed, b.committed);
 	EXPECT_LE(a.points, b.points);
 	ksft_print_msg("fault points: %s: %d (user copies only: %d, %d -EFAULT of which %d after the operation took effect, %d absorbed; all: %d -ENOMEM, %d -EFAULT, %d absorbed)\n",
 		       op->name, b.points, a.points, a.efault, a.committed,
