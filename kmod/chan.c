@@ -1025,6 +1025,14 @@ long gosync_select(struct gosync_select __user *uarg)
 	if (arg.ncases > GOSYNC_SELECT_MAX_CASES ||
 	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_SELECT_DEFAULT)))
 		return -EINVAL;
+	/*
+	 * The result is written back after a case is done: a result that
+	 * cannot be written (a read-only page) fails now, before a value is
+	 * sent or taken, not after.
+	 */
+	ret = chan_check_dest(uarg, sizeof(*uarg));
+	if (ret)
+		return ret;
 	gosync_deadline_init(&dl, arg.deadline,
 			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	if (arg.ncases) {

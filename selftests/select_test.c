@@ -3584,6 +3584,29 @@ TEST(raw_select_bad_pointers_are_efault)
 	EXPECT_EQ(0, gs_chan_len(e));
 	EXPECT_EQ(0, chan_st(e).sends);
 
+	/*
+	 * The argument in a read-only page: its result could not be written
+	 * back, so the call fails before a case is done (nothing sent).
+	 */
+	{
+		struct gosync_select *roarg;
+		uint64_t one = 1;
+
+		kc[0].value = (uintptr_t)&one;
+		roarg = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ASSERT_NE(MAP_FAILED, roarg);
+		*roarg = (struct gosync_select){
+			.cases = (uintptr_t)kc, .ncases = 1,
+			.deadline = GS_FOREVER,
+		};
+		ASSERT_EQ(0, mprotect(roarg, 4096, PROT_READ));
+		EXPECT_EQ(-EFAULT, xioctl(dev, GOSYNC_IOC_SELECT, roarg));
+		EXPECT_EQ(0, gs_chan_len(e));
+		EXPECT_EQ(0, chan_st(e).sends);
+		munmap(roarg, 4096);
+	}
+
 	/* The good value is still there, and reachable. */
 	kc[0] = (struct gosync_select_case){
 		.fd = gs_chan_fd(c), .op = GOSYNC_SELECT_RECV, .value = (uintptr_t)&d,
