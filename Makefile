@@ -144,18 +144,18 @@ $(BUILD)/bench/chanbench: bench/go/chanbench.go | $(BUILD)/.deps
 # In-place module build for this machine: kmod/gosync.ko.
 module: kmod/gosync.ko
 kmod/gosync.ko: $(KSRC) | $(BUILD)/.deps
-	scripts/build-module.sh $(KDIR) . $(BUILD)/module-local.log
+	+scripts/build-module.sh $(KDIR) . $(BUILD)/module-local.log
 
 # Per-kernel builds in copies of the source tree, so they never clobber
 # each other or the in-place build.
 $(BUILD)/stock/kmod/gosync.ko: $(KSRC) | $(BUILD)/.deps
-	scripts/build-module.sh stock $(BUILD)/stock $(BUILD)/stock/build.log
+	+scripts/build-module.sh stock $(BUILD)/stock $(BUILD)/stock/build.log
 # The debug kernel's module is built for coverage (kmod/Kbuild).
 $(BUILD)/debug/kmod/gosync.ko: $(KSRC) $(call kernel_image,debug)
-	scripts/build-module.sh $(abspath $(call kernel_kdir,debug)) $(BUILD)/debug $(BUILD)/debug/build.log \
+	+scripts/build-module.sh $(abspath $(call kernel_kdir,debug)) $(BUILD)/debug $(BUILD)/debug/build.log \
 		GOSYNC_COVERAGE=y
 $(BUILD)/kcsan/kmod/gosync.ko: $(KSRC) $(call kernel_image,kcsan)
-	scripts/build-module.sh $(abspath $(call kernel_kdir,kcsan)) $(BUILD)/kcsan $(BUILD)/kcsan/build.log
+	+scripts/build-module.sh $(abspath $(call kernel_kdir,kcsan)) $(BUILD)/kcsan $(BUILD)/kcsan/build.log
 
 # The test kernels: the script keeps each one cached (keyed by its config
 # fragments) and rebuilds it only when they change.
