@@ -1274,24 +1274,6 @@ TEST(fdinfo_prints_no_kernel_pointer)
 /* ================================================================== */
 /* 2. Boundary inputs of the module's size arithmetic                  */
 
-static long long read_param(const char *name)
-{
-	char path[128], buf[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/module/gosync/parameters/%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return strtoll(buf, NULL, 10);
-}
-
 static int create_result(uint32_t elem, uint32_t cap)
 {
 	int fd = chan_new(elem, cap);

@@ -188,25 +188,6 @@ static bool fdinfo_has(int fd, const char *line)
 		TH_LOG("no line '%s' in fdinfo:\n%s", line_, all_);	\
 } while (0)
 
-/* A module parameter of gosync, or -1. */
-static long long read_param(const char *name)
-{
-	char path[128], buf[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/module/gosync/parameters/%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return strtoll(buf, NULL, 10);
-}
-
 /* Byte @j of test value number @seed: differs between values and offsets. */
 static void pattern(unsigned char *p, size_t size, unsigned int seed)
 {

@@ -4135,24 +4135,6 @@ TEST(recv_case_into_null_on_every_path)
 	}
 }
 
-/* The module parameter max_select_bytes, or -1 if it cannot be read. */
-static long long sn_max_select_bytes(void)
-{
-	char buf[64];
-	ssize_t n;
-	int fd = open("/sys/module/gosync/parameters/max_select_bytes",
-		      O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return strtoll(buf, NULL, 10);
-}
-
 /* Write @val into max_select_bytes: 0 or a negative errno. */
 static int sn_set_max_select_bytes(long long val)
 {
@@ -4204,7 +4186,7 @@ static void sn_unmake(gs_chan **made, size_t nmade)
 
 TEST(select_value_bytes_beyond_max_select_bytes_is_e2big)
 {
-	long long max = sn_max_select_bytes();
+	long long max = read_param("max_select_bytes");
 	gs_case cs[GS_SELECT_MAX];
 	gs_chan *made[GS_SELECT_MAX], *r, *s;
 	unsigned char *dst, *val, *got;
@@ -4297,7 +4279,7 @@ TEST(select_value_bytes_beyond_max_select_bytes_is_e2big)
 		EXPECT_EQ(0, one);
 		EXPECT_TRUE(sn_is(got, GOSYNC_CHAN_ELEM_MAX, 7));
 	}
-	EXPECT_EQ(max, sn_max_select_bytes());
+	EXPECT_EQ(max, read_param("max_select_bytes"));
 	gs_chan_destroy(r);
 	gs_chan_destroy(s);
 	free(dst);
