@@ -1094,6 +1094,8 @@ static long op_scm_recv(int *idx)
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		if (k > (int)(sizeof(fds) / sizeof(fds[0])))	/* never more */
+			k = (int)(sizeof(fds) / sizeof(fds[0]));
 		memcpy(fds, CMSG_DATA(c), k * sizeof(int));
 		for (i = 0; i < k; i++) {
 			struct gosync_chan_status cs;
