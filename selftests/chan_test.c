@@ -2798,6 +2798,14 @@ static void *ks_recv_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A child sends through the ioctl, never the ring's atomic fast path: a
+ * kill can land anywhere in a send the kernel does (queued, waking,
+ * handing over), which is what this stress is about. A process killed
+ * between claiming a ring position in userspace and publishing its value
+ * still blocks later receivers of that channel: issue 14 (dead peers)
+ * fixes that, with its own test that stops a pusher exactly there.
+ */
 static pid_t ks_spawn(gs_chan *ch, uint32_t id)
 {
 	pid_t pid = fork_child();
@@ -2805,8 +2813,12 @@ static pid_t ks_spawn(gs_chan *ch, uint32_t id)
 	if (pid == 0) {
 		for (uint32_t q = 0;; q++) {
 			uint64_t v = (uint64_t)id << 32 | q;
+			struct gosync_chan_xfer x = {
+				.value = (uintptr_t)&v,
+				.deadline = GOSYNC_DEADLINE_NONE,
+			};
 
-			if (gs_chan_send(ch, &v))
+			if (ioctl(gs_chan_fd(ch), GOSYNC_IOC_CHAN_SEND, &x))
 				_exit(2);
 		}
 	}
