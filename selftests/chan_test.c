@@ -2813,12 +2813,8 @@ static pid_t ks_spawn(gs_chan *ch, uint32_t id)
 	if (pid == 0) {
 		for (uint32_t q = 0;; q++) {
 			uint64_t v = (uint64_t)id << 32 | q;
-			struct gosync_chan_xfer x = {
-				.value = (uintptr_t)&v,
-				.deadline = GOSYNC_DEADLINE_NONE,
-			};
 
-			if (ioctl(gs_chan_fd(ch), GOSYNC_IOC_CHAN_SEND, &x))
+			if (raw_xfer(ch, true, &v, 0, GOSYNC_DEADLINE_NONE))
 				_exit(2);
 		}
 	}
