@@ -20,7 +20,8 @@
 #define GOSYNC_FEATURES		(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN | \
 				 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER | \
 				 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING | \
-				 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD)
+				 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD | \
+				 GOSYNC_FEATURE_ROBUST_LOCK)
 
 /*
  * The flags of every allocation a user's call makes. Charged to the
@@ -134,5 +135,9 @@ long gosync_chan_create(const struct gosync_chan_create __user *uarg);
 long gosync_select(struct gosync_select __user *uarg);
 long gosync_timer_create(const struct gosync_timer_set __user *uarg);
 long gosync_lot_create(const struct gosync_lot_create __user *uarg);
+/* Robust lock owners (kmod/lot.c). */
+long gosync_robust_register(void);
+long gosync_robust_exit(void);
+void gosync_robust_flush(void);
 
 #endif /* GOSYNC_INTERNAL_H */

@@ -44,12 +44,18 @@
  */
 #include <linux/atomic.h>
 #include <linux/fs.h>
+#include <linux/hashtable.h>
 #include <linux/list.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/pid.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/seq_file.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
+#include <linux/xarray.h>
 
 #include "gosync.h"
 
@@ -73,6 +79,8 @@ struct gosync_lot {
 	/* Cond lots only, under @lock: struct cond_gap, in ticket order. */
 	struct list_head cond_gaps;
 	u32 nr_cond_gaps;
+	/* Mutex and RWMutex lots: on robust_lots, under robust_mutex. */
+	struct list_head robust_node;
 };
 
 /*
@@ -92,6 +100,7 @@ struct lot_waiter {
 	struct list_head node;
 	struct task_struct *task;
 	u32 index;	/* LOT_COND_INDEX for a Cond ticket's wait */
+	u32 owner;	/* robust park: the waiter's owner handle, or 0 */
 	u64 ticket;	/* with LOT_COND_INDEX */
 	int token;	/* what the park returns: 1 after a hand-off */
 	bool woken;	/* set once, under lot->lock, by lot_unpark() */
@@ -110,6 +119,9 @@ static const char *const lot_kind_names[] = {
 	[GOSYNC_LOT_BARRIER] = "barrier",
 };
 
+static bool lot_is_robust(const struct gosync_lot *lot);
+static int robust_check_holder(struct gosync_lot *lot);
+
 static long lot_park(struct gosync_lot *lot,
 		     const struct gosync_lot_park __user *uarg)
 {
@@ -117,15 +129,26 @@ static long lot_park(struct gosync_lot *lot,
 	struct gosync_lot_park arg;
 	struct gosync_cancel cancel;
 	struct gosync_deadline dl;
-	int ret;
+	int ret = 0;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.index >= GOSYNC_LOT_WORDS || (arg.expected & ~arg.mask) ||
-	    arg.reserved ||
+	    (arg.reserved && !(arg.flags & GOSYNC_LOT_PARK_ROBUST)) ||
 	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_LOT_PARK_FRONT |
-			   GOSYNC_WAIT_CANCEL_FD)))
+			   GOSYNC_WAIT_CANCEL_FD | GOSYNC_LOT_PARK_ROBUST)))
 		return -EINVAL;
+	if (arg.flags & GOSYNC_LOT_PARK_ROBUST) {
+		if (!lot_is_robust(lot) || arg.index ||
+		    arg.owner > GOSYNC_LOCK_OWNER_MAX)
+			return -EINVAL;
+		ret = robust_check_holder(lot);
+		if (ret) {
+			atomic64_inc(&lot->parks);
+			return ret;
+		}
+		w.owner = arg.owner;
+	}
 	gosync_deadline_init(&dl, arg.deadline,
 			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
@@ -182,6 +205,299 @@ static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
 	gosync_wake_add(wk, task);
 }
 
+/*
+ * Robust lock owners (see "robust lock words" in the uapi header).
+ *
+ * Each registered thread has a record: its handle, a reference to its
+ * struct pid and to its process's, and the mm it ran in (compared only:
+ * an exec changes it). Records, the handle xarray and the list of Mutex
+ * and RWMutex lots are under robust_mutex (a robust park takes it to
+ * check the holder: parks are the slow path, on the way to sleep). Deaths are
+ * rare, so a death walks every robust lot: for each lock word held by a
+ * dead (or unknown) handle it frees the word with OWNERDEAD set, in one
+ * bounded compare-and-swap, and unparks one waiter; and it unparks a
+ * waiter of every unlocked lock word (all of them for NOTRECOVERABLE) and
+ * every other waiter of an RWMutex lot: the dead thread may have changed
+ * a word and died before its unpark, and a spurious wake-up is harmless
+ * (libgosync's waiters always re-read their word).
+ */
+struct robust_owner {
+	struct hlist_node node;		/* robust_by_pid */
+	struct pid *pid;		/* the thread */
+	struct pid *tgid;		/* its process */
+	const struct mm_struct *mm;	/* compared only */
+	u32 id;
+	bool dead;
+};
+
+static DEFINE_MUTEX(robust_mutex);
+static DEFINE_XARRAY_ALLOC1(robust_owners);
+static DEFINE_HASHTABLE(robust_by_pid, 8);
+static LIST_HEAD(robust_lots);
+static u32 robust_next;
+static unsigned int robust_count;
+
+/* Past this many records, a registration first drops those of the gone. */
+#define ROBUST_MAX_OWNERS	(1U << 16)
+/* Compare-and-swap attempts on a word userspace keeps changing. */
+#define ROBUST_CAS_TRIES	64
+
+static bool lot_is_robust(const struct gosync_lot *lot)
+{
+	return lot->kind == GOSYNC_LOT_MUTEX || lot->kind == GOSYNC_LOT_RWMUTEX;
+}
+
+/* Whether @rec's thread still runs the program that registered it. */
+static bool robust_alive(const struct robust_owner *rec)
+{
+	struct task_struct *task;
+	bool alive;
+
+	rcu_read_lock();
+	task = pid_task(rec->pid, PIDTYPE_PID);
+	alive = task && !(READ_ONCE(task->flags) & PF_EXITING) &&
+		READ_ONCE(task->mm) == rec->mm;
+	rcu_read_unlock();
+	return alive;
+}
+
+/*
+ * Wake up to @count threads parked on word @index of @lot, or with
+ * @others on every word but @index, without a hand-off.
+ */
+static void lot_wake_index(struct gosync_lot *lot, u32 index, u32 count,
+			   bool others)
+{
+	struct gosync_wakeups wk = { 0 };
+	struct lot_waiter *w, *next;
+	u32 woken = 0;
+
+	spin_lock(&lot->lock);
+	list_for_each_entry_safe(w, next, &lot->parked, node) {
+		if (woken == count)
+			break;
+		if ((w->index == index) == others)
+			continue;
+		lot_serve(lot, w, &wk);
+		woken++;
+	}
+	spin_unlock(&lot->lock);
+	gosync_wake_all(&wk);
+	atomic64_add(woken, &lot->woken);
+}
+
+/*
+ * Free @lot's lock word if dead handle @id holds it: LOCKED, HANDOFF and
+ * the owner cleared, OWNERDEAD set, in one compare-and-swap, whatever
+ * userspace writes there (bounded). Return: whether it did.
+ */
+static bool lot_reap_word(struct gosync_lot *lot, u32 id)
+{
+	atomic64_t *word = (atomic64_t *)&lot->words[0];
+	s64 old = atomic64_read(word);
+	u64 new;
+	int tries;
+
+	for (tries = 0; tries < ROBUST_CAS_TRIES; tries++) {
+		if (!(old & GOSYNC_LOCK_LOCKED) ||
+		    (u64)old >> GOSYNC_LOCK_OWNER_SHIFT != id)
+			return false;
+		new = ((u64)old & ~(GOSYNC_LOCK_LOCKED | GOSYNC_LOCK_HANDOFF |
+				    (~0ULL << GOSYNC_LOCK_OWNER_SHIFT))) |
+		      GOSYNC_LOCK_OWNERDEAD;
+		if (atomic64_try_cmpxchg(word, &old, (s64)new))
+			return true;
+	}
+	return false;
+}
+
+/* After deaths: every robust lot, as the comment above says. */
+static void robust_sweep(void)
+{
+	struct robust_owner *rec;
+	struct gosync_lot *lot;
+
+	lockdep_assert_held(&robust_mutex);
+	list_for_each_entry(lot, &robust_lots, robust_node) {
+		u64 v = READ_ONCE(lot->words[0]);
+		u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
+
+		if (!(v & GOSYNC_LOCK_LOCKED)) {
+			lot_wake_index(lot, 0,
+				       v & GOSYNC_LOCK_NOTRECOVERABLE ?
+				       GOSYNC_LOT_ALL : 1, false);
+		} else if (id) {
+			rec = xa_load(&robust_owners, id);
+			if ((!rec || rec->dead) && lot_reap_word(lot, id))
+				lot_wake_index(lot, 0, 1, false);
+		}
+		if (lot->kind == GOSYNC_LOT_RWMUTEX)
+			lot_wake_index(lot, 0, GOSYNC_LOT_ALL, true);
+	}
+}
+
+static void robust_free(struct robust_owner *rec)
+{
+	lockdep_assert_held(&robust_mutex);
+	hash_del(&rec->node);
+	xa_erase(&robust_owners, rec->id);
+	robust_count--;
+	put_pid(rec->pid);
+	put_pid(rec->tgid);
+	kfree(rec);
+}
+
+/* Sweep for the records marked dead, then drop them. */
+static void robust_reap_dead(void)
+{
+	struct robust_owner *rec;
+	struct hlist_node *tmp;
+	int bkt;
+
+	robust_sweep();
+	hash_for_each_safe(robust_by_pid, bkt, tmp, rec, node)
+		if (rec->dead)
+			robust_free(rec);
+}
+
+/* The calling thread's live record, or NULL. */
+static struct robust_owner *robust_find_current(void)
+{
+	struct pid *pid = task_pid(current);
+	struct robust_owner *rec;
+
+	lockdep_assert_held(&robust_mutex);
+	hash_for_each_possible(robust_by_pid, rec, node, (unsigned long)pid)
+		if (rec->pid == pid && !rec->dead)
+			return rec;
+	return NULL;
+}
+
+long gosync_robust_register(void)
+{
+	struct robust_owner *rec;
+	struct hlist_node *tmp;
+	long ret;
+	int bkt;
+	u32 id;
+
+	mutex_lock(&robust_mutex);
+	rec = robust_find_current();
+	if (rec && rec->mm == current->mm) {
+		ret = rec->id;
+		goto out;
+	}
+	if (rec) {
+		/* Registered before an exec that was not seen: it is dead. */
+		rec->dead = true;
+		robust_reap_dead();
+	}
+	if (robust_count >= ROBUST_MAX_OWNERS) {
+		/* Threads that ended without telling us. */
+		hash_for_each_safe(robust_by_pid, bkt, tmp, rec, node)
+			if (!robust_alive(rec))
+				rec->dead = true;
+		robust_reap_dead();
+	}
+	ret = -ENOSPC;
+	if (robust_count >= ROBUST_MAX_OWNERS)
+		goto out;
+	ret = -ENOMEM;
+	rec = kzalloc(sizeof(*rec), GOSYNC_GFP);
+	if (!rec)
+		goto out;
+	rec->pid = get_pid(task_pid(current));
+	rec->tgid = get_pid(task_tgid(current));
+	rec->mm = current->mm;
+	ret = xa_alloc_cyclic(&robust_owners, &id, rec,
+			      XA_LIMIT(1, GOSYNC_LOCK_OWNER_MAX), &robust_next,
+			      GOSYNC_GFP);
+	if (ret < 0) {
+		put_pid(rec->pid);
+		put_pid(rec->tgid);
+		kfree(rec);
+		goto out;
+	}
+	rec->id = id;
+	hash_add(robust_by_pid, &rec->node, (unsigned long)rec->pid);
+	robust_count++;
+	ret = id;
+out:
+	mutex_unlock(&robust_mutex);
+	return ret;
+}
+
+long gosync_robust_exit(void)
+{
+	struct robust_owner *rec;
+
+	mutex_lock(&robust_mutex);
+	rec = robust_find_current();
+	if (rec) {
+		rec->dead = true;
+		robust_reap_dead();
+	}
+	mutex_unlock(&robust_mutex);
+	return rec ? 0 : -ENOENT;
+}
+
+/*
+ * A descriptor of /dev/gosync is closed. At exit (PF_EXITING: the files
+ * are closed after the last thread left userspace) every handle of the
+ * process dies; at exec (the O_CLOEXEC descriptor, closed once the new
+ * mm is in place) so does every handle registered under the old mm; a
+ * plain close() changes nothing of the caller's. Handles of threads that
+ * are gone are dropped on the way.
+ */
+void gosync_robust_flush(void)
+{
+	bool exiting = current->flags & PF_EXITING;
+	struct pid *tgid = task_tgid(current);
+	struct robust_owner *rec;
+	bool any = false;
+	int bkt;
+
+	mutex_lock(&robust_mutex);
+	hash_for_each(robust_by_pid, bkt, rec, node) {
+		if (rec->tgid == tgid ?
+		    exiting || rec->mm != current->mm : !robust_alive(rec)) {
+			rec->dead = true;
+			any = true;
+		}
+	}
+	if (any)
+		robust_reap_dead();
+	mutex_unlock(&robust_mutex);
+}
+
+/*
+ * A robust park: if the lock word's holder is dead or unknown, free the
+ * word (and the holder's other words) and return -EAGAIN; else 0.
+ */
+static int robust_check_holder(struct gosync_lot *lot)
+{
+	u64 v = READ_ONCE(lot->words[0]);
+	u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
+	struct robust_owner *rec;
+	int ret = 0;
+
+	if (!(v & GOSYNC_LOCK_LOCKED) || !id)
+		return 0;
+	/* Short, and only on the way to sleep: parks are the slow path. */
+	mutex_lock(&robust_mutex);
+	rec = xa_load(&robust_owners, id);
+	if (rec && !robust_alive(rec)) {
+		rec->dead = true;
+		robust_reap_dead();
+		ret = -EAGAIN;
+	} else if (!rec && lot_reap_word(lot, id)) {
+		lot_wake_index(lot, 0, 1, false);
+		ret = -EAGAIN;
+	}
+	mutex_unlock(&robust_mutex);
+	return ret;
+}
+
 static long lot_unpark(struct gosync_lot *lot,
 		       const struct gosync_lot_unpark __user *uarg)
 {
@@ -193,8 +509,10 @@ static long lot_unpark(struct gosync_lot *lot,
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.index >= GOSYNC_LOT_WORDS || arg.reserved ||
-	    (arg.flags & ~GOSYNC_LOT_UNPARK_HANDOFF) ||
-	    (!(arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) && arg.add))
+	    (arg.flags & ~(GOSYNC_LOT_UNPARK_HANDOFF |
+			   GOSYNC_LOT_UNPARK_OWNER)) ||
+	    (!(arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) &&
+	     (arg.add || (arg.flags & GOSYNC_LOT_UNPARK_OWNER))))
 		return -EINVAL;
 	atomic64_inc(&lot->unparks);
 
@@ -205,8 +523,13 @@ static long lot_unpark(struct gosync_lot *lot,
 		if (w->index != arg.index)
 			continue;
 		if (arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) {
+			u64 add = arg.add;
+
+			/* And with UNPARK_OWNER, the waiter's handle with it. */
+			if (arg.flags & GOSYNC_LOT_UNPARK_OWNER)
+				add += (u64)w->owner << GOSYNC_LOCK_OWNER_SHIFT;
 			/* The word changes hands before the waiter runs. */
-			atomic64_add((s64)arg.add,
+			atomic64_add((s64)add,
 				     (atomic64_t *)&lot->words[arg.index]);
 			w->token = 1;
 		}
@@ -581,6 +904,11 @@ static void lot_destroy(struct gosync_obj *obj)
 	struct gosync_lot *lot = container_of(obj, struct gosync_lot, obj);
 
 	cond_free_gaps(&lot->cond_gaps);
+	if (lot_is_robust(lot)) {
+		mutex_lock(&robust_mutex);
+		list_del(&lot->robust_node);
+		mutex_unlock(&robust_mutex);
+	}
 }
 
 static const struct file_operations lot_fops =
@@ -607,5 +935,10 @@ long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 	INIT_LIST_HEAD(&lot->cond_gaps);
 	lot->obj.queue = &lot->parked;
 	lot->obj.destroy = lot_destroy;
+	if (lot_is_robust(lot)) {
+		mutex_lock(&robust_mutex);
+		list_add_tail(&lot->robust_node, &robust_lots);
+		mutex_unlock(&robust_mutex);
+	}
 	return gosync_obj_install(&lot->obj, "[gosync-lot]", &lot_fops);
 }

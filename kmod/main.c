@@ -336,14 +336,26 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 		return gosync_timer_create(argp);
 	case GOSYNC_IOC_LOT_CREATE:
 		return gosync_lot_create(argp);
+	case GOSYNC_IOC_ROBUST_REGISTER:
+		return arg ? -EINVAL : gosync_robust_register();
+	case GOSYNC_IOC_ROBUST_EXIT:
+		return arg ? -EINVAL : gosync_robust_exit();
 	default:
 		return -ENOTTY;
 	}
 }
 
+/* Robust lock owners die with their process's descriptor (kmod/lot.c). */
+static int gosync_dev_flush(struct file *file, fl_owner_t id)
+{
+	gosync_robust_flush();
+	return 0;
+}
+
 static const struct file_operations gosync_dev_fops = {
 	.owner		= THIS_MODULE,
 	.open		= nonseekable_open,
+	.flush		= gosync_dev_flush,
 	.unlocked_ioctl	= gosync_dev_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 };
