@@ -434,9 +434,9 @@ GS_API int gs_ticker_reset(gs_chan *ticker, uint64_t period_ns);
  * on (as pthread_mutex_lock); the _until() variants take an absolute
  * deadline as gs_sem_acquire_until() does and return -ETIMEDOUT.
  *
- * A process that dies holding a Mutex, or inside Once's function, leaves
- * it held for the others: there is no owner tracking (as in Go, where a
- * mutex is not tied to a goroutine).
+ * A Mutex (and an RWMutex's writer lock) is robust, as a pthread robust
+ * mutex: see gs_mutex_consistent(). A process that dies inside Once's
+ * function leaves it unfinished for the others.
  */
 
 /* Go's starvation threshold: a waiter that waited longer than this. */
@@ -444,7 +444,8 @@ GS_API int gs_ticker_reset(gs_chan *ticker, uint64_t period_ns);
 
 /*
  * Mutex (sync.Mutex). Not tied to a thread: any thread (or process) may
- * unlock it, as in Go. Normal mode lets a running thread take a free
+ * unlock it, as in Go, as long as the thread that locked it lives (see
+ * below). Normal mode lets a running thread take a free
  * mutex before the woken waiter (throughput); a waiter that has waited
  * over GS_MUTEX_STARVATION_NS switches it to starvation mode, where the
  * mutex is handed from the unlocker straight to the oldest waiter and
@@ -465,6 +466,33 @@ GS_API int gs_mutex_lock_until(gs_mutex *m, uint64_t deadline,
 GS_API int gs_mutex_trylock(gs_mutex *m);
 /** gs_mutex_unlock() - Unlock. Return: 0, or -EPERM if it is not locked. */
 GS_API int gs_mutex_unlock(gs_mutex *m);
+
+/*
+ * Robustness (module feature GOSYNC_FEATURE_ROBUST_LOCK). The kernel
+ * knows which thread holds a Mutex: each thread registers once, on its
+ * first lock (one ioctl), then lock and unlock stay one compare-and-swap
+ * each. When the thread that locked the mutex dies holding it (its
+ * process is killed, exits or execs; the thread returns or calls
+ * pthread_exit()), the next thread to take it (lock, lock_until,
+ * lock_ctx, trylock, or a Cond's relock) gets -EOWNERDEAD and holds the
+ * mutex: the data it protects may be inconsistent. Repair it, then call
+ * gs_mutex_consistent() and go on as usual. Unlocking without doing so
+ * makes the mutex not recoverable: every lock and trylock, current
+ * waiters included, then fails with -ENOTRECOVERABLE, forever.
+ * A parked waiter is woken when the holder dies. Not covered: a thread
+ * that ends without running its TLS destructors (a raw exit system
+ * call) is seen as dead only when a locker next parks; a thread that
+ * exits while another thread was to unlock for it (Go's cross-thread
+ * unlock) makes the mutex EOWNERDEAD all the same; a process that closed
+ * every descriptor of /dev/gosync (libgosync keeps one) is seen as dead
+ * only when a locker parks; without the feature a Mutex is not robust.
+ */
+/**
+ * gs_mutex_consistent() - Mark a mutex taken with -EOWNERDEAD consistent.
+ * Return: 0, or -EINVAL if it is not held with its holder's death pending
+ * (not locked, locked normally, or not recoverable).
+ */
+GS_API int gs_mutex_consistent(gs_mutex *m);
 
 /*
  * RWMutex (sync.RWMutex). A writer that waits blocks new readers, so

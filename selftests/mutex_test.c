@@ -39,6 +39,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +53,12 @@
 #define M_STARVING	2ULL
 #define M_HANDOFF	4ULL
 #define M_WAITER_SHIFT	8
-#define M_WAITERS(w)	((w) >> M_WAITER_SHIFT)
+#define M_WAITERS(w)	(((w) >> M_WAITER_SHIFT) & 0xffffff)
+#define M_OWNERDEAD	8ULL
+#define M_NOTRECOVERABLE 16ULL
+/* Word 0 without the holder's owner handle (its upper half). */
+#define M_STATE(w)	((uint64_t)(w) & 0xffffffffULL)
+#define M_OWNER(w)	((uint64_t)(w) >> 32)
 #define RW_READERS_WORD	1
 #define RW_MAX_READERS	(1LL << 40)
 
@@ -251,31 +257,31 @@ TEST(mutex_lock_trylock_unlock_states)
 	ASSERT_EQ(0, gs_mutex_create(&m));
 	w = map_words(gs_mutex_fd(m));
 	ASSERT_NE(NULL, w);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	ASSERT_EQ(0, gs_mutex_lock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	ASSERT_EQ(0, gs_mutex_trylock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	ASSERT_EQ(0, gs_mutex_lock_until(m, GS_FOREVER, 0));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	/* A free mutex is taken even with a deadline already past. */
 	ASSERT_EQ(0, gs_mutex_lock_until(m, 0, 0));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	ASSERT_EQ(0, gs_mutex_lock_until(m, 0, GS_CLOCK_REALTIME));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 }
@@ -292,23 +298,23 @@ TEST(mutex_unlock_of_unlocked_is_eperm)
 	ASSERT_EQ(0, lot_status(gs_mutex_fd(m), &st0));
 
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	/* Still a working mutex. */
 	ASSERT_EQ(0, gs_mutex_lock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	/* A double unlock is refused the same way. */
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	ASSERT_EQ(0, gs_mutex_trylock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	/* None of it entered the kernel. */
 	ASSERT_EQ(0, lot_status(gs_mutex_fd(m), &st));
@@ -354,12 +360,12 @@ TEST(mutex_lock_until_bad_flags_is_einval)
 		/* Free: not taken. */
 		EXPECT_EQ(-EINVAL, gs_mutex_lock_until(m, GS_FOREVER, bad[i]))
 			TH_LOG("flags %#x", bad[i]);
-		EXPECT_WORD(w[0], 0);
+		EXPECT_WORD(M_STATE(w[0]), 0);
 		/* Held: no waiting, nothing queued. */
 		ASSERT_EQ(0, gs_mutex_lock(m));
 		EXPECT_EQ(-EINVAL, gs_mutex_lock_until(m, gs_deadline_in(NS_PER_SEC),
 						       bad[i]));
-		EXPECT_WORD(w[0], M_LOCKED);
+		EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 		EXPECT_EQ(0, gs_mutex_unlock(m));
 	}
 	EXPECT_EQ(0, gs_mutex_trylock(m));
@@ -391,11 +397,11 @@ TEST(mutex_lock_until_past_deadline_on_held_times_out)
 	EXPECT_GT(WAIT_LIMIT_MS, ms_since(t0));	/* a hang */
 
 	/* Nobody is left counted in: the word is exactly "held". */
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	ASSERT_EQ(0, lot_status(gs_mutex_fd(m), &st));
 	EXPECT_EQ(0, st.parked);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 }
@@ -427,7 +433,7 @@ static void timeout_case(struct __test_metadata *_metadata, bool realtime)
 	t0 = realtime ? real_ns() : mono_ns();
 	EXPECT_LE(deadline, t0);
 	EXPECT_GT(deadline + WAIT_LIMIT_MS * NS_PER_MS, t0);	/* a hang */
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 
 	/*
 	 * In another thread, seen parked while it waits (the deadline long
@@ -442,13 +448,13 @@ static void timeout_case(struct __test_metadata *_metadata, bool realtime)
 	EXPECT_LE(deadline, l.t_end);
 	EXPECT_GT(deadline + WAIT_LIMIT_MS * NS_PER_MS, l.t_end);	/* a hang */
 	ASSERT_TRUE(locker_finish(&l));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	ASSERT_EQ(0, lot_status(fd, &st0));
 	EXPECT_EQ(0, st0.parked);
 
 	/* Fully usable, and no leaked waiter: no call at all. */
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	for (int i = 0; i < 1000; i++) {
 		EXPECT_EQ(0, gs_mutex_lock(m));
 		EXPECT_EQ(0, gs_mutex_unlock(m));
@@ -460,7 +466,7 @@ static void timeout_case(struct __test_metadata *_metadata, bool realtime)
 	ASSERT_EQ(0, lot_status(fd, &st));
 	EXPECT_EQ(st0.parks, st.parks);
 	EXPECT_EQ(st0.unparks, st.unparks);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 }
@@ -516,7 +522,7 @@ TEST(mutex_timed_out_waiters_leave_no_count)
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
 	ASSERT_TRUE(locker_finish(&forever));
 	EXPECT_EQ(0, forever.uret);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	ASSERT_EQ(0, lot_status(fd, &st0));
 	EXPECT_EQ(0, st0.parked);
@@ -527,7 +533,7 @@ TEST(mutex_timed_out_waiters_leave_no_count)
 	ASSERT_EQ(0, lot_status(fd, &st));
 	EXPECT_EQ(st0.parks, st.parks);
 	EXPECT_EQ(st0.unparks, st.unparks);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 }
@@ -710,7 +716,7 @@ TEST_F(slow, mutex_fast_path_makes_no_syscalls)
 		failures += gs_mutex_unlock(m) != -EPERM;
 	}
 	EXPECT_EQ(0, failures);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	ASSERT_EQ(0, counters_get(fd, &c1));
 	EXPECT_SAME_COUNTERS(c0, c1);
 	munmap((void *)w, PAGE_BYTES);
@@ -757,7 +763,7 @@ TEST_F(slow, rwmutex_fast_path_makes_no_syscalls)
 		failures += gs_rwmutex_unlock(rw) != 0;
 	}
 	EXPECT_EQ(0, failures);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	EXPECT_WORD(w[RW_READERS_WORD], 0);
 	ASSERT_EQ(0, counters_get(fd, &c1));
 	EXPECT_SAME_COUNTERS(c0, c1);
@@ -932,7 +938,7 @@ TEST_F(slow, mutex_excludes_threads)
 	       atomic_load(&x->acquired), atomic_load(&x->busy),
 	       atomic_load(&x->timeouts));
 	EXPECT_EXCL(x, EXCL_THREADS * EXCL_OPS);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	ASSERT_EQ(0, lot_status(gs_mutex_fd(m), &st));
 	EXPECT_EQ(0, st.parked);
 	TH_LOG("parks %ju unparks %ju woken %ju", (uintmax_t)st.parks,
@@ -984,7 +990,7 @@ TEST_F(slow, mutex_excludes_forked_processes)
 	       (uintmax_t)ms_since(t0), atomic_load(&x->acquired),
 	       atomic_load(&x->busy), atomic_load(&x->timeouts));
 	EXPECT_EXCL(x, EXCL_PROCS * EXCL_PROC_THREADS * EXCL_PROC_OPS);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 	munmap(x, sizeof(*x));
@@ -1059,7 +1065,7 @@ TEST_F(slow, mutex_excludes_process_given_fd_by_scm_rights)
 	       (uintmax_t)ms_since(t0), atomic_load(&x->acquired),
 	       atomic_load(&x->busy), atomic_load(&x->timeouts));
 	EXPECT_EXCL(x, 3 * 2 * EXCL_PROC_OPS);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 	munmap(x, sizeof(*x));
@@ -1232,7 +1238,7 @@ TEST_F(hammer, starving_waiter_gets_it_in_bounded_time)
 	EXPECT_EQ(0, atomic_load(&h.violations));
 	EXPECT_EQ(0, atomic_load(&h.errors));
 	/* Starvation mode ended with the queue. */
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(h.m);
 }
@@ -1269,7 +1275,7 @@ TEST_F(slow, mutex_enters_and_leaves_starvation_mode)
 		       atomic_load(&h.rounds));
 	EXPECT_EQ(0, atomic_load(&h.violations));
 	EXPECT_EQ(0, atomic_load(&h.errors));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	/* And normal mode works as before. */
 	EXPECT_EQ(0, gs_mutex_trylock(h.m));
 	EXPECT_EQ(0, gs_mutex_unlock(h.m));
@@ -1523,7 +1529,7 @@ TEST(mutex_starvation_mode_hands_off_to_the_waiter)
 	EXPECT_EQ(0, sh->lock_ret);
 	EXPECT_EQ(0, sh->unlock_ret);
 	/* The last waiter took it: starvation mode is over. */
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	EXPECT_EQ(0, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	munmap((void *)w, PAGE_BYTES);
@@ -1534,9 +1540,9 @@ TEST(mutex_starvation_mode_hands_off_to_the_waiter)
 /*
  * The waiter chosen for a hand-off is SIGKILLed before it runs again. The
  * kernel made it the owner when it woke it (as Go's semrelease(handoff)
- * does), so it dies holding the mutex: like any dead holder, it leaves
- * the mutex locked, with no hand-off pending, and an unlock by another
- * thread releases it.
+ * does), with its owner handle, so it dies holding the mutex: like any
+ * dead holder's, the mutex is freed with OWNERDEAD, no hand-off pending,
+ * and the next locker gets -EOWNERDEAD.
  */
 TEST(mutex_waiter_killed_after_handoff_owns_it)
 {
@@ -1564,11 +1570,11 @@ TEST(mutex_waiter_killed_after_handoff_owns_it)
 	EXPECT_TRUE(WIFSIGNALED(status));
 	EXPECT_FALSE(atomic_load(&sh->got));
 
-	/* Held by the dead child: locked, nobody counted, no hand-off. */
-	EXPECT_EQ(0, w[0] & ~(uint64_t)3) TH_LOG("word %#jx", (uintmax_t)w[0]);
-	EXPECT_TRUE(w[0] & 1);
-	EXPECT_EQ(-ETIMEDOUT, gs_mutex_lock_until(m, gs_deadline_in(50 * NS_PER_MS), 0));
-	/* Released as a dead holder's mutex is: by an unlock from elsewhere. */
+	/* Held by the dead child, freed by the kernel: nobody counted. */
+	EXPECT_EQ(M_OWNERDEAD, w[0] & ~(uint64_t)M_STARVING)
+		TH_LOG("word %#jx", (uintmax_t)w[0]);
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0));
+	EXPECT_EQ(0, gs_mutex_consistent(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	EXPECT_EQ(0, gs_mutex_lock_until(m, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
@@ -1838,39 +1844,6 @@ TEST_F(slow, mutex_waiters_killed_during_contention)
 	munmap(x, sizeof(*x));
 }
 
-/* A holder that dies leaves the mutex held: anyone may unlock it. */
-TEST(mutex_holder_killed_leaves_it_held)
-{
-	gs_mutex *m = NULL;
-	int status = 0;
-	pid_t pid;
-
-	ASSERT_EQ(0, gs_mutex_create(&m));
-	pid = fork_child();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		gs_mutex_lock(m);
-		pause();
-		_exit(3);
-	}
-	/* Wait until the child holds it. */
-	for (uint64_t t0 = mono_ns(); ms_since(t0) < WAIT_LIMIT_MS;) {
-		if (gs_mutex_trylock(m) == -EBUSY)
-			break;
-		EXPECT_EQ(0, gs_mutex_unlock(m));
-		usleep(500);
-	}
-	ASSERT_EQ(-EBUSY, gs_mutex_trylock(m));
-	ASSERT_EQ(0, kill(pid, SIGKILL));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
-	EXPECT_EQ(-ETIMEDOUT, gs_mutex_lock_until(m, gs_deadline_in(20 * NS_PER_MS), 0));
-	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_EQ(0, gs_mutex_lock(m));
-	EXPECT_EQ(0, gs_mutex_unlock(m));
-	gs_mutex_destroy(m);
-}
-
 /*
  * Handles are independent: destroying one (unmap and close) while a
  * thread waits through another, or while another process holds and
@@ -1930,7 +1903,7 @@ TEST(mutex_destroy_one_handle_while_others_use_it)
 /* 7. RWMutex                                                           */
 
 #define EXPECT_RW(w, word0, readers) do {				\
-	EXPECT_WORD((w)[0], (word0));					\
+	EXPECT_WORD(M_STATE((w)[0]), (word0));					\
 	EXPECT_EQ((int64_t)(readers), (int64_t)(w)[RW_READERS_WORD]);	\
 } while (0)
 
@@ -2735,6 +2708,549 @@ TEST(rwmutex_scribbled_page_keeps_kernel_sane)
 	EXPECT_RW(w, 0, 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_rwmutex_destroy(rw);
+}
+
+/* ================================================================== */
+/* 9. Robustness: a holder that dies                                    */
+
+/*
+ * A child process that locks @m, writes one byte to @fd (it holds the
+ * mutex now) and waits to be killed. Return: its pid, once it holds it.
+ */
+static pid_t holder_child(struct __test_metadata *_metadata, gs_mutex *m)
+{
+	int p[2];
+	char c = 0;
+	pid_t pid;
+
+	if (pipe(p))
+		return -1;
+	pid = fork_child();
+	if (pid == 0) {
+		close(p[0]);
+		c = gs_mutex_lock(m) == 0 ? 'L' : 'E';
+		if (write(p[1], &c, 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	EXPECT_EQ(1, read(p[0], &c, 1));
+	EXPECT_EQ('L', c);
+	close(p[0]);
+	return pid;
+}
+
+static void kill_and_reap(struct __test_metadata *_metadata, pid_t pid)
+{
+	int status = 0;
+
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(0, wait_child(pid, &status, WAIT_LIMIT_MS));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static bool robust_supported(void)
+{
+	return gs_features() >= 0 &&
+	       (gs_features() & GOSYNC_FEATURE_ROBUST_LOCK);
+}
+
+struct try_arg {
+	gs_mutex *m;
+	int trylock, lock_until;
+};
+
+static void *second_survivor(void *p)
+{
+	struct try_arg *a = p;
+
+	a->trylock = gs_mutex_trylock(a->m);
+	a->lock_until = gs_mutex_lock_until(a->m,
+					    gs_deadline_in(20 * NS_PER_MS), 0);
+	return NULL;
+}
+
+TEST(robust_holder_killed_next_locker_gets_eownerdead)
+{
+	struct try_arg a = { 0 };
+	volatile uint64_t *w;
+	gs_mutex *m = NULL;
+	pthread_t t;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	w = map_words(gs_mutex_fd(m));
+	ASSERT_NE(NULL, w);
+	pid = holder_child(_metadata, m);
+	ASSERT_LT(0, pid);
+	EXPECT_TRUE(w[0] & M_LOCKED);
+	EXPECT_NE(0, M_OWNER(w[0]));
+	kill_and_reap(_metadata, pid);
+	/* The kernel freed it with OWNERDEAD when the child's files closed. */
+	EXPECT_WORD(w[0], M_OWNERDEAD);
+
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock(m));
+	EXPECT_TRUE(w[0] & M_LOCKED);
+	EXPECT_TRUE(w[0] & M_OWNERDEAD);
+	/* We hold it: a second survivor is kept out. */
+	a.m = m;
+	ASSERT_EQ(0, pthread_create(&t, NULL, second_survivor, &a));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(-EBUSY, a.trylock);
+	EXPECT_EQ(-ETIMEDOUT, a.lock_until);
+
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(-EINVAL, gs_mutex_consistent(m));	/* consistent already */
+	EXPECT_EQ(M_LOCKED, M_STATE(w[0]));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	EXPECT_WORD(w[0], 0);
+	EXPECT_EQ(-EINVAL, gs_mutex_consistent(m));	/* not locked */
+	EXPECT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	EXPECT_EQ(0, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	munmap((void *)w, PAGE_BYTES);
+	gs_mutex_destroy(m);
+}
+
+TEST(robust_unlock_without_consistent_is_not_recoverable)
+{
+	volatile uint64_t *w;
+	gs_mutex *m = NULL;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	w = map_words(gs_mutex_fd(m));
+	ASSERT_NE(NULL, w);
+	pid = holder_child(_metadata, m);
+	ASSERT_LT(0, pid);
+	kill_and_reap(_metadata, pid);
+
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	EXPECT_WORD(w[0], M_NOTRECOVERABLE);
+	EXPECT_EQ(-ENOTRECOVERABLE, gs_mutex_lock(m));
+	EXPECT_EQ(-ENOTRECOVERABLE, gs_mutex_trylock(m));
+	EXPECT_EQ(-ENOTRECOVERABLE,
+		  gs_mutex_lock_until(m, gs_deadline_in(NS_PER_MS), 0));
+	EXPECT_EQ(-EINVAL, gs_mutex_consistent(m));
+	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
+	/* For another process as well. */
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(gs_mutex_lock(m) == -ENOTRECOVERABLE &&
+		      gs_mutex_trylock(m) == -ENOTRECOVERABLE ? 0 : 1);
+	EXPECT_EQ(0, reap(pid));
+	EXPECT_WORD(w[0], M_NOTRECOVERABLE);
+	munmap((void *)w, PAGE_BYTES);
+	gs_mutex_destroy(m);
+}
+
+struct waiter_arg {
+	gs_mutex *m;
+	atomic_int *dead, *ok, *bad;
+	bool timed;
+};
+
+/* Lock; if the holder died, repair (nothing to) and mark consistent. */
+static void *robust_waiter(void *p)
+{
+	struct waiter_arg *a = p;
+	int ret = a->timed ? gs_mutex_lock_until(a->m, limit(), 0) :
+			     gs_mutex_lock(a->m);
+
+	if (ret == -EOWNERDEAD && gs_mutex_consistent(a->m) == 0)
+		atomic_fetch_add(a->dead, 1);
+	else if (ret == 0)
+		atomic_fetch_add(a->ok, 1);
+	else
+		atomic_fetch_add(a->bad, 1);
+	if (ret == 0 || ret == -EOWNERDEAD)
+		gs_mutex_unlock(a->m);
+	return NULL;
+}
+
+/* Waiters parked when the holder dies are woken; one gets EOWNERDEAD. */
+TEST(robust_parked_waiters_woken_when_holder_dies)
+{
+	atomic_int dead = 0, ok = 0, bad = 0;
+	struct waiter_arg a[3];
+	pthread_t t[3];
+	gs_mutex *m = NULL;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	pid = holder_child(_metadata, m);
+	ASSERT_LT(0, pid);
+	for (int i = 0; i < 3; i++) {
+		a[i] = (struct waiter_arg){ m, &dead, &ok, &bad, i == 1 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, robust_waiter, &a[i]));
+	}
+	ASSERT_EQ(0, wait_parked(gs_mutex_fd(m), 3));
+	kill_and_reap(_metadata, pid);
+	for (int i = 0; i < 3; i++)
+		ASSERT_EQ(0, pthread_join(t[i], NULL));
+	EXPECT_EQ(1, atomic_load(&dead));
+	EXPECT_EQ(2, atomic_load(&ok));
+	EXPECT_EQ(0, atomic_load(&bad));
+	EXPECT_EQ(0, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+static void *lock_and_exit(void *p)
+{
+	if (gs_mutex_lock(p) == 0)
+		pthread_exit(NULL);
+	return p;	/* failed */
+}
+
+static void *lock_and_return(void *p)
+{
+	return gs_mutex_lock(p) == 0 ? NULL : p;
+}
+
+/* A thread (not a process) that ends holding it: pthread_exit, return. */
+TEST(robust_thread_exits_holding_it)
+{
+	void *(*fn[2])(void *) = { lock_and_exit, lock_and_return };
+	volatile uint64_t *w;
+	gs_mutex *m = NULL;
+	void *res;
+	pthread_t t;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	w = map_words(gs_mutex_fd(m));
+	ASSERT_NE(NULL, w);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(0, pthread_create(&t, NULL, fn[i], m));
+		ASSERT_EQ(0, pthread_join(t, &res));
+		EXPECT_EQ(NULL, res);
+		EXPECT_WORD(w[0], M_OWNERDEAD);
+		EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock(m));
+		EXPECT_EQ(0, gs_mutex_consistent(m));
+		EXPECT_EQ(0, gs_mutex_unlock(m));
+	}
+	/* A thread that unlocks before it ends leaves nothing behind. */
+	EXPECT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	munmap((void *)w, PAGE_BYTES);
+	gs_mutex_destroy(m);
+}
+
+/* A waiter parked when the holding thread exits is woken with it. */
+struct parked_exit_arg {
+	gs_mutex *m;
+	atomic_int holds;
+	int ret;
+};
+
+static void *hold_until_parked_then_exit(void *p)
+{
+	struct parked_exit_arg *a = p;
+
+	if (gs_mutex_lock(a->m))
+		return p;
+	atomic_store(&a->holds, 1);
+	a->ret = wait_parked(gs_mutex_fd(a->m), 1);
+	pthread_exit(NULL);
+}
+
+TEST(robust_thread_exits_holding_it_with_a_waiter)
+{
+	struct parked_exit_arg a = { 0 };
+	pthread_t t;
+	gs_mutex *m = NULL;
+	void *res = NULL;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	a.m = m;
+	ASSERT_EQ(0, pthread_create(&t, NULL, hold_until_parked_then_exit, &a));
+	ASSERT_TRUE(wait_count(&a.holds, 1, WAIT_LIMIT_MS));
+	/* We park; the holder sees it and exits. */
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, limit(), 0));
+	ASSERT_EQ(0, pthread_join(t, &res));
+	EXPECT_EQ(NULL, res);
+	EXPECT_EQ(0, a.ret);
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/*
+ * A thread that ends with a raw exit system call (no TLS destructor) is
+ * seen dead by the next locker that parks.
+ */
+static void *lock_and_raw_exit(void *p)
+{
+	if (gs_mutex_lock(p) == 0)
+		syscall(SYS_exit, 0);
+	return p;
+}
+
+static bool task_gone(pid_t tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", tid);
+	return access(path, F_OK) != 0;
+}
+
+struct raw_arg {
+	gs_mutex *m;
+	atomic_int tid;
+};
+
+static void *raw_exit_holder(void *p)
+{
+	struct raw_arg *a = p;
+
+	atomic_store(&a->tid, gettid());
+	return lock_and_raw_exit(a->m);
+}
+
+TEST(robust_raw_exit_holder_seen_by_parker)
+{
+	struct raw_arg a = { 0 };
+	gs_mutex *m = NULL;
+	pthread_t t;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	a.m = m;
+	ASSERT_EQ(0, pthread_create(&t, NULL, raw_exit_holder, &a));
+	ASSERT_EQ(0, pthread_detach(t));
+	ASSERT_EQ(0, wait_count(&a.tid, 1, WAIT_LIMIT_MS) ? 0 : -1);
+	for (uint64_t t0 = mono_ns(); !task_gone(atomic_load(&a.tid)) &&
+	     ms_since(t0) < WAIT_LIMIT_MS;)
+		usleep(500);
+	ASSERT_TRUE(task_gone(atomic_load(&a.tid)));
+	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));		/* no park: not seen */
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, limit(), 0));
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/* A holder that execs has lost it: its old program is dead. */
+TEST(robust_holder_execs)
+{
+	gs_mutex *m = NULL;
+	int p[2];
+	char c = 0;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, pipe(p));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(p[0]);
+		if (gs_mutex_lock(m))
+			_exit(2);
+		/* The pipe closes when the exec succeeds (O_CLOEXEC). */
+		fcntl(p[1], F_SETFD, FD_CLOEXEC);
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(3);
+	}
+	close(p[1]);
+	EXPECT_EQ(0, read(p[0], &c, 1));	/* exec'd */
+	close(p[0]);
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, limit(), 0));
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	kill_and_reap(_metadata, pid);
+	EXPECT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/* The raw ABI: robust parks and hand-offs, owner registration. */
+TEST(robust_abi_errors)
+{
+	struct gosync_lot_create cr = { .kind = GOSYNC_LOT_WAITGROUP };
+	struct gosync_lot_park pk = {
+		.flags = GOSYNC_LOT_PARK_ROBUST, .mask = 1, .expected = 1,
+		.deadline = 0,
+	};
+	struct gosync_lot_unpark up = {
+		.count = 1, .flags = GOSYNC_LOT_UNPARK_OWNER,
+	};
+	gs_mutex *m = NULL;
+	int dev = gs_device_fd(), lot, h1, h2, mfd;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_LE(0, dev);
+	h1 = ioctl(dev, GOSYNC_IOC_ROBUST_REGISTER, 0);
+	h2 = ioctl(dev, GOSYNC_IOC_ROBUST_REGISTER, 0);
+	EXPECT_LT(0, h1);
+	EXPECT_EQ(h1, h2);			/* one per thread */
+	EXPECT_EQ(-1, ioctl(dev, GOSYNC_IOC_ROBUST_REGISTER, 1));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(dev, GOSYNC_IOC_ROBUST_EXIT, 1));
+	EXPECT_EQ(EINVAL, errno);
+
+	lot = ioctl(dev, GOSYNC_IOC_LOT_CREATE, &cr);
+	ASSERT_LE(0, lot);
+	/* Robust parks only on word 0 of a Mutex or RWMutex lot. */
+	EXPECT_EQ(-1, ioctl(lot, GOSYNC_IOC_LOT_PARK, &pk));
+	EXPECT_EQ(EINVAL, errno);
+	close(lot);
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	mfd = gs_mutex_fd(m);
+	pk.index = 1;
+	EXPECT_EQ(-1, ioctl(mfd, GOSYNC_IOC_LOT_PARK, &pk));
+	EXPECT_EQ(EINVAL, errno);
+	pk.index = 0;
+	pk.owner = 0x80000000U;
+	EXPECT_EQ(-1, ioctl(mfd, GOSYNC_IOC_LOT_PARK, &pk));
+	EXPECT_EQ(EINVAL, errno);
+	/* @reserved stays reserved without the flag. */
+	pk.flags = 0;
+	pk.owner = 1;
+	EXPECT_EQ(-1, ioctl(mfd, GOSYNC_IOC_LOT_PARK, &pk));
+	EXPECT_EQ(EINVAL, errno);
+	/* UNPARK_OWNER only with a hand-off. */
+	EXPECT_EQ(-1, ioctl(mfd, GOSYNC_IOC_LOT_UNPARK, &up));
+	EXPECT_EQ(EINVAL, errno);
+	up.flags |= GOSYNC_LOT_UNPARK_HANDOFF;
+	EXPECT_EQ(0, ioctl(mfd, GOSYNC_IOC_LOT_UNPARK, &up));	/* nobody */
+	gs_mutex_destroy(m);
+}
+
+/* A thread without a handle has nothing to declare dead. */
+static void *exit_unregistered(void *p)
+{
+	int dev = gs_device_fd();
+
+	(void)p;
+	if (ioctl(dev, GOSYNC_IOC_ROBUST_EXIT, 0) == 0)
+		return (void *)1;
+	return errno == ENOENT ? NULL : (void *)2;
+}
+
+TEST(robust_exit_without_handle_is_enoent)
+{
+	pthread_t t;
+	void *res = (void *)3;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, pthread_create(&t, NULL, exit_unregistered, NULL));
+	ASSERT_EQ(0, pthread_join(t, &res));
+	EXPECT_EQ(NULL, res);
+}
+
+/*
+ * Stress: processes lock and unlock in a loop, counting inside; some are
+ * SIGKILLed at random moments. Exclusion holds (an "inside" count is
+ * never seen above one), whoever takes a dead holder's mutex repairs the
+ * count (the protected data: @counter is the sum of @done), and the
+ * survivors finish.
+ */
+#define STRESS_PROCS	6
+#define STRESS_VICTIMS	3
+#define STRESS_ITERS	300
+
+struct stress_shared {
+	atomic_int inside;
+	atomic_int violations;
+	atomic_int recovered;
+	atomic_int started;
+	long counter;
+	long done[STRESS_PROCS];
+	struct report rep;
+};
+
+static void stress_child(gs_mutex *m, struct stress_shared *sh, int me)
+{
+	atomic_fetch_add(&sh->started, 1);
+	for (int i = 0; i < STRESS_ITERS; i++) {
+		int ret = gs_mutex_lock(m);
+
+		if (ret == -EOWNERDEAD) {
+			long sum = 0;
+
+			for (int j = 0; j < STRESS_PROCS; j++)
+				sum += sh->done[j];
+			sh->counter = sum;
+			atomic_store(&sh->inside, 0);
+			atomic_fetch_add(&sh->recovered, 1);
+			CHILD_CHECK_EXIT(&sh->rep, gs_mutex_consistent(m) == 0,
+					 "consistent");
+		} else {
+			CHILD_CHECK_EXIT(&sh->rep, ret == 0, "lock %d", ret);
+		}
+		if (atomic_fetch_add(&sh->inside, 1) != 0)
+			atomic_fetch_add(&sh->violations, 1);
+		CHILD_CHECK_EXIT(&sh->rep, sh->counter ==
+				 ({ long s = 0;
+				    for (int j = 0; j < STRESS_PROCS; j++)
+					s += sh->done[j];
+				    s; }), "counter %ld", sh->counter);
+		sh->counter++;
+		sh->done[me]++;
+		atomic_fetch_sub(&sh->inside, 1);
+		CHILD_CHECK_EXIT(&sh->rep, gs_mutex_unlock(m) == 0, "unlock");
+	}
+	_exit(0);
+}
+
+TEST_F(slow, robust_stress_random_kills)
+{
+	struct stress_shared *sh = shared_alloc(sizeof(*sh));
+	pid_t pid[STRESS_PROCS];
+	unsigned int seed = (unsigned int)mono_ns();
+	gs_mutex *m = NULL;
+	long sum = 0;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	for (int i = 0; i < STRESS_PROCS; i++) {
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0)
+			stress_child(m, sh, i);
+	}
+	ASSERT_TRUE(wait_count(&sh->started, STRESS_PROCS, WAIT_LIMIT_MS));
+	/* Kill the victims at random moments of their loops. */
+	for (int i = 0; i < STRESS_VICTIMS; i++) {
+		usleep(rand_r(&seed) % 3000);
+		kill_and_reap(_metadata, pid[i]);
+	}
+	for (int i = STRESS_VICTIMS; i < STRESS_PROCS; i++)
+		EXPECT_CHILD_OK(pid[i], &sh->rep);
+	EXPECT_EQ(0, atomic_load(&sh->violations));
+	for (int i = STRESS_VICTIMS; i < STRESS_PROCS; i++)
+		EXPECT_EQ(STRESS_ITERS, sh->done[i]);
+	for (int i = 0; i < STRESS_PROCS; i++)
+		sum += sh->done[i];
+	/* After the last repair, every increment is counted. */
+	EXPECT_EQ(0, gs_mutex_trylock(m) == -EOWNERDEAD ?
+		  gs_mutex_consistent(m) : 0);
+	EXPECT_EQ(sum, sh->counter);
+	gs_mutex_unlock(m);
+	TH_LOG("%d recoveries", atomic_load(&sh->recovered));
+	gs_mutex_destroy(m);
+	munmap(sh, sizeof(*sh));
 }
 
 TEST_HARNESS_MAIN
