@@ -515,6 +515,21 @@ GS_API int gs_rwmutex_tryrlock(gs_rwmutex *rw);
 /** gs_rwmutex_unlock() / _runlock() - 0, or -EPERM if not so locked. */
 GS_API int gs_rwmutex_unlock(gs_rwmutex *rw);
 GS_API int gs_rwmutex_runlock(gs_rwmutex *rw);
+/*
+ * Robustness: the writers' lock is a robust Mutex. A writer that dies
+ * holding the lock (or waiting for readers to leave) makes the next
+ * writer's lock or trylock return -EOWNERDEAD, with the write lock held
+ * and the readers that the dead writer waited for gone; readers that
+ * queued behind it get in when that writer unlocks. Repair, then
+ * gs_rwmutex_consistent() (as gs_mutex_consistent()); unlocking without
+ * it makes the writer lock not recoverable (-ENOTRECOVERABLE for every
+ * writer; readers go on). Readers are not tracked: a reader that dies
+ * holding a read lock holds it forever, and writers then wait forever.
+ * Not covered: a writer that dies in the few instructions between its
+ * two announcement steps, or within its unlock, can leave readers or
+ * the next writer waiting.
+ */
+GS_API int gs_rwmutex_consistent(gs_rwmutex *rw);
 
 /*
  * WaitGroup (sync.WaitGroup). The counter ranges over 0..2^31-1; an add

@@ -757,12 +757,50 @@ int gs_rwmutex_runlock(gs_rwmutex *rw)
 	return 0;
 }
 
+/* Take a token of semaphore @index if it has one: 1 if taken, else 0. */
+static int sema_tryacquire(struct lot *lot, uint32_t index)
+{
+	_Atomic uint64_t *word = &lot->words[index];
+	uint64_t state = atomic_load(word);
+
+	while (state & SEMA_TOKENS)
+		if (cas(word, &state, state - 1))
+			return 1;
+	return 0;
+}
+
+/*
+ * We took the writers' mutex with -EOWNERDEAD: finish what the dead
+ * writer began. If it had announced itself (the reader count is
+ * negative), we inherit its announcement and wait for the readers it
+ * waited for (a token may be pending for it: taken now or, if it comes
+ * late, drained at our unlock); else we announce ourselves as usual.
+ */
+static void rw_inherit(struct lot *lot)
+{
+	int64_t readers = (int64_t)atomic_load(&lot->words[RW_READERS]);
+
+	if (readers >= 0) {
+		readers = rw_add(lot, RW_READERS, -RW_MAX_READERS) +
+			  RW_MAX_READERS;
+		if (readers && rw_add(lot, RW_DEPARTING, readers) != 0)
+			sema_acquire(lot, RW_WRITER_SEM);
+		return;
+	}
+	if ((int64_t)atomic_load(&lot->words[RW_DEPARTING]) > 0)
+		sema_acquire(lot, RW_WRITER_SEM);
+	else
+		sema_tryacquire(lot, RW_WRITER_SEM);
+}
+
 int gs_rwmutex_lock(gs_rwmutex *rw)
 {
 	int64_t readers;
 	int err;
 
 	err = mutex_lock(&rw->lot, &wait_forever);
+	if (err == -EOWNERDEAD)
+		rw_inherit(&rw->lot);
 	if (err)
 		return err;
 	/* Announce the writer; wait for the readers that hold it to leave. */
@@ -773,12 +811,23 @@ int gs_rwmutex_lock(gs_rwmutex *rw)
 	return 0;
 }
 
+int gs_rwmutex_consistent(gs_rwmutex *rw)
+{
+	return gs_mutex_consistent((gs_mutex *)rw);
+}
+
 int gs_rwmutex_trylock(gs_rwmutex *rw)
 {
 	uint64_t readers = 0;
 
-	if (mutex_trylock(&rw->lot))
-		return -EBUSY;
+	int err = mutex_trylock(&rw->lot);
+
+	if (err == -EOWNERDEAD) {
+		rw_inherit(&rw->lot);
+		return err;
+	}
+	if (err)
+		return err == -ENOTRECOVERABLE ? err : -EBUSY;
 	if (!cas(&rw->lot.words[RW_READERS], &readers,
 		 (uint64_t)-RW_MAX_READERS)) {
 		mutex_unlock(&rw->lot);
@@ -798,6 +847,8 @@ int gs_rwmutex_unlock(gs_rwmutex *rw)
 		    !(atomic_load(&rw->lot.words[0]) & MUTEX_LOCKED))
 			return -EPERM;
 	} while (!cas(word, &readers, readers + RW_MAX_READERS));
+	/* A token a dead writer's reader sent late (see rw_inherit()). */
+	sema_tryacquire(&rw->lot, RW_WRITER_SEM);
 	/* Let in the readers that arrived while we held it. */
 	readers += RW_MAX_READERS;
 	if (readers)

@@ -3108,6 +3108,110 @@ TEST(robust_holder_execs)
 	gs_mutex_destroy(m);
 }
 
+/* An RWMutex writer child: write-locks, reports, waits to be killed. */
+static pid_t rw_writer_child(gs_rwmutex *rw, int report_fd)
+{
+	pid_t pid = fork_child();
+
+	if (pid == 0) {
+		char c = gs_rwmutex_lock(rw) == 0 ? 'W' : 'E';
+
+		if (report_fd >= 0 && write(report_fd, &c, 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static void *rlock_runlock(void *p)
+{
+	int ret = gs_rwmutex_rlock(p);
+
+	if (ret == 0)
+		ret = gs_rwmutex_runlock(p);
+	return ret ? p : NULL;
+}
+
+/*
+ * A writer killed holding the lock: the next writer gets -EOWNERDEAD and
+ * the lock; a reader that queued behind the dead writer gets in after.
+ */
+TEST(robust_rwmutex_writer_killed_holding)
+{
+	gs_rwmutex *rw = NULL;
+	void *res = (void *)1;
+	int p[2];
+	char c = 0;
+	pthread_t t;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_rwmutex_create(&rw));
+	ASSERT_EQ(0, pipe(p));
+	pid = rw_writer_child(rw, p[1]);
+	ASSERT_LT(0, pid);
+	ASSERT_EQ(1, read(p[0], &c, 1));
+	ASSERT_EQ('W', c);
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));
+	ASSERT_EQ(0, pthread_create(&t, NULL, rlock_runlock, rw));
+	ASSERT_EQ(0, wait_parked(gs_rwmutex_fd(rw), 1));	/* the reader */
+	kill_and_reap(_metadata, pid);
+
+	EXPECT_EQ(-EOWNERDEAD, gs_rwmutex_lock(rw));
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));	/* we write */
+	EXPECT_EQ(-EBUSY, gs_rwmutex_trylock(rw));
+	EXPECT_EQ(0, gs_rwmutex_consistent(rw));
+	EXPECT_EQ(-EINVAL, gs_rwmutex_consistent(rw));
+	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
+	ASSERT_EQ(0, pthread_join(t, &res));		/* the reader got in */
+	EXPECT_EQ(NULL, res);
+	EXPECT_EQ(0, gs_rwmutex_rlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_runlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_lock(rw));
+	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
+	close(p[0]);
+	close(p[1]);
+	gs_rwmutex_destroy(rw);
+}
+
+/*
+ * A writer killed while it waits for a reader to leave: the next writer
+ * inherits its announcement, waits for that reader, and gets the lock.
+ */
+TEST(robust_rwmutex_writer_killed_waiting_for_readers)
+{
+	gs_rwmutex *rw = NULL;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_rwmutex_create(&rw));
+	ASSERT_EQ(0, gs_rwmutex_rlock(rw));
+	pid = rw_writer_child(rw, -1);
+	ASSERT_LT(0, pid);
+	ASSERT_EQ(0, wait_parked(gs_rwmutex_fd(rw), 1));	/* the writer */
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));	/* announced */
+	kill_and_reap(_metadata, pid);
+	EXPECT_EQ(0, gs_rwmutex_runlock(rw));
+
+	EXPECT_EQ(-EOWNERDEAD, gs_rwmutex_trylock(rw));
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_consistent(rw));
+	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
+	/* Normal again, and a writer waits for a reader as it should. */
+	EXPECT_EQ(0, gs_rwmutex_rlock(rw));
+	EXPECT_EQ(-EBUSY, gs_rwmutex_trylock(rw));
+	EXPECT_EQ(0, gs_rwmutex_runlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_lock(rw));
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_tryrlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_runlock(rw));
+	gs_rwmutex_destroy(rw);
+}
+
 /* The raw ABI: robust parks and hand-offs, owner registration. */
 TEST(robust_abi_errors)
 {
