@@ -238,7 +238,7 @@ static u32 robust_next;
 static unsigned int robust_count;
 
 /* Past this many records, a registration first drops those of the gone. */
-#define ROBUST_MAX_OWNERS	(1U << 16)
+#define ROBUST_MAX_OWNERS	65536U
 /* Compare-and-swap attempts on a word userspace keeps changing. */
 #define ROBUST_CAS_TRIES	64
 
@@ -276,7 +276,7 @@ static void lot_wake_index(struct gosync_lot *lot, u32 index, u32 count,
 	list_for_each_entry_safe(w, next, &lot->parked, node) {
 		if (woken == count)
 			break;
-		if ((w->index == index) == others)
+		if (others ? w->index == index : w->index != index)
 			continue;
 		lot_serve(lot, w, &wk);
 		woken++;
