@@ -519,7 +519,8 @@ GS_API int gs_rwmutex_runlock(gs_rwmutex *rw);
  * Robustness: the writers' lock is a robust Mutex. A writer that dies
  * holding the lock (or waiting for readers to leave) makes the next
  * writer's lock or trylock return -EOWNERDEAD, with the write lock held
- * and the readers that the dead writer waited for gone; readers that
+ * and the readers that the dead writer waited for gone (a trylock never
+ * waits for them: it returns -EBUSY while any is still in); readers that
  * queued behind it get in when that writer unlocks. Repair, then
  * gs_rwmutex_consistent() (as gs_mutex_consistent()); unlocking without
  * it makes the writer lock not recoverable (-ENOTRECOVERABLE for every

@@ -816,6 +816,40 @@ int gs_rwmutex_consistent(gs_rwmutex *rw)
 	return gs_mutex_consistent((gs_mutex *)rw);
 }
 
+/*
+ * rw_inherit() for a trylock, which never waits: whether we may keep the
+ * writers' mutex we took with -EOWNERDEAD (no reader left to wait for).
+ */
+static bool rw_try_inherit(struct lot *lot)
+{
+	uint64_t readers = 0;
+
+	if ((int64_t)atomic_load(&lot->words[RW_READERS]) >= 0)
+		return cas(&lot->words[RW_READERS], &readers,
+			   (uint64_t)-RW_MAX_READERS);
+	if ((int64_t)atomic_load(&lot->words[RW_DEPARTING]) > 0)
+		return false;
+	sema_tryacquire(lot, RW_WRITER_SEM);
+	return true;
+}
+
+/*
+ * Give back the writers' mutex we took with -EOWNERDEAD, the dead
+ * holder's mark kept for the next taker (whose lock waits for the
+ * readers that we could not).
+ */
+static void mutex_give_back_dead(struct lot *lot)
+{
+	_Atomic uint64_t *word = &lot->words[0];
+	uint64_t state = atomic_load(word);
+	int fd = lot->fd;	/* see lot_unpark() */
+
+	while (!cas(word, &state, state & ~(MUTEX_LOCKED | MUTEX_OWNER)))
+		;
+	if (mutex_waiters(state))
+		lot_wake(fd, 0, 1);
+}
+
 int gs_rwmutex_trylock(gs_rwmutex *rw)
 {
 	uint64_t readers = 0;
@@ -823,8 +857,10 @@ int gs_rwmutex_trylock(gs_rwmutex *rw)
 	int err = mutex_trylock(&rw->lot);
 
 	if (err == -EOWNERDEAD) {
-		rw_inherit(&rw->lot);
-		return err;
+		if (rw_try_inherit(&rw->lot))
+			return err;
+		mutex_give_back_dead(&rw->lot);
+		return -EBUSY;
 	}
 	if (err)
 		return err == -ENOTRECOVERABLE ? err : -EBUSY;
