@@ -139,5 +139,6 @@ long gosync_lot_create(const struct gosync_lot_create __user *uarg);
 long gosync_robust_register(void);
 long gosync_robust_exit(void);
 void gosync_robust_flush(void);
+void gosync_robust_cleanup(void);
 
 #endif /* GOSYNC_INTERNAL_H */

@@ -471,6 +471,27 @@ void gosync_robust_flush(void)
 }
 
 /*
+ * Module exit. Every file of the module is closed (each holds a module
+ * reference), so no lot is left and no ioctl or flush runs: the records
+ * of threads that are still alive (their process closed the device) or
+ * that ended without telling us are all that remain. Drop them.
+ */
+void gosync_robust_cleanup(void)
+{
+	struct robust_owner *rec;
+	struct hlist_node *tmp;
+	int bkt;
+
+	mutex_lock(&robust_mutex);
+	WARN_ON_ONCE(!list_empty(&robust_lots));
+	hash_for_each_safe(robust_by_pid, bkt, tmp, rec, node)
+		robust_free(rec);
+	WARN_ON_ONCE(robust_count || !xa_empty(&robust_owners));
+	xa_destroy(&robust_owners);
+	mutex_unlock(&robust_mutex);
+}
+
+/*
  * A robust park: if the lock word's holder is dead or unknown, free the
  * word (and the holder's other words) and return -EAGAIN; else 0.
  */

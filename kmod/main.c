@@ -371,7 +371,20 @@ static struct miscdevice gosync_misc = {
 	.mode	= 0666,
 };
 
-module_misc_device(gosync_misc);
+static int __init gosync_init(void)
+{
+	return misc_register(&gosync_misc);
+}
+
+static void __exit gosync_exit(void)
+{
+	misc_deregister(&gosync_misc);
+	/* Robust lock owners outlive the files (kmod/lot.c): none is open. */
+	gosync_robust_cleanup();
+}
+
+module_init(gosync_init);
+module_exit(gosync_exit);
 
 MODULE_AUTHOR("The gosync developers");
 MODULE_DESCRIPTION("Go channels, semaphores and sync primitives as kernel objects");
