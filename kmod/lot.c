@@ -444,14 +444,16 @@ long gosync_robust_exit(void)
 /*
  * A descriptor of /dev/gosync is closed. At exit (PF_EXITING: the files
  * are closed after the last thread left userspace) every handle of the
- * process dies; at exec (the O_CLOEXEC descriptor, closed once the new
- * mm is in place) so does every handle registered under the old mm; a
- * plain close() changes nothing of the caller's. Handles of threads that
- * are gone are dropped on the way.
+ * process dies; at exec (the O_CLOEXEC descriptor, closed past the point
+ * of no return, after de_thread(): before the new mm is in place on 6.12,
+ * after it on 6.1, so in_execve says it) so does every handle of the
+ * process, and any registered under another mm; a plain close() changes
+ * nothing of the caller's. Handles of threads that are gone are dropped
+ * on the way.
  */
 void gosync_robust_flush(void)
 {
-	bool exiting = current->flags & PF_EXITING;
+	bool exiting = (current->flags & PF_EXITING) || current->in_execve;
 	struct pid *tgid = task_tgid(current);
 	struct robust_owner *rec;
 	bool any = false;

@@ -3110,6 +3110,61 @@ TEST(robust_holder_execs)
 	gs_mutex_destroy(m);
 }
 
+/*
+ * A waiter parked before the holder's exec is woken by the exec itself
+ * (the death walk of the exec's close of the device): on 6.12 the
+ * O_CLOEXEC close comes before the new mm is in place, so the old mm
+ * cannot tell it; nothing else parks here to notice the holder gone.
+ */
+TEST(robust_holder_execs_with_a_waiter)
+{
+	gs_mutex *m = NULL;
+	struct locker l;
+	int p[2], go[2];
+	char c = 0;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(p[0]);
+		close(go[1]);
+		c = gs_mutex_lock(m) == 0 ? 'L' : 'E';
+		if (write(p[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		/* The pipe closes when the exec succeeds (O_CLOEXEC). */
+		fcntl(p[1], F_SETFD, FD_CLOEXEC);
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(3);
+	}
+	close(p[1]);
+	close(go[0]);
+	ASSERT_EQ(1, read(p[0], &c, 1));
+	ASSERT_EQ('L', c);
+	ASSERT_EQ(0, locker_start(&l, m, NULL, OP_LOCK, 0, 0));
+	ASSERT_EQ(0, wait_parked(gs_mutex_fd(m), 1));
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	EXPECT_EQ(0, read(p[0], &c, 1));	/* exec'd */
+	close(p[0]);
+	close(go[1]);
+	ASSERT_TRUE(wait_flag(&l.done, WAIT_LIMIT_MS));
+	EXPECT_EQ(-EOWNERDEAD, l.ret);
+	/* It ended holding it, inconsistent still: ours now, the same. */
+	ASSERT_EQ(0, join_ms(l.thread, WAIT_LIMIT_MS));
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, limit(), 0));
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	kill_and_reap(_metadata, pid);
+	EXPECT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
 /* An RWMutex writer child: write-locks, reports, waits to be killed. */
 static pid_t rw_writer_child(gs_rwmutex *rw, int report_fd)
 {
