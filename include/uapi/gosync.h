@@ -45,6 +45,7 @@
 #define GOSYNC_FEATURE_CHAN_RING (1ULL << 5)	/* mmap'able channel rings */
 #define GOSYNC_FEATURE_COND	(1ULL << 6)	/* ticketed Cond on lots */
 #define GOSYNC_FEATURE_CHAN_DISCARD (1ULL << 7)	/* receive into 0 discards */
+#define GOSYNC_FEATURE_CHAN_ROBUST (1ULL << 8)	/* rings survive dead peers */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -225,15 +226,45 @@ struct gosync_sem_status {
  *    __u64 sequence number, then the value. A slot free for position p
  *    holds sequence 2p; one holding p's value, 2p + 1 (sequences modulo
  *    2M, compared as signed differences). Slot i holds 2i at creation.
- *  - Push (Vyukov's bounded queue; p + 1 is modulo M): read @tail = p; if
- *    it has no flag and its slot's sequence is 2p, claim p by swapping
- *    @tail to p + 1 (flags
- *    included, so a flag set meanwhile makes the swap fail), write the
- *    value, then store sequence 2p + 1 (release). A sequence below 2p
- *    means the ring is full. Pop: read @head = p; if the slot's sequence
- *    is 2p + 1, claim by swapping @head to p + 1, read the value, then
- *    store 2(p + capacity) (release). Below 2p + 1 means empty (or a push
- *    in progress).
+ *  - A slot's sequence may also hold a reservation, with a state bit
+ *    above the sequence numbers (which are below 2^49): PUSHING | id and
+ *    POPPING | id name the process whose push or pop holds the slot
+ *    (id: GOSYNC_IOC_CHAN_RING_ID, the same for every channel and thread
+ *    of a process; the kernel's own operations use 0); HOLE | (2p + 1)
+ *    is position p abandoned by a pusher that died (see below);
+ *    POPPING | HOLE | id, a pop consuming such a hole.
+ *  - Push (Vyukov's bounded queue, with the claim made first in the slot;
+ *    p + 1 is modulo M): read @tail = p; if it has no flag and its slot's
+ *    sequence is 2p, reserve the slot by swapping its sequence to
+ *    PUSHING | id, then claim p by swapping @tail to p + 1 (flags
+ *    included, so a flag set meanwhile makes the swap fail: swap again
+ *    if only POLLED flags came, else store 2p back, read @tail and kick
+ *    as after a push, and take the slow path), write the value, then
+ *    store sequence 2p + 1 (release). A sequence below 2p, a POPPING or
+ *    a HOLE means the ring is full; PUSHING, that another push is
+ *    between its two swaps: read @tail again.
+ *  - Pop: read @head = p; if the slot's sequence is 2p + 1 (or
+ *    HOLE | (2p + 1)), reserve it by swapping it to POPPING | id (keeping
+ *    HOLE), store @head = p + 1 (only the holder of slot(@head)'s
+ *    reservation moves @head), read the value (not for a hole), then
+ *    store 2(p + capacity) (release). A hole carries no value: the pop
+ *    goes on to the next position. Below 2p + 1, or PUSHING, means empty
+ *    (or a push in progress); POPPING, another pop between its swap and
+ *    its store to @head: read @head again.
+ *  - Repair: when a process that holds a channel fd exits or execs (its
+ *    close of the fd, with the ring no longer mapped in its memory), the
+ *    kernel, under the channel's lock, undoes what that process's id left
+ *    in the ring: PUSHING at slot(@tail) that was never claimed goes back
+ *    to 2 * @tail; PUSHING at a claimed position p becomes HOLE | (2p + 1)
+ *    (the value of a sender killed inside its send is lost: the send
+ *    never completed, as for a goroutine killed before its send);
+ *    POPPING at slot(@head) whose @head was never moved goes back to
+ *    2 * @head + 1 (with HOLE, if it had it); POPPING at a position q
+ *    already passed becomes 2(q + capacity), freed (its value was
+ *    received by the process that died). Then the kernel serves its
+ *    queues from the ring and wakes pollers. Kernel pushes and pops skip
+ *    holes at @head as they meet them, so a hole takes a place in the
+ *    buffer only until a receiver, or the kernel, passes it.
  *  - The kernel sets the flags in @tail, under the channel's lock:
  *    GOSYNC_CHAN_CLOSED once closed; GOSYNC_CHAN_SEND_WAITERS and
  *    _RECV_WAITERS while senders or receivers are queued in the kernel
@@ -266,6 +297,12 @@ struct gosync_sem_status {
 #define GOSYNC_CHAN_POLLED_IN		(1ULL << 60)
 #define GOSYNC_CHAN_POLLED_OUT		(1ULL << 59)
 #define GOSYNC_CHAN_SLOT_SIZE(elem)	(8 + (((elem) + 7) & ~7U))
+/* Reservation states of a slot's sequence (GOSYNC_FEATURE_CHAN_ROBUST). */
+#define GOSYNC_CHAN_SEQ_PUSHING		(1ULL << 63)
+#define GOSYNC_CHAN_SEQ_POPPING		(1ULL << 62)
+#define GOSYNC_CHAN_SEQ_HOLE		(1ULL << 61)
+#define GOSYNC_CHAN_SEQ_STATES		(7ULL << 61)
+#define GOSYNC_CHAN_SEQ_ID_MASK		0xffffffffULL
 
 /*
  * M: where ring positions wrap, the largest @capacity * 2^k in 48 bits;
@@ -682,6 +719,13 @@ struct gosync_lot_cond_wait {
 #define GOSYNC_IOC_CHAN_CLOSE	_IO(GOSYNC_IOC_MAGIC, 0x22)
 #define GOSYNC_IOC_CHAN_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x23, struct gosync_chan_status)
 #define GOSYNC_IOC_CHAN_KICK	_IO(GOSYNC_IOC_MAGIC, 0x24)
+/*
+ * The caller's ring id (GOSYNC_FEATURE_CHAN_ROBUST), returned as a
+ * positive value: what its reservations in a ring carry. One id per
+ * process (thread group), the same on every channel; -ENODEV for a
+ * channel without a ring.
+ */
+#define GOSYNC_IOC_CHAN_RING_ID	_IO(GOSYNC_IOC_MAGIC, 0x25)
 
 /* Ioctls on a timer channel fd. */
 #define GOSYNC_IOC_TIMER_STOP	_IO(GOSYNC_IOC_MAGIC, 0x30)
