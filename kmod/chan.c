@@ -356,7 +356,9 @@ static void ring_skip_holes(struct gosync_chan *ch)
 		hole = SEQ_HOLE | ring_seqno(head, true);
 		if (!ring_seq_swap(ch, head, hole, SEQ_POPPING | SEQ_HOLE))
 			return;
+		/* As in ring_pop(): @head moves before the slot is freed. */
 		atomic64_set_release(ch->head, ring_next(ch, head, 1));
+		/* Free the slot: pairs with a pusher's acquire of it. */
 		smp_store_release(ring_seq(ch, head),
 				  ring_seqno(ring_next(ch, head, ch->capacity),
 					     false));
@@ -451,6 +453,7 @@ static bool ring_pop(struct gosync_chan *ch, void *val)
 			head = atomic64_read(ch->head);
 			continue;
 		}
+		/* Ours to move; seen before the slot is freed (release). */
 		atomic64_set_release(ch->head, ring_next(ch, head, 1));
 		if (ch->elem_size && val)
 			memcpy(val, ring_value(ch, head), ch->elem_size);
