@@ -46,12 +46,15 @@ struct gs_chan {
 			 GOSYNC_CHAN_RECV_WAITERS)
 #define POP_SLOW	GOSYNC_CHAN_RECV_WAITERS
 /*
- * Flags that ask for a kick once the operation is done. A pop kicks for
- * queued receivers too: one may have queued on seeing its reservation.
+ * Flags that ask for a kick once the operation is done: any waiter or
+ * poller, of either direction, since one may have looked at the ring
+ * while our reservation hid a slot from it (spin/chan.pml found the
+ * poller that slept on a value behind a pop's reservation).
  */
-#define PUSH_KICK	(GOSYNC_CHAN_RECV_WAITERS | GOSYNC_CHAN_POLLED_IN)
-#define POP_KICK	(GOSYNC_CHAN_SEND_WAITERS | GOSYNC_CHAN_POLLED_OUT | \
-			 GOSYNC_CHAN_RECV_WAITERS)
+#define ANY_KICK	(GOSYNC_CHAN_RECV_WAITERS | GOSYNC_CHAN_POLLED_IN | \
+			 GOSYNC_CHAN_SEND_WAITERS | GOSYNC_CHAN_POLLED_OUT)
+#define PUSH_KICK	ANY_KICK
+#define POP_KICK	ANY_KICK
 #define PUSHING		GOSYNC_CHAN_SEQ_PUSHING
 #define POPPING		GOSYNC_CHAN_SEQ_POPPING
 #define HOLE		GOSYNC_CHAN_SEQ_HOLE
@@ -263,7 +266,7 @@ static bool fast_push(gs_chan *ch, const void *value)
 		}
 		/* A sleeper may have seen the reservation: kick it. */
 		atomic_store(sp, want);
-		if (atomic_load(ch->tail) & (PUSH_KICK | POP_KICK))
+		if (atomic_load(ch->tail) & ANY_KICK)
 			kick(ch);
 		return false;
 	}

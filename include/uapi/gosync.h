@@ -273,9 +273,10 @@ struct gosync_sem_status {
  *    a WAITERS flag is set, sends go through the ioctl (so queued senders
  *    stay first and queued receivers get values directly, in order);
  *    receives do too while RECV_WAITERS is set.
- *  - After a push, a full barrier, then a read of @tail: RECV_WAITERS or
- *    POLLED_IN set means GOSYNC_IOC_CHAN_KICK. After a pop the same for
- *    SEND_WAITERS or POLLED_OUT. With the kernel setting a flag before it
+ *  - After a push or a pop (or a reservation given back), a full
+ *    barrier, then a read of @tail: any WAITERS or POLLED flag set means
+ *    GOSYNC_IOC_CHAN_KICK (of either direction: a sleeper or a poller may
+ *    have looked while the reservation hid a slot). With the kernel setting a flag before it
  *    re-checks the ring, one of the two sees the other: a push or pop
  *    that the kernel missed is followed by a kick, so nobody sleeps on a
  *    ring that could serve them. The kick makes the kernel serve its
