@@ -126,7 +126,11 @@
  *    but writable, so it clears POLLED_OUT and sleeps; D then reads no
  *    POP_KICK flag: the poller sleeps with 2 ready (property 3).
  *    ring_writable() has the same race. Fixed: a sequence beyond the
- *    position's means it moved on: read @head (@tail) again.
+ *    position's means it moved on: read @head (@tail) again. Since a
+ *    pop kicks for any flag (the robust protocol, below), the pop of
+ *    this trace kicks for the poller's POLLED_IN, and the check passes
+ *    with this -D too (31 M states, no error): the fix stays, as a
+ *    second line of defence (chan_serve_receivers() relies on it).
  *  -DSERVE_AS_IMPLEMENTED (needs -DNB=4 -DNOPOLLER to show): chan_serve()
  *    serves receivers, senders, receivers; values its last pass gives
  *    away free slots that no queued sender gets. With pos 1 claimed by B
