@@ -369,12 +369,18 @@ static struct gosync_named *named_new(struct gosync_name_open __user *uarg,
 	return n;
 }
 
+/*
+ * Open or create. Nothing touches userspace under names_lock (a fault
+ * there could be held up by its owner, a FUSE daemon say, and with it
+ * every namespace's names): a creation makes its object first, unlocked,
+ * then looks again, and drops its object if the name appeared meanwhile.
+ */
 long gosync_name_open(struct gosync_name_open __user *uarg)
 {
-	struct gosync_name_open arg;
 	struct gosync_nsrec *r, *newrec = NULL;
+	struct gosync_named *n, *newn = NULL;
+	struct gosync_name_open arg;
 	struct ipc_namespace *ns;
-	struct gosync_named *n;
 	LIST_HEAD(dead);
 	LIST_HEAD(mnts);
 	char *name;
@@ -393,14 +399,7 @@ long gosync_name_open(struct gosync_name_open __user *uarg)
 		kfree(name);
 		return -ESRCH;
 	}
-	if (arg.flags & GOSYNC_NAME_CREAT) {
-		newrec = kzalloc(sizeof(*newrec), GOSYNC_GFP);
-		if (!newrec) {
-			kfree(name);
-			return -ENOMEM;
-		}
-	}
-
+again:
 	mutex_lock(&names_lock);
 	names_sweep(&dead, &mnts);
 	r = nsrec_find(ns->mq_mnt);
@@ -421,21 +420,25 @@ long gosync_name_open(struct gosync_name_open __user *uarg)
 	if (!(arg.flags & GOSYNC_NAME_CREAT))
 		goto out;
 	ret = -ENOSPC;
-	if (r && r->nr_names >= READ_ONCE(max_names))
+	if (r ? r->nr_names >= READ_ONCE(max_names) : !READ_ONCE(max_names))
 		goto out;
-	if (!r && !READ_ONCE(max_names))
-		goto out;
-	n = named_new(uarg, &arg, name, ns);
-	if (IS_ERR(n)) {
-		ret = PTR_ERR(n);
-		goto out;
+	if (!newn) {
+		mutex_unlock(&names_lock);
+		names_release(&dead, &mnts);
+		newrec = kzalloc(sizeof(*newrec), GOSYNC_GFP);
+		newn = newrec ? named_new(uarg, &arg, name, ns) :
+				ERR_PTR(-ENOMEM);
+		if (IS_ERR(newn)) {
+			kfree(newrec);
+			kfree(name);
+			return PTR_ERR(newn);
+		}
+		goto again;
 	}
 	/* The creator may ask for an access its own mode denies (as open). */
-	ret = view_install(n, arg.access);
-	if (ret < 0) {
-		named_put(n);
+	ret = view_install(newn, arg.access);
+	if (ret < 0)
 		goto out;
-	}
 	if (!r) {
 		r = newrec;
 		newrec = NULL;
@@ -444,12 +447,15 @@ long gosync_name_open(struct gosync_name_open __user *uarg)
 		INIT_LIST_HEAD(&r->names);
 		list_add(&r->node, &gosync_nsrecs);
 	}
-	n->linked = true;
-	list_add_tail(&n->node, &r->names);
+	newn->linked = true;
+	list_add_tail(&newn->node, &r->names);
 	r->nr_names++;
+	newn = NULL;			/* the name's reference now */
 out:
 	mutex_unlock(&names_lock);
 	names_release(&dead, &mnts);
+	if (!IS_ERR_OR_NULL(newn))
+		named_put(newn);	/* not linked: the name appeared */
 	kfree(newrec);
 	kfree(name);
 	return ret;
