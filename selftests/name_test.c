@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +343,55 @@ TEST(wrong_type_or_shape)
 	EXPECT_EQ(0, gs_unlink(m));
 	gs_chan_destroy(ch);
 	gs_mutex_destroy(mx);
+}
+
+TEST(poll_fdinfo_and_cancel_fd)
+{
+	struct gosync_sem_acquire acq = { .count = 1 };
+	char n[128], path[64], buf[4096];
+	gs_chan *ro, *wo;
+	struct pollfd pfd;
+	gs_sem *zero;
+	int64_t v = 3;
+	ssize_t len;
+	int fd;
+
+	ASSERT_EQ(0, gs_chan_open(&wo, nm(n, "poll"), GS_O_CREAT | GS_O_WRONLY,
+				  0600, sizeof(v), 1));
+	ASSERT_EQ(0, gs_chan_open(&ro, n, GS_O_RDONLY, 0, sizeof(v), 0));
+	pfd = (struct pollfd){ .fd = gs_chan_fd(ro), .events = POLLIN };
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	ASSERT_EQ(0, gs_chan_send(wo, &v));
+	EXPECT_EQ(1, poll(&pfd, 1, WAIT_LIMIT_MS));
+	EXPECT_TRUE(pfd.revents & POLLIN);
+	/* fdinfo: the name's lines, then the channel's. */
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", gs_chan_fd(ro));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ASSERT_LT(0, len);
+	buf[len] = '\0';
+	EXPECT_NE(NULL, strstr(buf, n));
+	EXPECT_NE(NULL, strstr(buf, "name-opens:\t2\n"));
+	EXPECT_NE(NULL, strstr(buf, "name-mode:\t0600\n"));
+	EXPECT_NE(NULL, strstr(buf, "gosync-type:\tchan\n"));
+	EXPECT_NE(NULL, strstr(buf, "len:\t1\n"));
+	/* A cancel fd: needs read; the channel's close cancels. */
+	ASSERT_EQ(0, gs_sem_create(&zero, 0));
+	acq.deadline = GS_FOREVER;
+	acq.flags = GOSYNC_WAIT_CANCEL_FD;
+	acq.cancel_fd = gs_chan_fd(wo);
+	EXPECT_EQ(-1, ioctl(gs_sem_fd(zero), GOSYNC_IOC_SEM_ACQUIRE, &acq));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, gs_chan_close(wo));
+	acq.cancel_fd = gs_chan_fd(ro);
+	EXPECT_EQ(-1, ioctl(gs_sem_fd(zero), GOSYNC_IOC_SEM_ACQUIRE, &acq));
+	EXPECT_EQ(ECANCELED, errno);
+	EXPECT_EQ(0, gs_unlink(n));
+	gs_sem_destroy(zero);
+	gs_chan_destroy(ro);
+	gs_chan_destroy(wo);
 }
 
 static void *barrier_party(void *p)
