@@ -149,6 +149,7 @@ static void names_release(struct list_head *dead, struct list_head *mnts)
 		mntput(r->mnt);
 		kfree(r);
 	}
+	INIT_LIST_HEAD(mnts);	/* the lists may be used again (a retry) */
 }
 
 static struct gosync_nsrec *nsrec_find(struct vfsmount *mnt)
