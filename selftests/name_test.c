@@ -806,8 +806,8 @@ TEST(ipc_namespace_scope)
 	struct gosync_name_stat st;
 	struct gosync_sem_status ss;
 	struct listed l;
-	char n[128];
-	gs_sem *s;
+	char n[128], n2[128];
+	gs_sem *s, *s2;
 	pid_t pid;
 	int *child_ns = shared_alloc(sizeof(int));
 
@@ -835,6 +835,10 @@ TEST(ipc_namespace_scope)
 		_exit(0);
 	}
 	EXPECT_EQ(0, reap(pid));
+	/* A creation that sweeps the dead namespace's record, then retries. */
+	ASSERT_EQ(0, gs_sem_open(&s2, nm(n2, "ns2"), GS_O_CREAT, 0600, 1));
+	EXPECT_EQ(0, gs_unlink(n2));
+	gs_sem_destroy(s2);
 	ASSERT_EQ(0, gs_name_stat(gs_sem_fd(s), &st));
 	EXPECT_NE((unsigned int)*child_ns, (unsigned int)st.ns_id);
 	ASSERT_EQ(0, gs_sem_status(s, &ss));
