@@ -1237,6 +1237,13 @@ long gosync_select(struct gosync_select __user *uarg)
 			goto out;
 		}
 		c->file = file;
+		/* An fd opened by name: its channel, if the access allows. */
+		file = gosync_name_target(file, u->op == GOSYNC_SELECT_SEND ?
+					  FMODE_WRITE : FMODE_READ);
+		if (IS_ERR(file)) {
+			ret = PTR_ERR(file);
+			goto out;
+		}
 		if (file->f_op != &chan_fops) {
 			ret = -EINVAL;
 			goto out;
@@ -1860,6 +1867,9 @@ static int chan_file_release(struct inode *inode, struct file *file)
  */
 struct gosync_chan *gosync_chan_from_file(struct file *file)
 {
+	file = gosync_name_target(file, FMODE_READ);	/* opened by name */
+	if (IS_ERR(file))
+		return NULL;
 	return file->f_op == &chan_fops ? file->private_data : NULL;
 }
 

@@ -336,6 +336,10 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 		return gosync_timer_create(argp);
 	case GOSYNC_IOC_LOT_CREATE:
 		return gosync_lot_create(argp);
+	case GOSYNC_IOC_NAME_OPEN:
+		return gosync_name_open(argp);
+	case GOSYNC_IOC_NAME_UNLINK:
+		return gosync_name_unlink(argp);
 	default:
 		return -ENOTTY;
 	}
@@ -359,7 +363,25 @@ static struct miscdevice gosync_misc = {
 	.mode	= 0666,
 };
 
-module_misc_device(gosync_misc);
+static int __init gosync_init(void)
+{
+	int ret = gosync_names_init();
+
+	if (ret)
+		return ret;
+	ret = misc_register(&gosync_misc);
+	if (ret)
+		gosync_names_exit();
+	return ret;
+}
+module_init(gosync_init);
+
+static void __exit gosync_exit(void)
+{
+	misc_deregister(&gosync_misc);
+	gosync_names_exit();
+}
+module_exit(gosync_exit);
 
 MODULE_AUTHOR("The gosync developers");
 MODULE_DESCRIPTION("Go channels, semaphores and sync primitives as kernel objects");

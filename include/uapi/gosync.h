@@ -46,6 +46,7 @@
 #define GOSYNC_FEATURE_COND	(1ULL << 6)	/* ticketed Cond on lots */
 #define GOSYNC_FEATURE_CHAN_DISCARD (1ULL << 7)	/* receive into 0 discards */
 #define GOSYNC_FEATURE_CHAN_ROBUST (1ULL << 8)	/* rings survive dead peers */
+#define GOSYNC_FEATURE_NAMES	(1ULL << 9)	/* named objects */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -691,6 +692,135 @@ struct gosync_lot_cond_wait {
 	__s32 cancel_fd;
 };
 
+/*
+ * Named objects (GOSYNC_FEATURE_NAMES), POSIX-IPC style.
+ *
+ * GOSYNC_IOC_NAME_OPEN on /dev/gosync creates (GOSYNC_NAME_CREAT) or opens
+ * the semaphore, channel or lot called @name in the caller's IPC
+ * namespace, and returns a new fd (O_CLOEXEC) on it with the access asked
+ * for in @access. A name is "/" followed by 1 to GOSYNC_NAME_MAX - 1 bytes,
+ * none of them "/" (-EINVAL otherwise; -ENAMETOOLONG beyond
+ * GOSYNC_NAME_MAX bytes). The object lives while its name or any fd on it
+ * exists; GOSYNC_IOC_NAME_UNLINK removes the name only, and a later
+ * create makes a new object. A name pins the module (rmmod: -EBUSY).
+ *
+ *  - On creation: the object is made from the family's create argument in
+ *    @create (its flags and reserved fields must be 0, as for the create
+ *    ioctls), owned by the caller's fsuid and fsgid, with permission bits
+ *    @mode & ~umask (as mq_open(3)); @mode above 0777 is -EINVAL.
+ *    -EEXIST with GOSYNC_NAME_EXCL if the name exists; -ENOSPC beyond the
+ *    module parameter max_names names in the namespace.
+ *  - On open: -ENOENT without GOSYNC_NAME_CREAT if the name does not
+ *    exist; -EACCES unless the owner/group/other bits that apply to the
+ *    caller (fsuid, fsgid and supplementary groups) grant every access in
+ *    @access (read 4, write 2), or the caller has CAP_IPC_OWNER in the
+ *    user namespace owning the IPC namespace; then -ENOTTY if the object
+ *    is of another @type (or a lot of another kind), -EINVAL if it is a
+ *    channel of another elem_size. Other create parameters (a semaphore's
+ *    size, a channel's capacity, a lot's param) apply only on creation.
+ *
+ * The fd is a handle on the object: every ioctl, poll and mmap of the
+ * object works on it, and it is accepted wherever the object's fd is
+ * (select cases, cancel fds), subject to the access it was opened with;
+ * an operation the access does not allow fails with -EBADF (as write(2)
+ * on an O_RDONLY fd), mmap with -EACCES:
+ *  - channel: GOSYNC_NAME_READ receives (RECV, a select receive case, a
+ *    cancel fd); GOSYNC_NAME_WRITE sends and closes; STATUS and KICK need
+ *    neither; mmap of the ring needs both (the ring protocol writes both
+ *    indices), so a one-way handle works through the ioctls.
+ *  - semaphore and lot: STATUS needs READ; every other ioctl and mmap
+ *    needs READ and WRITE (each changes, or waits on, the shared state).
+ *  - poll and fdinfo need neither.
+ *
+ * On the fd, GOSYNC_IOC_NAME_STAT reports the object's name attributes;
+ * GOSYNC_IOC_NAME_CHMOD (a __u32 mode, at most 0777) and
+ * GOSYNC_IOC_NAME_CHOWN (-1 leaves a field as it is) change them, for the
+ * owner (the caller's fsuid is the owner uid) or a caller with CAP_FOWNER
+ * in the user namespace owning the object's IPC namespace, else -EPERM;
+ * an id that the caller's user namespace does not map is -EINVAL. These
+ * three are -ENOTTY on an object's own (unnamed) fd. Unlink is allowed to
+ * the owner or CAP_FOWNER (mqueue's sticky directory), else -EPERM.
+ */
+#define GOSYNC_NAME_MAX		255	/* bytes, the leading '/' included */
+
+/* Flags of GOSYNC_IOC_NAME_OPEN. */
+#define GOSYNC_NAME_CREAT	(1U << 0)
+#define GOSYNC_NAME_EXCL	(1U << 1)
+
+/* Access of GOSYNC_IOC_NAME_OPEN: at least one. */
+#define GOSYNC_NAME_READ	(1U << 0)
+#define GOSYNC_NAME_WRITE	(1U << 1)
+
+/* Types of named object. */
+#define GOSYNC_NAME_SEM		1
+#define GOSYNC_NAME_CHAN	2
+#define GOSYNC_NAME_LOT		3
+
+/**
+ * struct gosync_name_open - argument of GOSYNC_IOC_NAME_OPEN
+ * @name:     user address of the NUL-terminated name
+ * @flags:    GOSYNC_NAME_CREAT, GOSYNC_NAME_EXCL
+ * @access:   GOSYNC_NAME_READ and/or GOSYNC_NAME_WRITE
+ * @mode:     permission bits for a creation (0 to 0777)
+ * @type:     GOSYNC_NAME_SEM, _CHAN or _LOT
+ * @create:   the family's create argument (for @type); its elem_size (a
+ *            channel) or kind (a lot) is checked on open too
+ */
+struct gosync_name_open {
+	__u64 name;
+	__u32 flags;
+	__u32 access;
+	__u32 mode;
+	__u32 type;
+	union {
+		struct gosync_sem_create sem;
+		struct gosync_chan_create chan;
+		struct gosync_lot_create lot;
+	} create;
+};
+
+/**
+ * struct gosync_name_unlink - argument of GOSYNC_IOC_NAME_UNLINK
+ * @name:     user address of the NUL-terminated name
+ * @flags:    must be 0
+ * @reserved: must be 0
+ */
+struct gosync_name_unlink {
+	__u64 name;
+	__u32 flags;
+	__u32 reserved;
+};
+
+/**
+ * struct gosync_name_stat - result of GOSYNC_IOC_NAME_STAT
+ * @type:   GOSYNC_NAME_SEM, _CHAN or _LOT
+ * @kind:   a lot's kind, else 0
+ * @uid:    the owner, as the caller's user namespace sees it
+ * @gid:    the group, likewise
+ * @mode:   the permission bits
+ * @access: this fd's GOSYNC_NAME_READ / _WRITE
+ * @opens:  open fds (file descriptions) on the object by name
+ * @linked: 1 while the name exists, 0 once unlinked
+ * @ns_id:  the inode number of the object's IPC namespace
+ */
+struct gosync_name_stat {
+	__u32 type;
+	__u32 kind;
+	__u32 uid;
+	__u32 gid;
+	__u32 mode;
+	__u32 access;
+	__u32 opens;
+	__u32 linked;
+	__u64 ns_id;
+};
+
+/** struct gosync_name_chown - argument of GOSYNC_IOC_NAME_CHOWN */
+struct gosync_name_chown {
+	__u32 uid;	/* (__u32)-1: unchanged */
+	__u32 gid;	/* (__u32)-1: unchanged */
+};
+
 #define GOSYNC_IOC_MAGIC	0xC6
 
 /* Ioctls on /dev/gosync itself. */
@@ -700,6 +830,8 @@ struct gosync_lot_cond_wait {
 #define GOSYNC_IOC_SELECT	_IOWR(GOSYNC_IOC_MAGIC, 0x03, struct gosync_select)
 #define GOSYNC_IOC_TIMER_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x04, struct gosync_timer_set)
 #define GOSYNC_IOC_LOT_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x05, struct gosync_lot_create)
+#define GOSYNC_IOC_NAME_OPEN	_IOW(GOSYNC_IOC_MAGIC, 0x06, struct gosync_name_open)
+#define GOSYNC_IOC_NAME_UNLINK	_IOW(GOSYNC_IOC_MAGIC, 0x07, struct gosync_name_unlink)
 
 /*
  * Ioctls on a semaphore fd. TRY_ACQUIRE takes a __u64 count and fails with
@@ -739,5 +871,10 @@ struct gosync_lot_cond_wait {
 /* Ioctls on a Cond lot; NOTIFY takes a __u32 count: 1 or GOSYNC_LOT_ALL. */
 #define GOSYNC_IOC_LOT_COND_WAIT _IOW(GOSYNC_IOC_MAGIC, 0x43, struct gosync_lot_cond_wait)
 #define GOSYNC_IOC_LOT_COND_NOTIFY _IOW(GOSYNC_IOC_MAGIC, 0x44, __u32)
+
+/* Ioctls on an fd opened by name (any type). */
+#define GOSYNC_IOC_NAME_STAT	_IOR(GOSYNC_IOC_MAGIC, 0x50, struct gosync_name_stat)
+#define GOSYNC_IOC_NAME_CHMOD	_IOW(GOSYNC_IOC_MAGIC, 0x51, __u32)
+#define GOSYNC_IOC_NAME_CHOWN	_IOW(GOSYNC_IOC_MAGIC, 0x52, struct gosync_name_chown)
 
 #endif /* _UAPI_GOSYNC_H */
