@@ -46,6 +46,7 @@
 #define GOSYNC_FEATURE_COND	(1ULL << 6)	/* ticketed Cond on lots */
 #define GOSYNC_FEATURE_CHAN_DISCARD (1ULL << 7)	/* receive into 0 discards */
 #define GOSYNC_FEATURE_SEM_UNDO	(1ULL << 11)	/* GOSYNC_SEM_UNDO */
+#define GOSYNC_FEATURE_LOT_UNDO	(1ULL << 12)	/* GOSYNC_LOT_PARK_BREAK */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -533,6 +534,15 @@ struct gosync_timer_set {
 
 /* Flag of GOSYNC_IOC_LOT_PARK, beside GOSYNC_CLOCK_REALTIME. */
 #define GOSYNC_LOT_PARK_FRONT	(1U << 1)
+/*
+ * Flag of GOSYNC_IOC_LOT_PARK (GOSYNC_FEATURE_LOT_UNDO): if the parked
+ * thread is killed (a fatal signal) before it is unparked, the kernel
+ * sets bit @reserved (0..63, -EINVAL beyond) of the word, but only while
+ * (word & @mask) == @expected still holds (one bounded compare-and-swap
+ * loop), and unparks every thread parked on the word: libgosync's
+ * CyclicBarrier breaks the round of a party that dies inside await.
+ */
+#define GOSYNC_LOT_PARK_BREAK	(1U << 12)
 /* Flag of GOSYNC_IOC_LOT_UNPARK. */
 #define GOSYNC_LOT_UNPARK_HANDOFF (1U << 0)
 
@@ -605,7 +615,7 @@ struct gosync_lot_create {
  * @deadline: absolute deadline in ns (see the conventions above)
  * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
  *            the park (-ECANCELED); else 0
- * @reserved: must be 0
+ * @reserved: must be 0, but with GOSYNC_LOT_PARK_BREAK the bit to set
  */
 struct gosync_lot_park {
 	__u32 index;
