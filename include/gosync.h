@@ -143,8 +143,8 @@ GS_API int gs_sem_acquire(gs_sem *sem, uint64_t n);
  * gs_sem_acquire_until() - gs_sem_acquire() with an absolute @deadline
  * (nanoseconds on CLOCK_MONOTONIC, or CLOCK_REALTIME with @flags =
  * GS_CLOCK_REALTIME; GS_FOREVER for none). A deadline already past still
- * takes permits that are free now, like sem_timedwait(). Return: 0,
- * -ETIMEDOUT, -EINTR, -EINVAL.
+ * takes permits that are free now, like sem_timedwait(). @flags may also
+ * hold GS_SEM_UNDO (below). Return: 0, -ETIMEDOUT, -EINTR, -EINVAL.
  */
 GS_API int gs_sem_acquire_until(gs_sem *sem, uint64_t n, uint64_t deadline,
 				unsigned int flags);
@@ -154,6 +154,50 @@ GS_API int gs_sem_acquire_until(gs_sem *sem, uint64_t n, uint64_t deadline,
  * nobody is waiting (Go's TryAcquire). Return: 0, -EAGAIN, -EINVAL.
  */
 GS_API int gs_sem_try_acquire(gs_sem *sem, uint64_t n);
+
+/*
+ * Undo (SysV's SEM_UNDO; GOSYNC_FEATURE_SEM_UNDO): permits acquired with
+ * GS_SEM_UNDO are counted by the kernel for the calling process, and
+ * whatever of them the process still holds when it exits (normally, by
+ * _exit() or by a signal, SIGKILL included), execs, or closes its last
+ * descriptor of the semaphore (gs_sem_destroy() of its last gs_sem of it)
+ * is released by the kernel, as gs_sem_release() would: waiters are
+ * served in order. Give such permits back with gs_sem_release_undo(), not
+ * gs_sem_release() (the kernel would release them a second time at exit;
+ * it never goes past the size, but it would free permits others hold). A
+ * forked child does not inherit the parent's undo permits. Undo acquires
+ * and releases always make a system call (see docs/design.md); plain
+ * ones keep their fast path. -ENOSPC: 1024 processes hold undo permits of
+ * this semaphore already.
+ */
+#define GS_SEM_UNDO		GOSYNC_SEM_UNDO
+
+/**
+ * gs_sem_acquire_undo() - gs_sem_acquire() with undo. gs_sem_acquire_until()
+ * takes GS_SEM_UNDO in @flags for the same with a deadline.
+ * Return: 0, -EINTR, -EINVAL (also: the module has no undo), -ENOSPC,
+ * -ENOMEM.
+ */
+GS_API int gs_sem_acquire_undo(gs_sem *sem, uint64_t n);
+
+/**
+ * gs_sem_try_acquire_undo() - gs_sem_try_acquire() with undo.
+ * Return: 0, -EAGAIN, -EINVAL, -ENOSPC, -ENOMEM.
+ */
+GS_API int gs_sem_try_acquire_undo(gs_sem *sem, uint64_t n);
+
+/**
+ * gs_sem_release_undo() - give back @n permits taken with undo.
+ * Return: 0; -EOVERFLOW if this process holds fewer than @n with undo
+ * (nothing changes); -EINVAL.
+ */
+GS_API int gs_sem_release_undo(gs_sem *sem, uint64_t n);
+
+/**
+ * gs_sem_undo_held() - store in *@held how many permits of @sem the calling
+ * process holds with undo. Return: 0, -ENOTTY (module without undo).
+ */
+GS_API int gs_sem_undo_held(gs_sem *sem, uint64_t *held);
 
 /**
  * gs_sem_release() - return @n permits and wake the waiters that now fit,

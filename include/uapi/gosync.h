@@ -47,6 +47,8 @@
 #define GOSYNC_FEATURE_CHAN_DISCARD (1ULL << 7)	/* receive into 0 discards */
 #define GOSYNC_FEATURE_CHAN_ROBUST (1ULL << 8)	/* rings survive dead peers */
 #define GOSYNC_FEATURE_NAMES	(1ULL << 9)	/* named objects */
+#define GOSYNC_FEATURE_SEM_UNDO	(1ULL << 11)	/* GOSYNC_SEM_UNDO */
+#define GOSYNC_FEATURE_LOT_UNDO	(1ULL << 12)	/* GOSYNC_LOT_PARK_BREAK */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -145,7 +147,7 @@ struct gosync_sem_create {
  * @count:    permits to acquire, 0 to GOSYNC_SEM_MAX (-EINVAL beyond)
  * @deadline: absolute deadline in ns (see the conventions above); one
  *            already past still takes the permits if they are free now
- * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_WAIT_CANCEL_FD
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_WAIT_CANCEL_FD, GOSYNC_SEM_UNDO
  * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
  *            the wait (-ECANCELED); else 0
  *
@@ -157,6 +159,20 @@ struct gosync_sem_create {
  * was noticed returns 0 and owns the permits. -EIO: the state word kept
  * changing under the kernel (see above); nothing was taken.
  */
+/*
+ * Flag of GOSYNC_IOC_SEM_ACQUIRE (GOSYNC_FEATURE_SEM_UNDO; SysV's
+ * SEM_UNDO): the kernel counts the permits taken, per process, until the
+ * process gives them back with GOSYNC_IOC_SEM_RELEASE_UNDO; what it still
+ * holds so when it exits (however: SIGKILL too), execs, or closes its
+ * last descriptor of the semaphore, the kernel releases, as a release
+ * does (FIFO waiters served, pollers woken), but never past the size
+ * (the excess is dropped: permits taken with undo and released without
+ * it are the caller's bug). A forked child does not inherit the count.
+ * -ENOSPC: the semaphore has undo records of 1024 processes already;
+ * -ENOMEM. Undo acquires and releases always enter the kernel.
+ */
+#define GOSYNC_SEM_UNDO		(1U << 8)
+
 struct gosync_sem_acquire {
 	__u64 count;
 	__u64 deadline;
@@ -557,6 +573,15 @@ struct gosync_timer_set {
 
 /* Flag of GOSYNC_IOC_LOT_PARK, beside GOSYNC_CLOCK_REALTIME. */
 #define GOSYNC_LOT_PARK_FRONT	(1U << 1)
+/*
+ * Flag of GOSYNC_IOC_LOT_PARK (GOSYNC_FEATURE_LOT_UNDO): if the parked
+ * thread is killed (a fatal signal) before it is unparked, the kernel
+ * sets bit @reserved (0..63, -EINVAL beyond) of the word, but only while
+ * (word & @mask) == @expected still holds (one bounded compare-and-swap
+ * loop), and unparks every thread parked on the word: libgosync's
+ * CyclicBarrier breaks the round of a party that dies inside await.
+ */
+#define GOSYNC_LOT_PARK_BREAK	(1U << 12)
 /* Flag of GOSYNC_IOC_LOT_UNPARK. */
 #define GOSYNC_LOT_UNPARK_HANDOFF (1U << 0)
 
@@ -629,7 +654,7 @@ struct gosync_lot_create {
  * @deadline: absolute deadline in ns (see the conventions above)
  * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
  *            the park (-ECANCELED); else 0
- * @reserved: must be 0
+ * @reserved: must be 0, but with GOSYNC_LOT_PARK_BREAK the bit to set
  */
 struct gosync_lot_park {
 	__u32 index;
@@ -845,6 +870,14 @@ struct gosync_name_chown {
 #define GOSYNC_IOC_SEM_TRY_ACQUIRE _IOW(GOSYNC_IOC_MAGIC, 0x11, __u64)
 #define GOSYNC_IOC_SEM_RELEASE	_IOW(GOSYNC_IOC_MAGIC, 0x12, __u64)
 #define GOSYNC_IOC_SEM_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x13, struct gosync_sem_status)
+/*
+ * GOSYNC_FEATURE_SEM_UNDO. RELEASE_UNDO takes a __u64 count and gives back
+ * permits the calling process took with GOSYNC_SEM_UNDO: -EOVERFLOW if it
+ * holds fewer so (nothing changes), else as RELEASE. UNDO_HELD stores the
+ * number of permits the calling process holds with undo.
+ */
+#define GOSYNC_IOC_SEM_RELEASE_UNDO _IOW(GOSYNC_IOC_MAGIC, 0x14, __u64)
+#define GOSYNC_IOC_SEM_UNDO_HELD _IOR(GOSYNC_IOC_MAGIC, 0x15, __u64)
 
 /* Ioctls on a channel fd. */
 #define GOSYNC_IOC_CHAN_SEND	_IOW(GOSYNC_IOC_MAGIC, 0x20, struct gosync_chan_xfer)
