@@ -3,6 +3,8 @@
  * Uncontended semaphore acquire+release, in ns per pair:
  *   gosync fast path   gs_sem_acquire/gs_sem_release (atomics on the page)
  *   gosync ioctl path  GOSYNC_IOC_SEM_ACQUIRE/RELEASE issued directly
+ *   gosync undo        gs_sem_acquire_undo/gs_sem_release_undo (always
+ *                      the kernel: it counts the process's permits)
  *   glibc sem_t        sem_wait/sem_post on a process-shared sem_t
  * Each is measured REPS times after a warm-up; the table shows the
  * median and the best repetition. Compare rows only within one run.
@@ -30,6 +32,13 @@ static int gosync_ioctl_pair(void *ctx)
 
 	return ioctl(fd, GOSYNC_IOC_SEM_ACQUIRE, &acq) ||
 	       ioctl(fd, GOSYNC_IOC_SEM_RELEASE, &one);
+}
+
+static int gosync_undo_pair(void *ctx)
+{
+	gs_sem *sem = ctx;
+
+	return gs_sem_acquire_undo(sem, 1) || gs_sem_release_undo(sem, 1);
 }
 
 static int glibc_sem_pair(void *ctx)
@@ -63,6 +72,7 @@ int main(void)
 	print_header("semaphore");
 	measure("gosync fast path", gosync_fast_pair, sem, iters);
 	measure("gosync ioctl path (forced)", gosync_ioctl_pair, sem, iters / 10);
+	measure("gosync undo (GS_SEM_UNDO)", gosync_undo_pair, sem, iters / 10);
 	measure("glibc sem_t (pshared)", glibc_sem_pair, psem, iters);
 	gs_sem_destroy(sem);
 	return 0;

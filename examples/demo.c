@@ -5,8 +5,7 @@
  *  2. four processes share one weighted semaphore of two permits, so that
  *     at most two of them work at a time;
  *  3. two unrelated processes (each started with exec, sharing no fd)
- *     exchange values over a channel: one makes it and hands its fd to
- *     the other through a UNIX socket bound to a path.
+ *     meet on a channel by its name and exchange values.
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -14,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,7 +37,7 @@ static void show_fdinfo(int fd)
 	fclose(f);
 }
 
-#define SOCKET_PATH "/tmp/gosync-demo.sock"
+#define CHAN_NAME "/gosync-demo-readings"
 #define VALUES 10
 
 struct reading {
@@ -50,29 +47,30 @@ struct reading {
 
 GS_CHAN_DECLARE(reading_chan, struct reading)
 
-static int unix_socket(struct sockaddr_un *addr)
+/*
+ * Both sides open the channel by name with GS_O_CREAT: whichever comes
+ * first creates it (0600: only this uid), the other opens the same one.
+ */
+static int open_readings(reading_chan *ch)
 {
-	memset(addr, 0, sizeof(*addr));
-	addr->sun_family = AF_UNIX;
-	strcpy(addr->sun_path, SOCKET_PATH);
-	return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int err = gs_chan_open(&ch->ch, CHAN_NAME, GS_O_CREAT, 0600,
+			       sizeof(struct reading), 0);
+
+	if (err)
+		fprintf(stderr, "gs_chan_open(%s): %s\n", CHAN_NAME,
+			gs_strerror(err));
+	return err;
 }
 
-/* Makes the channel, passes its fd to whoever connects, then sends. */
+/* Sends VALUES readings, closes the channel and removes its name. */
 static int producer(void)
 {
-	struct sockaddr_un addr;
-	int sock = unix_socket(&addr), conn;
 	reading_chan ch;
 
-	if (sock < 0 || bind(sock, (struct sockaddr *)&addr, sizeof(addr)) ||
-	    listen(sock, 1) || reading_chan_make(&ch, 0))
+	if (open_readings(&ch))
 		return 1;
-	conn = accept(sock, NULL, NULL);
-	if (conn < 0 || gs_fd_send(conn, gs_chan_fd(ch.ch)))
-		return 1;
-	printf("producer (pid %d): made an unbuffered channel, sent its fd\n",
-	       getpid());
+	printf("producer (pid %d): opened %s, an unbuffered channel\n",
+	       getpid(), CHAN_NAME);
 	for (int i = 0; i < VALUES; i++) {
 		struct reading r = { .sensor = i % 3, .celsius = 20.0 + i / 4.0 };
 
@@ -80,28 +78,22 @@ static int producer(void)
 			return 1;
 	}
 	reading_chan_close(ch);
+	/* The consumer keeps its fd: the channel lives on without its name. */
+	gs_unlink(CHAN_NAME);
 	reading_chan_destroy(ch);
 	return 0;
 }
 
-/* Receives the channel's fd and drains the channel until it is closed. */
+/* Drains the channel opened by name until it is closed. */
 static int consumer(void)
 {
-	struct sockaddr_un addr;
-	int sock = unix_socket(&addr), fd, got = 0;
 	struct reading r;
 	reading_chan ch;
+	int got = 0;
 
-	for (int tries = 0; connect(sock, (struct sockaddr *)&addr,
-				    sizeof(addr)); tries++) {
-		if (tries == 6000)	/* 60 s: a watchdog, not a window */
-			return 1;
-		usleep(10000);
-	}
-	fd = gs_fd_recv(sock);
-	if (fd < 0 || reading_chan_from_fd(&ch, fd))
+	if (open_readings(&ch))
 		return 1;
-	printf("consumer (pid %d): received the channel's fd %d\n", getpid(), fd);
+	printf("consumer (pid %d): opened %s\n", getpid(), CHAN_NAME);
 	while (reading_chan_recv(ch, &r) == 1) {
 		printf("consumer: sensor %d reads %.2f C\n", r.sensor, r.celsius);
 		got++;
@@ -128,17 +120,16 @@ static int channel_demo(const char *self)
 	int status, failed = 0;
 	pid_t p, c;
 
-	unlink(SOCKET_PATH);
-	printf("two processes started with exec share a channel through %s\n",
-	       SOCKET_PATH);
+	gs_unlink(CHAN_NAME);	/* a name left by an earlier, killed run */
+	printf("two processes started with exec meet on a channel named %s\n",
+	       CHAN_NAME);
 	fflush(stdout);
-	p = spawn(self, "producer");
 	c = spawn(self, "consumer");
+	p = spawn(self, "producer");
 	waitpid(c, &status, 0);
 	failed |= !WIFEXITED(status) || WEXITSTATUS(status);
 	waitpid(p, &status, 0);
 	failed |= !WIFEXITED(status) || WEXITSTATUS(status);
-	unlink(SOCKET_PATH);
 	return failed;
 }
 

@@ -143,8 +143,8 @@ GS_API int gs_sem_acquire(gs_sem *sem, uint64_t n);
  * gs_sem_acquire_until() - gs_sem_acquire() with an absolute @deadline
  * (nanoseconds on CLOCK_MONOTONIC, or CLOCK_REALTIME with @flags =
  * GS_CLOCK_REALTIME; GS_FOREVER for none). A deadline already past still
- * takes permits that are free now, like sem_timedwait(). Return: 0,
- * -ETIMEDOUT, -EINTR, -EINVAL.
+ * takes permits that are free now, like sem_timedwait(). @flags may also
+ * hold GS_SEM_UNDO (below). Return: 0, -ETIMEDOUT, -EINTR, -EINVAL.
  */
 GS_API int gs_sem_acquire_until(gs_sem *sem, uint64_t n, uint64_t deadline,
 				unsigned int flags);
@@ -154,6 +154,50 @@ GS_API int gs_sem_acquire_until(gs_sem *sem, uint64_t n, uint64_t deadline,
  * nobody is waiting (Go's TryAcquire). Return: 0, -EAGAIN, -EINVAL.
  */
 GS_API int gs_sem_try_acquire(gs_sem *sem, uint64_t n);
+
+/*
+ * Undo (SysV's SEM_UNDO; GOSYNC_FEATURE_SEM_UNDO): permits acquired with
+ * GS_SEM_UNDO are counted by the kernel for the calling process, and
+ * whatever of them the process still holds when it exits (normally, by
+ * _exit() or by a signal, SIGKILL included), execs, or closes its last
+ * descriptor of the semaphore (gs_sem_destroy() of its last gs_sem of it)
+ * is released by the kernel, as gs_sem_release() would: waiters are
+ * served in order. Give such permits back with gs_sem_release_undo(), not
+ * gs_sem_release() (the kernel would release them a second time at exit;
+ * it never goes past the size, but it would free permits others hold). A
+ * forked child does not inherit the parent's undo permits. Undo acquires
+ * and releases always make a system call (see docs/design.md); plain
+ * ones keep their fast path. -ENOSPC: 1024 processes hold undo permits of
+ * this semaphore already.
+ */
+#define GS_SEM_UNDO		GOSYNC_SEM_UNDO
+
+/**
+ * gs_sem_acquire_undo() - gs_sem_acquire() with undo. gs_sem_acquire_until()
+ * takes GS_SEM_UNDO in @flags for the same with a deadline.
+ * Return: 0, -EINTR, -EINVAL (also: the module has no undo), -ENOSPC,
+ * -ENOMEM.
+ */
+GS_API int gs_sem_acquire_undo(gs_sem *sem, uint64_t n);
+
+/**
+ * gs_sem_try_acquire_undo() - gs_sem_try_acquire() with undo.
+ * Return: 0, -EAGAIN, -EINVAL, -ENOSPC, -ENOMEM.
+ */
+GS_API int gs_sem_try_acquire_undo(gs_sem *sem, uint64_t n);
+
+/**
+ * gs_sem_release_undo() - give back @n permits taken with undo.
+ * Return: 0; -EOVERFLOW if this process holds fewer than @n with undo
+ * (nothing changes); -EINVAL.
+ */
+GS_API int gs_sem_release_undo(gs_sem *sem, uint64_t n);
+
+/**
+ * gs_sem_undo_held() - store in *@held how many permits of @sem the calling
+ * process holds with undo. Return: 0, -ENOTTY (module without undo).
+ */
+GS_API int gs_sem_undo_held(gs_sem *sem, uint64_t *held);
 
 /**
  * gs_sem_release() - return @n permits and wake the waiters that now fit,
@@ -1052,6 +1096,65 @@ GS_API void gs_pool_destroy(gs_pool *p);
 GS_API void *gs_pool_get(gs_pool *p);
 /** gs_pool_put() - Put: give @obj back (NULL is ignored, as Go's Put(nil)). */
 GS_API void gs_pool_put(gs_pool *p, void *obj);
+
+/*
+ * Named objects (GOSYNC_FEATURE_NAMES), POSIX-IPC style: unrelated
+ * processes of one IPC namespace meet by a name such as "/jobs".
+ *
+ * gs_X_open(&x, name, oflag, mode, create parameters...) opens the object
+ * called @name, or creates it with GS_O_CREAT (then @mode & ~umask are its
+ * permission bits, and it is owned by the caller's fsuid/fsgid); the
+ * create parameters apply only on creation. @oflag: GS_O_CREAT, GS_O_EXCL
+ * and the access: GS_O_RDWR (0, the default: unlike open(2)), GS_O_RDONLY
+ * or GS_O_WRONLY. Errors: -EEXIST (GS_O_CREAT | GS_O_EXCL, name taken),
+ * -ENOENT (no such name, no GS_O_CREAT), -EINVAL (a name that is not "/"
+ * followed by at least one byte and no other "/", bad flags, mode above
+ * 0777), -ENAMETOOLONG (beyond GOSYNC_NAME_MAX bytes), -EACCES (the mode
+ * does not grant the access), -ENOTTY (the name is an object of another
+ * type: another family, or Mutex vs WaitGroup...), -EINVAL (a channel of
+ * another element size), -ENOSPC (the namespace's max_names reached).
+ *
+ * Access: a channel opened GS_O_RDONLY can receive (and watch for close
+ * in select or as a context's Done), GS_O_WRONLY can send and close; both
+ * work through the kernel (no shared ring). Every other family needs
+ * GS_O_RDWR to be used (GS_O_RDONLY: -EACCES from the open of a sync
+ * primitive, whose page is mapped; a semaphore opened so can only report
+ * its status). An operation the access does not allow returns -EBADF.
+ *
+ * The object lives while its name or any handle (fd) refers to it;
+ * gs_unlink() removes the name (-ENOENT, -EPERM unless the caller owns
+ * it or has CAP_FOWNER), existing handles keep working, and the name can
+ * be created again as a new object. The handle's fd (gs_X_fd()) takes
+ * gs_name_stat(), gs_name_chmod() and gs_name_chown() (uid/gid -1:
+ * unchanged), allowed to the owner or CAP_FOWNER (-EPERM otherwise).
+ */
+#define GS_O_RDWR	0
+#define GS_O_RDONLY	(1 << 0)
+#define GS_O_WRONLY	(1 << 1)
+#define GS_O_CREAT	(1 << 2)
+#define GS_O_EXCL	(1 << 3)
+
+GS_API int gs_chan_open(gs_chan **chp, const char *name, int oflag,
+			unsigned int mode, size_t elem_size, uint32_t capacity);
+GS_API int gs_sem_open(gs_sem **semp, const char *name, int oflag,
+		       unsigned int mode, uint64_t size);
+GS_API int gs_mutex_open(gs_mutex **mp, const char *name, int oflag,
+			 unsigned int mode);
+GS_API int gs_rwmutex_open(gs_rwmutex **rwp, const char *name, int oflag,
+			   unsigned int mode);
+GS_API int gs_waitgroup_open(gs_waitgroup **wgp, const char *name, int oflag,
+			     unsigned int mode);
+GS_API int gs_once_open(gs_once **op, const char *name, int oflag,
+			unsigned int mode);
+GS_API int gs_cond_open(gs_cond **cp, const char *name, int oflag,
+			unsigned int mode);
+/* @parties applies on creation (1 to 2^31 - 1); no action is set. */
+GS_API int gs_barrier_open(gs_barrier **bp, const char *name, int oflag,
+			   unsigned int mode, uint32_t parties);
+GS_API int gs_unlink(const char *name);
+GS_API int gs_name_stat(int fd, struct gosync_name_stat *st);
+GS_API int gs_name_chmod(int fd, unsigned int mode);
+GS_API int gs_name_chown(int fd, uint32_t uid, uint32_t gid);
 
 #ifdef __cplusplus
 }

@@ -203,6 +203,7 @@ struct gosync_chan {
 	struct list_head sendq;		/* struct chan_entry, FIFO */
 	struct list_head recvq;
 	u64 handoffs;			/* values passed without the ring */
+	u64 holes;			/* positions abandoned by dead pushers */
 	atomic64_t slow_ops;
 	atomic64_t kicks;
 
@@ -321,34 +322,96 @@ static void *ring_value(struct gosync_chan *ch, u64 pos)
 	return ring_seq(ch, pos) + 1;
 }
 
+#define SEQ_PUSHING	GOSYNC_CHAN_SEQ_PUSHING
+#define SEQ_POPPING	GOSYNC_CHAN_SEQ_POPPING
+#define SEQ_HOLE	GOSYNC_CHAN_SEQ_HOLE
+#define SEQ_STATES	GOSYNC_CHAN_SEQ_STATES
+
+static atomic64_t *ring_seq_atomic(struct gosync_chan *ch, u64 pos)
+{
+	return (atomic64_t *)ring_seq(ch, pos);
+}
+
+/* Swap the sequence of @pos's slot from @old to @new; false if it was not @old. */
+static bool ring_seq_swap(struct gosync_chan *ch, u64 pos, u64 old, u64 new)
+{
+	return atomic64_try_cmpxchg(ring_seq_atomic(ch, pos), &old, new);
+}
+
 /*
- * Push @val (a kernel buffer) at the tail, keeping the flags. False if
- * the ring is full, or a push is in progress in its slot, or the swap
- * was lost RING_TRIES times (only a misbehaving user keeps winning it).
+ * Pass the holes at the head (positions whose pusher died: see the
+ * uapi header), as a pop does, but without a value. Stops at the first
+ * slot that is not a hole, or that someone else is popping.
+ */
+static void ring_skip_holes(struct gosync_chan *ch)
+{
+	u64 head, hole;
+	u32 n;
+
+	lockdep_assert_held(&ch->lock);
+	if (!ch->ring || !ch->holes)
+		return;
+	for (n = 0; n < ch->capacity; n++) {
+		head = ring_pos(atomic64_read(ch->head)) % ch->pos_mod;
+		hole = SEQ_HOLE | ring_seqno(head, true);
+		if (!ring_seq_swap(ch, head, hole, SEQ_POPPING | SEQ_HOLE))
+			return;
+		/* As in ring_pop(): @head moves before the slot is freed. */
+		atomic64_set_release(ch->head, ring_next(ch, head, 1));
+		/* Free the slot: pairs with a pusher's acquire of it. */
+		smp_store_release(ring_seq(ch, head),
+				  ring_seqno(ring_next(ch, head, ch->capacity),
+					     false));
+	}
+}
+
+/*
+ * Push @val (a kernel buffer) at the tail, keeping the flags, with the
+ * kernel's id 0 in the reservation. False if the ring is full, or a push
+ * is in progress in its slot, or a swap was lost RING_TRIES times (only a
+ * misbehaving user keeps winning it).
  */
 static bool ring_push(struct gosync_chan *ch, const void *val)
 {
-	u64 tail, pos, seq;
+	u64 tail, pos, seq, want;
 	int tries;
 
 	lockdep_assert_held(&ch->lock);
 	if (!ch->ring)
 		return false;
+	ring_skip_holes(ch);
 	tail = atomic64_read(ch->tail);
 	for (tries = 0; tries < RING_TRIES; tries++) {
-		pos = ring_pos(tail);
+		pos = ring_pos(tail) % ch->pos_mod;
+		want = ring_seqno(pos, false);
 		/* Pairs with the popper's release: its read of the slot is done. */
 		seq = smp_load_acquire(ring_seq(ch, pos));
-		if (ring_seqdiff(ch, seq, ring_seqno(pos, false)) < 0)
-			return false;
-		if (ring_seqdiff(ch, seq, ring_seqno(pos, false)) > 0) {
+		if (seq != want) {
+			/* Full: a pop or a hole of the last lap, or behind. */
+			if ((seq & (SEQ_POPPING | SEQ_HOLE)) ||
+			    (!(seq & SEQ_STATES) &&
+			     ring_seqdiff(ch, seq, want) < 0))
+				return false;
 			tail = atomic64_read(ch->tail);
 			continue;
 		}
-		if (!atomic64_try_cmpxchg(ch->tail, &tail,
-					  (tail & RING_FLAGS) |
-					  ring_next(ch, pos, 1)))
+		if (!ring_seq_swap(ch, pos, want, SEQ_PUSHING)) {
+			tail = atomic64_read(ch->tail);
 			continue;
+		}
+		/* Reserved: claim the position, whatever flags came meanwhile. */
+		for (; tries < RING_TRIES; tries++) {
+			if (atomic64_try_cmpxchg(ch->tail, &tail,
+						 (tail & RING_FLAGS) |
+						 ring_next(ch, pos, 1)))
+				break;
+			if (ring_pos(tail) != pos)
+				break;	/* scribbled: give the slot back */
+		}
+		if (tries == RING_TRIES || ring_pos(tail) != pos) {
+			ring_seq_swap(ch, pos, SEQ_PUSHING, want);
+			return false;
+		}
 		if (ch->elem_size)
 			memcpy(ring_value(ch, pos), val, ch->elem_size);
 		/* Publish: the value is written before the slot says so. */
@@ -361,26 +424,37 @@ static bool ring_push(struct gosync_chan *ch, const void *val)
 /* Pop the oldest value into @val (may be NULL); false if none is ready. */
 static bool ring_pop(struct gosync_chan *ch, void *val)
 {
-	u64 head, seq;
+	u64 head, seq, want;
 	int tries;
 
 	lockdep_assert_held(&ch->lock);
 	if (!ch->ring)
 		return false;
+	ring_skip_holes(ch);
 	head = atomic64_read(ch->head);
 	for (tries = 0; tries < RING_TRIES; tries++) {
-		head = ring_pos(head);
+		head = ring_pos(head) % ch->pos_mod;
+		want = ring_seqno(head, true);
 		/* Pairs with the pusher's release: its value is visible. */
 		seq = smp_load_acquire(ring_seq(ch, head));
-		if (ring_seqdiff(ch, seq, ring_seqno(head, true)) < 0)
-			return false;
-		if (ring_seqdiff(ch, seq, ring_seqno(head, true)) > 0) {
+		if (seq != want) {
+			if (seq == (SEQ_HOLE | want)) {
+				ring_skip_holes(ch);
+			} else if ((seq & SEQ_STATES) ||
+				   ring_seqdiff(ch, seq, want) < 0) {
+				/* Empty, or a push or pop in progress. */
+				if (ring_pos(atomic64_read(ch->head)) == head)
+					return false;
+			}
 			head = atomic64_read(ch->head);
 			continue;
 		}
-		if (!atomic64_try_cmpxchg(ch->head, &head,
-					  ring_next(ch, head, 1)))
+		if (!ring_seq_swap(ch, head, want, SEQ_POPPING)) {
+			head = atomic64_read(ch->head);
 			continue;
+		}
+		/* Ours to move; seen before the slot is freed (release). */
+		atomic64_set_release(ch->head, ring_next(ch, head, 1));
 		if (ch->elem_size && val)
 			memcpy(val, ring_value(ch, head), ch->elem_size);
 		/* Free the slot only after the value was read out. */
@@ -396,22 +470,27 @@ static bool ring_pop(struct gosync_chan *ch, void *val)
  * Is a value ready at the head / a slot free at the tail? A slot whose
  * sequence is ahead of the position read means that a pop (push) went by
  * in between: read the position again, as ring_pop() does, rather than
- * answer "no" to a ring that has one.
+ * answer "no" to a ring that has one. Holes at the head are passed first.
  */
 static bool ring_readable(struct gosync_chan *ch)
 {
 	int tries;
-	u64 head;
-	s64 d;
+	u64 head, seq, want;
 
 	lockdep_assert_held(&ch->lock);
 	for (tries = 0; ch->ring && tries < RING_TRIES; tries++) {
-		head = ring_pos(atomic64_read(ch->head));
+		ring_skip_holes(ch);
+		head = ring_pos(atomic64_read(ch->head)) % ch->pos_mod;
+		want = ring_seqno(head, true);
 		/* As in ring_pop(): a published value. */
-		d = ring_seqdiff(ch, smp_load_acquire(ring_seq(ch, head)),
-				 ring_seqno(head, true));
-		if (d <= 0)
-			return !d;
+		seq = smp_load_acquire(ring_seq(ch, head));
+		if (seq == want)
+			return true;
+		if (((seq & SEQ_STATES) && seq != (SEQ_HOLE | want)) ||
+		    (!(seq & SEQ_STATES) && ring_seqdiff(ch, seq, want) < 0)) {
+			if (ring_pos(atomic64_read(ch->head)) == head)
+				return false;
+		}
 	}
 	return false;
 }
@@ -419,23 +498,27 @@ static bool ring_readable(struct gosync_chan *ch)
 static bool ring_writable(struct gosync_chan *ch)
 {
 	int tries;
-	u64 tail;
-	s64 d;
+	u64 tail, seq, want;
 
 	lockdep_assert_held(&ch->lock);
 	for (tries = 0; ch->ring && tries < RING_TRIES; tries++) {
-		tail = ring_pos(atomic64_read(ch->tail));
+		ring_skip_holes(ch);
+		tail = ring_pos(atomic64_read(ch->tail)) % ch->pos_mod;
+		want = ring_seqno(tail, false);
 		/* As in ring_push(): a freed slot. */
-		d = ring_seqdiff(ch, smp_load_acquire(ring_seq(ch, tail)),
-				 ring_seqno(tail, false));
-		if (d <= 0)
-			return !d;
+		seq = smp_load_acquire(ring_seq(ch, tail));
+		if (seq == want)
+			return true;
+		if ((seq & SEQ_STATES) || ring_seqdiff(ch, seq, want) < 0) {
+			if (ring_pos(atomic64_read(ch->tail)) == tail)
+				return false;
+		}
 	}
 	return false;
 }
 
 /* Positions claimed and not yet freed: values, in the ring or on the way. */
-static u32 ring_len(struct gosync_chan *ch)
+static u32 ring_claimed(struct gosync_chan *ch)
 {
 	s64 len;
 
@@ -445,6 +528,77 @@ static u32 ring_len(struct gosync_chan *ch)
 	len = ring_mod_diff(ring_pos(atomic64_read(ch->tail)),
 			    ring_pos(atomic64_read(ch->head)), ch->pos_mod);
 	return clamp_t(s64, len, 0, ch->capacity);
+}
+
+/* Holes among the claimed positions (a scan, only once a repair made any). */
+static u32 ring_holes(struct gosync_chan *ch)
+{
+	u32 i, n = 0, len = ring_claimed(ch);
+	u64 head;
+
+	if (!ch->holes)
+		return 0;
+	head = ring_pos(atomic64_read(ch->head)) % ch->pos_mod;
+	for (i = 0; i < len; i++)
+		if (READ_ONCE(*ring_seq(ch, head + i)) & SEQ_HOLE)
+			n++;
+	return n;
+}
+
+/* Values in the ring or on the way: claimed positions that are not holes. */
+static u32 ring_len(struct gosync_chan *ch)
+{
+	return ring_claimed(ch) - ring_holes(ch);
+}
+
+/*
+ * Undo what the ring reservations of process @id left (it exited or
+ * exec'ed: none of its pushes or pops can go on), as the uapi header
+ * says. Returns whether anything changed. Nothing read from the page is
+ * trusted beyond the slot it names: every position is reduced modulo
+ * the capacity, every change is a swap from the value just read.
+ */
+static bool ring_repair(struct gosync_chan *ch, u32 id)
+{
+	u64 head, tail, p, seq, to;
+	bool changed = false;
+	u32 i, len, off;
+
+	lockdep_assert_held(&ch->lock);
+	head = ring_pos(atomic64_read(ch->head)) % ch->pos_mod;
+	tail = ring_pos(atomic64_read(ch->tail)) % ch->pos_mod;
+	len = ring_claimed(ch);
+	for (i = 0; i < ch->capacity; i++) {
+		u64 *sp = ch->ring + PAGE_SIZE + (size_t)i * ch->slot_size;
+
+		seq = READ_ONCE(*sp);
+		if (!(seq & (SEQ_PUSHING | SEQ_POPPING)) ||
+		    (seq & GOSYNC_CHAN_SEQ_ID_MASK) != id)
+			continue;
+		/* The position of slot i in [head, head + capacity). */
+		off = (i + ch->capacity - (u32)(head % ch->capacity)) %
+		      ch->capacity;
+		p = ring_next(ch, head, off);
+		if (seq & SEQ_PUSHING) {
+			if (p == tail && len < ch->capacity) {
+				to = ring_seqno(p, false);	/* unclaimed */
+			} else if (off < len) {
+				to = SEQ_HOLE | ring_seqno(p, true);
+				ch->holes++;
+			} else {
+				continue;	/* not a state a push leaves */
+			}
+		} else if (off == 0 && len) {
+			/* Reserved, @head not moved yet: put it back. */
+			to = (seq & SEQ_HOLE) | ring_seqno(p, true);
+		} else {
+			/* Position p - capacity was taken: free the slot for p. */
+			to = ring_seqno(p, false);
+		}
+		if (atomic64_try_cmpxchg((atomic64_t *)sp, &seq, to))
+			changed = true;
+	}
+	return changed;
 }
 
 /*
@@ -1083,6 +1237,13 @@ long gosync_select(struct gosync_select __user *uarg)
 			goto out;
 		}
 		c->file = file;
+		/* An fd opened by name: its channel, if the access allows. */
+		file = gosync_name_target(file, u->op == GOSYNC_SELECT_SEND ?
+					  FMODE_WRITE : FMODE_READ);
+		if (IS_ERR(file)) {
+			ret = PTR_ERR(file);
+			goto out;
+		}
 		if (file->f_op != &chan_fops) {
 			ret = -EINVAL;
 			goto out;
@@ -1407,12 +1568,17 @@ static void chan_snapshot(struct gosync_chan *ch, struct gosync_chan_status *st)
 	st->closed = ch->closed;
 	st->send_waiters = chan_queue_count(ch, &ch->sendq);
 	st->recv_waiters = chan_queue_count(ch, &ch->recvq);
-	/* Every value passes through the ring's positions or a hand-off. */
+	/*
+	 * Every value passes through the ring's positions or a hand-off;
+	 * holes are positions whose send never completed: they count in
+	 * neither, once passed nor while still in the ring.
+	 */
 	st->sends = ch->handoffs;
 	st->recvs = ch->handoffs;
 	if (ch->ring) {
-		st->sends += ring_pos(atomic64_read(ch->tail));
-		st->recvs += ring_pos(atomic64_read(ch->head));
+		st->sends += ring_pos(atomic64_read(ch->tail)) - ch->holes;
+		st->recvs += ring_pos(atomic64_read(ch->head)) - ch->holes +
+			     ring_holes(ch);
 	}
 	chan_timer_snapshot(ch, st);
 	spin_unlock(&ch->lock);
@@ -1448,6 +1614,91 @@ static long chan_kick(struct gosync_chan *ch)
 	return 0;
 }
 
+/* The id a process's ring reservations carry: its thread group. */
+static u32 chan_ring_id(void)
+{
+	return (u32)task_tgid_nr(current) & GOSYNC_CHAN_SEQ_ID_MASK;
+}
+
+static long chan_ring_id_ioctl(struct gosync_chan *ch)
+{
+	if (!ch->ring || ch->timer)
+		return -ENODEV;
+	return chan_ring_id();
+}
+
+/* Does the ring of @ch hold a reservation of @id? A lockless look. */
+static bool chan_ring_has_id(struct gosync_chan *ch, u32 id)
+{
+	u32 i;
+
+	for (i = 0; i < ch->capacity; i++) {
+		u64 seq = READ_ONCE(*(u64 *)(ch->ring + PAGE_SIZE +
+					      (size_t)i * ch->slot_size));
+
+		if ((seq & (SEQ_PUSHING | SEQ_POPPING)) &&
+		    (seq & GOSYNC_CHAN_SEQ_ID_MASK) == id)
+			return true;
+	}
+	return false;
+}
+
+/* Is the ring of @ch mapped in the caller's memory? */
+static bool chan_mapped_here(struct gosync_chan *ch)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	bool found = false;
+
+	if (!mm)
+		return false;	/* exiting: its memory is gone */
+	mmap_read_lock(mm);
+	{
+		VMA_ITERATOR(vmi, mm, 0);
+
+		for_each_vma(vmi, vma) {
+			if (vma->vm_file && vma->vm_file->f_op == &chan_fops &&
+			    vma->vm_file->private_data == ch) {
+				found = true;
+				break;
+			}
+		}
+	}
+	mmap_read_unlock(mm);
+	return found;
+}
+
+/*
+ * Every close of a channel fd, exits and execs included (O_CLOEXEC). A
+ * process that no longer maps the ring cannot be inside a push or a pop
+ * on it: what its reservations left is repaired (see the uapi header).
+ * A process that still maps it may have other threads at work: nothing.
+ */
+static int chan_flush(struct file *file, fl_owner_t owner)
+{
+	struct gosync_chan *ch = file->private_data;
+	struct gosync_wakeups wk = { 0 };
+	u32 id = chan_ring_id();
+	bool changed;
+
+	if (!ch->ring || ch->timer || !chan_ring_has_id(ch, id) ||
+	    chan_mapped_here(ch))
+		return 0;
+	spin_lock(&ch->lock);
+	changed = ring_repair(ch, id);
+	if (changed) {
+		ring_skip_holes(ch);
+		chan_serve(ch, &wk);
+		chan_sync_flags(ch);
+	}
+	spin_unlock(&ch->lock);
+	if (changed) {
+		gosync_wake_all(&wk);
+		chan_wake_pollers(ch);
+	}
+	return 0;
+}
+
 static long chan_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct gosync_chan *ch = file->private_data;
@@ -1464,6 +1715,8 @@ static long chan_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return chan_status(ch, argp);
 	case GOSYNC_IOC_CHAN_KICK:
 		return chan_kick(ch);
+	case GOSYNC_IOC_CHAN_RING_ID:
+		return chan_ring_id_ioctl(ch);
 	case GOSYNC_IOC_TIMER_STOP:
 	case GOSYNC_IOC_TIMER_RESET:
 		return chan_timer_ioctl(ch, cmd, argp);
@@ -1614,6 +1867,9 @@ static int chan_file_release(struct inode *inode, struct file *file)
  */
 struct gosync_chan *gosync_chan_from_file(struct file *file)
 {
+	file = gosync_name_target(file, FMODE_READ);	/* opened by name */
+	if (IS_ERR(file))
+		return NULL;
 	return file->f_op == &chan_fops ? file->private_data : NULL;
 }
 
@@ -1630,6 +1886,7 @@ bool gosync_chan_closed(struct gosync_chan *ch)
 static const struct file_operations chan_fops = {
 	.owner		= THIS_MODULE,
 	.release	= chan_file_release,
+	.flush		= chan_flush,
 	.unlocked_ioctl	= chan_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.poll		= chan_poll,

@@ -21,7 +21,13 @@
 				 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER | \
 				 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING | \
 				 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD | \
+				 GOSYNC_FEATURE_CHAN_ROBUST | GOSYNC_FEATURES_NAMES | \
+				 GOSYNC_FEATURE_SEM_UNDO | GOSYNC_FEATURE_LOT_UNDO | \
 				 GOSYNC_FEATURE_ROBUST_LOCK)
+
+/* Named objects need the IPC namespace's mqueue mount (kmod/name.c). */
+#define GOSYNC_FEATURES_NAMES	\
+	(IS_ENABLED(CONFIG_POSIX_MQUEUE) ? GOSYNC_FEATURE_NAMES : 0)
 
 /*
  * The flags of every allocation a user's call makes. Charged to the
@@ -140,5 +146,12 @@ long gosync_robust_register(void);
 long gosync_robust_exit(void);
 void gosync_robust_flush(void);
 void gosync_robust_cleanup(void);
+
+/* Named objects (kmod/name.c). */
+long gosync_name_open(struct gosync_name_open __user *uarg);
+long gosync_name_unlink(struct gosync_name_unlink __user *uarg);
+struct file *gosync_name_target(struct file *file, fmode_t need);
+int gosync_names_init(void);
+void gosync_names_exit(void);
 
 #endif /* GOSYNC_INTERNAL_H */

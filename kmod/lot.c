@@ -121,6 +121,58 @@ static const char *const lot_kind_names[] = {
 
 static bool lot_is_robust(const struct gosync_lot *lot);
 static int robust_check_holder(struct gosync_lot *lot);
+static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
+		      struct gosync_wakeups *wk);
+
+/*
+ * GOSYNC_LOT_PARK_BREAK: the parked caller was killed before anyone
+ * unparked it. Set bit @arg->reserved of its word if the word still says
+ * what the park expected (the round it waited in is not over), with a
+ * loop bounded as sem_change()'s is, then unpark every thread parked on
+ * the word so that each re-reads it (a barrier's other parties see
+ * BROKEN). The word is userspace's: nothing here trusts its value.
+ */
+static void lot_break_on_death(struct gosync_lot *lot,
+			       const struct gosync_lot_park *arg)
+{
+	atomic64_t *word = (atomic64_t *)&lot->words[arg->index];
+	struct gosync_wakeups wk = { 0 };
+	struct lot_waiter *w, *next;
+	s64 old;
+	int tries;
+
+	spin_lock(&lot->lock);
+	old = atomic64_read(word);
+	for (tries = 0; tries < GOSYNC_SEM_TRIES; tries++) {
+		if (((u64)old & arg->mask) != arg->expected)
+			break;
+		if (atomic64_try_cmpxchg(word, &old,
+					 old | (1ULL << arg->reserved))) {
+			list_for_each_entry_safe(w, next, &lot->parked, node)
+				if (w->index == arg->index)
+					lot_serve(lot, w, &wk);
+			break;
+		}
+	}
+	spin_unlock(&lot->lock);
+	gosync_wake_all(&wk);
+}
+
+/*
+ * The park's last field is reserved (0), the owner handle of a robust park
+ * or the bit a BREAK park sets: never two of these at once.
+ */
+static bool lot_park_reserved_bad(const struct gosync_lot_park *arg)
+{
+	bool robust = arg->flags & GOSYNC_LOT_PARK_ROBUST;
+	bool brk = arg->flags & GOSYNC_LOT_PARK_BREAK;
+
+	if (robust && brk)
+		return true;
+	if (brk)
+		return arg->reserved > 63;
+	return !robust && arg->reserved;
+}
 
 static long lot_park(struct gosync_lot *lot,
 		     const struct gosync_lot_park __user *uarg)
@@ -134,9 +186,10 @@ static long lot_park(struct gosync_lot *lot,
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.index >= GOSYNC_LOT_WORDS || (arg.expected & ~arg.mask) ||
-	    (arg.reserved && !(arg.flags & GOSYNC_LOT_PARK_ROBUST)) ||
+	    lot_park_reserved_bad(&arg) ||
 	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_LOT_PARK_FRONT |
-			   GOSYNC_WAIT_CANCEL_FD | GOSYNC_LOT_PARK_ROBUST)))
+			   GOSYNC_WAIT_CANCEL_FD | GOSYNC_LOT_PARK_BREAK |
+			   GOSYNC_LOT_PARK_ROBUST)))
 		return -EINVAL;
 	if (arg.flags & GOSYNC_LOT_PARK_ROBUST) {
 		if (!lot_is_robust(lot) || arg.index ||
@@ -188,6 +241,9 @@ static long lot_park(struct gosync_lot *lot,
 		lot->nr_parked--;
 	}
 	spin_unlock(&lot->lock);
+	if (!w.woken && (arg.flags & GOSYNC_LOT_PARK_BREAK) &&
+	    fatal_signal_pending(current))
+		lot_break_on_death(lot, &arg);
 	return ret;
 }
 

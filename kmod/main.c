@@ -340,6 +340,10 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 		return arg ? -EINVAL : gosync_robust_register();
 	case GOSYNC_IOC_ROBUST_EXIT:
 		return arg ? -EINVAL : gosync_robust_exit();
+	case GOSYNC_IOC_NAME_OPEN:
+		return gosync_name_open(argp);
+	case GOSYNC_IOC_NAME_UNLINK:
+		return gosync_name_unlink(argp);
 	default:
 		return -ENOTTY;
 	}
@@ -373,17 +377,24 @@ static struct miscdevice gosync_misc = {
 
 static int __init gosync_init(void)
 {
-	return misc_register(&gosync_misc);
+	int ret = gosync_names_init();
+
+	if (ret)
+		return ret;
+	ret = misc_register(&gosync_misc);
+	if (ret)
+		gosync_names_exit();
+	return ret;
 }
+module_init(gosync_init);
 
 static void __exit gosync_exit(void)
 {
 	misc_deregister(&gosync_misc);
+	gosync_names_exit();
 	/* Robust lock owners outlive the files (kmod/lot.c): none is open. */
 	gosync_robust_cleanup();
 }
-
-module_init(gosync_init);
 module_exit(gosync_exit);
 
 MODULE_AUTHOR("The gosync developers");

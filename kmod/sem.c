@@ -62,12 +62,17 @@
  * lives in kernel memory.
  */
 #include <linux/atomic.h>
+#include <linux/fdtable.h>
 #include <linux/fs.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/poll.h>
+#include <linux/pid.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/seq_file.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
@@ -93,6 +98,25 @@ struct gosync_sem {
 	atomic64_t slow_releases;
 	atomic64_t lost_swaps;		/* kernel swaps lost to userspace */
 	atomic64_t gave_up;		/* calls that gave up with -EIO */
+	/* Undo (GOSYNC_SEM_UNDO): records of the processes, under @lock. */
+	struct list_head undos;		/* struct sem_undo */
+	u32 nr_undos;
+	u64 undone;			/* permits given back by undo */
+	u64 undo_clamped;		/* undo permits dropped at the size */
+};
+
+/*
+ * What one process holds with undo. Keyed by the process (its thread
+ * group's struct pid, referenced, so the key is never reused while the
+ * record lives) and the image (self_exec_id: an exec leaves a record of
+ * the old image to be applied). Exists while @held or @busy is non-zero.
+ */
+struct sem_undo {
+	struct list_head node;
+	struct pid *tgid;
+	u64 exec_id;
+	u64 held;	/* permits this process holds with undo */
+	u32 busy;	/* undo acquires of the process queued on it */
 };
 
 /* file->private_data is the semaphore and its struct gosync_obj. */
@@ -103,6 +127,7 @@ struct sem_waiter {
 	struct list_head node;
 	struct task_struct *task;
 	u64 count;
+	struct sem_undo *undo;	/* credited by sem_grant(), or NULL */
 	bool served;	/* set once, under sem->lock, by sem_grant() */
 };
 
@@ -181,6 +206,9 @@ static int sem_grant(struct gosync_sem *sem, struct gosync_wakeups *wk)
 			return ret == -EAGAIN ? 0 : ret;
 		list_del(&w->node);
 		sem->nr_waiters--;
+		/* Atomic with the take: a death after it gives them back. */
+		if (w->undo)
+			w->undo->held += w->count;
 		/* After this store the waiter may return: w is not touched. */
 		smp_store_release(&w->served, true);
 		if (task != current)
@@ -227,13 +255,126 @@ static bool sem_leave(struct gosync_sem *sem, struct sem_waiter *w,
 	return list_empty(&sem->waiters);
 }
 
+/*
+ * Undo (GOSYNC_SEM_UNDO, SysV's SEM_UNDO): the kernel counts, per process,
+ * the permits it took with the flag and has not given back with
+ * GOSYNC_IOC_SEM_RELEASE_UNDO, and releases them when the process can no
+ * longer do it: when it exits, when it execs, or when it closes its last
+ * descriptor of the semaphore (sem_flush()). The count must be the
+ * kernel's, changed under sem->lock in the same step as the free count
+ * (sem_grant() credits a served waiter): a counter kept in userspace
+ * beside the word would leave a window between the two changes in which a
+ * SIGKILL loses permits or frees some twice. So undo acquires and releases
+ * always enter the kernel; the plain fast path is unchanged.
+ *
+ * Records are charged to the caller, at most SEM_UNDO_MAX per semaphore
+ * (-ENOSPC beyond), keyed by process, not by file: a forked child shares
+ * the file but not its parent's record (SysV: undo is not inherited).
+ */
+#define SEM_UNDO_MAX	1024
+
+static struct sem_undo *sem_undo_find(struct gosync_sem *sem,
+				      struct pid *tgid)
+{
+	struct sem_undo *u;
+
+	lockdep_assert_held(&sem->lock);
+	list_for_each_entry(u, &sem->undos, node)
+		if (u->tgid == tgid)
+			return u;
+	return NULL;
+}
+
+/*
+ * Give @u's permits back as a release does, but never past the size: if
+ * the word has more free permits than size - held (a plain release of
+ * undo permits, or a scribble), only what fits goes back and the rest is
+ * counted in @undo_clamped. The caller serves the queue and wakes pollers.
+ * Returns true when anything was given back.
+ */
+static bool sem_undo_apply(struct gosync_sem *sem, struct sem_undo *u)
+{
+	u64 held = u->held, free, n = 0;
+	unsigned int tries;
+	int ret = -EOVERFLOW;
+
+	lockdep_assert_held(&sem->lock);
+	u->held = 0;
+	if (!held)
+		return false;
+	for (tries = 0; tries < SEM_TRIES && ret == -EOVERFLOW; tries++) {
+		free = sem_count(atomic64_read(sem->state));
+		n = free > sem->size ? 0 : min(held, sem->size - free);
+		ret = sem_change(sem, n, true);
+	}
+	if (ret)
+		n = 0;
+	sem->undone += n;
+	sem->undo_clamped += held - n;
+	return n;
+}
+
+/* Free @u once it holds nothing and no acquire of its process uses it. */
+static void sem_undo_put(struct gosync_sem *sem, struct sem_undo *u)
+{
+	lockdep_assert_held(&sem->lock);
+	if (u->held || u->busy)
+		return;
+	list_del(&u->node);
+	sem->nr_undos--;
+	put_pid(u->tgid);
+	kfree(u);
+}
+
+/*
+ * The calling process's record, or NULL. A record left by the image
+ * before an exec (a descriptor kept open across it) is applied first;
+ * *@gave is set when that gave permits back.
+ */
+static struct sem_undo *sem_undo_mine(struct gosync_sem *sem, bool *gave)
+{
+	struct sem_undo *u = sem_undo_find(sem, task_tgid(current));
+	u64 exec_id = READ_ONCE(current->self_exec_id);
+
+	if (u && u->exec_id != exec_id) {
+		*gave |= sem_undo_apply(sem, u);
+		u->exec_id = exec_id;
+	}
+	return u;
+}
+
+/*
+ * The record an undo acquire credits, pinned (@busy) until the acquire
+ * ends: the caller's own, or @fresh, which is then consumed (*@fresh =
+ * NULL). -ENOSPC when the semaphore has SEM_UNDO_MAX records already.
+ */
+static struct sem_undo *sem_undo_get(struct gosync_sem *sem,
+				     struct sem_undo **fresh, bool *gave)
+{
+	struct sem_undo *u = sem_undo_mine(sem, gave);
+
+	if (!u) {
+		if (sem->nr_undos >= SEM_UNDO_MAX)
+			return ERR_PTR(-ENOSPC);
+		u = *fresh;
+		*fresh = NULL;
+		u->tgid = get_pid(task_tgid(current));
+		u->exec_id = READ_ONCE(current->self_exec_id);
+		list_add_tail(&u->node, &sem->undos);
+		sem->nr_undos++;
+	}
+	u->busy++;
+	return u;
+}
+
 static long sem_acquire(struct gosync_sem *sem,
 			const struct gosync_sem_acquire __user *uarg)
 {
 	struct sem_waiter w = { .task = current };
+	struct sem_undo *fresh = NULL, *u = NULL;
 	struct gosync_wakeups wk = { 0 };
 	struct gosync_sem_acquire arg;
-	bool queued, nobody_left = false;
+	bool queued = false, nobody_left = false, gave = false;
 	struct gosync_cancel cancel;
 	struct gosync_deadline dl;
 	int ret;
@@ -241,23 +382,44 @@ static long sem_acquire(struct gosync_sem *sem,
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.count > GOSYNC_SEM_MAX ||
-	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD)))
+	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD |
+			   GOSYNC_SEM_UNDO)))
 		return -EINVAL;
 	gosync_deadline_init(&dl, arg.deadline,
 			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
 	if (ret)
 		return ret;
+	if (arg.flags & GOSYNC_SEM_UNDO) {
+		fresh = kzalloc(sizeof(*fresh), GOSYNC_GFP);
+		if (!fresh) {
+			gosync_cancel_exit(&cancel);
+			return -ENOMEM;
+		}
+	}
 	atomic64_inc(&sem->slow_acquires);
 
 	spin_lock(&sem->lock);
+	if (arg.flags & GOSYNC_SEM_UNDO) {
+		u = sem_undo_get(sem, &fresh, &gave);
+		if (IS_ERR(u)) {
+			ret = PTR_ERR(u);
+			u = NULL;
+			goto unlock;
+		}
+		if (gave)
+			sem_grant(sem, &wk);
+	}
 	ret = sem_try_take(sem, arg.count);
+	if (!ret && u)
+		u->held += arg.count;
 	if (ret == -EAGAIN && gosync_deadline_passed(&dl))
 		ret = -ETIMEDOUT;
 	/* A count above the size can never be served: it waits unqueued. */
 	queued = ret == -EAGAIN && arg.count <= sem->size;
 	if (queued) {
 		w.count = arg.count;
+		w.undo = u;
 		atomic64_or(GOSYNC_SEM_WAITERS, sem->state);
 		list_add_tail(&w.node, &sem->waiters);
 		sem->nr_waiters++;
@@ -267,21 +429,19 @@ static long sem_acquire(struct gosync_sem *sem,
 			ret = -EIO;
 		}
 	}
+unlock:
 	spin_unlock(&sem->lock);
+	kfree(fresh);
 	gosync_wake_all(&wk);
 	if (!queued) {
 		if (ret == -EAGAIN)
 			ret = gosync_wait_until(&w.served, &dl, &cancel);
-		gosync_cancel_exit(&cancel);
-		if (nobody_left)
-			sem_wake_pollers(sem);
-		return ret;
+		goto out;
 	}
 
 	ret = gosync_wait_until(&w.served, &dl, &cancel);
-	gosync_cancel_exit(&cancel);
 	if (!ret)
-		return 0;
+		goto out;
 
 	spin_lock(&sem->lock);
 	if (w.served)
@@ -291,7 +451,15 @@ static long sem_acquire(struct gosync_sem *sem,
 		nobody_left = sem_leave(sem, &w, &wk);
 	spin_unlock(&sem->lock);
 	gosync_wake_all(&wk);
-	if (nobody_left)
+out:
+	gosync_cancel_exit(&cancel);
+	if (u) {
+		spin_lock(&sem->lock);
+		u->busy--;
+		sem_undo_put(sem, u);
+		spin_unlock(&sem->lock);
+	}
+	if (nobody_left || gave)
 		sem_wake_pollers(sem);
 	return ret;
 }
@@ -337,6 +505,121 @@ static long sem_release(struct gosync_sem *sem, const u64 __user *uarg)
 	return 0;
 }
 
+/* Give back @count permits the calling process holds with undo. */
+static long sem_release_undo(struct gosync_sem *sem, const u64 __user *uarg)
+{
+	struct gosync_wakeups wk = { 0 };
+	bool gave = false;
+	struct sem_undo *u;
+	u64 count;
+	int ret;
+
+	if (get_user(count, uarg))
+		return -EFAULT;
+	if (count > GOSYNC_SEM_MAX)
+		return -EINVAL;
+	atomic64_inc(&sem->slow_releases);
+
+	spin_lock(&sem->lock);
+	u = sem_undo_mine(sem, &gave);
+	if (!u || count > u->held) {
+		ret = -EOVERFLOW;
+	} else {
+		ret = sem_change(sem, count, true);
+		if (!ret) {
+			u->held -= count;
+			gave = true;
+		}
+	}
+	if (gave)
+		sem_grant(sem, &wk);
+	if (u)
+		sem_undo_put(sem, u);
+	spin_unlock(&sem->lock);
+	gosync_wake_all(&wk);
+	if (gave)
+		sem_wake_pollers(sem);
+	return ret;
+}
+
+/* How many permits the calling process holds with undo. */
+static long sem_undo_held(struct gosync_sem *sem, u64 __user *uarg)
+{
+	struct sem_undo *u;
+	u64 held = 0;
+
+	spin_lock(&sem->lock);
+	u = sem_undo_find(sem, task_tgid(current));
+	if (u && u->exec_id == READ_ONCE(current->self_exec_id))
+		held = u->held;
+	spin_unlock(&sem->lock);
+	return put_user(held, uarg);
+}
+
+static int sem_match_file(const void *file, struct file *f, unsigned int fd)
+{
+	return f == file;
+}
+
+/*
+ * Runs at every close of a descriptor of the semaphore: close(), dup2()
+ * over it, an exec's close of CLOEXEC descriptors, and exit_files() for
+ * each descriptor left open when a process exits. The caller's record is
+ * applied when its process is gone (the last thread exits), has exec'ed
+ * (a new image cannot know what the old one held), or has no descriptor
+ * of the semaphore left. Records of processes that no longer exist at
+ * all (one that shared its descriptor table with another process, or
+ * took permits while another of its threads closed the last descriptor)
+ * are applied here too, whoever closes.
+ */
+static int sem_flush(struct file *file, fl_owner_t id)
+{
+	struct gosync_sem *sem = file->private_data;
+	struct gosync_wakeups wk = { 0 };
+	struct sem_undo *u, *tmp;
+	bool gone, gave = false;
+
+	if (!READ_ONCE(sem->nr_undos))
+		return 0;
+	if (current->flags & PF_EXITING)
+		gone = !atomic_read(&current->signal->live);
+	else
+		gone = !current->files ||
+		       !iterate_fd(current->files, 0, sem_match_file, file);
+
+	spin_lock(&sem->lock);
+	u = sem_undo_find(sem, task_tgid(current));
+	if (u && (gone || u->exec_id != READ_ONCE(current->self_exec_id))) {
+		gave |= sem_undo_apply(sem, u);
+		u->exec_id = READ_ONCE(current->self_exec_id);
+	}
+	list_for_each_entry_safe(u, tmp, &sem->undos, node) {
+		if (u->held && !pid_has_task(u->tgid, PIDTYPE_TGID))
+			gave |= sem_undo_apply(sem, u);
+		sem_undo_put(sem, u);
+	}
+	if (gave)
+		sem_grant(sem, &wk);
+	spin_unlock(&sem->lock);
+	gosync_wake_all(&wk);
+	if (gave)
+		sem_wake_pollers(sem);
+	return 0;
+}
+
+/* The last reference is gone: free the records (nobody can use them). */
+static void sem_destroy(struct gosync_obj *obj)
+{
+	struct gosync_sem *sem = container_of(obj, struct gosync_sem, obj);
+	struct sem_undo *u, *tmp;
+
+	list_for_each_entry_safe(u, tmp, &sem->undos, node) {
+		list_del(&u->node);
+		put_pid(u->tgid);
+		kfree(u);
+	}
+}
+
 static long sem_status(struct gosync_sem *sem,
 		       struct gosync_sem_status __user *uarg)
 {
@@ -365,6 +648,10 @@ static long sem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return sem_release(sem, argp);
 	case GOSYNC_IOC_SEM_STATUS:
 		return sem_status(sem, argp);
+	case GOSYNC_IOC_SEM_RELEASE_UNDO:
+		return sem_release_undo(sem, argp);
+	case GOSYNC_IOC_SEM_UNDO_HELD:
+		return sem_undo_held(sem, argp);
 	default:
 		return -ENOTTY;
 	}
@@ -396,12 +683,18 @@ static __poll_t sem_poll(struct file *file, poll_table *pt)
 static void sem_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct gosync_sem *sem = file->private_data;
-	u64 state;
-	u32 waiters;
+	u64 state, undo_held = 0, undone, clamped;
+	struct sem_undo *u;
+	u32 waiters, undos;
 
 	spin_lock(&sem->lock);
 	state = atomic64_read(sem->state);
 	waiters = sem->nr_waiters;
+	undos = sem->nr_undos;
+	list_for_each_entry(u, &sem->undos, node)
+		undo_held += u->held;
+	undone = sem->undone;
+	clamped = sem->undo_clamped;
 	spin_unlock(&sem->lock);
 	seq_puts(m, "gosync-type:\tsem\n");
 	seq_printf(m, "size:\t%llu\n", sem->size);
@@ -418,10 +711,24 @@ static void sem_show_fdinfo(struct seq_file *m, struct file *file)
 		   (long long)atomic64_read(&sem->lost_swaps));
 	seq_printf(m, "gave-up:\t%lld\n",
 		   (long long)atomic64_read(&sem->gave_up));
+	seq_printf(m, "undo-records:\t%u\n", undos);
+	seq_printf(m, "undo-held:\t%llu\n", undo_held);
+	seq_printf(m, "undone:\t%llu\n", undone);
+	seq_printf(m, "undo-clamped:\t%llu\n", clamped);
 }
 
-static const struct file_operations sem_fops =
-	GOSYNC_OBJ_FOPS(sem_ioctl, sem_poll, sem_show_fdinfo);
+/* GOSYNC_OBJ_FOPS() and a flush, the undo hook. */
+static const struct file_operations sem_fops = {
+	.owner		= THIS_MODULE,
+	.release	= gosync_obj_release,
+	.flush		= sem_flush,
+	.unlocked_ioctl	= sem_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.poll		= sem_poll,
+	.mmap		= gosync_obj_mmap,
+	.show_fdinfo	= sem_show_fdinfo,
+	.llseek		= noop_llseek,
+};
 
 long gosync_sem_create(const struct gosync_sem_create __user *uarg)
 {
@@ -442,6 +749,8 @@ long gosync_sem_create(const struct gosync_sem_create __user *uarg)
 	spin_lock_init(&sem->lock);
 	INIT_LIST_HEAD(&sem->waiters);
 	sem->obj.queue = &sem->waiters;
+	sem->obj.destroy = sem_destroy;
+	INIT_LIST_HEAD(&sem->undos);
 	init_waitqueue_head(&sem->pollq);
 	return gosync_obj_install(&sem->obj, "[gosync-sem]", &sem_fops);
 }

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,9 +45,59 @@ struct gs_chan {
 #define PUSH_SLOW	(GOSYNC_CHAN_CLOSED | GOSYNC_CHAN_SEND_WAITERS | \
 			 GOSYNC_CHAN_RECV_WAITERS)
 #define POP_SLOW	GOSYNC_CHAN_RECV_WAITERS
-/* Flags that ask for a kick once the operation is done. */
-#define PUSH_KICK	(GOSYNC_CHAN_RECV_WAITERS | GOSYNC_CHAN_POLLED_IN)
-#define POP_KICK	(GOSYNC_CHAN_SEND_WAITERS | GOSYNC_CHAN_POLLED_OUT)
+/*
+ * Flags that ask for a kick once the operation is done: any waiter or
+ * poller, of either direction, since one may have looked at the ring
+ * while our reservation hid a slot from it (spin/chan.pml found the
+ * poller that slept on a value behind a pop's reservation).
+ */
+#define ANY_KICK	(GOSYNC_CHAN_RECV_WAITERS | GOSYNC_CHAN_POLLED_IN | \
+			 GOSYNC_CHAN_SEND_WAITERS | GOSYNC_CHAN_POLLED_OUT)
+#define PUSH_KICK	ANY_KICK
+#define POP_KICK	ANY_KICK
+#define PUSHING		GOSYNC_CHAN_SEQ_PUSHING
+#define POPPING		GOSYNC_CHAN_SEQ_POPPING
+#define HOLE		GOSYNC_CHAN_SEQ_HOLE
+#define STATES		GOSYNC_CHAN_SEQ_STATES
+
+/*
+ * This process's ring id (GOSYNC_IOC_CHAN_RING_ID: what its reservations
+ * carry, so that the kernel can undo them if it dies), asked once; 0
+ * until then, and again in a child after fork().
+ */
+static _Atomic uint32_t ring_id_cache;
+static pthread_once_t ring_id_once = PTHREAD_ONCE_INIT;
+
+static void ring_id_forget(void)
+{
+	atomic_store_explicit(&ring_id_cache, 0, memory_order_relaxed);
+}
+
+static void ring_id_init(void)
+{
+	(void)pthread_atfork(NULL, NULL, ring_id_forget);
+}
+
+static uint64_t ring_id_fetch(int fd)
+{
+	int id;
+
+	pthread_once(&ring_id_once, ring_id_init);
+	id = ioctl(fd, GOSYNC_IOC_CHAN_RING_ID);
+	if (id <= 0)
+		return 0;
+	atomic_store_explicit(&ring_id_cache, (uint32_t)id,
+			      memory_order_relaxed);
+	return (uint32_t)id;
+}
+
+static inline uint64_t ring_id(gs_chan *ch)
+{
+	uint32_t id = atomic_load_explicit(&ring_id_cache,
+					   memory_order_relaxed);
+
+	return __builtin_expect(id != 0, 1) ? id : ring_id_fetch(ch->fd);
+}
 
 static void ring_map(gs_chan *ch)
 {
@@ -59,6 +110,11 @@ static void ring_map(gs_chan *ch)
 		    ch->fd, 0);
 	if (ring == MAP_FAILED)
 		return;
+	/* A module without reservations: the ring is not for us. */
+	if (!ring_id_fetch(ch->fd)) {
+		munmap(ring, ch->ring_bytes);
+		return;
+	}
 	ch->ring = ring;
 	ch->slots = (char *)ring + page;
 	ch->tail = (_Atomic uint64_t *)((char *)ring +
@@ -154,40 +210,67 @@ static void kick(gs_chan *ch)
 }
 
 /*
- * Push @value if the ring has room and no flag objects. After the
+ * Push @value if the ring has room and no flag objects: reserve the slot
+ * at the tail with our id, claim the position, write, publish. After the
  * value is published, a full barrier, then the flags: a kernel sleeper
  * sets its flag before its last look at the ring, so either it saw this
  * value or this reads its flag and kicks.
  */
 static bool fast_push(gs_chan *ch, const void *value)
 {
-	uint64_t tail, pos, seq;
+	uint64_t tail, pos, seq, want, id;
 	_Atomic uint64_t *sp;
 
 	if (!ch->ring)
+		return false;
+	id = ring_id(ch);
+	if (!id)
 		return false;
 	touch(value, ch->elem_size, false);
 	tail = atomic_load_explicit(ch->tail, memory_order_relaxed);
 	for (int tries = 0;; tries++) {
 		/* Losing this often (or a scribbled ring): ask the kernel. */
-		if ((tail & PUSH_SLOW) || tries == RING_TRIES)
+		if ((tail & PUSH_SLOW) || tries >= RING_TRIES)
 			return false;
 		pos = pos_of(tail);
 		sp = slot_seq(ch, pos);
+		want = seqno(pos, false);
 		seq = atomic_load_explicit(sp, memory_order_acquire);
-		if (seqdiff(ch, seq, seqno(pos, false)) < 0)
-			return false;	/* full */
-		if (seqdiff(ch, seq, seqno(pos, false)) > 0) {
+		if (seq != want) {
+			/* Full: a pop or a hole of the last lap, or behind. */
+			if ((seq & (POPPING | HOLE)) ||
+			    (!(seq & STATES) && seqdiff(ch, seq, want) < 0))
+				return false;
+			/* Another push between its two swaps, or a stale tail. */
 			tail = atomic_load_explicit(ch->tail,
 						    memory_order_relaxed);
 			continue;
 		}
-		/* Keep the flags: only POLLED ones can be set here. */
-		if (atomic_compare_exchange_weak(ch->tail, &tail,
-						 (tail & FLAGS) |
-						 pos_next(ch, pos, 1)))
-			break;
+		if (!atomic_compare_exchange_weak(sp, &seq, PUSHING | id)) {
+			tail = atomic_load_explicit(ch->tail,
+						    memory_order_relaxed);
+			continue;
+		}
+		/*
+		 * Ours until published. Claim it, keeping the flags: only
+		 * POLLED ones let the swap go on; any other means the
+		 * slow path, and the slot goes back.
+		 */
+		for (; tries < RING_TRIES; tries++) {
+			if (atomic_compare_exchange_weak(ch->tail, &tail,
+							 (tail & FLAGS) |
+							 pos_next(ch, pos, 1)))
+				goto claimed;
+			if ((tail & PUSH_SLOW) || pos_of(tail) != pos)
+				break;
+		}
+		/* A sleeper may have seen the reservation: kick it. */
+		atomic_store(sp, want);
+		if (atomic_load(ch->tail) & ANY_KICK)
+			kick(ch);
+		return false;
 	}
+claimed:
 	copy_value((void *)(sp + 1), value, ch->elem_size);
 	/*
 	 * Publish, then read the flags: both sequentially consistent, so the
@@ -200,15 +283,22 @@ static bool fast_push(gs_chan *ch, const void *value)
 	return true;
 }
 
-/* Pop into @value if a value is ready and no receiver is queued. */
+/*
+ * Pop into @value if a value is ready and no receiver is queued: reserve
+ * the slot at the head with our id, move the head, copy, free. A hole
+ * (a position whose pusher died) is passed the same way, without a copy.
+ */
 static bool fast_pop(gs_chan *ch, void *value)
 {
-	uint64_t head, seq;
+	uint64_t head, seq, want, id;
 	_Atomic uint64_t *sp;
 	bool touched = false;
 
 	if (!ch->ring ||
 	    (atomic_load_explicit(ch->tail, memory_order_relaxed) & POP_SLOW))
+		return false;
+	id = ring_id(ch);
+	if (!id)
 		return false;
 	head = atomic_load_explicit(ch->head, memory_order_relaxed);
 	for (int tries = 0;; tries++) {
@@ -216,29 +306,54 @@ static bool fast_pop(gs_chan *ch, void *value)
 			return false;
 		head = pos_of(head);
 		sp = slot_seq(ch, head);
+		want = seqno(head, true);
 		seq = atomic_load_explicit(sp, memory_order_acquire);
-		if (seqdiff(ch, seq, seqno(head, true)) < 0)
-			return false;	/* empty, or a push in progress */
-		if (seqdiff(ch, seq, seqno(head, true)) > 0) {
+		if (seq != want && seq != (HOLE | want)) {
+			uint64_t again;
+
+			/* Another pop before its store of head, or a stale head. */
+			if ((seq & POPPING) ||
+			    (!(seq & STATES) && seqdiff(ch, seq, want) > 0)) {
+				head = atomic_load_explicit(ch->head,
+							    memory_order_relaxed);
+				continue;
+			}
+			/* Empty, or a push in progress, unless head moved. */
+			again = atomic_load_explicit(ch->head,
+						     memory_order_relaxed);
+			if (pos_of(again) == head)
+				return false;
+			head = again;
+			continue;
+		}
+		if (value && !touched && !(seq & HOLE)) {
+			touch(value, ch->elem_size, true);
+			touched = true;
+		}
+		if (!atomic_compare_exchange_weak(sp, &seq,
+						  POPPING | (seq & HOLE) | id)) {
 			head = atomic_load_explicit(ch->head,
 						    memory_order_relaxed);
 			continue;
 		}
-		if (value && !touched) {
-			touch(value, ch->elem_size, true);
-			touched = true;
+		/* Only the holder of slot(head) moves head. */
+		atomic_store_explicit(ch->head, pos_next(ch, head, 1),
+				      memory_order_release);
+		if (value && !(seq & HOLE))
+			copy_value(value, (const void *)(sp + 1),
+				   ch->elem_size);
+		/* Free the slot, then read the flags, as after a push. */
+		atomic_store(sp, seqno(pos_next(ch, head, ch->capacity),
+				       false));
+		if (seq & HOLE) {
+			/* No value there: on to the next position. */
+			head = pos_next(ch, head, 1);
+			continue;
 		}
-		if (atomic_compare_exchange_weak(ch->head, &head,
-						 pos_next(ch, head, 1)))
-			break;
+		if (atomic_load(ch->tail) & POP_KICK)
+			kick(ch);
+		return true;
 	}
-	if (value)
-		copy_value(value, (const void *)(sp + 1), ch->elem_size);
-	/* Free the slot, then read the flags, as after a push. */
-	atomic_store(sp, seqno(pos_next(ch, head, ch->capacity), false));
-	if (atomic_load(ch->tail) & POP_KICK)
-		kick(ch);
-	return true;
 }
 
 /* Create a channel (or timer) with @cmd and wrap its fd. */
@@ -470,7 +585,7 @@ int gs_chan_recv_ctx(gs_chan *ch, void *value, gs_ctx *ctx)
 	return ret < 0 ? ret : c.ok;
 }
 
-static int timer_create(gs_chan **timerp, uint64_t when, uint64_t period,
+static int chan_timer_new(gs_chan **timerp, uint64_t when, uint64_t period,
 			unsigned int flags)
 {
 	struct gosync_timer_set set = {
@@ -482,19 +597,19 @@ static int timer_create(gs_chan **timerp, uint64_t when, uint64_t period,
 
 int gs_after(gs_chan **timerp, uint64_t ns)
 {
-	return timer_create(timerp, gs_deadline_in(ns), 0, 0);
+	return chan_timer_new(timerp, gs_deadline_in(ns), 0, 0);
 }
 
 int gs_timer_at(gs_chan **timerp, uint64_t when, unsigned int flags)
 {
-	return timer_create(timerp, when, 0, flags);
+	return chan_timer_new(timerp, when, 0, flags);
 }
 
 int gs_tick(gs_chan **tickerp, uint64_t period_ns)
 {
 	if (period_ns < GOSYNC_TIMER_MIN_PERIOD)
 		return -EINVAL;
-	return timer_create(tickerp, gs_deadline_in(period_ns), period_ns, 0);
+	return chan_timer_new(tickerp, gs_deadline_in(period_ns), period_ns, 0);
 }
 
 int gs_timer_stop(gs_chan *timer)

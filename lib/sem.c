@@ -103,7 +103,8 @@ static int sem_acquire(gs_sem *sem, uint64_t n, uint64_t deadline,
 
 	if (n > GOSYNC_SEM_MAX)
 		return -EINVAL;
-	if (fast_acquire(sem, n))
+	/* Undo permits are the kernel's to count: no fast path. */
+	if (!(flags & GOSYNC_SEM_UNDO) && fast_acquire(sem, n))
 		return 0;
 	if (cancel_fd >= 0) {
 		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
@@ -115,9 +116,34 @@ static int sem_acquire(gs_sem *sem, uint64_t n, uint64_t deadline,
 int gs_sem_acquire_until(gs_sem *sem, uint64_t n, uint64_t deadline,
 			 unsigned int flags)
 {
-	if (flags & ~GS_CLOCK_REALTIME)
+	if (flags & ~(GS_CLOCK_REALTIME | GS_SEM_UNDO))
 		return -EINVAL;
 	return sem_acquire(sem, n, deadline, flags, -1);
+}
+
+int gs_sem_acquire_undo(gs_sem *sem, uint64_t n)
+{
+	return sem_acquire(sem, n, GS_FOREVER, GS_SEM_UNDO, -1);
+}
+
+int gs_sem_try_acquire_undo(gs_sem *sem, uint64_t n)
+{
+	/* A deadline already past: take what is free now, else time out. */
+	int ret = sem_acquire(sem, n, 0, GS_SEM_UNDO, -1);
+
+	return ret == -ETIMEDOUT ? -EAGAIN : ret;
+}
+
+int gs_sem_release_undo(gs_sem *sem, uint64_t n)
+{
+	if (n > GOSYNC_SEM_MAX)
+		return -EINVAL;
+	return ioctl(sem->fd, GOSYNC_IOC_SEM_RELEASE_UNDO, &n) < 0 ? -errno : 0;
+}
+
+int gs_sem_undo_held(gs_sem *sem, uint64_t *held)
+{
+	return ioctl(sem->fd, GOSYNC_IOC_SEM_UNDO_HELD, held) < 0 ? -errno : 0;
 }
 
 int gs_sem_acquire_ctx(gs_sem *sem, uint64_t n, gs_ctx *ctx)

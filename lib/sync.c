@@ -1385,6 +1385,35 @@ static bool barrier_break(gs_barrier *b, uint64_t *state)
 	return true;
 }
 
+/*
+ * Park for the end of @round. Should we be killed meanwhile, the kernel
+ * breaks the round for the others (GOSYNC_LOT_PARK_BREAK sets BROKEN
+ * while the word still shows this round unbroken, and unparks them).
+ */
+static int barrier_park(gs_barrier *b, uint64_t round,
+			const struct lot_wait *w)
+{
+	struct gosync_lot_park arg = {
+		.index = 0, .flags = w->flags | GOSYNC_LOT_PARK_BREAK,
+		.mask = ~BARRIER_COUNT,
+		.expected = round << BARRIER_ROUND_SHIFT,
+		.deadline = w->deadline, .reserved = 32,	/* BROKEN */
+	};
+	int ret;
+
+	if (w->cancel_fd >= 0) {
+		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
+		arg.cancel_fd = w->cancel_fd;
+	}
+	ret = ioctl(b->lot.fd, GOSYNC_IOC_LOT_PARK, &arg);
+	if (ret < 0 && errno == EINVAL) {
+		/* A module without GOSYNC_FEATURE_LOT_UNDO. */
+		return lot_park(&b->lot, 0, ~BARRIER_COUNT,
+				round << BARRIER_ROUND_SHIFT, w, 0);
+	}
+	return ret < 0 ? -errno : ret;
+}
+
 static int barrier_await(gs_barrier *b, const struct lot_wait *w)
 {
 	_Atomic uint64_t *word = &b->lot.words[0];
@@ -1424,8 +1453,7 @@ static int barrier_await(gs_barrier *b, const struct lot_wait *w)
 	}
 
 	for (;;) {
-		ret = lot_park(&b->lot, 0, ~BARRIER_COUNT,
-			       round << BARRIER_ROUND_SHIFT, w, 0);
+		ret = barrier_park(b, round, w);
 		state = atomic_load(word);
 		if (barrier_round(state) != round)
 			return barrier_result(b, round);

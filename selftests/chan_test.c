@@ -678,7 +678,8 @@ TEST(xfer_bad_flags_or_reserved_are_einval)
 TEST(unknown_ioctls_on_channel_are_enotty)
 {
 	const unsigned long bad[] = {
-		_IO(GOSYNC_IOC_MAGIC, 0x25),
+		_IO(GOSYNC_IOC_MAGIC, 0x26),
+		_IOW(GOSYNC_IOC_MAGIC, 0x25, __u64),	/* RING_ID with an argument */
 		_IOW(GOSYNC_IOC_MAGIC, 0x24, __u64),	/* KICK with an argument */
 		_IOW(GOSYNC_IOC_MAGIC, 0x2f, struct gosync_chan_xfer),
 		_IOW(GOSYNC_IOC_MAGIC, 0x20, __u64),	/* SEND, wrong size */

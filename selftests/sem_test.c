@@ -13,7 +13,10 @@
  *  - sharing by fork and SCM_RIGHTS;
  *  - a multi-process stress test with a conservation check;
  *  - proof that the uncontended library path makes no system call;
- *  - garbage written into the shared page (the kernel must stay sane).
+ *  - garbage written into the shared page (the kernel must stay sane);
+ *  - undo (GOSYNC_SEM_UNDO): permits of a process that is killed, exits,
+ *    execs or closes its last fd come back; not inherited by fork; a
+ *    multi-process kill stress with a conservation check.
  *
  * Tests of the "sem" fixture run twice: variant "lib" uses the library
  * calls, variant "raw" the ioctls on the same semaphore's fd.
@@ -458,7 +461,8 @@ TEST(unknown_ioctls_on_sem_fd_are_enotty)
 {
 	struct gosync_sem_status st;
 	unsigned long bad[] = {
-		_IOW(GOSYNC_IOC_MAGIC, 0x14, __u64),
+		_IOW(GOSYNC_IOC_MAGIC, 0x16, __u64),
+		_IOW(GOSYNC_IOC_MAGIC, 0x14, __u32),		/* wrong size */
 		_IOW(GOSYNC_IOC_MAGIC, 0x1f, struct gosync_sem_acquire),
 		_IOR(GOSYNC_IOC_MAGIC, 0x10, struct gosync_sem_acquire),
 		_IOW(GOSYNC_IOC_MAGIC, 0x11, __u32),		/* wrong size */
@@ -3073,6 +3077,596 @@ TEST(far_deadlines_block_in_a_time_namespace_ahead_of_the_host)
 {
 	/* The kernel takes offsets up to half of KTIME_MAX in seconds. */
 	far_deadline_case(_metadata, 4000000000LL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Undo (GOSYNC_SEM_UNDO)                                               */
+
+#define UNDO_EXEC_ENV	"GS_SEM_UNDO_EXEC_FD"
+
+/*
+ * The image an undo child execs (this binary again): before the harness
+ * runs, it tells the parent it is there (one byte on the fd named in the
+ * environment) and waits to be killed, so what the parent sees is the
+ * work of the exec, not of an exit.
+ */
+__attribute__((constructor)) static void undo_exec_image(void)
+{
+	const char *v = getenv(UNDO_EXEC_ENV);
+
+	if (!v)
+		return;
+	if (write(atoi(v), "e", 1) != 1)
+		_exit(2);
+	for (;;)
+		pause();
+}
+
+static int raw_release_undo(int fd, uint64_t n)
+{
+	__u64 count = n;
+
+	return xioctl(fd, GOSYNC_IOC_SEM_RELEASE_UNDO, &count);
+}
+
+static uint64_t undo_held(int fd)
+{
+	__u64 held = ~0ULL;
+
+	if (xioctl(fd, GOSYNC_IOC_SEM_UNDO_HELD, &held))
+		return ~0ULL;
+	return held;
+}
+
+static uint64_t sem_free(int fd)
+{
+	struct gosync_sem_status st;
+
+	if (raw_status(fd, &st))
+		return ~0ULL;
+	return st.state & GOSYNC_SEM_COUNT_MASK;
+}
+
+/* Wait (bounded) until @fd's semaphore has @want free permits. */
+static int wait_free(int fd, uint64_t want)
+{
+	uint64_t end = mono_ns() + WAIT_LIMIT_MS * NS_PER_MS;
+
+	do {
+		if (sem_free(fd) == want)
+			return 0;
+		usleep(200);
+	} while (mono_ns() < end);
+	return -ETIMEDOUT;
+}
+
+/* Read one byte from @fd within the wait limit: 0 or -errno. */
+static int read_byte(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char b;
+
+	if (poll(&pfd, 1, WAIT_LIMIT_MS) != 1)
+		return -ETIMEDOUT;
+	return read(fd, &b, 1) == 1 ? 0 : -EIO;
+}
+
+TEST(undo_feature_flags_and_errnos)
+{
+	struct gosync_version v = { 0 };
+	int dev, fd;
+	gs_sem *sem;
+
+	dev = dev_open();
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, xioctl(dev, GOSYNC_IOC_VERSION, &v));
+	EXPECT_TRUE(v.features & GOSYNC_FEATURE_SEM_UNDO);
+	close(dev);
+	ASSERT_EQ(0, gs_sem_create(&sem, 4));
+	fd = gs_sem_fd(sem);
+	/* Unknown flags beside UNDO, and counts past the maximum. */
+	EXPECT_EQ(-EINVAL, raw_acquire(fd, 1, GS_FOREVER,
+				       GOSYNC_SEM_UNDO | (1U << 9)));
+	EXPECT_EQ(-EINVAL, raw_acquire(fd, SEM_MAX + 1, GS_FOREVER,
+				       GOSYNC_SEM_UNDO));
+	EXPECT_EQ(-EINVAL, raw_release_undo(fd, SEM_MAX + 1));
+	EXPECT_EQ(-EINVAL, gs_sem_acquire_until(sem, 1, GS_FOREVER, 1U << 9));
+	EXPECT_EQ(-EINVAL, gs_sem_release_undo(sem, SEM_MAX + 1));
+	EXPECT_EQ(-EFAULT, xioctl(fd, GOSYNC_IOC_SEM_UNDO_HELD, NULL));
+	EXPECT_EQ(-EFAULT, xioctl(fd, GOSYNC_IOC_SEM_RELEASE_UNDO, NULL));
+	/* Nothing held with undo: an undo release is more than held. */
+	EXPECT_EQ(-EOVERFLOW, raw_release_undo(fd, 1));
+	EXPECT_EQ(0, undo_held(fd));
+	EXPECT_EQ(0, fdinfo_num(fd, "undo-records"));
+	/* Plain permits are not undo permits. */
+	ASSERT_EQ(0, gs_sem_acquire(sem, 1));
+	EXPECT_EQ(-EOVERFLOW, gs_sem_release_undo(sem, 1));
+	EXPECT_EQ(3, sem_free(fd));
+	ASSERT_EQ(0, gs_sem_release(sem, 1));
+	/* Undo acquires, all paths; more than held changes nothing. */
+	ASSERT_EQ(0, gs_sem_acquire_undo(sem, 2));
+	ASSERT_EQ(0, gs_sem_try_acquire_undo(sem, 1));
+	EXPECT_EQ(-EAGAIN, gs_sem_try_acquire_undo(sem, 2));
+	EXPECT_EQ(-ETIMEDOUT, gs_sem_acquire_until(sem, 2, mono_ns() + NS_PER_MS,
+						   GS_SEM_UNDO));
+	ASSERT_EQ(0, gs_sem_acquire_until(sem, 1, GS_FOREVER, GS_SEM_UNDO));
+	EXPECT_EQ(0, sem_free(fd));
+	uint64_t held = 0;
+
+	ASSERT_EQ(0, gs_sem_undo_held(sem, &held));
+	EXPECT_EQ(4, held);
+	EXPECT_EQ(1, fdinfo_num(fd, "undo-records"));
+	EXPECT_EQ(4, fdinfo_num(fd, "undo-held"));
+	EXPECT_EQ(-EOVERFLOW, gs_sem_release_undo(sem, 5));
+	EXPECT_EQ(0, sem_free(fd));
+	EXPECT_EQ(4, undo_held(fd));
+	ASSERT_EQ(0, gs_sem_release_undo(sem, 3));
+	EXPECT_EQ(3, sem_free(fd));
+	EXPECT_EQ(1, undo_held(fd));
+	ASSERT_EQ(0, gs_sem_release_undo(sem, 1));
+	EXPECT_EQ(4, sem_free(fd));
+	/* A record that holds nothing is freed. */
+	EXPECT_EQ(0, fdinfo_num(fd, "undo-records"));
+	EXPECT_EQ(0, fdinfo_num(fd, "undone"));
+	gs_sem_destroy(sem);
+}
+
+enum undo_end { UNDO_KILL, UNDO_EXIT, UNDO_EXEC, UNDO_CLOSE };
+
+/*
+ * A child takes @n of @fd's permits (with undo if @undo), releases @back
+ * of them again, tells us through the pipe and then ends as @how says; it
+ * stays alive (until killed) after an exec or a close.
+ */
+static pid_t undo_child(int fd, uint64_t n, uint64_t back, bool undo,
+			enum undo_end how, int pfd[2])
+{
+	pid_t pid;
+
+	if (pipe(pfd))
+		return -1;
+	pid = fork_child();
+	if (pid)
+		return pid;
+	close(pfd[0]);
+	if (raw_acquire(fd, n, GS_FOREVER, undo ? GOSYNC_SEM_UNDO : 0))
+		_exit(10);
+	if (back && (undo ? raw_release_undo(fd, back) : raw_release(fd, back)))
+		_exit(11);
+	if (undo_held(fd) != (undo ? n - back : 0))
+		_exit(12);
+	if (how == UNDO_EXEC) {
+		char v[16];
+
+		snprintf(v, sizeof(v), "%d", pfd[1]);
+		setenv(UNDO_EXEC_ENV, v, 1);
+		/* The semaphore fd is O_CLOEXEC; the pipe is not. */
+		execl("/proc/self/exe", "undo-exec", (char *)NULL);
+		_exit(13);
+	}
+	if (how == UNDO_CLOSE)
+		close(fd);
+	if (write(pfd[1], "r", 1) != 1)
+		_exit(14);
+	if (how == UNDO_EXIT)
+		_exit(0);
+	for (;;)
+		pause();
+}
+
+static void *acquire_thread(void *arg)
+{
+	struct semctx *c = arg;
+
+	return (void *)(intptr_t)raw_acquire(c->fd, 4, limit(), 0);
+}
+
+FIXTURE(undo) {
+	gs_sem *sem;
+	int fd;
+};
+
+FIXTURE_VARIANT(undo) {
+	enum undo_end how;
+	bool undo;
+};
+
+FIXTURE_VARIANT_ADD(undo, sigkill) { .how = UNDO_KILL, .undo = true };
+FIXTURE_VARIANT_ADD(undo, exit) { .how = UNDO_EXIT, .undo = true };
+FIXTURE_VARIANT_ADD(undo, exec) { .how = UNDO_EXEC, .undo = true };
+FIXTURE_VARIANT_ADD(undo, close_fd) { .how = UNDO_CLOSE, .undo = true };
+FIXTURE_VARIANT_ADD(undo, sigkill_no_flag) { .how = UNDO_KILL };
+FIXTURE_VARIANT_ADD(undo, exit_no_flag) { .how = UNDO_EXIT };
+
+FIXTURE_SETUP(undo)
+{
+	ASSERT_EQ(0, gs_sem_create(&self->sem, 6));
+	self->fd = gs_sem_fd(self->sem);
+}
+
+FIXTURE_TEARDOWN(undo)
+{
+	gs_sem_destroy(self->sem);
+}
+
+/* A waiter queued behind the dead child's permits is served by the undo. */
+TEST_F(undo, permits_come_back_and_serve_a_waiter)
+{
+	struct semctx c = { .sem = self->sem, .fd = self->fd, .raw = true };
+	int pfd[2], status = 0;
+	pthread_t thr;
+	void *ret;
+	pid_t pid;
+
+	pid = undo_child(self->fd, 5, 0, variant->undo, variant->how, pfd);
+	ASSERT_LT(0, pid);
+	close(pfd[1]);
+	ASSERT_EQ(0, read_byte(pfd[0]));
+	close(pfd[0]);
+	if (variant->how == UNDO_EXIT) {
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+		pid = 0;
+	}
+	if (variant->how == UNDO_EXEC || variant->how == UNDO_CLOSE) {
+		/* Alive, and its permits are back already. */
+		EXPECT_EQ(0, wait_free(self->fd, 6));
+		EXPECT_EQ(0, kill(pid, 0));
+	} else if (variant->how == UNDO_EXIT) {
+		EXPECT_EQ(variant->undo ? 6 : 1, sem_free(self->fd));
+	} else {
+		EXPECT_EQ(1, sem_free(self->fd));
+		ASSERT_EQ(0, pthread_create(&thr, NULL, acquire_thread, &c));
+		ASSERT_EQ(0, wait_queued(self->fd, 1));
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFSIGNALED(status));
+		pid = 0;
+		if (variant->undo) {
+			ASSERT_EQ(0, pthread_join(thr, &ret));
+			EXPECT_EQ(0, (intptr_t)ret);
+			EXPECT_EQ(2, sem_free(self->fd));
+			ASSERT_EQ(0, gs_sem_release(self->sem, 4));
+		} else {
+			/* Nobody gives the permits back: still queued... */
+			struct gosync_sem_status st;
+
+			ASSERT_EQ(0, raw_status(self->fd, &st));
+			EXPECT_EQ(1, st.waiters);
+			EXPECT_EQ(1, st.state & GOSYNC_SEM_COUNT_MASK);
+			/* ...until we do. */
+			ASSERT_EQ(0, gs_sem_release(self->sem, 5));
+			ASSERT_EQ(0, pthread_join(thr, &ret));
+			EXPECT_EQ(0, (intptr_t)ret);
+			ASSERT_EQ(0, gs_sem_release(self->sem, 4));
+		}
+	}
+	if (pid) {
+		kill(pid, SIGKILL);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	}
+	if (!variant->undo && variant->how == UNDO_EXIT)
+		EXPECT_EQ(0, gs_sem_release(self->sem, 5));
+	EXPECT_EQ(6, sem_free(self->fd));
+	EXPECT_EQ(variant->undo ? 5 : 0, fdinfo_num(self->fd, "undone"));
+	EXPECT_EQ(0, fdinfo_num(self->fd, "undo-clamped"));
+	EXPECT_EQ(0, fdinfo_num(self->fd, "undo-records"));
+	EXPECT_EQ(-EOVERFLOW, gs_sem_release(self->sem, 1));
+}
+
+/* Undo gives back only what is still held. */
+TEST_F(undo, partial_release_before_the_end)
+{
+	int pfd[2], status = 0;
+	pid_t pid;
+
+	if (!variant->undo)
+		SKIP(return, "undo only");
+	pid = undo_child(self->fd, 5, 2, true, variant->how, pfd);
+	ASSERT_LT(0, pid);
+	close(pfd[1]);
+	ASSERT_EQ(0, read_byte(pfd[0]));
+	close(pfd[0]);
+	if (variant->how == UNDO_KILL)
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+	if (variant->how == UNDO_KILL || variant->how == UNDO_EXIT) {
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		pid = 0;
+	}
+	EXPECT_EQ(0, wait_free(self->fd, 6));
+	if (pid) {
+		kill(pid, SIGKILL);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	}
+	EXPECT_EQ(6, sem_free(self->fd));
+	EXPECT_EQ(3, fdinfo_num(self->fd, "undone"));
+	EXPECT_EQ(-EOVERFLOW, gs_sem_release(self->sem, 1));
+}
+
+TEST(undo_is_not_inherited_by_fork)
+{
+	struct report *rep = report_new();
+	gs_sem *sem;
+	pid_t pid;
+	int fd;
+
+	ASSERT_NE(NULL, rep);
+	ASSERT_EQ(0, gs_sem_create(&sem, 5));
+	fd = gs_sem_fd(sem);
+	ASSERT_EQ(0, gs_sem_acquire_undo(sem, 2));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK_EXIT(rep, undo_held(fd) == 0, "child holds %llu",
+				 (unsigned long long)undo_held(fd));
+		CHILD_CHECK_EXIT(rep, raw_release_undo(fd, 1) == -EOVERFLOW,
+				 "child released the parent's undo permits");
+		CHILD_CHECK_EXIT(rep, raw_acquire(fd, 1, GS_FOREVER,
+						  GOSYNC_SEM_UNDO) == 0,
+				 "child acquire");
+		CHILD_CHECK_EXIT(rep, undo_held(fd) == 1, "child undo count");
+		_exit(0);	/* its own permit comes back, not ours */
+	}
+	EXPECT_CHILD_OK(pid, rep);
+	EXPECT_EQ(3, sem_free(fd));
+	EXPECT_EQ(2, undo_held(fd));
+	EXPECT_EQ(1, fdinfo_num(fd, "undone"));
+	ASSERT_EQ(0, gs_sem_release_undo(sem, 2));
+	EXPECT_EQ(5, sem_free(fd));
+	gs_sem_destroy(sem);
+}
+
+/* A dup of the fd keeps the undo pending; the last close applies it. */
+TEST(undo_waits_for_the_last_fd_of_the_process)
+{
+	struct report *rep = report_new();
+	int go[2], done[2], status = 0;
+	gs_sem *sem;
+	pid_t pid;
+	int fd;
+
+	ASSERT_NE(NULL, rep);
+	ASSERT_EQ(0, gs_sem_create(&sem, 4));
+	fd = gs_sem_fd(sem);
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(done));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int dup_fd = dup(fd);
+
+		CHILD_CHECK_EXIT(rep, dup_fd >= 0, "dup");
+		CHILD_CHECK_EXIT(rep, raw_acquire(fd, 3, GS_FOREVER,
+						  GOSYNC_SEM_UNDO) == 0,
+				 "acquire");
+		close(fd);
+		CHILD_CHECK_EXIT(rep, undo_held(dup_fd) == 3, "held %llu",
+				 (unsigned long long)undo_held(dup_fd));
+		CHILD_CHECK_EXIT(rep, sem_free(dup_fd) == 1, "free");
+		CHILD_CHECK_EXIT(rep, write(done[1], "1", 1) == 1, "write");
+		CHILD_CHECK_EXIT(rep, read_byte(go[0]) == 0, "read");
+		close(dup_fd);
+		CHILD_CHECK_EXIT(rep, write(done[1], "2", 1) == 1, "write");
+		for (;;)
+			pause();
+	}
+	ASSERT_EQ(0, read_byte(done[0]));
+	EXPECT_EQ(1, sem_free(fd));
+	ASSERT_EQ(1, write(go[1], "g", 1));
+	ASSERT_EQ(0, read_byte(done[0]));
+	/* The child lives on, without a fd: its permits are back. */
+	EXPECT_EQ(4, sem_free(fd));
+	EXPECT_EQ(3, fdinfo_num(fd, "undone"));
+	EXPECT_EQ(0, fdinfo_num(fd, "undo-records"));
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, rep->line) TH_LOG("child: line %d: %s", rep->line, rep->msg);
+	EXPECT_EQ(4, sem_free(fd));
+	gs_sem_destroy(sem);
+}
+
+/* A child killed while queued for undo permits leaves no record. */
+TEST(undo_waiter_killed_in_the_queue_leaves_nothing)
+{
+	int status = 0;
+	gs_sem *sem;
+	pid_t pid;
+	int fd;
+
+	ASSERT_EQ(0, gs_sem_create(&sem, 2));
+	fd = gs_sem_fd(sem);
+	ASSERT_EQ(0, gs_sem_acquire(sem, 2));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		raw_acquire(fd, 1, GS_FOREVER, GOSYNC_SEM_UNDO);
+		_exit(3);
+	}
+	ASSERT_EQ(0, wait_queued(fd, 1));
+	EXPECT_EQ(1, fdinfo_num(fd, "undo-records"));
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	EXPECT_EQ(0, fdinfo_num(fd, "undo-records"));
+	EXPECT_EQ(0, fdinfo_num(fd, "undone"));
+	EXPECT_SEM((&(struct semctx){ .sem = sem, .fd = fd, .raw = true }), 0, 0);
+	ASSERT_EQ(0, gs_sem_release(sem, 2));
+	EXPECT_EQ(2, sem_free(fd));
+	gs_sem_destroy(sem);
+}
+
+/* A thread of a multi-threaded process holds; the process is killed. */
+static void *undo_thread(void *arg)
+{
+	int fd = *(int *)arg;
+
+	if (raw_acquire(fd, 2, GS_FOREVER, GOSYNC_SEM_UNDO))
+		_exit(5);
+	*(int *)arg = -1;
+	for (;;)
+		pause();
+}
+
+TEST(undo_of_a_killed_multithreaded_process)
+{
+	int status = 0, pfd[2];
+	gs_sem *sem;
+	pid_t pid;
+	int fd;
+
+	ASSERT_EQ(0, gs_sem_create(&sem, 3));
+	fd = gs_sem_fd(sem);
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		static int arg;
+		pthread_t t;
+
+		arg = fd;
+		if (pthread_create(&t, NULL, undo_thread, &arg))
+			_exit(6);
+		while (__atomic_load_n(&arg, __ATOMIC_SEQ_CST) != -1)
+			usleep(100);
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(7);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	ASSERT_EQ(0, read_byte(pfd[0]));
+	close(pfd[0]);
+	EXPECT_EQ(1, sem_free(fd));
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	EXPECT_EQ(3, sem_free(fd));
+	gs_sem_destroy(sem);
+}
+
+/*
+ * Children take and give back undo permits in a loop and are killed at
+ * random moments; a live holder keeps some throughout. At the end the
+ * free count plus what the live holder holds is the size, and a waiter
+ * for every permit is served.
+ */
+#define UNDO_STRESS_KIDS	4
+#define UNDO_STRESS_ROUNDS	6
+#define UNDO_STRESS_SIZE	8
+
+struct undo_progress {
+	atomic_int loops[UNDO_STRESS_KIDS];
+};
+
+static void undo_stress_child(int fd, atomic_int *loops, unsigned int seed)
+{
+	uint64_t s = seed;
+
+	for (;;) {
+		uint64_t n = 1 + rnd64(&s) % 3, back = rnd64(&s) % (n + 1);
+
+		if (raw_acquire(fd, n, GS_FOREVER, GOSYNC_SEM_UNDO))
+			_exit(20);
+		if (back && raw_release_undo(fd, back))
+			_exit(21);
+		if (undo_held(fd) != n - back)
+			_exit(22);
+		/* No hold-and-wait: what is held goes back before the next. */
+		if (n > back && raw_release_undo(fd, n - back))
+			_exit(23);
+		atomic_fetch_add(loops, 1);
+	}
+}
+
+TEST(undo_kill_stress_conserves_permits)
+{
+	struct undo_progress *pr = shared_alloc(sizeof(*pr));
+	pid_t kids[UNDO_STRESS_KIDS];
+	uint64_t s = 12345;
+	int status, fd;
+	gs_sem *sem;
+
+	ASSERT_NE(NULL, pr);
+	ASSERT_EQ(0, gs_sem_create(&sem, UNDO_STRESS_SIZE));
+	fd = gs_sem_fd(sem);
+	/* The live holder: this process, 2 permits with undo. */
+	ASSERT_EQ(0, gs_sem_acquire_undo(sem, 2));
+	for (int r = 0; r < UNDO_STRESS_ROUNDS; r++) {
+		for (int k = 0; k < UNDO_STRESS_KIDS; k++) {
+			atomic_store(&pr->loops[k], 0);
+			kids[k] = fork_child();
+			ASSERT_LE(0, kids[k]);
+			if (!kids[k])
+				undo_stress_child(fd, &pr->loops[k],
+						  (unsigned int)(r * 16 + k + 1));
+		}
+		for (int k = 0; k < UNDO_STRESS_KIDS; k++) {
+			/* Let it run a little (a random amount), then kill. */
+			int want = 1 + (int)(rnd64(&s) % 20);
+
+			ASSERT_EQ(0, wait_atomic_ge(&pr->loops[k], want));
+			ASSERT_EQ(0, kill(kids[k], SIGKILL));
+		}
+		for (int k = 0; k < UNDO_STRESS_KIDS; k++) {
+			ASSERT_EQ(0, wait_child(kids[k], &status,
+						2 * WAIT_LIMIT_MS));
+			EXPECT_TRUE(WIFSIGNALED(status))
+				TH_LOG("kid %d status %#x", k, status);
+		}
+		/* Conservation: free + held by the live holder == size. */
+		EXPECT_EQ(UNDO_STRESS_SIZE - 2, sem_free(fd));
+		EXPECT_EQ(0, wait_queued(fd, 0));
+		EXPECT_EQ(1, fdinfo_num(fd, "undo-records"));
+		EXPECT_EQ(2, undo_held(fd));
+	}
+	EXPECT_EQ(0, fdinfo_num(fd, "undo-clamped"));
+	EXPECT_LT(0, fdinfo_num(fd, "undone"));
+	ASSERT_EQ(0, gs_sem_release_undo(sem, 2));
+	ASSERT_EQ(0, gs_sem_acquire_until(sem, UNDO_STRESS_SIZE, limit(), 0));
+	ASSERT_EQ(0, gs_sem_release(sem, UNDO_STRESS_SIZE));
+	EXPECT_EQ(UNDO_STRESS_SIZE, sem_free(fd));
+	gs_sem_destroy(sem);
+	munmap(pr, sizeof(*pr));
+}
+
+/* Undo permits released without undo: the kernel's undo stops at the size. */
+TEST(undo_never_passes_the_size)
+{
+	int pfd[2], status = 0;
+	gs_sem *sem;
+	pid_t pid;
+	int fd;
+
+	ASSERT_EQ(0, gs_sem_create(&sem, 3));
+	fd = gs_sem_fd(sem);
+	pid = undo_child(fd, 2, 2, true, UNDO_KILL, pfd);
+	ASSERT_LT(0, pid);
+	close(pfd[1]);
+	ASSERT_EQ(0, read_byte(pfd[0]));
+	close(pfd[0]);
+	EXPECT_EQ(3, sem_free(fd));
+	/* The child's 2 undo permits... (it released them with undo). */
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(3, sem_free(fd));
+	EXPECT_EQ(0, fdinfo_num(fd, "undone"));
+
+	/* Now mix: acquire with undo, release plainly, then die. */
+	ASSERT_EQ(0, gs_sem_acquire(sem, 1));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (raw_acquire(fd, 2, GS_FOREVER, GOSYNC_SEM_UNDO) ||
+		    raw_release(fd, 2))
+			_exit(1);
+		_exit(0);
+	}
+	ASSERT_EQ(0, reap(pid));
+	/* 2 free + 2 undone would pass 3: only 1 goes back. */
+	EXPECT_EQ(3, sem_free(fd));
+	EXPECT_EQ(1, fdinfo_num(fd, "undone"));
+	EXPECT_EQ(1, fdinfo_num(fd, "undo-clamped"));
+	gs_sem_destroy(sem);
 }
 
 TEST_HARNESS_MAIN

@@ -3182,4 +3182,80 @@ TEST(h2o_processes_make_water)
 	h2o_check(_metadata, w, 24, 12);
 }
 
+/*
+ * A party killed while parked inside await breaks the round for the
+ * others (GOSYNC_LOT_PARK_BREAK): they get -EPIPE at once, not at their
+ * deadline; a reset makes the barrier usable again.
+ */
+TEST(barrier_party_killed_in_await_breaks_the_round)
+{
+	struct report *rep = report_new();
+	pid_t victim, other;
+	gs_barrier *b;
+	int status = 0, fd;
+
+	ASSERT_NE(NULL, rep);
+	ASSERT_EQ(0, gs_barrier_create(&b, 3, NULL, NULL));
+	fd = gs_barrier_fd(b);
+	victim = fork_child();
+	ASSERT_LE(0, victim);
+	if (victim == 0) {
+		gs_barrier_await(b);
+		_exit(3);	/* must not get here */
+	}
+	other = fork_child();
+	ASSERT_LE(0, other);
+	if (other == 0) {
+		uint64_t t0 = mono_ns();
+		/* A far deadline: the break, not the deadline, must end it. */
+		int ret = gs_barrier_await_until(b,
+				gs_deadline_in(10ULL * WAIT_LIMIT_MS * NS_PER_MS), 0);
+
+		CHILD_CHECK_EXIT(rep, ret == -EPIPE, "await: %d", ret);
+		CHILD_CHECK_EXIT(rep, ms_since(t0) < WAIT_LIMIT_MS,
+				 "took %llu ms", (unsigned long long)ms_since(t0));
+		_exit(0);
+	}
+	ASSERT_EQ(0, wait_parked(fd, 2));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	ASSERT_EQ(0, kill(victim, SIGKILL));
+	ASSERT_EQ(victim, waitpid(victim, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	EXPECT_CHILD_OK(other, rep);
+	EXPECT_TRUE(gs_barrier_broken(b));
+	EXPECT_EQ(-EPIPE, gs_barrier_await(b));
+	ASSERT_EQ(0, gs_barrier_reset(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	/* A round whose waiter was killed after it passed breaks nothing. */
+	gs_barrier_destroy(b);
+	ASSERT_EQ(0, gs_barrier_create(&b, 1, NULL, NULL));
+	EXPECT_EQ(0, gs_barrier_await(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	gs_barrier_destroy(b);
+}
+
+TEST(lot_park_break_flag_errnos)
+{
+	struct gosync_lot_create c = { .kind = GOSYNC_LOT_PLAIN };
+	struct gosync_lot_park p = {
+		.index = 0, .flags = GOSYNC_LOT_PARK_BREAK, .mask = 1,
+		.expected = 1, .deadline = 0, .reserved = 64,
+	};
+	int dev = open(GOSYNC_DEVICE_PATH, O_RDWR | O_CLOEXEC), fd;
+
+	ASSERT_LE(0, dev);
+	fd = xioctl(dev, GOSYNC_IOC_LOT_CREATE, &c);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_PARK, &p));
+	p.reserved = 63;
+	EXPECT_EQ(-EAGAIN, xioctl(fd, GOSYNC_IOC_LOT_PARK, &p));
+	p.expected = 0;
+	EXPECT_EQ(-ETIMEDOUT, xioctl(fd, GOSYNC_IOC_LOT_PARK, &p));
+	p.flags = 0;
+	EXPECT_EQ(-EINVAL, xioctl(fd, GOSYNC_IOC_LOT_PARK, &p));
+	close(fd);
+	close(dev);
+}
+
 TEST_HARNESS_MAIN

@@ -8,13 +8,21 @@
  * flag dance of chan_select, chan_unqueue, chan_kick, chan_close,
  * chan_poll). The protocol is the comment above GOSYNC_CHAN_POS_MASK in
  * include/uapi/gosync.h. Checked by 'make check' (spin/check.sh):
- * exhaustive safety search, about 15 million states.
+ * exhaustive safety search, about 31 million states (4 minutes).
  *
  * What is modelled:
  *  - a ring of CAP = 2 slots: @tail (its position, and the flags CLOSED,
  *    SEND_WAITERS, RECV_WAITERS, POLLED_IN, POLLED_OUT: two variables,
  *    always compared and swapped together), @head, and per slot a
- *    sequence (2p: free for p; 2p + 1: holds p's value) and a value.
+ *    sequence (2p: free for p; 2p + 1: holds p's value; PUSHING or
+ *    POPPING: reserved, GOSYNC_FEATURE_CHAN_ROBUST, without the ids:
+ *    nobody dies here, spin/ring_dead.pml has the deaths) and a value.
+ *  - a push reserves the slot (2p to PUSHING), claims @tail (a flag that
+ *    came meanwhile fails the swap: POLLED ones, swap again; others,
+ *    give the slot back, fence, read the flags, kick if any, and go to
+ *    the kernel), writes and publishes; a pop reserves the slot (2p + 1
+ *    to POPPING), moves @head, reads the value out and frees the slot.
+ *    Each of those is one step.
  *  - sender A sends 1 then 2, sender B sends 3 (and 4 with -DNB=4); a
  *    send is fast_push, and when that fails the SEND ioctl: chan_select
  *    of one case (try, set SEND_WAITERS, try again, queue, sync the
@@ -118,7 +126,11 @@
  *    but writable, so it clears POLLED_OUT and sleeps; D then reads no
  *    POP_KICK flag: the poller sleeps with 2 ready (property 3).
  *    ring_writable() has the same race. Fixed: a sequence beyond the
- *    position's means it moved on: read @head (@tail) again.
+ *    position's means it moved on: read @head (@tail) again. Since a
+ *    pop kicks for any flag (the robust protocol, below), the pop of
+ *    this trace kicks for the poller's POLLED_IN, and the check passes
+ *    with this -D too (31 M states, no error): the fix stays, as a
+ *    second line of defence (chan_serve_receivers() relies on it).
  *  -DSERVE_AS_IMPLEMENTED (needs -DNB=4 -DNOPOLLER to show): chan_serve()
  *    serves receivers, senders, receivers; values its last pass gives
  *    away free slots that no queued sender gets. With pos 1 claimed by B
@@ -128,6 +140,16 @@
  *    freeing a slot, and the kick clears RECV_WAITERS before B reads
  *    it: A sleeps with room in the ring (property 3). Fixed: serve
  *    senders again while the last pass moved a value.
+ *
+ * A flaw of the robust protocol's first draft that this model found
+ * (-D restores it, and the check fails):
+ *  -DKICKS_AS_BEFORE: a push kicks only for RECV_WAITERS or POLLED_IN, a
+ *    pop only for SEND_WAITERS or POLLED_OUT, as before reservations. A
+ *    poller that looks while a pop holds POPPING at @head finds the head
+ *    not readable, although the next position holds a value, keeps
+ *    POLLED_IN and sleeps; the pop then frees the slot, reads no flag of
+ *    its own direction, and nobody wakes the poller (property 3). Fixed:
+ *    any WAITERS or POLLED flag makes a push or a pop kick.
  *
  * Mutations that the check catches (tried, not kept; each fails within
  * a second):
@@ -154,8 +176,19 @@
 #define POUT		16	/* GOSYNC_CHAN_POLLED_OUT */
 #define PUSH_SLOW	(CLOSED | SW | RW)
 #define POP_SLOW	RW
+#ifdef KICKS_AS_BEFORE
 #define PUSH_KICK	(RW | PIN)
 #define POP_KICK	(SW | POUT)
+#else
+/* Any waiter or poller may have looked while we held a reservation. */
+#define PUSH_KICK	(RW | PIN | POUT)
+#define POP_KICK	(SW | POUT | RW | PIN)
+#endif
+
+/* Reservations in a slot's sequence (ids left out: nobody dies here). */
+#define PUSHING		64
+#define POPPING		128
+#define RESERVED(s)	((s) >= PUSHING)
 
 /* Results, as chan_select()'s: send 0 or EPIPE; receive 1 (value) or 0. */
 #define EAGAIN		11
@@ -327,7 +360,7 @@ inline unlock_wake()
 
 #define KLOCALS \
 	byte kpc, kentry, sr_ret, cs_ret, ret, x, kh; \
-	bool ok, second, shared, late, moved
+	bool ok, second, shared, late, moved, giveback
 
 inline kernel()
 {
@@ -354,9 +387,11 @@ inline kernel()
 				:: else -> kpc = SR_CLOSED
 				fi;
 				x = 0
+			:: RESERVED(seq[kh % CAP]) && head != kh ->
+				kpc = SR_HEAD		/* moved on: again */
 #ifndef READABLE_AS_IMPLEMENTED
-			:: seq[kh % CAP] > 2 * kh + 1 ->	/* popped: again */
-				kpc = SR_HEAD
+			:: !RESERVED(seq[kh % CAP]) && seq[kh % CAP] > 2 * kh + 1 ->
+				kpc = SR_HEAD		/* popped: again */
 #endif
 			:: else -> kpc = SR_CLOSED
 			fi;
@@ -510,10 +545,13 @@ inline kernel()
 			unlock_wake();
 			busy--;
 			if
-			:: me < 2 -> note_sent(); ret = 0	/* the push kicked */
-			:: else -> ret = 1			/* the pop kicked */
-			fi;
-			kpc = KDONE
+			:: giveback ->		/* a push gave its slot back */
+				giveback = 0; kentry = S_TRY; kpc = KLOCK
+			:: !giveback && me < 2 ->
+				note_sent(); ret = 0; kpc = KDONE	/* the push kicked */
+			:: !giveback && me >= 2 ->
+				ret = 1; kpc = KDONE		/* the pop kicked */
+			fi
 
 		/* chan_close() */
 		:: kpc == C_SET && !shared -> shared = 1;
@@ -541,6 +579,7 @@ proctype sender(byte me; byte v1; byte v2)
 {
 	byte v = v1;
 	byte et, ef, s;
+	bool gb;
 	KLOCALS;
 
 next:
@@ -553,12 +592,23 @@ next:
 		ef = tfl;
 		s = seq[et % CAP];
 		if
-		:: (ef & PUSH_SLOW) || s < 2 * et ->	/* a flag, or full */
+		:: (ef & PUSH_SLOW) || s != 2 * et ->	/* a flag, full, reserved */
 			busy--;
 			et = 0; ef = 0; s = 0;
 			kentry = S_TRY; kpc = KLOCK;
 			goto kstep
-		:: else -> assert(s == 2 * et)	/* more needs a newer @tail */
+		:: else -> skip
+		fi
+	}
+	/* Reserve the slot: its sequence from 2p to PUSHING. */
+	atomic {
+		if
+		:: seq[et % CAP] == 2 * et -> seq[et % CAP] = PUSHING
+		:: else ->
+			busy--;
+			et = 0; ef = 0; s = 0;
+			kentry = S_TRY; kpc = KLOCK;
+			goto kstep
 		fi
 	}
 claim:
@@ -568,20 +618,34 @@ claim:
 		:: tpos == et && tfl == ef ->
 			tpos = et + 1;		/* the flags kept */
 			note_send(v)
-		:: else ->			/* read again, look again */
-			et = tpos;
+		:: else ->
+			assert(tpos == et);	/* only the reserver moves it */
 			ef = tfl;
-			s = seq[et % CAP];
 			if
-			:: (ef & PUSH_SLOW) || s < 2 * et ->
-				busy--;
-				et = 0; ef = 0; s = 0;
-				kentry = S_TRY; kpc = KLOCK;
-				goto kstep
-			:: else -> goto claim
+			:: ef & PUSH_SLOW -> gb = 1	/* give the slot back */
+			:: else -> goto claim		/* POLLED flags: again */
 			fi
 		fi
 	}
+	if
+	:: gb ->
+		gb = 0;
+		/* Give back: 2p again; fence, then the flags. */
+		atomic { seq[et % CAP] = 2 * et; s = 0 }
+		atomic {
+			et = 0; ef = 0;
+			if
+			:: tfl & (PUSH_KICK | POP_KICK) ->
+				giveback = 1;
+				kentry = CS; cs_ret = K_SYNC; kpc = KLOCK
+			:: else ->
+				busy--;
+				kentry = S_TRY; kpc = KLOCK
+			fi
+		}
+		goto kstep
+	:: else -> skip
+	fi;
 	/* Write the value, release the sequence. */
 	atomic { val[et % CAP] = v; seq[et % CAP] = 2 * et + 1; s = 0 }
 	/* Full fence, then the flags. */
@@ -637,34 +701,31 @@ next:
 		h = head;
 		s = seq[h % CAP];
 		if
-		:: s < 2 * h + 1 ->		/* empty, or a push under way */
+		:: s != 2 * h + 1 ->		/* empty, a push or pop under way */
 			busy--;
 			h = 0; s = 0;
 			kentry = R_TRY; kpc = KLOCK;
 			goto kstep
-		:: else -> assert(s == 2 * h + 1)
+		:: else -> skip
 		fi
 	}
-claim:
-	/* Swap @head. */
+	/* Reserve the slot: its sequence from 2p + 1 to POPPING. */
 	atomic {
 		if
-		:: head == h ->
-			head = h + 1;
-			v = val[h % CAP];
-			note_recv(v)
+		:: seq[h % CAP] == 2 * h + 1 -> seq[h % CAP] = POPPING
 		:: else ->
-			h = head;
-			s = seq[h % CAP];
-			if
-			:: s < 2 * h + 1 ->
-				busy--;
-				h = 0; s = 0;
-				kentry = R_TRY; kpc = KLOCK;
-				goto kstep
-			:: else -> goto claim
-			fi
+			busy--;
+			h = 0; s = 0;
+			kentry = R_TRY; kpc = KLOCK;
+			goto kstep
 		fi
+	}
+	/* Move @head: only the holder of slot(head) does. */
+	atomic {
+		assert(head == h);
+		head = h + 1;
+		v = val[h % CAP];
+		note_recv(v)
 	}
 	/* Read the value out, free the slot for the next lap. */
 	atomic {
@@ -723,9 +784,14 @@ poll:
 readable:
 	atomic { kh = head }
 	atomic {
+		if
+		:: RESERVED(seq[kh % CAP]) && head != kh -> goto readable
+		:: else -> skip
+		fi;
 #ifndef READABLE_AS_IMPLEMENTED
 		if
-		:: seq[kh % CAP] > 2 * kh + 1 -> goto readable	/* popped */
+		:: !RESERVED(seq[kh % CAP]) && seq[kh % CAP] > 2 * kh + 1 ->
+			goto readable	/* popped */
 		:: else -> skip
 		fi;
 #endif

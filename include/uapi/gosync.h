@@ -45,7 +45,11 @@
 #define GOSYNC_FEATURE_CHAN_RING (1ULL << 5)	/* mmap'able channel rings */
 #define GOSYNC_FEATURE_COND	(1ULL << 6)	/* ticketed Cond on lots */
 #define GOSYNC_FEATURE_CHAN_DISCARD (1ULL << 7)	/* receive into 0 discards */
+#define GOSYNC_FEATURE_CHAN_ROBUST (1ULL << 8)	/* rings survive dead peers */
+#define GOSYNC_FEATURE_NAMES	(1ULL << 9)	/* named objects */
 #define GOSYNC_FEATURE_ROBUST_LOCK (1ULL << 10)	/* robust lock words, owners */
+#define GOSYNC_FEATURE_SEM_UNDO	(1ULL << 11)	/* GOSYNC_SEM_UNDO */
+#define GOSYNC_FEATURE_LOT_UNDO	(1ULL << 12)	/* GOSYNC_LOT_PARK_BREAK */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -144,7 +148,7 @@ struct gosync_sem_create {
  * @count:    permits to acquire, 0 to GOSYNC_SEM_MAX (-EINVAL beyond)
  * @deadline: absolute deadline in ns (see the conventions above); one
  *            already past still takes the permits if they are free now
- * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_WAIT_CANCEL_FD
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_WAIT_CANCEL_FD, GOSYNC_SEM_UNDO
  * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
  *            the wait (-ECANCELED); else 0
  *
@@ -156,6 +160,20 @@ struct gosync_sem_create {
  * was noticed returns 0 and owns the permits. -EIO: the state word kept
  * changing under the kernel (see above); nothing was taken.
  */
+/*
+ * Flag of GOSYNC_IOC_SEM_ACQUIRE (GOSYNC_FEATURE_SEM_UNDO; SysV's
+ * SEM_UNDO): the kernel counts the permits taken, per process, until the
+ * process gives them back with GOSYNC_IOC_SEM_RELEASE_UNDO; what it still
+ * holds so when it exits (however: SIGKILL too), execs, or closes its
+ * last descriptor of the semaphore, the kernel releases, as a release
+ * does (FIFO waiters served, pollers woken), but never past the size
+ * (the excess is dropped: permits taken with undo and released without
+ * it are the caller's bug). A forked child does not inherit the count.
+ * -ENOSPC: the semaphore has undo records of 1024 processes already;
+ * -ENOMEM. Undo acquires and releases always enter the kernel.
+ */
+#define GOSYNC_SEM_UNDO		(1U << 8)
+
 struct gosync_sem_acquire {
 	__u64 count;
 	__u64 deadline;
@@ -226,15 +244,45 @@ struct gosync_sem_status {
  *    __u64 sequence number, then the value. A slot free for position p
  *    holds sequence 2p; one holding p's value, 2p + 1 (sequences modulo
  *    2M, compared as signed differences). Slot i holds 2i at creation.
- *  - Push (Vyukov's bounded queue; p + 1 is modulo M): read @tail = p; if
- *    it has no flag and its slot's sequence is 2p, claim p by swapping
- *    @tail to p + 1 (flags
- *    included, so a flag set meanwhile makes the swap fail), write the
- *    value, then store sequence 2p + 1 (release). A sequence below 2p
- *    means the ring is full. Pop: read @head = p; if the slot's sequence
- *    is 2p + 1, claim by swapping @head to p + 1, read the value, then
- *    store 2(p + capacity) (release). Below 2p + 1 means empty (or a push
- *    in progress).
+ *  - A slot's sequence may also hold a reservation, with a state bit
+ *    above the sequence numbers (which are below 2^49): PUSHING | id and
+ *    POPPING | id name the process whose push or pop holds the slot
+ *    (id: GOSYNC_IOC_CHAN_RING_ID, the same for every channel and thread
+ *    of a process; the kernel's own operations use 0); HOLE | (2p + 1)
+ *    is position p abandoned by a pusher that died (see below);
+ *    POPPING | HOLE | id, a pop consuming such a hole.
+ *  - Push (Vyukov's bounded queue, with the claim made first in the slot;
+ *    p + 1 is modulo M): read @tail = p; if it has no flag and its slot's
+ *    sequence is 2p, reserve the slot by swapping its sequence to
+ *    PUSHING | id, then claim p by swapping @tail to p + 1 (flags
+ *    included, so a flag set meanwhile makes the swap fail: swap again
+ *    if only POLLED flags came, else store 2p back, read @tail and kick
+ *    as after a push, and take the slow path), write the value, then
+ *    store sequence 2p + 1 (release). A sequence below 2p, a POPPING or
+ *    a HOLE means the ring is full; PUSHING, that another push is
+ *    between its two swaps: read @tail again.
+ *  - Pop: read @head = p; if the slot's sequence is 2p + 1 (or
+ *    HOLE | (2p + 1)), reserve it by swapping it to POPPING | id (keeping
+ *    HOLE), store @head = p + 1 (only the holder of slot(@head)'s
+ *    reservation moves @head), read the value (not for a hole), then
+ *    store 2(p + capacity) (release). A hole carries no value: the pop
+ *    goes on to the next position. Below 2p + 1, or PUSHING, means empty
+ *    (or a push in progress); POPPING, another pop between its swap and
+ *    its store to @head: read @head again.
+ *  - Repair: when a process that holds a channel fd exits or execs (its
+ *    close of the fd, with the ring no longer mapped in its memory), the
+ *    kernel, under the channel's lock, undoes what that process's id left
+ *    in the ring: PUSHING at slot(@tail) that was never claimed goes back
+ *    to 2 * @tail; PUSHING at a claimed position p becomes HOLE | (2p + 1)
+ *    (the value of a sender killed inside its send is lost: the send
+ *    never completed, as for a goroutine killed before its send);
+ *    POPPING at slot(@head) whose @head was never moved goes back to
+ *    2 * @head + 1 (with HOLE, if it had it); POPPING at a position q
+ *    already passed becomes 2(q + capacity), freed (its value was
+ *    received by the process that died). Then the kernel serves its
+ *    queues from the ring and wakes pollers. Kernel pushes and pops skip
+ *    holes at @head as they meet them, so a hole takes a place in the
+ *    buffer only until a receiver, or the kernel, passes it.
  *  - The kernel sets the flags in @tail, under the channel's lock:
  *    GOSYNC_CHAN_CLOSED once closed; GOSYNC_CHAN_SEND_WAITERS and
  *    _RECV_WAITERS while senders or receivers are queued in the kernel
@@ -243,9 +291,10 @@ struct gosync_sem_status {
  *    a WAITERS flag is set, sends go through the ioctl (so queued senders
  *    stay first and queued receivers get values directly, in order);
  *    receives do too while RECV_WAITERS is set.
- *  - After a push, a full barrier, then a read of @tail: RECV_WAITERS or
- *    POLLED_IN set means GOSYNC_IOC_CHAN_KICK. After a pop the same for
- *    SEND_WAITERS or POLLED_OUT. With the kernel setting a flag before it
+ *  - After a push or a pop (or a reservation given back), a full
+ *    barrier, then a read of @tail: any WAITERS or POLLED flag set means
+ *    GOSYNC_IOC_CHAN_KICK (of either direction: a sleeper or a poller may
+ *    have looked while the reservation hid a slot). With the kernel setting a flag before it
  *    re-checks the ring, one of the two sees the other: a push or pop
  *    that the kernel missed is followed by a kick, so nobody sleeps on a
  *    ring that could serve them. The kick makes the kernel serve its
@@ -267,6 +316,12 @@ struct gosync_sem_status {
 #define GOSYNC_CHAN_POLLED_IN		(1ULL << 60)
 #define GOSYNC_CHAN_POLLED_OUT		(1ULL << 59)
 #define GOSYNC_CHAN_SLOT_SIZE(elem)	(8 + (((elem) + 7) & ~7U))
+/* Reservation states of a slot's sequence (GOSYNC_FEATURE_CHAN_ROBUST). */
+#define GOSYNC_CHAN_SEQ_PUSHING		(1ULL << 63)
+#define GOSYNC_CHAN_SEQ_POPPING		(1ULL << 62)
+#define GOSYNC_CHAN_SEQ_HOLE		(1ULL << 61)
+#define GOSYNC_CHAN_SEQ_STATES		(7ULL << 61)
+#define GOSYNC_CHAN_SEQ_ID_MASK		0xffffffffULL
 
 /*
  * M: where ring positions wrap, the largest @capacity * 2^k in 48 bits;
@@ -519,6 +574,15 @@ struct gosync_timer_set {
 
 /* Flag of GOSYNC_IOC_LOT_PARK, beside GOSYNC_CLOCK_REALTIME. */
 #define GOSYNC_LOT_PARK_FRONT	(1U << 1)
+/*
+ * Flag of GOSYNC_IOC_LOT_PARK (GOSYNC_FEATURE_LOT_UNDO): if the parked
+ * thread is killed (a fatal signal) before it is unparked, the kernel
+ * sets bit @reserved (0..63, -EINVAL beyond) of the word, but only while
+ * (word & @mask) == @expected still holds (one bounded compare-and-swap
+ * loop), and unparks every thread parked on the word: libgosync's
+ * CyclicBarrier breaks the round of a party that dies inside await.
+ */
+#define GOSYNC_LOT_PARK_BREAK	(1U << 12)
 /* Flag of GOSYNC_IOC_LOT_UNPARK. */
 #define GOSYNC_LOT_UNPARK_HANDOFF (1U << 0)
 
@@ -624,14 +688,15 @@ struct gosync_lot_create {
  * struct gosync_lot_park - argument of GOSYNC_IOC_LOT_PARK
  * @index:    the word, below GOSYNC_LOT_WORDS
  * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_LOT_PARK_FRONT,
- *            GOSYNC_WAIT_CANCEL_FD
+ *            GOSYNC_WAIT_CANCEL_FD, GOSYNC_LOT_PARK_ROBUST, GOSYNC_LOT_PARK_BREAK
  * @mask:     the bits of the word to compare
  * @expected: park while (word & @mask) == @expected; must lie in @mask
  * @deadline: absolute deadline in ns (see the conventions above)
  * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
  *            the park (-ECANCELED); else 0
  * @reserved: must be 0, unless GOSYNC_LOT_PARK_ROBUST is given: then it is
- *            @owner, the caller's owner handle (see robust lock words)
+ *            @owner, the caller's owner handle (see robust lock words);
+ *            or, with GOSYNC_LOT_PARK_BREAK, the bit to set (0..63)
  */
 struct gosync_lot_park {
 	__u32 index;
@@ -697,6 +762,135 @@ struct gosync_lot_cond_wait {
 	__s32 cancel_fd;
 };
 
+/*
+ * Named objects (GOSYNC_FEATURE_NAMES), POSIX-IPC style.
+ *
+ * GOSYNC_IOC_NAME_OPEN on /dev/gosync creates (GOSYNC_NAME_CREAT) or opens
+ * the semaphore, channel or lot called @name in the caller's IPC
+ * namespace, and returns a new fd (O_CLOEXEC) on it with the access asked
+ * for in @access. A name is "/" followed by 1 to GOSYNC_NAME_MAX - 1 bytes,
+ * none of them "/" (-EINVAL otherwise; -ENAMETOOLONG beyond
+ * GOSYNC_NAME_MAX bytes). The object lives while its name or any fd on it
+ * exists; GOSYNC_IOC_NAME_UNLINK removes the name only, and a later
+ * create makes a new object. A name pins the module (rmmod: -EBUSY).
+ *
+ *  - On creation: the object is made from the family's create argument in
+ *    @create (its flags and reserved fields must be 0, as for the create
+ *    ioctls), owned by the caller's fsuid and fsgid, with permission bits
+ *    @mode & ~umask (as mq_open(3)); @mode above 0777 is -EINVAL.
+ *    -EEXIST with GOSYNC_NAME_EXCL if the name exists; -ENOSPC beyond the
+ *    module parameter max_names names in the namespace.
+ *  - On open: -ENOENT without GOSYNC_NAME_CREAT if the name does not
+ *    exist; -EACCES unless the owner/group/other bits that apply to the
+ *    caller (fsuid, fsgid and supplementary groups) grant every access in
+ *    @access (read 4, write 2), or the caller has CAP_IPC_OWNER in the
+ *    user namespace owning the IPC namespace; then -ENOTTY if the object
+ *    is of another @type (or a lot of another kind), -EINVAL if it is a
+ *    channel of another elem_size. Other create parameters (a semaphore's
+ *    size, a channel's capacity, a lot's param) apply only on creation.
+ *
+ * The fd is a handle on the object: every ioctl, poll and mmap of the
+ * object works on it, and it is accepted wherever the object's fd is
+ * (select cases, cancel fds), subject to the access it was opened with;
+ * an operation the access does not allow fails with -EBADF (as write(2)
+ * on an O_RDONLY fd), mmap with -EACCES:
+ *  - channel: GOSYNC_NAME_READ receives (RECV, a select receive case, a
+ *    cancel fd); GOSYNC_NAME_WRITE sends and closes; STATUS and KICK need
+ *    neither; mmap of the ring needs both (the ring protocol writes both
+ *    indices), so a one-way handle works through the ioctls.
+ *  - semaphore and lot: STATUS needs READ; every other ioctl and mmap
+ *    needs READ and WRITE (each changes, or waits on, the shared state).
+ *  - poll and fdinfo need neither.
+ *
+ * On the fd, GOSYNC_IOC_NAME_STAT reports the object's name attributes;
+ * GOSYNC_IOC_NAME_CHMOD (a __u32 mode, at most 0777) and
+ * GOSYNC_IOC_NAME_CHOWN (-1 leaves a field as it is) change them, for the
+ * owner (the caller's fsuid is the owner uid) or a caller with CAP_FOWNER
+ * in the user namespace owning the object's IPC namespace, else -EPERM;
+ * an id that the caller's user namespace does not map is -EINVAL. These
+ * three are -ENOTTY on an object's own (unnamed) fd. Unlink is allowed to
+ * the owner or CAP_FOWNER (mqueue's sticky directory), else -EPERM.
+ */
+#define GOSYNC_NAME_MAX		255	/* bytes, the leading '/' included */
+
+/* Flags of GOSYNC_IOC_NAME_OPEN. */
+#define GOSYNC_NAME_CREAT	(1U << 0)
+#define GOSYNC_NAME_EXCL	(1U << 1)
+
+/* Access of GOSYNC_IOC_NAME_OPEN: at least one. */
+#define GOSYNC_NAME_READ	(1U << 0)
+#define GOSYNC_NAME_WRITE	(1U << 1)
+
+/* Types of named object. */
+#define GOSYNC_NAME_SEM		1
+#define GOSYNC_NAME_CHAN	2
+#define GOSYNC_NAME_LOT		3
+
+/**
+ * struct gosync_name_open - argument of GOSYNC_IOC_NAME_OPEN
+ * @name:     user address of the NUL-terminated name
+ * @flags:    GOSYNC_NAME_CREAT, GOSYNC_NAME_EXCL
+ * @access:   GOSYNC_NAME_READ and/or GOSYNC_NAME_WRITE
+ * @mode:     permission bits for a creation (0 to 0777)
+ * @type:     GOSYNC_NAME_SEM, _CHAN or _LOT
+ * @create:   the family's create argument (for @type); its elem_size (a
+ *            channel) or kind (a lot) is checked on open too
+ */
+struct gosync_name_open {
+	__u64 name;
+	__u32 flags;
+	__u32 access;
+	__u32 mode;
+	__u32 type;
+	union {
+		struct gosync_sem_create sem;
+		struct gosync_chan_create chan;
+		struct gosync_lot_create lot;
+	} create;
+};
+
+/**
+ * struct gosync_name_unlink - argument of GOSYNC_IOC_NAME_UNLINK
+ * @name:     user address of the NUL-terminated name
+ * @flags:    must be 0
+ * @reserved: must be 0
+ */
+struct gosync_name_unlink {
+	__u64 name;
+	__u32 flags;
+	__u32 reserved;
+};
+
+/**
+ * struct gosync_name_stat - result of GOSYNC_IOC_NAME_STAT
+ * @type:   GOSYNC_NAME_SEM, _CHAN or _LOT
+ * @kind:   a lot's kind, else 0
+ * @uid:    the owner, as the caller's user namespace sees it
+ * @gid:    the group, likewise
+ * @mode:   the permission bits
+ * @access: this fd's GOSYNC_NAME_READ / _WRITE
+ * @opens:  open fds (file descriptions) on the object by name
+ * @linked: 1 while the name exists, 0 once unlinked
+ * @ns_id:  the inode number of the object's IPC namespace
+ */
+struct gosync_name_stat {
+	__u32 type;
+	__u32 kind;
+	__u32 uid;
+	__u32 gid;
+	__u32 mode;
+	__u32 access;
+	__u32 opens;
+	__u32 linked;
+	__u64 ns_id;
+};
+
+/** struct gosync_name_chown - argument of GOSYNC_IOC_NAME_CHOWN */
+struct gosync_name_chown {
+	__u32 uid;	/* (__u32)-1: unchanged */
+	__u32 gid;	/* (__u32)-1: unchanged */
+};
+
 #define GOSYNC_IOC_MAGIC	0xC6
 
 /* Ioctls on /dev/gosync itself. */
@@ -706,6 +900,8 @@ struct gosync_lot_cond_wait {
 #define GOSYNC_IOC_SELECT	_IOWR(GOSYNC_IOC_MAGIC, 0x03, struct gosync_select)
 #define GOSYNC_IOC_TIMER_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x04, struct gosync_timer_set)
 #define GOSYNC_IOC_LOT_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x05, struct gosync_lot_create)
+#define GOSYNC_IOC_NAME_OPEN	_IOW(GOSYNC_IOC_MAGIC, 0x06, struct gosync_name_open)
+#define GOSYNC_IOC_NAME_UNLINK	_IOW(GOSYNC_IOC_MAGIC, 0x07, struct gosync_name_unlink)
 /*
  * Robust lock owners (see robust lock words): REGISTER returns the calling
  * thread's owner handle (the same one while it lives), EXIT declares the
@@ -726,6 +922,14 @@ struct gosync_lot_cond_wait {
 #define GOSYNC_IOC_SEM_TRY_ACQUIRE _IOW(GOSYNC_IOC_MAGIC, 0x11, __u64)
 #define GOSYNC_IOC_SEM_RELEASE	_IOW(GOSYNC_IOC_MAGIC, 0x12, __u64)
 #define GOSYNC_IOC_SEM_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x13, struct gosync_sem_status)
+/*
+ * GOSYNC_FEATURE_SEM_UNDO. RELEASE_UNDO takes a __u64 count and gives back
+ * permits the calling process took with GOSYNC_SEM_UNDO: -EOVERFLOW if it
+ * holds fewer so (nothing changes), else as RELEASE. UNDO_HELD stores the
+ * number of permits the calling process holds with undo.
+ */
+#define GOSYNC_IOC_SEM_RELEASE_UNDO _IOW(GOSYNC_IOC_MAGIC, 0x14, __u64)
+#define GOSYNC_IOC_SEM_UNDO_HELD _IOR(GOSYNC_IOC_MAGIC, 0x15, __u64)
 
 /* Ioctls on a channel fd. */
 #define GOSYNC_IOC_CHAN_SEND	_IOW(GOSYNC_IOC_MAGIC, 0x20, struct gosync_chan_xfer)
@@ -733,6 +937,13 @@ struct gosync_lot_cond_wait {
 #define GOSYNC_IOC_CHAN_CLOSE	_IO(GOSYNC_IOC_MAGIC, 0x22)
 #define GOSYNC_IOC_CHAN_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x23, struct gosync_chan_status)
 #define GOSYNC_IOC_CHAN_KICK	_IO(GOSYNC_IOC_MAGIC, 0x24)
+/*
+ * The caller's ring id (GOSYNC_FEATURE_CHAN_ROBUST), returned as a
+ * positive value: what its reservations in a ring carry. One id per
+ * process (thread group), the same on every channel; -ENODEV for a
+ * channel without a ring.
+ */
+#define GOSYNC_IOC_CHAN_RING_ID	_IO(GOSYNC_IOC_MAGIC, 0x25)
 
 /* Ioctls on a timer channel fd. */
 #define GOSYNC_IOC_TIMER_STOP	_IO(GOSYNC_IOC_MAGIC, 0x30)
@@ -745,5 +956,10 @@ struct gosync_lot_cond_wait {
 /* Ioctls on a Cond lot; NOTIFY takes a __u32 count: 1 or GOSYNC_LOT_ALL. */
 #define GOSYNC_IOC_LOT_COND_WAIT _IOW(GOSYNC_IOC_MAGIC, 0x43, struct gosync_lot_cond_wait)
 #define GOSYNC_IOC_LOT_COND_NOTIFY _IOW(GOSYNC_IOC_MAGIC, 0x44, __u32)
+
+/* Ioctls on an fd opened by name (any type). */
+#define GOSYNC_IOC_NAME_STAT	_IOR(GOSYNC_IOC_MAGIC, 0x50, struct gosync_name_stat)
+#define GOSYNC_IOC_NAME_CHMOD	_IOW(GOSYNC_IOC_MAGIC, 0x51, __u32)
+#define GOSYNC_IOC_NAME_CHOWN	_IOW(GOSYNC_IOC_MAGIC, 0x52, struct gosync_name_chown)
 
 #endif /* _UAPI_GOSYNC_H */
