@@ -271,11 +271,13 @@ static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
  * check the holder: parks are the slow path, on the way to sleep). Deaths are
  * rare, so a death walks every robust lot: for each lock word held by a
  * dead (or unknown) handle it frees the word with OWNERDEAD set, in one
- * bounded compare-and-swap, and unparks one waiter; and it unparks a
- * waiter of every unlocked lock word (all of them for NOTRECOVERABLE) and
- * every other waiter of an RWMutex lot: the dead thread may have changed
- * a word and died before its unpark, and a spurious wake-up is harmless
- * (libgosync's waiters always re-read their word).
+ * bounded compare-and-swap, and unparks one waiter.
+ *
+ * A thread that ends cleanly (its exit destructor's ROBUST_EXIT) has
+ * finished every operation it began. A process that exits or execs may
+ * have lost a thread between changing a word and its unpark (an unlock
+ * that freed the word): lot_flush() covers that, for the lots the process
+ * had open, when it closes them.
  */
 struct robust_owner {
 	struct hlist_node node;		/* robust_by_pid */
@@ -367,7 +369,11 @@ static bool lot_reap_word(struct gosync_lot *lot, u32 id)
 	return false;
 }
 
-/* After deaths: every robust lot, as the comment above says. */
+/*
+ * After deaths: free every robust lot's lock word held by a dead (or
+ * unknown) handle and unpark one of its waiters (an RWMutex's waiters on
+ * its other words as well: its dead writer may have announced itself).
+ */
 static void robust_sweep(void)
 {
 	struct robust_owner *rec;
@@ -378,15 +384,12 @@ static void robust_sweep(void)
 		u64 v = READ_ONCE(lot->words[0]);
 		u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
 
-		if (!(v & GOSYNC_LOCK_LOCKED)) {
-			lot_wake_index(lot, 0,
-				       v & GOSYNC_LOCK_NOTRECOVERABLE ?
-				       GOSYNC_LOT_ALL : 1, false);
-		} else if (id) {
-			rec = xa_load(&robust_owners, id);
-			if ((!rec || rec->dead) && lot_reap_word(lot, id))
-				lot_wake_index(lot, 0, 1, false);
-		}
+		if (!(v & GOSYNC_LOCK_LOCKED) || !id)
+			continue;
+		rec = xa_load(&robust_owners, id);
+		if ((rec && !rec->dead) || !lot_reap_word(lot, id))
+			continue;
+		lot_wake_index(lot, 0, 1, false);
 		if (lot->kind == GOSYNC_LOT_RWMUTEX)
 			lot_wake_index(lot, 0, GOSYNC_LOT_ALL, true);
 	}
@@ -990,8 +993,41 @@ static void lot_destroy(struct gosync_obj *obj)
 	}
 }
 
-static const struct file_operations lot_fops =
-	GOSYNC_OBJ_FOPS(lot_ioctl, NULL, lot_show_fdinfo);
+/*
+ * A process that exits or execs closes its descriptors. One of its
+ * threads may have died between freeing a Mutex or RWMutex word and
+ * unparking a waiter: if the word is free and waiters are parked, unpark
+ * one (all for NOTRECOVERABLE), and an RWMutex's waiters on its other
+ * words. At worst a waiter wakes for nothing: libgosync's waiters always
+ * re-read their word. A word a dead thread holds is the death walk's.
+ */
+static int lot_flush(struct file *file, fl_owner_t owner)
+{
+	struct gosync_lot *lot = file->private_data;
+	u64 v;
+
+	if (!lot_is_robust(lot) ||
+	    !((current->flags & PF_EXITING) || current->in_execve))
+		return 0;
+	v = READ_ONCE(lot->words[0]);
+	if (!(v & GOSYNC_LOCK_LOCKED))
+		lot_wake_index(lot, 0, v & GOSYNC_LOCK_NOTRECOVERABLE ?
+			       GOSYNC_LOT_ALL : 1, false);
+	if (lot->kind == GOSYNC_LOT_RWMUTEX)
+		lot_wake_index(lot, 0, GOSYNC_LOT_ALL, true);
+	return 0;
+}
+
+static const struct file_operations lot_fops = {
+	.owner		= THIS_MODULE,
+	.release	= gosync_obj_release,
+	.flush		= lot_flush,
+	.unlocked_ioctl	= lot_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= gosync_obj_mmap,
+	.show_fdinfo	= lot_show_fdinfo,
+	.llseek		= noop_llseek,
+};
 
 long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 {

@@ -1328,11 +1328,14 @@ TEST(mutex_waiters_served_in_queue_order)
 {
 	struct locker l[4];
 	atomic_int order = 0;
+	volatile uint64_t *w;
 	gs_mutex *m = NULL;
 	int fd;
 
 	ASSERT_EQ(0, gs_mutex_create(&m));
 	fd = gs_mutex_fd(m);
+	w = map_words(fd);
+	ASSERT_NE(NULL, w);
 	ASSERT_EQ(0, gs_mutex_lock(m));
 	for (int i = 0; i < 4; i++) {
 		ASSERT_EQ(0, locker_start(&l[i], m, NULL, OP_LOCK, 0, 0));
@@ -1341,7 +1344,13 @@ TEST(mutex_waiters_served_in_queue_order)
 	}
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	for (int i = 0; i < 4; i++) {
-		ASSERT_TRUE(wait_flag(&l[i].done, WAIT_LIMIT_MS));
+		struct gosync_lot_status st = { 0 };
+		bool done = wait_flag(&l[i].done, WAIT_LIMIT_MS);
+
+		if (!done)
+			lot_status(fd, &st);
+		ASSERT_TRUE(done) TH_LOG("waiter %d: %u parked, word %#jx", i,
+					 st.parked, (uintmax_t)w[0]);
 		EXPECT_EQ(0, l[i].ret);
 		EXPECT_EQ(i, l[i].ticket);
 		sleep_ms(5);
@@ -2948,6 +2957,135 @@ TEST(robust_parked_waiters_woken_when_holder_dies)
 	EXPECT_EQ(0, atomic_load(&bad));
 	EXPECT_EQ(0, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/*
+ * A process whose unlock freed the word and that died before its unpark
+ * (the unlock's CAS done by hand, then _exit): its exit unparks the
+ * waiter, which takes the mutex cleanly. Without that, the waiter would
+ * sleep on a free mutex forever.
+ */
+TEST(robust_process_dies_between_unlock_and_unpark)
+{
+	struct gosync_lot_status st;
+	int locked[2], go[2], fd;
+	volatile uint64_t *w;
+	gs_mutex *m = NULL;
+	struct locker l;
+	pid_t pid;
+	char c;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	fd = gs_mutex_fd(m);
+	w = map_words(fd);
+	ASSERT_NE(NULL, w);
+	ASSERT_EQ(0, pipe(locked));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		_Atomic uint64_t *word = (_Atomic uint64_t *)w;
+		uint64_t old;
+
+		c = gs_mutex_lock(m) == 0 ? 'L' : 'E';
+		if (write(locked[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(3);
+		old = atomic_load(word);
+		while (!atomic_compare_exchange_weak(word, &old,
+						     old & ~(M_LOCKED | (~0ULL << 32))))
+			;
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(locked[0], &c, 1));
+	ASSERT_EQ('L', c);
+	ASSERT_EQ(0, locker_start(&l, m, NULL, OP_LOCK, 0, 0));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	ASSERT_EQ(1, write(go[1], "g", 1));
+	EXPECT_EQ(0, reap(pid));
+	ASSERT_TRUE(wait_flag(&l.done, WAIT_LIMIT_MS))
+		TH_LOG("word %#jx", (uintmax_t)w[0]);
+	EXPECT_EQ(0, l.ret);
+	ASSERT_TRUE(locker_finish(&l));
+	EXPECT_EQ(0, l.uret);
+	EXPECT_WORD(w[0], 0);
+	ASSERT_EQ(0, lot_status(fd, &st));
+	EXPECT_EQ(0, st.parked);
+	for (int i = 0; i < 2; i++) {
+		close(locked[i]);
+		close(go[i]);
+	}
+	munmap((void *)w, PAGE_BYTES);
+	gs_mutex_destroy(m);
+}
+
+struct raw_parker {
+	int fd, ret;
+	atomic_bool done;
+};
+
+/* Parks on word 0 while LOCKED is set, without the library. */
+static void *raw_park_locked(void *p)
+{
+	struct raw_parker *rp = p;
+	struct gosync_lot_park arg = {
+		.mask = M_LOCKED, .expected = M_LOCKED,
+		.deadline = GOSYNC_DEADLINE_NONE,
+	};
+
+	rp->ret = ioctl(rp->fd, GOSYNC_IOC_LOT_PARK, &arg) < 0 ? -errno : 0;
+	atomic_store(&rp->done, true);
+	return NULL;
+}
+
+static void *trylock_once(void *p)
+{
+	return gs_mutex_trylock(p) == 0 && gs_mutex_unlock(p) == 0 ? NULL : p;
+}
+
+/*
+ * A thread that ends cleanly (registered, holding nothing) wakes nobody,
+ * not even a waiter parked on a word that says free: that is the moment
+ * between an unlock and its unpark, and a spurious wake-up then would
+ * let a second waiter race the one the unpark chooses.
+ */
+TEST(robust_clean_thread_exit_wakes_nobody)
+{
+	struct raw_parker rp = { 0 };
+	struct gosync_lot_status st;
+	struct gosync_lot_unpark up = { .count = 1 };
+	gs_mutex *m = NULL, *other = NULL;
+	_Atomic uint64_t *word;
+	pthread_t t, tp;
+	void *res = &rp;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, gs_mutex_create(&other));
+	rp.fd = gs_mutex_fd(m);
+	word = (_Atomic uint64_t *)map_words(rp.fd);
+	ASSERT_NE(NULL, word);
+	atomic_store(word, M_LOCKED | (1ULL << M_WAITER_SHIFT));
+	ASSERT_EQ(0, pthread_create(&tp, NULL, raw_park_locked, &rp));
+	ASSERT_EQ(0, wait_parked(rp.fd, 1));
+	atomic_store(word, 1ULL << M_WAITER_SHIFT);	/* an unlock's CAS, before its unpark */
+	/* It registers on a mutex of its own, and ends. */
+	ASSERT_EQ(0, pthread_create(&t, NULL, trylock_once, other));
+	ASSERT_EQ(0, pthread_join(t, &res));
+	EXPECT_EQ(NULL, res);
+	ASSERT_EQ(0, lot_status(rp.fd, &st));
+	EXPECT_EQ(1, st.parked);
+	EXPECT_EQ(0, st.woken);
+	EXPECT_FALSE(atomic_load(&rp.done));
+	/* The unpark that was coming. */
+	EXPECT_EQ(1, ioctl(rp.fd, GOSYNC_IOC_LOT_UNPARK, &up));
+	ASSERT_EQ(0, pthread_join(tp, NULL));
+	EXPECT_EQ(0, rp.ret);
+	munmap((void *)word, PAGE_BYTES);
+	gs_mutex_destroy(other);
 	gs_mutex_destroy(m);
 }
 
