@@ -501,6 +501,10 @@ GS_API int gs_mutex_create(gs_mutex **mp);
 GS_API int gs_mutex_from_fd(gs_mutex **mp, int fd);
 GS_API int gs_mutex_fd(const gs_mutex *m);
 GS_API void gs_mutex_destroy(gs_mutex *m);
+/*
+ * Each lock and trylock below also returns -EOWNERDEAD (held, its last
+ * holder died) or -ENOTRECOVERABLE: see Robustness after them.
+ */
 /** gs_mutex_lock() - Lock. Return: 0. */
 GS_API int gs_mutex_lock(gs_mutex *m);
 /** gs_mutex_lock_until() - Lock by @deadline. Return: 0, -ETIMEDOUT, -EINVAL. */
