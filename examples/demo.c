@@ -5,9 +5,13 @@
  *  2. four processes share one weighted semaphore of two permits, so that
  *     at most two of them work at a time;
  *  3. two unrelated processes (each started with exec, sharing no fd)
- *     meet on a channel by its name and exchange values.
+ *     meet on a channel by its name and exchange values;
+ *  4. a process killed while it holds a named Mutex: the next locker gets
+ *     -EOWNERDEAD and the lock, and the Mutex is usable again.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +42,7 @@ static void show_fdinfo(int fd)
 }
 
 #define CHAN_NAME "/gosync-demo-readings"
+#define LOCK_NAME "/gosync-demo-lock"
 #define VALUES 10
 
 struct reading {
@@ -103,12 +108,33 @@ static int consumer(void)
 	return got == VALUES ? 0 : 1;
 }
 
-/* Runs this program again as @role, in a process that inherits no fd. */
-static pid_t spawn(const char *self, const char *role)
+/*
+ * Opens the named Mutex, locks it, says so on stdout (a pipe to the
+ * demo) and waits to be killed, holding the lock.
+ */
+static int holder(void)
+{
+	gs_mutex *m;
+
+	if (gs_mutex_open(&m, LOCK_NAME, 0, 0) || gs_mutex_lock(m))
+		return 1;
+	if (write(STDOUT_FILENO, "L", 1) != 1)
+		return 1;
+	for (;;)
+		pause();
+}
+
+/*
+ * Runs this program again as @role, in a process that inherits no fd
+ * but, if @out_fd >= 0, that one as its stdout.
+ */
+static pid_t spawn(const char *self, const char *role, int out_fd)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
+		if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)
+			_exit(127);
 		execl(self, self, role, (char *)NULL);
 		_exit(127);
 	}
@@ -124,13 +150,62 @@ static int channel_demo(const char *self)
 	printf("two processes started with exec meet on a channel named %s\n",
 	       CHAN_NAME);
 	fflush(stdout);
-	c = spawn(self, "consumer");
-	p = spawn(self, "producer");
+	c = spawn(self, "consumer", -1);
+	p = spawn(self, "producer", -1);
 	waitpid(c, &status, 0);
 	failed |= !WIFEXITED(status) || WEXITSTATUS(status);
 	waitpid(p, &status, 0);
 	failed |= !WIFEXITED(status) || WEXITSTATUS(status);
 	return failed;
+}
+
+/*
+ * A process started with exec locks a named Mutex and is killed holding
+ * it. The next locker gets -EOWNERDEAD and the lock, would repair what
+ * the lock protects, marks it consistent, and the Mutex works as before.
+ */
+static int robust_demo(const char *self)
+{
+	int out[2], err, status;
+	gs_mutex *m;
+	char c;
+	pid_t h;
+
+	gs_unlink(LOCK_NAME);	/* a name left by an earlier, killed run */
+	err = gs_mutex_open(&m, LOCK_NAME, GS_O_CREAT | GS_O_EXCL, 0600);
+	if (err) {
+		fprintf(stderr, "gs_mutex_open(%s): %s\n", LOCK_NAME,
+			gs_strerror(err));
+		return 1;
+	}
+	if (pipe(out))
+		return 1;
+	fflush(stdout);
+	h = spawn(self, "holder", out[1]);
+	close(out[1]);
+	if (h < 0 || read(out[0], &c, 1) != 1 || c != 'L')
+		return 1;
+	close(out[0]);
+	printf("process %d holds the Mutex %s; killing it\n", (int)h,
+	       LOCK_NAME);
+	kill(h, SIGKILL);
+	waitpid(h, &status, 0);
+	err = gs_mutex_lock(m);
+	printf("next lock: %s (its holder died; we hold it now)\n",
+	       err ? gs_strerror(err) : "0");
+	if (err != -EOWNERDEAD)
+		return 1;
+	/* Here the data the lock protects would be repaired. */
+	if (gs_mutex_consistent(m) || gs_mutex_unlock(m))
+		return 1;
+	err = gs_mutex_lock(m);
+	printf("after gs_mutex_consistent: lock %s\n",
+	       err ? gs_strerror(err) : "0");
+	if (!err)
+		err = gs_mutex_unlock(m);
+	gs_unlink(LOCK_NAME);
+	gs_mutex_destroy(m);
+	return err ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -143,6 +218,8 @@ int main(int argc, char **argv)
 		return producer();
 	if (argc == 2 && !strcmp(argv[1], "consumer"))
 		return consumer();
+	if (argc == 2 && !strcmp(argv[1], "holder"))
+		return holder();
 
 	err = gs_init();
 	if (err) {
@@ -197,7 +274,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fflush(stdout);
-	if (channel_demo(argv[0])) {
+	if (channel_demo(argv[0]) || robust_demo(argv[0])) {
 		printf("demo: FAILED\n");
 		return 1;
 	}

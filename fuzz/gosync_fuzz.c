@@ -174,6 +174,8 @@ struct mapping {
 };
 
 static int devfd;
+/* This thread's robust owner handle (GOSYNC_IOC_ROBUST_REGISTER), or 0. */
+static __thread uint32_t robust_handle;
 static struct obj objs[NOBJ];
 static struct mapping maps[NMAP];
 static char *arena_lo, *arena_hi;	/* where the slots are */
@@ -255,7 +257,7 @@ enum op {
 	OP_LOT_STATUS, OP_COND_WAIT, OP_COND_NOTIFY, OP_MMAP, OP_UNMAP,
 	OP_MPROTECT, OP_MREMAP, OP_SCRIBBLE, OP_CLOSE, OP_DUP, OP_OTHER_FD,
 	OP_FORK, OP_SCM_SEND, OP_SCM_RECV, OP_POLL, OP_RW, OP_BAD_IOCTL,
-	OP_TGKILL, OP_NR
+	OP_ROBUST, OP_TGKILL, OP_NR
 };
 
 static const char *const op_names[OP_NR] = {
@@ -266,7 +268,7 @@ static const char *const op_names[OP_NR] = {
 	"lot_park", "lot_unpark", "lot_status", "cond_wait", "cond_notify",
 	"mmap", "unmap", "mprotect", "mremap", "scribble", "close", "dup",
 	"other_fd", "fork", "scm_send", "scm_recv", "poll", "read_write",
-	"bad_ioctl", "tgkill",
+	"bad_ioctl", "robust", "tgkill",
 };
 
 static struct op_rec *op_begin(int op, int obj, uint64_t arg)
@@ -967,6 +969,13 @@ static long op_lot(int op, int *idx)
 			a.flags = mutate_flags(~0U);
 		if (chance(3))
 			a.reserved = 1;
+		if (chance(15)) {
+			/* A robust park: the kernel looks at word 0's holder. */
+			a.flags |= GOSYNC_LOT_PARK_ROBUST;
+			if (chance(90))
+				a.index = 0;
+			a.owner = chance(70) ? robust_handle : (uint32_t)hostile64();
+		}
 		return ioctl(fd, GOSYNC_IOC_LOT_PARK, &a);
 	}
 	case OP_LOT_UNPARK: {
@@ -976,6 +985,8 @@ static long op_lot(int op, int *idx)
 		if (chance(30)) {
 			a.flags = GOSYNC_LOT_UNPARK_HANDOFF;
 			a.add = chance(80) ? 1 : hostile64();
+			if (chance(30))
+				a.flags |= GOSYNC_LOT_UNPARK_OWNER;
 		}
 		if (chance(3))
 			a.flags = mutate_flags(~0U);
@@ -1326,6 +1337,15 @@ static void one_op(int tid)
 	}
 	case OP_BAD_IOCTL:
 		ret = op_bad_ioctl(&idx);
+		break;
+	case OP_ROBUST:
+		/* Register, or die (the kernel's death walk over every lot). */
+		ret = ioctl(chance(95) ? devfd : atomic_load(&objs[idx].fd),
+			    chance(60) ? GOSYNC_IOC_ROBUST_REGISTER :
+					 GOSYNC_IOC_ROBUST_EXIT,
+			    chance(95) ? 0UL : (unsigned long)hostile64());
+		if (ret > 0)
+			robust_handle = (uint32_t)ret;
 		break;
 	default: {
 		int t = (int)below((uint64_t)nthreads);

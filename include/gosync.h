@@ -478,9 +478,9 @@ GS_API int gs_ticker_reset(gs_chan *ticker, uint64_t period_ns);
  * on (as pthread_mutex_lock); the _until() variants take an absolute
  * deadline as gs_sem_acquire_until() does and return -ETIMEDOUT.
  *
- * A process that dies holding a Mutex, or inside Once's function, leaves
- * it held for the others: there is no owner tracking (as in Go, where a
- * mutex is not tied to a goroutine).
+ * A Mutex (and an RWMutex's writer lock) is robust, as a pthread robust
+ * mutex: see gs_mutex_consistent(). A process that dies inside Once's
+ * function leaves it unfinished for the others.
  */
 
 /* Go's starvation threshold: a waiter that waited longer than this. */
@@ -488,7 +488,8 @@ GS_API int gs_ticker_reset(gs_chan *ticker, uint64_t period_ns);
 
 /*
  * Mutex (sync.Mutex). Not tied to a thread: any thread (or process) may
- * unlock it, as in Go. Normal mode lets a running thread take a free
+ * unlock it, as in Go, as long as the thread that locked it lives (see
+ * below). Normal mode lets a running thread take a free
  * mutex before the woken waiter (throughput); a waiter that has waited
  * over GS_MUTEX_STARVATION_NS switches it to starvation mode, where the
  * mutex is handed from the unlocker straight to the oldest waiter and
@@ -500,6 +501,10 @@ GS_API int gs_mutex_create(gs_mutex **mp);
 GS_API int gs_mutex_from_fd(gs_mutex **mp, int fd);
 GS_API int gs_mutex_fd(const gs_mutex *m);
 GS_API void gs_mutex_destroy(gs_mutex *m);
+/*
+ * Each lock and trylock below also returns -EOWNERDEAD (held, its last
+ * holder died) or -ENOTRECOVERABLE: see Robustness after them.
+ */
 /** gs_mutex_lock() - Lock. Return: 0. */
 GS_API int gs_mutex_lock(gs_mutex *m);
 /** gs_mutex_lock_until() - Lock by @deadline. Return: 0, -ETIMEDOUT, -EINVAL. */
@@ -509,6 +514,33 @@ GS_API int gs_mutex_lock_until(gs_mutex *m, uint64_t deadline,
 GS_API int gs_mutex_trylock(gs_mutex *m);
 /** gs_mutex_unlock() - Unlock. Return: 0, or -EPERM if it is not locked. */
 GS_API int gs_mutex_unlock(gs_mutex *m);
+
+/*
+ * Robustness (module feature GOSYNC_FEATURE_ROBUST_LOCK). The kernel
+ * knows which thread holds a Mutex: each thread registers once, on its
+ * first lock (one ioctl), then lock and unlock stay one compare-and-swap
+ * each. When the thread that locked the mutex dies holding it (its
+ * process is killed, exits or execs; the thread returns or calls
+ * pthread_exit()), the next thread to take it (lock, lock_until,
+ * lock_ctx, trylock, or a Cond's relock) gets -EOWNERDEAD and holds the
+ * mutex: the data it protects may be inconsistent. Repair it, then call
+ * gs_mutex_consistent() and go on as usual. Unlocking without doing so
+ * makes the mutex not recoverable: every lock and trylock, current
+ * waiters included, then fails with -ENOTRECOVERABLE, forever.
+ * A parked waiter is woken when the holder dies. Not covered: a thread
+ * that ends without running its TLS destructors (a raw exit system
+ * call) is seen as dead only when a locker next parks; a thread that
+ * exits while another thread was to unlock for it (Go's cross-thread
+ * unlock) makes the mutex EOWNERDEAD all the same; a process that closed
+ * every descriptor of /dev/gosync (libgosync keeps one) is seen as dead
+ * only when a locker parks; without the feature a Mutex is not robust.
+ */
+/**
+ * gs_mutex_consistent() - Mark a mutex taken with -EOWNERDEAD consistent.
+ * Return: 0, or -EINVAL if it is not held with its holder's death pending
+ * (not locked, locked normally, or not recoverable).
+ */
+GS_API int gs_mutex_consistent(gs_mutex *m);
 
 /*
  * RWMutex (sync.RWMutex). A writer that waits blocks new readers, so
@@ -531,6 +563,22 @@ GS_API int gs_rwmutex_tryrlock(gs_rwmutex *rw);
 /** gs_rwmutex_unlock() / _runlock() - 0, or -EPERM if not so locked. */
 GS_API int gs_rwmutex_unlock(gs_rwmutex *rw);
 GS_API int gs_rwmutex_runlock(gs_rwmutex *rw);
+/*
+ * Robustness: the writers' lock is a robust Mutex. A writer that dies
+ * holding the lock (or waiting for readers to leave) makes the next
+ * writer's lock or trylock return -EOWNERDEAD, with the write lock held
+ * and the readers that the dead writer waited for gone (a trylock never
+ * waits for them: it returns -EBUSY while any is still in); readers that
+ * queued behind it get in when that writer unlocks. Repair, then
+ * gs_rwmutex_consistent() (as gs_mutex_consistent()); unlocking without
+ * it makes the writer lock not recoverable (-ENOTRECOVERABLE for every
+ * writer; readers go on). Readers are not tracked: a reader that dies
+ * holding a read lock holds it forever, and writers then wait forever.
+ * Not covered: a writer that dies in the few instructions between its
+ * two announcement steps, or within its unlock, can leave readers or
+ * the next writer waiting.
+ */
+GS_API int gs_rwmutex_consistent(gs_rwmutex *rw);
 
 /*
  * WaitGroup (sync.WaitGroup). The counter ranges over 0..2^31-1; an add

@@ -22,7 +22,8 @@
 				 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING | \
 				 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD | \
 				 GOSYNC_FEATURE_CHAN_ROBUST | GOSYNC_FEATURES_NAMES | \
-				 GOSYNC_FEATURE_SEM_UNDO | GOSYNC_FEATURE_LOT_UNDO)
+				 GOSYNC_FEATURE_SEM_UNDO | GOSYNC_FEATURE_LOT_UNDO | \
+				 GOSYNC_FEATURE_ROBUST_LOCK)
 
 /* Named objects need the IPC namespace's mqueue mount (kmod/name.c). */
 #define GOSYNC_FEATURES_NAMES	\
@@ -140,6 +141,11 @@ long gosync_chan_create(const struct gosync_chan_create __user *uarg);
 long gosync_select(struct gosync_select __user *uarg);
 long gosync_timer_create(const struct gosync_timer_set __user *uarg);
 long gosync_lot_create(const struct gosync_lot_create __user *uarg);
+/* Robust lock owners (kmod/lot.c). */
+long gosync_robust_register(void);
+long gosync_robust_exit(void);
+void gosync_robust_flush(void);
+void gosync_robust_cleanup(void);
 
 /* Named objects (kmod/name.c). */
 long gosync_name_open(struct gosync_name_open __user *uarg);

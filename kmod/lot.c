@@ -44,12 +44,18 @@
  */
 #include <linux/atomic.h>
 #include <linux/fs.h>
+#include <linux/hashtable.h>
 #include <linux/list.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/pid.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/seq_file.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
+#include <linux/xarray.h>
 
 #include "gosync.h"
 
@@ -73,6 +79,8 @@ struct gosync_lot {
 	/* Cond lots only, under @lock: struct cond_gap, in ticket order. */
 	struct list_head cond_gaps;
 	u32 nr_cond_gaps;
+	/* Mutex and RWMutex lots: on robust_lots, under robust_mutex. */
+	struct list_head robust_node;
 };
 
 /*
@@ -92,6 +100,7 @@ struct lot_waiter {
 	struct list_head node;
 	struct task_struct *task;
 	u32 index;	/* LOT_COND_INDEX for a Cond ticket's wait */
+	u32 owner;	/* robust park: the waiter's owner handle, or 0 */
 	u64 ticket;	/* with LOT_COND_INDEX */
 	int token;	/* what the park returns: 1 after a hand-off */
 	bool woken;	/* set once, under lot->lock, by lot_unpark() */
@@ -110,6 +119,8 @@ static const char *const lot_kind_names[] = {
 	[GOSYNC_LOT_BARRIER] = "barrier",
 };
 
+static bool lot_is_robust(const struct gosync_lot *lot);
+static int robust_check_holder(struct gosync_lot *lot);
 static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
 		      struct gosync_wakeups *wk);
 
@@ -147,6 +158,22 @@ static void lot_break_on_death(struct gosync_lot *lot,
 	gosync_wake_all(&wk);
 }
 
+/*
+ * The park's last field is reserved (0), the owner handle of a robust park
+ * or the bit a BREAK park sets: never two of these at once.
+ */
+static bool lot_park_reserved_bad(const struct gosync_lot_park *arg)
+{
+	bool robust = arg->flags & GOSYNC_LOT_PARK_ROBUST;
+	bool brk = arg->flags & GOSYNC_LOT_PARK_BREAK;
+
+	if (robust && brk)
+		return true;
+	if (brk)
+		return arg->reserved > 63;
+	return !robust && arg->reserved;
+}
+
 static long lot_park(struct gosync_lot *lot,
 		     const struct gosync_lot_park __user *uarg)
 {
@@ -154,16 +181,27 @@ static long lot_park(struct gosync_lot *lot,
 	struct gosync_lot_park arg;
 	struct gosync_cancel cancel;
 	struct gosync_deadline dl;
-	int ret;
+	int ret = 0;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.index >= GOSYNC_LOT_WORDS || (arg.expected & ~arg.mask) ||
-	    (arg.flags & GOSYNC_LOT_PARK_BREAK ? arg.reserved > 63 :
-						 arg.reserved) ||
+	    lot_park_reserved_bad(&arg) ||
 	    (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_LOT_PARK_FRONT |
-			   GOSYNC_WAIT_CANCEL_FD | GOSYNC_LOT_PARK_BREAK)))
+			   GOSYNC_WAIT_CANCEL_FD | GOSYNC_LOT_PARK_BREAK |
+			   GOSYNC_LOT_PARK_ROBUST)))
 		return -EINVAL;
+	if (arg.flags & GOSYNC_LOT_PARK_ROBUST) {
+		if (!lot_is_robust(lot) || arg.index ||
+		    arg.owner > GOSYNC_LOCK_OWNER_MAX)
+			return -EINVAL;
+		ret = robust_check_holder(lot);
+		if (ret) {
+			atomic64_inc(&lot->parks);
+			return ret;
+		}
+		w.owner = arg.owner;
+	}
 	gosync_deadline_init(&dl, arg.deadline,
 			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
@@ -223,6 +261,325 @@ static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
 	gosync_wake_add(wk, task);
 }
 
+/*
+ * Robust lock owners (see "robust lock words" in the uapi header).
+ *
+ * Each registered thread has a record: its handle, a reference to its
+ * struct pid and to its process's, and the mm it ran in (compared only:
+ * an exec changes it). Records, the handle xarray and the list of Mutex
+ * and RWMutex lots are under robust_mutex (a robust park takes it to
+ * check the holder: parks are the slow path, on the way to sleep). Deaths are
+ * rare, so a death walks every robust lot: for each lock word held by a
+ * dead (or unknown) handle it frees the word with OWNERDEAD set, in one
+ * bounded compare-and-swap, and unparks one waiter.
+ *
+ * A thread that ends cleanly (its exit destructor's ROBUST_EXIT) has
+ * finished every operation it began. A process that exits or execs may
+ * have lost a thread between changing a word and its unpark (an unlock
+ * that freed the word): lot_flush() covers that, for the lots the process
+ * had open, when it closes them.
+ */
+struct robust_owner {
+	struct hlist_node node;		/* robust_by_pid */
+	struct pid *pid;		/* the thread */
+	struct pid *tgid;		/* its process */
+	const struct mm_struct *mm;	/* compared only */
+	u32 id;
+	bool dead;
+};
+
+static DEFINE_MUTEX(robust_mutex);
+static DEFINE_XARRAY_ALLOC1(robust_owners);
+static DEFINE_HASHTABLE(robust_by_pid, 8);
+static LIST_HEAD(robust_lots);
+static u32 robust_next;
+static unsigned int robust_count;
+
+/* Past this many records, a registration first drops those of the gone. */
+#define ROBUST_MAX_OWNERS	65536U
+/* Compare-and-swap attempts on a word userspace keeps changing. */
+#define ROBUST_CAS_TRIES	64
+
+static bool lot_is_robust(const struct gosync_lot *lot)
+{
+	return lot->kind == GOSYNC_LOT_MUTEX || lot->kind == GOSYNC_LOT_RWMUTEX;
+}
+
+/* Whether @rec's thread still runs the program that registered it. */
+static bool robust_alive(const struct robust_owner *rec)
+{
+	struct task_struct *task;
+	bool alive;
+
+	rcu_read_lock();
+	task = pid_task(rec->pid, PIDTYPE_PID);
+	alive = task && !(READ_ONCE(task->flags) & PF_EXITING) &&
+		READ_ONCE(task->mm) == rec->mm;
+	rcu_read_unlock();
+	return alive;
+}
+
+/*
+ * Wake up to @count threads parked on word @index of @lot, or with
+ * @others on every word but @index, without a hand-off.
+ */
+static void lot_wake_index(struct gosync_lot *lot, u32 index, u32 count,
+			   bool others)
+{
+	struct gosync_wakeups wk = { 0 };
+	struct lot_waiter *w, *next;
+	u32 woken = 0;
+
+	spin_lock(&lot->lock);
+	list_for_each_entry_safe(w, next, &lot->parked, node) {
+		if (woken == count)
+			break;
+		if (others ? w->index == index : w->index != index)
+			continue;
+		lot_serve(lot, w, &wk);
+		woken++;
+	}
+	spin_unlock(&lot->lock);
+	gosync_wake_all(&wk);
+	atomic64_add(woken, &lot->woken);
+}
+
+/*
+ * Free @lot's lock word if dead handle @id holds it: LOCKED, HANDOFF and
+ * the owner cleared, OWNERDEAD set, in one compare-and-swap, whatever
+ * userspace writes there (bounded). Return: whether it did.
+ */
+static bool lot_reap_word(struct gosync_lot *lot, u32 id)
+{
+	atomic64_t *word = (atomic64_t *)&lot->words[0];
+	s64 old = atomic64_read(word);
+	u64 new;
+	int tries;
+
+	for (tries = 0; tries < ROBUST_CAS_TRIES; tries++) {
+		if (!(old & GOSYNC_LOCK_LOCKED) ||
+		    (u64)old >> GOSYNC_LOCK_OWNER_SHIFT != id)
+			return false;
+		new = ((u64)old & ~(GOSYNC_LOCK_LOCKED | GOSYNC_LOCK_HANDOFF |
+				    (~0ULL << GOSYNC_LOCK_OWNER_SHIFT))) |
+		      GOSYNC_LOCK_OWNERDEAD;
+		if (atomic64_try_cmpxchg(word, &old, (s64)new))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * After deaths: free every robust lot's lock word held by a dead (or
+ * unknown) handle and unpark one of its waiters (an RWMutex's waiters on
+ * its other words as well: its dead writer may have announced itself).
+ */
+static void robust_sweep(void)
+{
+	struct robust_owner *rec;
+	struct gosync_lot *lot;
+
+	lockdep_assert_held(&robust_mutex);
+	list_for_each_entry(lot, &robust_lots, robust_node) {
+		u64 v = READ_ONCE(lot->words[0]);
+		u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
+
+		if (!(v & GOSYNC_LOCK_LOCKED) || !id)
+			continue;
+		rec = xa_load(&robust_owners, id);
+		if ((rec && !rec->dead) || !lot_reap_word(lot, id))
+			continue;
+		lot_wake_index(lot, 0, 1, false);
+		if (lot->kind == GOSYNC_LOT_RWMUTEX)
+			lot_wake_index(lot, 0, GOSYNC_LOT_ALL, true);
+	}
+}
+
+static void robust_free(struct robust_owner *rec)
+{
+	lockdep_assert_held(&robust_mutex);
+	hash_del(&rec->node);
+	xa_erase(&robust_owners, rec->id);
+	robust_count--;
+	put_pid(rec->pid);
+	put_pid(rec->tgid);
+	kfree(rec);
+}
+
+/* Sweep for the records marked dead, then drop them. */
+static void robust_reap_dead(void)
+{
+	struct robust_owner *rec;
+	struct hlist_node *tmp;
+	int bkt;
+
+	robust_sweep();
+	hash_for_each_safe(robust_by_pid, bkt, tmp, rec, node)
+		if (rec->dead)
+			robust_free(rec);
+}
+
+/* The calling thread's live record, or NULL. */
+static struct robust_owner *robust_find_current(void)
+{
+	struct pid *pid = task_pid(current);
+	struct robust_owner *rec;
+
+	lockdep_assert_held(&robust_mutex);
+	hash_for_each_possible(robust_by_pid, rec, node, (unsigned long)pid)
+		if (rec->pid == pid && !rec->dead)
+			return rec;
+	return NULL;
+}
+
+long gosync_robust_register(void)
+{
+	struct robust_owner *rec;
+	struct hlist_node *tmp;
+	long ret;
+	int bkt;
+	u32 id;
+
+	mutex_lock(&robust_mutex);
+	rec = robust_find_current();
+	if (rec && rec->mm == current->mm) {
+		ret = rec->id;
+		goto out;
+	}
+	if (rec) {
+		/* Registered before an exec that was not seen: it is dead. */
+		rec->dead = true;
+		robust_reap_dead();
+	}
+	if (robust_count >= ROBUST_MAX_OWNERS) {
+		/* Threads that ended without telling us. */
+		hash_for_each_safe(robust_by_pid, bkt, tmp, rec, node)
+			if (!robust_alive(rec))
+				rec->dead = true;
+		robust_reap_dead();
+	}
+	ret = -ENOSPC;
+	if (robust_count >= ROBUST_MAX_OWNERS)
+		goto out;
+	ret = -ENOMEM;
+	rec = kzalloc(sizeof(*rec), GOSYNC_GFP);
+	if (!rec)
+		goto out;
+	rec->pid = get_pid(task_pid(current));
+	rec->tgid = get_pid(task_tgid(current));
+	rec->mm = current->mm;
+	ret = xa_alloc_cyclic(&robust_owners, &id, rec,
+			      XA_LIMIT(1, GOSYNC_LOCK_OWNER_MAX), &robust_next,
+			      GOSYNC_GFP);
+	if (ret < 0) {
+		put_pid(rec->pid);
+		put_pid(rec->tgid);
+		kfree(rec);
+		goto out;
+	}
+	rec->id = id;
+	hash_add(robust_by_pid, &rec->node, (unsigned long)rec->pid);
+	robust_count++;
+	ret = id;
+out:
+	mutex_unlock(&robust_mutex);
+	return ret;
+}
+
+long gosync_robust_exit(void)
+{
+	struct robust_owner *rec;
+
+	mutex_lock(&robust_mutex);
+	rec = robust_find_current();
+	if (rec) {
+		rec->dead = true;
+		robust_reap_dead();
+	}
+	mutex_unlock(&robust_mutex);
+	return rec ? 0 : -ENOENT;
+}
+
+/*
+ * A descriptor of /dev/gosync is closed. At exit (PF_EXITING: the files
+ * are closed after the last thread left userspace) every handle of the
+ * process dies; at exec (the O_CLOEXEC descriptor, closed past the point
+ * of no return, after de_thread(): before the new mm is in place on 6.12,
+ * after it on 6.1, so in_execve says it) so does every handle of the
+ * process, and any registered under another mm; a plain close() changes
+ * nothing of the caller's. Handles of threads that are gone are dropped
+ * on the way.
+ */
+void gosync_robust_flush(void)
+{
+	bool exiting = (current->flags & PF_EXITING) || current->in_execve;
+	struct pid *tgid = task_tgid(current);
+	struct robust_owner *rec;
+	bool any = false;
+	int bkt;
+
+	mutex_lock(&robust_mutex);
+	hash_for_each(robust_by_pid, bkt, rec, node) {
+		if (rec->tgid == tgid ?
+		    exiting || rec->mm != current->mm : !robust_alive(rec)) {
+			rec->dead = true;
+			any = true;
+		}
+	}
+	if (any)
+		robust_reap_dead();
+	mutex_unlock(&robust_mutex);
+}
+
+/*
+ * Module exit. Every file of the module is closed (each holds a module
+ * reference), so no lot is left and no ioctl or flush runs: the records
+ * of threads that are still alive (their process closed the device) or
+ * that ended without telling us are all that remain. Drop them.
+ */
+void gosync_robust_cleanup(void)
+{
+	struct robust_owner *rec;
+	struct hlist_node *tmp;
+	int bkt;
+
+	mutex_lock(&robust_mutex);
+	WARN_ON_ONCE(!list_empty(&robust_lots));
+	hash_for_each_safe(robust_by_pid, bkt, tmp, rec, node)
+		robust_free(rec);
+	WARN_ON_ONCE(robust_count || !xa_empty(&robust_owners));
+	xa_destroy(&robust_owners);
+	mutex_unlock(&robust_mutex);
+}
+
+/*
+ * A robust park: if the lock word's holder is dead or unknown, free the
+ * word (and the holder's other words) and return -EAGAIN; else 0.
+ */
+static int robust_check_holder(struct gosync_lot *lot)
+{
+	u64 v = READ_ONCE(lot->words[0]);
+	u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
+	struct robust_owner *rec;
+	int ret = 0;
+
+	if (!(v & GOSYNC_LOCK_LOCKED) || !id)
+		return 0;
+	/* Short, and only on the way to sleep: parks are the slow path. */
+	mutex_lock(&robust_mutex);
+	rec = xa_load(&robust_owners, id);
+	if (rec && !robust_alive(rec)) {
+		rec->dead = true;
+		robust_reap_dead();
+		ret = -EAGAIN;
+	} else if (!rec && lot_reap_word(lot, id)) {
+		lot_wake_index(lot, 0, 1, false);
+		ret = -EAGAIN;
+	}
+	mutex_unlock(&robust_mutex);
+	return ret;
+}
+
 static long lot_unpark(struct gosync_lot *lot,
 		       const struct gosync_lot_unpark __user *uarg)
 {
@@ -234,8 +591,10 @@ static long lot_unpark(struct gosync_lot *lot,
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.index >= GOSYNC_LOT_WORDS || arg.reserved ||
-	    (arg.flags & ~GOSYNC_LOT_UNPARK_HANDOFF) ||
-	    (!(arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) && arg.add))
+	    (arg.flags & ~(GOSYNC_LOT_UNPARK_HANDOFF |
+			   GOSYNC_LOT_UNPARK_OWNER)) ||
+	    (!(arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) &&
+	     (arg.add || (arg.flags & GOSYNC_LOT_UNPARK_OWNER))))
 		return -EINVAL;
 	atomic64_inc(&lot->unparks);
 
@@ -246,8 +605,13 @@ static long lot_unpark(struct gosync_lot *lot,
 		if (w->index != arg.index)
 			continue;
 		if (arg.flags & GOSYNC_LOT_UNPARK_HANDOFF) {
+			u64 add = arg.add;
+
+			/* And with UNPARK_OWNER, the waiter's handle with it. */
+			if (arg.flags & GOSYNC_LOT_UNPARK_OWNER)
+				add += (u64)w->owner << GOSYNC_LOCK_OWNER_SHIFT;
 			/* The word changes hands before the waiter runs. */
-			atomic64_add((s64)arg.add,
+			atomic64_add((s64)add,
 				     (atomic64_t *)&lot->words[arg.index]);
 			w->token = 1;
 		}
@@ -622,10 +986,48 @@ static void lot_destroy(struct gosync_obj *obj)
 	struct gosync_lot *lot = container_of(obj, struct gosync_lot, obj);
 
 	cond_free_gaps(&lot->cond_gaps);
+	if (lot_is_robust(lot)) {
+		mutex_lock(&robust_mutex);
+		list_del(&lot->robust_node);
+		mutex_unlock(&robust_mutex);
+	}
 }
 
-static const struct file_operations lot_fops =
-	GOSYNC_OBJ_FOPS(lot_ioctl, NULL, lot_show_fdinfo);
+/*
+ * A process that exits or execs closes its descriptors. One of its
+ * threads may have died between freeing a Mutex or RWMutex word and
+ * unparking a waiter: if the word is free and waiters are parked, unpark
+ * one (all for NOTRECOVERABLE), and an RWMutex's waiters on its other
+ * words. At worst a waiter wakes for nothing: libgosync's waiters always
+ * re-read their word. A word a dead thread holds is the death walk's.
+ */
+static int lot_flush(struct file *file, fl_owner_t owner)
+{
+	struct gosync_lot *lot = file->private_data;
+	u64 v;
+
+	if (!lot_is_robust(lot) ||
+	    !((current->flags & PF_EXITING) || current->in_execve))
+		return 0;
+	v = READ_ONCE(lot->words[0]);
+	if (!(v & GOSYNC_LOCK_LOCKED))
+		lot_wake_index(lot, 0, v & GOSYNC_LOCK_NOTRECOVERABLE ?
+			       GOSYNC_LOT_ALL : 1, false);
+	if (lot->kind == GOSYNC_LOT_RWMUTEX)
+		lot_wake_index(lot, 0, GOSYNC_LOT_ALL, true);
+	return 0;
+}
+
+static const struct file_operations lot_fops = {
+	.owner		= THIS_MODULE,
+	.release	= gosync_obj_release,
+	.flush		= lot_flush,
+	.unlocked_ioctl	= lot_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= gosync_obj_mmap,
+	.show_fdinfo	= lot_show_fdinfo,
+	.llseek		= noop_llseek,
+};
 
 long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 {
@@ -648,5 +1050,10 @@ long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 	INIT_LIST_HEAD(&lot->cond_gaps);
 	lot->obj.queue = &lot->parked;
 	lot->obj.destroy = lot_destroy;
+	if (lot_is_robust(lot)) {
+		mutex_lock(&robust_mutex);
+		list_add_tail(&lot->robust_node, &robust_lots);
+		mutex_unlock(&robust_mutex);
+	}
 	return gosync_obj_install(&lot->obj, "[gosync-lot]", &lot_fops);
 }

@@ -336,6 +336,10 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 		return gosync_timer_create(argp);
 	case GOSYNC_IOC_LOT_CREATE:
 		return gosync_lot_create(argp);
+	case GOSYNC_IOC_ROBUST_REGISTER:
+		return arg ? -EINVAL : gosync_robust_register();
+	case GOSYNC_IOC_ROBUST_EXIT:
+		return arg ? -EINVAL : gosync_robust_exit();
 	case GOSYNC_IOC_NAME_OPEN:
 		return gosync_name_open(argp);
 	case GOSYNC_IOC_NAME_UNLINK:
@@ -345,9 +349,17 @@ static long gosync_dev_ioctl(struct file *file, unsigned int cmd,
 	}
 }
 
+/* Robust lock owners die with their process's descriptor (kmod/lot.c). */
+static int gosync_dev_flush(struct file *file, fl_owner_t id)
+{
+	gosync_robust_flush();
+	return 0;
+}
+
 static const struct file_operations gosync_dev_fops = {
 	.owner		= THIS_MODULE,
 	.open		= nonseekable_open,
+	.flush		= gosync_dev_flush,
 	.unlocked_ioctl	= gosync_dev_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 };
@@ -380,6 +392,8 @@ static void __exit gosync_exit(void)
 {
 	misc_deregister(&gosync_misc);
 	gosync_names_exit();
+	/* Robust lock owners outlive the files (kmod/lot.c): none is open. */
+	gosync_robust_cleanup();
 }
 module_exit(gosync_exit);
 

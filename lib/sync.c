@@ -258,10 +258,98 @@ void gs_##type##_destroy(gs_##type *obj)				\
 #define MUTEX_LOCKED		1ULL
 #define MUTEX_STARVING		2ULL
 #define MUTEX_HANDOFF		4ULL
+#define MUTEX_OWNERDEAD		8ULL
+#define MUTEX_NOTRECOVERABLE	16ULL
 #define MUTEX_WAITER_SHIFT	8
 #define MUTEX_WAITER		(1ULL << MUTEX_WAITER_SHIFT)
+#define MUTEX_WAITER_MASK	0xffffffULL
+#define MUTEX_OWNER_SHIFT	32
+#define MUTEX_OWNER		(0xffffffffULL << MUTEX_OWNER_SHIFT)
 #define MUTEX_SPINS		4
 #define MUTEX_SPIN_PAUSES	30
+
+_Static_assert(MUTEX_LOCKED == GOSYNC_LOCK_LOCKED &&
+	       MUTEX_HANDOFF == GOSYNC_LOCK_HANDOFF &&
+	       MUTEX_OWNERDEAD == GOSYNC_LOCK_OWNERDEAD &&
+	       MUTEX_NOTRECOVERABLE == GOSYNC_LOCK_NOTRECOVERABLE &&
+	       MUTEX_OWNER_SHIFT == GOSYNC_LOCK_OWNER_SHIFT,
+	       "the lock word the kernel reaps (uapi robust lock words)");
+
+/*
+ * Robustness. The holder's owner handle (see "robust lock words" in the
+ * uapi header) is in the word's upper half, set by the same CAS that
+ * takes the mutex (the kernel sets it for a hand-off), cleared by the
+ * one that releases it, whoever unlocks. Each thread registers once, on
+ * its first lock (one ioctl; the handle is cached in TLS, and forgotten
+ * in a fork's child), and declares its handle dead from a thread-exit
+ * destructor; a process's handles die when it exits or execs. When a
+ * holder dies, the kernel frees the word with MUTEX_OWNERDEAD set and
+ * unparks a waiter; whoever takes a word with OWNERDEAD gets -EOWNERDEAD
+ * with the mutex, and the bit stays until gs_mutex_consistent(). An
+ * unlock with OWNERDEAD still set makes the mutex NOTRECOVERABLE (never
+ * LOCKED again) and unparks everyone: every lock then fails with
+ * -ENOTRECOVERABLE. A thread whose registration failed (old module,
+ * -ENOMEM) locks anonymously (owner 0): never reaped.
+ */
+static __thread uint32_t tls_owner __attribute__((tls_model("initial-exec")));
+static __thread bool tls_owner_tried __attribute__((tls_model("initial-exec")));
+static pthread_once_t owner_once = PTHREAD_ONCE_INIT;
+static pthread_key_t owner_key;
+static bool owner_key_ok;
+
+static void owner_forget(void)
+{
+	tls_owner = 0;
+	tls_owner_tried = false;
+}
+
+/* Thread exit: a mutex this thread still holds is now its owner's dead. */
+static void owner_thread_exit(void *p)
+{
+	int fd = gs_device_fd();
+
+	(void)p;
+	if (tls_owner && fd >= 0)
+		ioctl(fd, GOSYNC_IOC_ROBUST_EXIT, 0);
+	owner_forget();
+}
+
+static void owner_init(void)
+{
+	owner_key_ok = pthread_key_create(&owner_key, owner_thread_exit) == 0;
+	pthread_atfork(NULL, NULL, owner_forget);
+}
+
+static uint32_t owner_register(void)
+{
+	int fd, ret;
+
+	if (tls_owner_tried)
+		return tls_owner;
+	tls_owner_tried = true;
+	pthread_once(&owner_once, owner_init);
+	if (!owner_key_ok || gs_features() < 0 ||
+	    !(gs_features() & GOSYNC_FEATURE_ROBUST_LOCK))
+		return 0;
+	fd = gs_device_fd();
+	ret = fd < 0 ? -1 : ioctl(fd, GOSYNC_IOC_ROBUST_REGISTER, 0);
+	if (ret <= 0)
+		return 0;
+	if (pthread_setspecific(owner_key, (void *)1)) {
+		ioctl(fd, GOSYNC_IOC_ROBUST_EXIT, 0);
+		return 0;
+	}
+	tls_owner = (uint32_t)ret;
+	return tls_owner;
+}
+
+/* The calling thread's owner handle, in place in the word. */
+static uint64_t owner_self(void)
+{
+	uint32_t h = tls_owner;
+
+	return (uint64_t)(h ? h : owner_register()) << MUTEX_OWNER_SHIFT;
+}
 
 struct gs_mutex {
 	struct lot lot;
@@ -276,7 +364,7 @@ int gs_mutex_create(gs_mutex **mp)
 
 static uint64_t mutex_waiters(uint64_t state)
 {
-	return state >> MUTEX_WAITER_SHIFT;
+	return (state >> MUTEX_WAITER_SHIFT) & MUTEX_WAITER_MASK;
 }
 
 /* A short busy wait, for a holder that may let go within microseconds. */
@@ -305,6 +393,18 @@ static uint64_t mutex_taken(uint64_t state, bool starving)
 	return new;
 }
 
+/* @new with owner @me: what the CAS that takes the mutex writes. */
+static uint64_t mutex_owned(uint64_t new, uint64_t me)
+{
+	return (new & ~MUTEX_OWNER) | me;
+}
+
+/* What taking the mutex that was in @state returns. */
+static int mutex_took(uint64_t state)
+{
+	return state & MUTEX_OWNERDEAD ? -EOWNERDEAD : 0;
+}
+
 /* Handed off to us: we own it; end starvation mode if Go would. */
 static int mutex_handed_off(_Atomic uint64_t *word, bool starving)
 {
@@ -317,22 +417,50 @@ static int mutex_handed_off(_Atomic uint64_t *word, bool starving)
 	return 0;
 }
 
+/* lot_park() on word 0, robust (giving our handle) when we have one. */
+static int mutex_park(struct lot *lot, const struct lot_wait *w,
+		      unsigned int park_flags, uint64_t me)
+{
+	struct gosync_lot_park arg = {
+		.index = 0, .flags = w->flags | park_flags,
+		.mask = MUTEX_LOCKED, .expected = MUTEX_LOCKED,
+		.deadline = w->deadline,
+	};
+
+	if (me) {
+		arg.flags |= GOSYNC_LOT_PARK_ROBUST;
+		arg.owner = (uint32_t)(me >> MUTEX_OWNER_SHIFT);
+	}
+	if (w->cancel_fd >= 0) {
+		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
+		arg.cancel_fd = w->cancel_fd;
+	}
+	int ret = ioctl(lot->fd, GOSYNC_IOC_LOT_PARK, &arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
 static int mutex_lock_slow(struct lot *lot, const struct lot_wait *w)
 {
 	_Atomic uint64_t *word = &lot->words[0];
 	bool queued = false, starving = false;
 	unsigned int park_flags = 0;
-	uint64_t state, start = 0;
+	uint64_t state, start = 0, me = owner_self();
 	int spins = 0, ret;
 
 	state = atomic_load(word);
 	for (;;) {
+		if (state & MUTEX_NOTRECOVERABLE) {
+			ret = -ENOTRECOVERABLE;
+			break;
+		}
 		if (!(state & MUTEX_LOCKED) &&
 		    (queued || !(state & MUTEX_STARVING))) {
 			if (cas(word, &state,
-				queued ? mutex_taken(state, starving) :
-					 state | MUTEX_LOCKED))
-				return 0;
+				mutex_owned(queued ?
+					    mutex_taken(state, starving) :
+					    state | MUTEX_LOCKED, me)))
+				return mutex_took(state);
 			continue;
 		}
 		/* Held by a thread that may let go soon: spin a little. */
@@ -353,8 +481,7 @@ static int mutex_lock_slow(struct lot *lot, const struct lot_wait *w)
 				continue;
 			state |= MUTEX_STARVING;
 		}
-		ret = lot_park(lot, 0, MUTEX_LOCKED, MUTEX_LOCKED, w,
-			       park_flags);
+		ret = mutex_park(lot, w, park_flags, me);
 		starving = starving ||
 			   gs_now() - start > GS_MUTEX_STARVATION_NS;
 		if (ret == 1)
@@ -367,20 +494,27 @@ static int mutex_lock_slow(struct lot *lot, const struct lot_wait *w)
 		}
 		state = atomic_load(word);
 	}
+	if (!queued)
+		return ret;
 
-	/* Deadline (or cancel): take it if free, else count ourselves out. */
+	/*
+	 * Deadline, cancel, or not recoverable: take it if free, else count
+	 * ourselves out.
+	 */
 	state = atomic_load(word);
 	for (;;) {
-		if (!(state & MUTEX_LOCKED)) {
-			if (cas(word, &state, mutex_taken(state, starving)))
-				return 0;
+		if (!(state & (MUTEX_LOCKED | MUTEX_NOTRECOVERABLE))) {
+			if (cas(word, &state,
+				mutex_owned(mutex_taken(state, starving), me)))
+				return mutex_took(state);
 			continue;
 		}
 		if (cas(word, &state,
 			mutex_waiters(state) == 1 ?
 			(state - MUTEX_WAITER) & ~MUTEX_STARVING :
 			state - MUTEX_WAITER))
-			return ret;
+			return state & MUTEX_NOTRECOVERABLE ?
+			       -ENOTRECOVERABLE : ret;
 	}
 }
 
@@ -388,30 +522,34 @@ static int mutex_lock(struct lot *lot, const struct lot_wait *w)
 {
 	uint64_t state = 0;
 
-	if (cas(&lot->words[0], &state, MUTEX_LOCKED))
+	if (cas(&lot->words[0], &state, MUTEX_LOCKED | owner_self()))
 		return 0;
 	return mutex_lock_slow(lot, w);
 }
 
 static int mutex_trylock(struct lot *lot)
 {
-	uint64_t state = atomic_load(&lot->words[0]);
+	uint64_t state = atomic_load(&lot->words[0]), me = owner_self();
 
 	do {
+		if (state & MUTEX_NOTRECOVERABLE)
+			return -ENOTRECOVERABLE;
 		if (state & (MUTEX_LOCKED | MUTEX_STARVING))
 			return -EBUSY;
-	} while (!cas(&lot->words[0], &state, state | MUTEX_LOCKED));
-	return 0;
+	} while (!cas(&lot->words[0], &state,
+		      mutex_owned(state | MUTEX_LOCKED, me)));
+	return mutex_took(state);
 }
 
 static int mutex_unlock(struct lot *lot)
 {
 	_Atomic uint64_t *word = &lot->words[0];
-	uint64_t state = MUTEX_LOCKED, new;
+	uint64_t me = (uint64_t)tls_owner << MUTEX_OWNER_SHIFT;
+	uint64_t state = MUTEX_LOCKED | me, new;
 	int fd = lot->fd;	/* see lot_unpark() */
-	bool handoff;
+	bool handoff, lost;
 
-	/* The common case, held and nobody waiting, in one swap. */
+	/* The common case, held by us and nobody waiting, in one swap. */
 	if (atomic_compare_exchange_strong(word, &state, 0))
 		return 0;
 
@@ -419,15 +557,35 @@ static int mutex_unlock(struct lot *lot)
 		/* Unlocked, or being handed off by another unlock. */
 		if ((state & (MUTEX_LOCKED | MUTEX_HANDOFF)) != MUTEX_LOCKED)
 			return -EPERM;
-		handoff = (state & MUTEX_STARVING) && mutex_waiters(state);
-		new = handoff ? state | MUTEX_HANDOFF : state & ~MUTEX_LOCKED;
+		/* Unlocked inconsistent: nobody can have it again. */
+		lost = state & MUTEX_OWNERDEAD;
+		handoff = !lost && (state & MUTEX_STARVING) &&
+			  mutex_waiters(state);
+		if (lost)
+			new = (state & ~(MUTEX_LOCKED | MUTEX_OWNERDEAD |
+					 MUTEX_STARVING | MUTEX_OWNER)) |
+			      MUTEX_NOTRECOVERABLE;
+		else if (handoff)
+			/* Ours until the kernel puts the taker's handle. */
+			new = mutex_owned(state | MUTEX_HANDOFF, me);
+		else
+			new = state & ~(MUTEX_LOCKED | MUTEX_OWNER);
 	} while (!cas(word, &state, new));
 	if (!mutex_waiters(state))
 		return 0;
+	if (lost) {
+		lot_wake(fd, 0, GOSYNC_LOT_ALL);
+		return 0;
+	}
 	if (handoff) {
-		/* The head becomes the owner: HANDOFF off, counted out. */
-		if (lot_unpark(fd, 0, 1, GOSYNC_LOT_UNPARK_HANDOFF,
-			       -(MUTEX_HANDOFF + MUTEX_WAITER)) > 0)
+		/*
+		 * The head becomes the owner: HANDOFF off, counted out, our
+		 * handle replaced by its (the kernel adds it).
+		 */
+		if (lot_unpark(fd, 0, 1,
+			       GOSYNC_LOT_UNPARK_HANDOFF |
+			       (me ? GOSYNC_LOT_UNPARK_OWNER : 0),
+			       -(MUTEX_HANDOFF + MUTEX_WAITER) - me) > 0)
 			return 0;
 		/*
 		 * Nobody parked to take it: release it after all. Only we
@@ -436,7 +594,8 @@ static int mutex_unlock(struct lot *lot)
 		 */
 		state = atomic_load(word);
 		while (!cas(word, &state,
-			    state & ~(MUTEX_HANDOFF | MUTEX_LOCKED)))
+			    state & ~(MUTEX_HANDOFF | MUTEX_LOCKED |
+				      MUTEX_OWNER)))
 			;
 	}
 	lot_wake(fd, 0, 1);
@@ -474,6 +633,19 @@ int gs_mutex_trylock(gs_mutex *m)
 int gs_mutex_unlock(gs_mutex *m)
 {
 	return mutex_unlock(&m->lot);
+}
+
+int gs_mutex_consistent(gs_mutex *m)
+{
+	_Atomic uint64_t *word = &m->lot.words[0];
+	uint64_t state = atomic_load(word);
+
+	do {
+		if ((state & (MUTEX_LOCKED | MUTEX_OWNERDEAD)) !=
+		    (MUTEX_LOCKED | MUTEX_OWNERDEAD))
+			return -EINVAL;
+	} while (!cas(word, &state, state & ~MUTEX_OWNERDEAD));
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -585,12 +757,50 @@ int gs_rwmutex_runlock(gs_rwmutex *rw)
 	return 0;
 }
 
+/* Take a token of semaphore @index if it has one: 1 if taken, else 0. */
+static int sema_tryacquire(struct lot *lot, uint32_t index)
+{
+	_Atomic uint64_t *word = &lot->words[index];
+	uint64_t state = atomic_load(word);
+
+	while (state & SEMA_TOKENS)
+		if (cas(word, &state, state - 1))
+			return 1;
+	return 0;
+}
+
+/*
+ * We took the writers' mutex with -EOWNERDEAD: finish what the dead
+ * writer began. If it had announced itself (the reader count is
+ * negative), we inherit its announcement and wait for the readers it
+ * waited for (a token may be pending for it: taken now or, if it comes
+ * late, drained at our unlock); else we announce ourselves as usual.
+ */
+static void rw_inherit(struct lot *lot)
+{
+	int64_t readers = (int64_t)atomic_load(&lot->words[RW_READERS]);
+
+	if (readers >= 0) {
+		readers = rw_add(lot, RW_READERS, -RW_MAX_READERS) +
+			  RW_MAX_READERS;
+		if (readers && rw_add(lot, RW_DEPARTING, readers) != 0)
+			sema_acquire(lot, RW_WRITER_SEM);
+		return;
+	}
+	if ((int64_t)atomic_load(&lot->words[RW_DEPARTING]) > 0)
+		sema_acquire(lot, RW_WRITER_SEM);
+	else
+		sema_tryacquire(lot, RW_WRITER_SEM);
+}
+
 int gs_rwmutex_lock(gs_rwmutex *rw)
 {
 	int64_t readers;
 	int err;
 
 	err = mutex_lock(&rw->lot, &wait_forever);
+	if (err == -EOWNERDEAD)
+		rw_inherit(&rw->lot);
 	if (err)
 		return err;
 	/* Announce the writer; wait for the readers that hold it to leave. */
@@ -601,12 +811,59 @@ int gs_rwmutex_lock(gs_rwmutex *rw)
 	return 0;
 }
 
+int gs_rwmutex_consistent(gs_rwmutex *rw)
+{
+	return gs_mutex_consistent((gs_mutex *)rw);
+}
+
+/*
+ * rw_inherit() for a trylock, which never waits: whether we may keep the
+ * writers' mutex we took with -EOWNERDEAD (no reader left to wait for).
+ */
+static bool rw_try_inherit(struct lot *lot)
+{
+	uint64_t readers = 0;
+
+	if ((int64_t)atomic_load(&lot->words[RW_READERS]) >= 0)
+		return cas(&lot->words[RW_READERS], &readers,
+			   (uint64_t)-RW_MAX_READERS);
+	if ((int64_t)atomic_load(&lot->words[RW_DEPARTING]) > 0)
+		return false;
+	sema_tryacquire(lot, RW_WRITER_SEM);
+	return true;
+}
+
+/*
+ * Give back the writers' mutex we took with -EOWNERDEAD, the dead
+ * holder's mark kept for the next taker (whose lock waits for the
+ * readers that we could not).
+ */
+static void mutex_give_back_dead(struct lot *lot)
+{
+	_Atomic uint64_t *word = &lot->words[0];
+	uint64_t state = atomic_load(word);
+	int fd = lot->fd;	/* see lot_unpark() */
+
+	while (!cas(word, &state, state & ~(MUTEX_LOCKED | MUTEX_OWNER)))
+		;
+	if (mutex_waiters(state))
+		lot_wake(fd, 0, 1);
+}
+
 int gs_rwmutex_trylock(gs_rwmutex *rw)
 {
 	uint64_t readers = 0;
 
-	if (mutex_trylock(&rw->lot))
+	int err = mutex_trylock(&rw->lot);
+
+	if (err == -EOWNERDEAD) {
+		if (rw_try_inherit(&rw->lot))
+			return err;
+		mutex_give_back_dead(&rw->lot);
 		return -EBUSY;
+	}
+	if (err)
+		return err == -ENOTRECOVERABLE ? err : -EBUSY;
 	if (!cas(&rw->lot.words[RW_READERS], &readers,
 		 (uint64_t)-RW_MAX_READERS)) {
 		mutex_unlock(&rw->lot);
@@ -626,6 +883,8 @@ int gs_rwmutex_unlock(gs_rwmutex *rw)
 		    !(atomic_load(&rw->lot.words[0]) & MUTEX_LOCKED))
 			return -EPERM;
 	} while (!cas(word, &readers, readers + RW_MAX_READERS));
+	/* A token a dead writer's reader sent late (see rw_inherit()). */
+	sema_tryacquire(&rw->lot, RW_WRITER_SEM);
 	/* Let in the readers that arrived while we held it. */
 	readers += RW_MAX_READERS;
 	if (readers)
@@ -967,7 +1226,7 @@ int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
 		       unsigned int flags)
 {
 	uint64_t ticket;
-	int ret = check_clock_flags(flags);
+	int ret = check_clock_flags(flags), err;
 
 	if (ret)
 		return ret;
@@ -988,8 +1247,9 @@ int gs_cond_wait_until(gs_cond *c, gs_mutex *m, uint64_t deadline,
 	do
 		ret = cond_wait_ticket(c, ticket, deadline, flags);
 	while (ret == -EINTR);
-	mutex_lock(&m->lot, &wait_forever);
-	return ret;
+	/* Relocked after its holder died, or never again: say so. */
+	err = mutex_lock(&m->lot, &wait_forever);
+	return err ? err : ret;
 }
 
 int gs_cond_wait(gs_cond *c, gs_mutex *m)

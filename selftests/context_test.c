@@ -1569,9 +1569,20 @@ static int op_serve(struct objs *o, enum op op)
 	return -ENOSYS;
 }
 
-/* After a served call: back to the blocking state. */
+/*
+ * After a served call: back to the blocking state. A served mutex was
+ * the call's thread's, which has ended holding it: robust, it is ours
+ * now with -EOWNERDEAD (see gs_mutex_consistent()).
+ */
 static int op_rearm(struct objs *o, enum op op)
 {
+	int r;
+
+	if (op == OP_MUTEX) {
+		r = gs_mutex_trylock(o->mu);
+		return r == -EOWNERDEAD ? gs_mutex_consistent(o->mu) :
+		       r ? r : -EPROTO;
+	}
 	return op == OP_WAITGROUP ? gs_waitgroup_add(o->wg, 1) : 0;
 }
 
@@ -2005,9 +2016,13 @@ TEST_F(op, served_racing_cancel_is_all_or_nothing)
 			}
 			break;
 		case OP_MUTEX:
-			/* Locked by the call, or free. */
+			/*
+			 * Locked by the call, whose thread ended holding it
+			 * (robust: ours now with -EOWNERDEAD), or free.
+			 */
 			if (c.ret == 0) {
-				EXPECT_EQ(-EBUSY, gs_mutex_trylock(o->mu));
+				EXPECT_EQ(-EOWNERDEAD, gs_mutex_trylock(o->mu));
+				EXPECT_EQ(0, gs_mutex_consistent(o->mu));
 			} else {
 				EXPECT_EQ(0, gs_mutex_trylock(o->mu));
 			}

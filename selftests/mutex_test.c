@@ -39,6 +39,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,11 +53,22 @@
 #define M_STARVING	2ULL
 #define M_HANDOFF	4ULL
 #define M_WAITER_SHIFT	8
-#define M_WAITERS(w)	((w) >> M_WAITER_SHIFT)
+#define M_WAITERS(w)	(((w) >> M_WAITER_SHIFT) & 0xffffff)
+#define M_OWNERDEAD	8ULL
+#define M_NOTRECOVERABLE 16ULL
+/* Word 0 without the holder's owner handle (its upper half). */
+#define M_STATE(w)	((uint64_t)(w) & 0xffffffffULL)
+#define M_OWNER(w)	((uint64_t)(w) >> 32)
 #define RW_READERS_WORD	1
 #define RW_MAX_READERS	(1LL << 40)
 
 #define PAGE_BYTES	4096
+
+/* What a scribbled word may make a lock say (its robustness bits). */
+static bool robust_ret(int ret)
+{
+	return ret == -EOWNERDEAD || ret == -ENOTRECOVERABLE;
+}
 
 /* A check has failed in this test already (to stop a loop early). */
 #define HAS_FAILED()	(_metadata->exit_code == KSFT_FAIL)
@@ -251,31 +263,31 @@ TEST(mutex_lock_trylock_unlock_states)
 	ASSERT_EQ(0, gs_mutex_create(&m));
 	w = map_words(gs_mutex_fd(m));
 	ASSERT_NE(NULL, w);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	ASSERT_EQ(0, gs_mutex_lock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	ASSERT_EQ(0, gs_mutex_trylock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	ASSERT_EQ(0, gs_mutex_lock_until(m, GS_FOREVER, 0));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	/* A free mutex is taken even with a deadline already past. */
 	ASSERT_EQ(0, gs_mutex_lock_until(m, 0, 0));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	ASSERT_EQ(0, gs_mutex_lock_until(m, 0, GS_CLOCK_REALTIME));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 }
@@ -292,23 +304,23 @@ TEST(mutex_unlock_of_unlocked_is_eperm)
 	ASSERT_EQ(0, lot_status(gs_mutex_fd(m), &st0));
 
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	/* Still a working mutex. */
 	ASSERT_EQ(0, gs_mutex_lock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	/* A double unlock is refused the same way. */
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	ASSERT_EQ(0, gs_mutex_trylock(m));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	/* None of it entered the kernel. */
 	ASSERT_EQ(0, lot_status(gs_mutex_fd(m), &st));
@@ -354,12 +366,12 @@ TEST(mutex_lock_until_bad_flags_is_einval)
 		/* Free: not taken. */
 		EXPECT_EQ(-EINVAL, gs_mutex_lock_until(m, GS_FOREVER, bad[i]))
 			TH_LOG("flags %#x", bad[i]);
-		EXPECT_WORD(w[0], 0);
+		EXPECT_WORD(M_STATE(w[0]), 0);
 		/* Held: no waiting, nothing queued. */
 		ASSERT_EQ(0, gs_mutex_lock(m));
 		EXPECT_EQ(-EINVAL, gs_mutex_lock_until(m, gs_deadline_in(NS_PER_SEC),
 						       bad[i]));
-		EXPECT_WORD(w[0], M_LOCKED);
+		EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 		EXPECT_EQ(0, gs_mutex_unlock(m));
 	}
 	EXPECT_EQ(0, gs_mutex_trylock(m));
@@ -391,11 +403,11 @@ TEST(mutex_lock_until_past_deadline_on_held_times_out)
 	EXPECT_GT(WAIT_LIMIT_MS, ms_since(t0));	/* a hang */
 
 	/* Nobody is left counted in: the word is exactly "held". */
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	ASSERT_EQ(0, lot_status(gs_mutex_fd(m), &st));
 	EXPECT_EQ(0, st.parked);
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 }
@@ -427,7 +439,7 @@ static void timeout_case(struct __test_metadata *_metadata, bool realtime)
 	t0 = realtime ? real_ns() : mono_ns();
 	EXPECT_LE(deadline, t0);
 	EXPECT_GT(deadline + WAIT_LIMIT_MS * NS_PER_MS, t0);	/* a hang */
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 
 	/*
 	 * In another thread, seen parked while it waits (the deadline long
@@ -442,13 +454,13 @@ static void timeout_case(struct __test_metadata *_metadata, bool realtime)
 	EXPECT_LE(deadline, l.t_end);
 	EXPECT_GT(deadline + WAIT_LIMIT_MS * NS_PER_MS, l.t_end);	/* a hang */
 	ASSERT_TRUE(locker_finish(&l));
-	EXPECT_WORD(w[0], M_LOCKED);
+	EXPECT_WORD(M_STATE(w[0]), M_LOCKED);
 	ASSERT_EQ(0, lot_status(fd, &st0));
 	EXPECT_EQ(0, st0.parked);
 
 	/* Fully usable, and no leaked waiter: no call at all. */
 	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	for (int i = 0; i < 1000; i++) {
 		EXPECT_EQ(0, gs_mutex_lock(m));
 		EXPECT_EQ(0, gs_mutex_unlock(m));
@@ -460,7 +472,7 @@ static void timeout_case(struct __test_metadata *_metadata, bool realtime)
 	ASSERT_EQ(0, lot_status(fd, &st));
 	EXPECT_EQ(st0.parks, st.parks);
 	EXPECT_EQ(st0.unparks, st.unparks);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 }
@@ -516,7 +528,7 @@ TEST(mutex_timed_out_waiters_leave_no_count)
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
 	ASSERT_TRUE(locker_finish(&forever));
 	EXPECT_EQ(0, forever.uret);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 
 	ASSERT_EQ(0, lot_status(fd, &st0));
 	EXPECT_EQ(0, st0.parked);
@@ -527,7 +539,7 @@ TEST(mutex_timed_out_waiters_leave_no_count)
 	ASSERT_EQ(0, lot_status(fd, &st));
 	EXPECT_EQ(st0.parks, st.parks);
 	EXPECT_EQ(st0.unparks, st.unparks);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 }
@@ -710,7 +722,7 @@ TEST_F(slow, mutex_fast_path_makes_no_syscalls)
 		failures += gs_mutex_unlock(m) != -EPERM;
 	}
 	EXPECT_EQ(0, failures);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	ASSERT_EQ(0, counters_get(fd, &c1));
 	EXPECT_SAME_COUNTERS(c0, c1);
 	munmap((void *)w, PAGE_BYTES);
@@ -757,7 +769,7 @@ TEST_F(slow, rwmutex_fast_path_makes_no_syscalls)
 		failures += gs_rwmutex_unlock(rw) != 0;
 	}
 	EXPECT_EQ(0, failures);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	EXPECT_WORD(w[RW_READERS_WORD], 0);
 	ASSERT_EQ(0, counters_get(fd, &c1));
 	EXPECT_SAME_COUNTERS(c0, c1);
@@ -776,6 +788,7 @@ struct excl {
 	atomic_long acquired;
 	atomic_long busy;
 	atomic_long timeouts;
+	atomic_int recovered;		/* -EOWNERDEAD, then consistent */
 	atomic_int errors;
 	atomic_int first_error;
 	atomic_int first_error_op;
@@ -858,7 +871,20 @@ static void *excl_worker_main(void *arg)
 			}
 			break;
 		}
-		if (ret) {
+		if (ret == -EOWNERDEAD) {
+			/*
+			 * A holder died, maybe inside the critical section:
+			 * we hold the mutex alone, so nobody else is inside.
+			 */
+			atomic_fetch_add(&x->recovered, 1);
+			atomic_store(&x->inside, 0);
+			ret = gs_mutex_consistent(wk->m);
+			if (ret) {
+				excl_error(x, 101, ret);
+				gs_mutex_unlock(wk->m);
+				continue;
+			}
+		} else if (ret) {
 			excl_error(x, op, ret);
 			continue;
 		}
@@ -932,7 +958,7 @@ TEST_F(slow, mutex_excludes_threads)
 	       atomic_load(&x->acquired), atomic_load(&x->busy),
 	       atomic_load(&x->timeouts));
 	EXPECT_EXCL(x, EXCL_THREADS * EXCL_OPS);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	ASSERT_EQ(0, lot_status(gs_mutex_fd(m), &st));
 	EXPECT_EQ(0, st.parked);
 	TH_LOG("parks %ju unparks %ju woken %ju", (uintmax_t)st.parks,
@@ -984,7 +1010,7 @@ TEST_F(slow, mutex_excludes_forked_processes)
 	       (uintmax_t)ms_since(t0), atomic_load(&x->acquired),
 	       atomic_load(&x->busy), atomic_load(&x->timeouts));
 	EXPECT_EXCL(x, EXCL_PROCS * EXCL_PROC_THREADS * EXCL_PROC_OPS);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 	munmap(x, sizeof(*x));
@@ -1059,35 +1085,52 @@ TEST_F(slow, mutex_excludes_process_given_fd_by_scm_rights)
 	       (uintmax_t)ms_since(t0), atomic_load(&x->acquired),
 	       atomic_load(&x->busy), atomic_load(&x->timeouts));
 	EXPECT_EXCL(x, 3 * 2 * EXCL_PROC_OPS);
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 	munmap(x, sizeof(*x));
 }
 
-/* A process locks, another unlocks: a mutex belongs to nobody. */
+/*
+ * A process locks, another unlocks: a mutex belongs to nobody (while the
+ * thread that locked it lives: see the robust tests).
+ */
 TEST(mutex_locked_in_one_process_unlocked_in_another)
 {
 	struct report *rep = report_new();
 	gs_mutex *m = NULL;
+	int p[2], q[2];
+	char c = 0;
 	pid_t pid;
 
 	ASSERT_NE(NULL, rep);
 	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, pipe(q));
 	pid = fork_child();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		int ret = gs_mutex_lock(m);
 
 		CHILD_CHECK_EXIT(rep, ret == 0, "lock: %d", ret);
+		CHILD_CHECK_EXIT(rep, write(p[1], "L", 1) == 1, "write");
+		/* Until the parent has unlocked it. */
+		CHILD_CHECK_EXIT(rep, read(q[0], &c, 1) == 1, "read");
 		_exit(0);
 	}
-	EXPECT_CHILD_OK(pid, rep);
+	ASSERT_EQ(1, read(p[0], &c, 1));
 	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
+	ASSERT_EQ(1, write(q[1], "U", 1));
+	EXPECT_CHILD_OK(pid, rep);
+	/* The locker's death changes nothing: it held nothing then. */
 	EXPECT_EQ(0, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
+	for (int i = 0; i < 2; i++) {
+		close(p[i]);
+		close(q[i]);
+	}
 	gs_mutex_destroy(m);
 }
 
@@ -1232,7 +1275,7 @@ TEST_F(hammer, starving_waiter_gets_it_in_bounded_time)
 	EXPECT_EQ(0, atomic_load(&h.violations));
 	EXPECT_EQ(0, atomic_load(&h.errors));
 	/* Starvation mode ended with the queue. */
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(h.m);
 }
@@ -1269,7 +1312,7 @@ TEST_F(slow, mutex_enters_and_leaves_starvation_mode)
 		       atomic_load(&h.rounds));
 	EXPECT_EQ(0, atomic_load(&h.violations));
 	EXPECT_EQ(0, atomic_load(&h.errors));
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	/* And normal mode works as before. */
 	EXPECT_EQ(0, gs_mutex_trylock(h.m));
 	EXPECT_EQ(0, gs_mutex_unlock(h.m));
@@ -1285,11 +1328,14 @@ TEST(mutex_waiters_served_in_queue_order)
 {
 	struct locker l[4];
 	atomic_int order = 0;
+	volatile uint64_t *w;
 	gs_mutex *m = NULL;
 	int fd;
 
 	ASSERT_EQ(0, gs_mutex_create(&m));
 	fd = gs_mutex_fd(m);
+	w = map_words(fd);
+	ASSERT_NE(NULL, w);
 	ASSERT_EQ(0, gs_mutex_lock(m));
 	for (int i = 0; i < 4; i++) {
 		ASSERT_EQ(0, locker_start(&l[i], m, NULL, OP_LOCK, 0, 0));
@@ -1298,7 +1344,13 @@ TEST(mutex_waiters_served_in_queue_order)
 	}
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	for (int i = 0; i < 4; i++) {
-		ASSERT_TRUE(wait_flag(&l[i].done, WAIT_LIMIT_MS));
+		struct gosync_lot_status st = { 0 };
+		bool done = wait_flag(&l[i].done, WAIT_LIMIT_MS);
+
+		if (!done)
+			lot_status(fd, &st);
+		ASSERT_TRUE(done) TH_LOG("waiter %d: %u parked, word %#jx", i,
+					 st.parked, (uintmax_t)w[0]);
 		EXPECT_EQ(0, l[i].ret);
 		EXPECT_EQ(i, l[i].ticket);
 		sleep_ms(5);
@@ -1523,7 +1575,7 @@ TEST(mutex_starvation_mode_hands_off_to_the_waiter)
 	EXPECT_EQ(0, sh->lock_ret);
 	EXPECT_EQ(0, sh->unlock_ret);
 	/* The last waiter took it: starvation mode is over. */
-	EXPECT_WORD(w[0], 0);
+	EXPECT_WORD(M_STATE(w[0]), 0);
 	EXPECT_EQ(0, gs_mutex_trylock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	munmap((void *)w, PAGE_BYTES);
@@ -1534,9 +1586,9 @@ TEST(mutex_starvation_mode_hands_off_to_the_waiter)
 /*
  * The waiter chosen for a hand-off is SIGKILLed before it runs again. The
  * kernel made it the owner when it woke it (as Go's semrelease(handoff)
- * does), so it dies holding the mutex: like any dead holder, it leaves
- * the mutex locked, with no hand-off pending, and an unlock by another
- * thread releases it.
+ * does), with its owner handle, so it dies holding the mutex: like any
+ * dead holder's, the mutex is freed with OWNERDEAD, no hand-off pending,
+ * and the next locker gets -EOWNERDEAD.
  */
 TEST(mutex_waiter_killed_after_handoff_owns_it)
 {
@@ -1564,11 +1616,11 @@ TEST(mutex_waiter_killed_after_handoff_owns_it)
 	EXPECT_TRUE(WIFSIGNALED(status));
 	EXPECT_FALSE(atomic_load(&sh->got));
 
-	/* Held by the dead child: locked, nobody counted, no hand-off. */
-	EXPECT_EQ(0, w[0] & ~(uint64_t)3) TH_LOG("word %#jx", (uintmax_t)w[0]);
-	EXPECT_TRUE(w[0] & 1);
-	EXPECT_EQ(-ETIMEDOUT, gs_mutex_lock_until(m, gs_deadline_in(50 * NS_PER_MS), 0));
-	/* Released as a dead holder's mutex is: by an unlock from elsewhere. */
+	/* Held by the dead child, freed by the kernel: nobody counted. */
+	EXPECT_EQ(M_OWNERDEAD, w[0] & ~(uint64_t)M_STARVING)
+		TH_LOG("word %#jx", (uintmax_t)w[0]);
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0));
+	EXPECT_EQ(0, gs_mutex_consistent(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	EXPECT_EQ(0, gs_mutex_lock_until(m, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
@@ -1777,7 +1829,7 @@ TEST_F(slow, mutex_waiters_killed_during_contention)
 	pid_t pids[6];
 	gs_mutex *m = NULL;
 	struct excl *x;
-	int fd;
+	int fd, ret;
 
 	x = shared_alloc(sizeof(*x));
 	ASSERT_NE(NULL, x);
@@ -1811,22 +1863,29 @@ TEST_F(slow, mutex_waiters_killed_during_contention)
 		EXPECT_TRUE(WIFSIGNALED(status));
 		sleep_ms(20);
 	}
+	/*
+	 * A process killed holding it hands the next taker -EOWNERDEAD: the
+	 * workers make it consistent and go on, so nothing is lost.
+	 */
 	EXPECT_EQ(0, atomic_load(&x->violations));
-	EXPECT_EQ(0, atomic_load(&x->errors));
+	EXPECT_EQ(0, atomic_load(&x->errors))
+		TH_LOG("first error %d in op %d", atomic_load(&x->first_error),
+		       atomic_load(&x->first_error_op));
+	EXPECT_GE(6, atomic_load(&x->recovered));
 	EXPECT_LT(0, atomic_load(&x->acquired));
 	ASSERT_EQ(0, lot_status(fd, &st));
 	EXPECT_EQ(0, st.parked);
-	/*
-	 * A process may have died holding it (documented: it stays held);
-	 * unlock it in that case. Then it works.
-	 */
-	if (gs_mutex_trylock(m) == -EBUSY) {
-		EXPECT_EQ(0, gs_mutex_unlock(m))
-			TH_LOG("word %#jx: held, and the unlock is refused",
-			       (uintmax_t)w[0]);
+	/* The last one killed may have held it. */
+	ret = gs_mutex_lock_until(m, limit(), 0);
+	if (ret == -EOWNERDEAD) {
+		TH_LOG("the last one killed held it: recovered");
+		EXPECT_EQ(0, gs_mutex_consistent(m));
 	} else {
-		EXPECT_EQ(0, gs_mutex_unlock(m));
+		EXPECT_EQ(0, ret) TH_LOG("word %#jx", (uintmax_t)w[0]);
 	}
+	TH_LOG("%d recoveries, %ld acquisitions", atomic_load(&x->recovered),
+	       atomic_load(&x->acquired));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
 	for (int i = 0; i < 100; i++) {
 		ASSERT_EQ(0, gs_mutex_lock_until(m, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS), 0));
 		ASSERT_EQ(0, gs_mutex_unlock(m));
@@ -1836,39 +1895,6 @@ TEST_F(slow, mutex_waiters_killed_during_contention)
 	munmap((void *)w, PAGE_BYTES);
 	gs_mutex_destroy(m);
 	munmap(x, sizeof(*x));
-}
-
-/* A holder that dies leaves the mutex held: anyone may unlock it. */
-TEST(mutex_holder_killed_leaves_it_held)
-{
-	gs_mutex *m = NULL;
-	int status = 0;
-	pid_t pid;
-
-	ASSERT_EQ(0, gs_mutex_create(&m));
-	pid = fork_child();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		gs_mutex_lock(m);
-		pause();
-		_exit(3);
-	}
-	/* Wait until the child holds it. */
-	for (uint64_t t0 = mono_ns(); ms_since(t0) < WAIT_LIMIT_MS;) {
-		if (gs_mutex_trylock(m) == -EBUSY)
-			break;
-		EXPECT_EQ(0, gs_mutex_unlock(m));
-		usleep(500);
-	}
-	ASSERT_EQ(-EBUSY, gs_mutex_trylock(m));
-	ASSERT_EQ(0, kill(pid, SIGKILL));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));
-	EXPECT_EQ(-ETIMEDOUT, gs_mutex_lock_until(m, gs_deadline_in(20 * NS_PER_MS), 0));
-	EXPECT_EQ(0, gs_mutex_unlock(m));
-	EXPECT_EQ(0, gs_mutex_lock(m));
-	EXPECT_EQ(0, gs_mutex_unlock(m));
-	gs_mutex_destroy(m);
 }
 
 /*
@@ -1930,7 +1956,7 @@ TEST(mutex_destroy_one_handle_while_others_use_it)
 /* 7. RWMutex                                                           */
 
 #define EXPECT_RW(w, word0, readers) do {				\
-	EXPECT_WORD((w)[0], (word0));					\
+	EXPECT_WORD(M_STATE((w)[0]), (word0));					\
 	EXPECT_EQ((int64_t)(readers), (int64_t)(w)[RW_READERS_WORD]);	\
 } while (0)
 
@@ -2616,18 +2642,18 @@ static void *scribble_user(void *arg)
 		switch (op) {
 		case 0:
 			ret = gs_mutex_lock_until(s->m, gs_deadline_in(2 * NS_PER_MS), 0);
-			if (ret != 0 && ret != -ETIMEDOUT)
+			if (ret != 0 && ret != -ETIMEDOUT && !robust_ret(ret))
 				scribble_bad(s, op, ret);
 			break;
 		case 1:
 			ret = gs_mutex_lock_until(s->m, real_ns() + NS_PER_MS,
 						  GS_CLOCK_REALTIME);
-			if (ret != 0 && ret != -ETIMEDOUT)
+			if (ret != 0 && ret != -ETIMEDOUT && !robust_ret(ret))
 				scribble_bad(s, op, ret);
 			break;
 		case 2:
 			ret = gs_mutex_trylock(s->m);
-			if (ret != 0 && ret != -EBUSY)
+			if (ret != 0 && ret != -EBUSY && !robust_ret(ret))
 				scribble_bad(s, op, ret);
 			break;
 		default:
@@ -2710,8 +2736,9 @@ TEST(rwmutex_scribbled_page_keeps_kernel_sane)
 			bad += ret != 0 && ret != -EBUSY;
 			break;
 		case 1:
+			/* Never waits, whatever the words say. */
 			ret = gs_rwmutex_trylock(rw);
-			bad += ret != 0 && ret != -EBUSY;
+			bad += ret != 0 && ret != -EBUSY && !robust_ret(ret);
 			break;
 		case 2:
 			ret = gs_rwmutex_runlock(rw);
@@ -2735,6 +2762,875 @@ TEST(rwmutex_scribbled_page_keeps_kernel_sane)
 	EXPECT_RW(w, 0, 0);
 	munmap((void *)w, PAGE_BYTES);
 	gs_rwmutex_destroy(rw);
+}
+
+/* ================================================================== */
+/* 9. Robustness: a holder that dies                                    */
+
+/*
+ * A child process that locks @m, writes one byte to @fd (it holds the
+ * mutex now) and waits to be killed. Return: its pid, once it holds it.
+ */
+static pid_t holder_child(struct __test_metadata *_metadata, gs_mutex *m)
+{
+	int p[2];
+	char c = 0;
+	pid_t pid;
+
+	if (pipe(p))
+		return -1;
+	pid = fork_child();
+	if (pid == 0) {
+		close(p[0]);
+		c = gs_mutex_lock(m) == 0 ? 'L' : 'E';
+		if (write(p[1], &c, 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	EXPECT_EQ(1, read(p[0], &c, 1));
+	EXPECT_EQ('L', c);
+	close(p[0]);
+	return pid;
+}
+
+static void kill_and_reap(struct __test_metadata *_metadata, pid_t pid)
+{
+	int status = 0;
+
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(0, wait_child(pid, &status, WAIT_LIMIT_MS));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static bool robust_supported(void)
+{
+	return gs_features() >= 0 &&
+	       (gs_features() & GOSYNC_FEATURE_ROBUST_LOCK);
+}
+
+struct try_arg {
+	gs_mutex *m;
+	int trylock, lock_until;
+};
+
+static void *second_survivor(void *p)
+{
+	struct try_arg *a = p;
+
+	a->trylock = gs_mutex_trylock(a->m);
+	a->lock_until = gs_mutex_lock_until(a->m,
+					    gs_deadline_in(20 * NS_PER_MS), 0);
+	return NULL;
+}
+
+TEST(robust_holder_killed_next_locker_gets_eownerdead)
+{
+	struct try_arg a = { 0 };
+	volatile uint64_t *w;
+	gs_mutex *m = NULL;
+	pthread_t t;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	w = map_words(gs_mutex_fd(m));
+	ASSERT_NE(NULL, w);
+	pid = holder_child(_metadata, m);
+	ASSERT_LT(0, pid);
+	EXPECT_TRUE(w[0] & M_LOCKED);
+	EXPECT_NE(0, M_OWNER(w[0]));
+	kill_and_reap(_metadata, pid);
+	/* The kernel freed it with OWNERDEAD when the child's files closed. */
+	EXPECT_WORD(w[0], M_OWNERDEAD);
+
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock(m));
+	EXPECT_TRUE(w[0] & M_LOCKED);
+	EXPECT_TRUE(w[0] & M_OWNERDEAD);
+	/* We hold it: a second survivor is kept out. */
+	a.m = m;
+	ASSERT_EQ(0, pthread_create(&t, NULL, second_survivor, &a));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(-EBUSY, a.trylock);
+	EXPECT_EQ(-ETIMEDOUT, a.lock_until);
+
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(-EINVAL, gs_mutex_consistent(m));	/* consistent already */
+	EXPECT_EQ(M_LOCKED, M_STATE(w[0]));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	EXPECT_WORD(w[0], 0);
+	EXPECT_EQ(-EINVAL, gs_mutex_consistent(m));	/* not locked */
+	EXPECT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	EXPECT_EQ(0, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	munmap((void *)w, PAGE_BYTES);
+	gs_mutex_destroy(m);
+}
+
+TEST(robust_unlock_without_consistent_is_not_recoverable)
+{
+	volatile uint64_t *w;
+	gs_mutex *m = NULL;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	w = map_words(gs_mutex_fd(m));
+	ASSERT_NE(NULL, w);
+	pid = holder_child(_metadata, m);
+	ASSERT_LT(0, pid);
+	kill_and_reap(_metadata, pid);
+
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	EXPECT_WORD(w[0], M_NOTRECOVERABLE);
+	EXPECT_EQ(-ENOTRECOVERABLE, gs_mutex_lock(m));
+	EXPECT_EQ(-ENOTRECOVERABLE, gs_mutex_trylock(m));
+	EXPECT_EQ(-ENOTRECOVERABLE,
+		  gs_mutex_lock_until(m, gs_deadline_in(NS_PER_MS), 0));
+	EXPECT_EQ(-EINVAL, gs_mutex_consistent(m));
+	EXPECT_EQ(-EPERM, gs_mutex_unlock(m));
+	/* For another process as well. */
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(gs_mutex_lock(m) == -ENOTRECOVERABLE &&
+		      gs_mutex_trylock(m) == -ENOTRECOVERABLE ? 0 : 1);
+	EXPECT_EQ(0, reap(pid));
+	EXPECT_WORD(w[0], M_NOTRECOVERABLE);
+	munmap((void *)w, PAGE_BYTES);
+	gs_mutex_destroy(m);
+}
+
+struct waiter_arg {
+	gs_mutex *m;
+	atomic_int *dead, *ok, *bad;
+	bool timed;
+};
+
+/* Lock; if the holder died, repair (nothing to) and mark consistent. */
+static void *robust_waiter(void *p)
+{
+	struct waiter_arg *a = p;
+	int ret = a->timed ? gs_mutex_lock_until(a->m, limit(), 0) :
+			     gs_mutex_lock(a->m);
+
+	if (ret == -EOWNERDEAD && gs_mutex_consistent(a->m) == 0)
+		atomic_fetch_add(a->dead, 1);
+	else if (ret == 0)
+		atomic_fetch_add(a->ok, 1);
+	else
+		atomic_fetch_add(a->bad, 1);
+	if (ret == 0 || ret == -EOWNERDEAD)
+		gs_mutex_unlock(a->m);
+	return NULL;
+}
+
+/* Waiters parked when the holder dies are woken; one gets EOWNERDEAD. */
+TEST(robust_parked_waiters_woken_when_holder_dies)
+{
+	atomic_int dead = 0, ok = 0, bad = 0;
+	struct waiter_arg a[3];
+	pthread_t t[3];
+	gs_mutex *m = NULL;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	pid = holder_child(_metadata, m);
+	ASSERT_LT(0, pid);
+	for (int i = 0; i < 3; i++) {
+		a[i] = (struct waiter_arg){ m, &dead, &ok, &bad, i == 1 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, robust_waiter, &a[i]));
+	}
+	ASSERT_EQ(0, wait_parked(gs_mutex_fd(m), 3));
+	kill_and_reap(_metadata, pid);
+	for (int i = 0; i < 3; i++)
+		ASSERT_EQ(0, pthread_join(t[i], NULL));
+	EXPECT_EQ(1, atomic_load(&dead));
+	EXPECT_EQ(2, atomic_load(&ok));
+	EXPECT_EQ(0, atomic_load(&bad));
+	EXPECT_EQ(0, gs_mutex_trylock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/*
+ * A process whose unlock freed the word and that died before its unpark
+ * (the unlock's CAS done by hand, then _exit): its exit unparks the
+ * waiter, which takes the mutex cleanly. Without that, the waiter would
+ * sleep on a free mutex forever.
+ */
+TEST(robust_process_dies_between_unlock_and_unpark)
+{
+	struct gosync_lot_status st;
+	int locked[2], go[2], fd;
+	volatile uint64_t *w;
+	gs_mutex *m = NULL;
+	struct locker l;
+	pid_t pid;
+	char c;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	fd = gs_mutex_fd(m);
+	w = map_words(fd);
+	ASSERT_NE(NULL, w);
+	ASSERT_EQ(0, pipe(locked));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		_Atomic uint64_t *word = (_Atomic uint64_t *)w;
+		uint64_t old;
+
+		c = gs_mutex_lock(m) == 0 ? 'L' : 'E';
+		if (write(locked[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(3);
+		old = atomic_load(word);
+		while (!atomic_compare_exchange_weak(word, &old,
+						     old & ~(M_LOCKED | (~0ULL << 32))))
+			;
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(locked[0], &c, 1));
+	ASSERT_EQ('L', c);
+	ASSERT_EQ(0, locker_start(&l, m, NULL, OP_LOCK, 0, 0));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	ASSERT_EQ(1, write(go[1], "g", 1));
+	EXPECT_EQ(0, reap(pid));
+	ASSERT_TRUE(wait_flag(&l.done, WAIT_LIMIT_MS))
+		TH_LOG("word %#jx", (uintmax_t)w[0]);
+	EXPECT_EQ(0, l.ret);
+	ASSERT_TRUE(locker_finish(&l));
+	EXPECT_EQ(0, l.uret);
+	EXPECT_WORD(w[0], 0);
+	ASSERT_EQ(0, lot_status(fd, &st));
+	EXPECT_EQ(0, st.parked);
+	for (int i = 0; i < 2; i++) {
+		close(locked[i]);
+		close(go[i]);
+	}
+	munmap((void *)w, PAGE_BYTES);
+	gs_mutex_destroy(m);
+}
+
+struct raw_parker {
+	int fd, ret;
+	atomic_bool done;
+};
+
+/* Parks on word 0 while LOCKED is set, without the library. */
+static void *raw_park_locked(void *p)
+{
+	struct raw_parker *rp = p;
+	struct gosync_lot_park arg = {
+		.mask = M_LOCKED, .expected = M_LOCKED,
+		.deadline = GOSYNC_DEADLINE_NONE,
+	};
+
+	rp->ret = ioctl(rp->fd, GOSYNC_IOC_LOT_PARK, &arg) < 0 ? -errno : 0;
+	atomic_store(&rp->done, true);
+	return NULL;
+}
+
+static void *trylock_once(void *p)
+{
+	return gs_mutex_trylock(p) == 0 && gs_mutex_unlock(p) == 0 ? NULL : p;
+}
+
+/*
+ * A thread that ends cleanly (registered, holding nothing) wakes nobody,
+ * not even a waiter parked on a word that says free: that is the moment
+ * between an unlock and its unpark, and a spurious wake-up then would
+ * let a second waiter race the one the unpark chooses.
+ */
+TEST(robust_clean_thread_exit_wakes_nobody)
+{
+	struct raw_parker rp = { 0 };
+	struct gosync_lot_status st;
+	struct gosync_lot_unpark up = { .count = 1 };
+	gs_mutex *m = NULL, *other = NULL;
+	_Atomic uint64_t *word;
+	pthread_t t, tp;
+	void *res = &rp;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, gs_mutex_create(&other));
+	rp.fd = gs_mutex_fd(m);
+	word = (_Atomic uint64_t *)map_words(rp.fd);
+	ASSERT_NE(NULL, word);
+	atomic_store(word, M_LOCKED | (1ULL << M_WAITER_SHIFT));
+	ASSERT_EQ(0, pthread_create(&tp, NULL, raw_park_locked, &rp));
+	ASSERT_EQ(0, wait_parked(rp.fd, 1));
+	atomic_store(word, 1ULL << M_WAITER_SHIFT);	/* an unlock's CAS, before its unpark */
+	/* It registers on a mutex of its own, and ends. */
+	ASSERT_EQ(0, pthread_create(&t, NULL, trylock_once, other));
+	ASSERT_EQ(0, pthread_join(t, &res));
+	EXPECT_EQ(NULL, res);
+	ASSERT_EQ(0, lot_status(rp.fd, &st));
+	EXPECT_EQ(1, st.parked);
+	EXPECT_EQ(0, st.woken);
+	EXPECT_FALSE(atomic_load(&rp.done));
+	/* The unpark that was coming. */
+	EXPECT_EQ(1, ioctl(rp.fd, GOSYNC_IOC_LOT_UNPARK, &up));
+	ASSERT_EQ(0, pthread_join(tp, NULL));
+	EXPECT_EQ(0, rp.ret);
+	munmap((void *)word, PAGE_BYTES);
+	gs_mutex_destroy(other);
+	gs_mutex_destroy(m);
+}
+
+static void *lock_and_return(void *p)
+{
+	return gs_mutex_lock(p) == 0 ? NULL : p;
+}
+
+/*
+ * A thread (not a process) that ends holding it, twice (a new thread
+ * each time). It returns: pthread_exit() runs the same TLS destructors
+ * but needs libgcc_s to unwind, which the test VMs lack.
+ */
+TEST(robust_thread_exits_holding_it)
+{
+	volatile uint64_t *w;
+	gs_mutex *m = NULL;
+	void *res;
+	pthread_t t;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	w = map_words(gs_mutex_fd(m));
+	ASSERT_NE(NULL, w);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(0, pthread_create(&t, NULL, lock_and_return, m));
+		ASSERT_EQ(0, pthread_join(t, &res));
+		EXPECT_EQ(NULL, res);
+		EXPECT_WORD(w[0], M_OWNERDEAD);
+		EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock(m));
+		EXPECT_EQ(0, gs_mutex_consistent(m));
+		EXPECT_EQ(0, gs_mutex_unlock(m));
+	}
+	/* A thread that unlocks before it ends leaves nothing behind. */
+	EXPECT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	munmap((void *)w, PAGE_BYTES);
+	gs_mutex_destroy(m);
+}
+
+/* A waiter parked when the holding thread exits is woken with it. */
+struct parked_exit_arg {
+	gs_mutex *m;
+	atomic_int holds;
+	int ret;
+};
+
+static void *hold_until_parked_then_exit(void *p)
+{
+	struct parked_exit_arg *a = p;
+
+	if (gs_mutex_lock(a->m))
+		return p;
+	atomic_store(&a->holds, 1);
+	a->ret = wait_parked(gs_mutex_fd(a->m), 1);
+	return NULL;	/* holding it */
+}
+
+TEST(robust_thread_exits_holding_it_with_a_waiter)
+{
+	struct parked_exit_arg a = { 0 };
+	pthread_t t;
+	gs_mutex *m = NULL;
+	void *res = NULL;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	a.m = m;
+	ASSERT_EQ(0, pthread_create(&t, NULL, hold_until_parked_then_exit, &a));
+	ASSERT_TRUE(wait_count(&a.holds, 1, WAIT_LIMIT_MS));
+	/* We park; the holder sees it and exits. */
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, limit(), 0));
+	ASSERT_EQ(0, pthread_join(t, &res));
+	EXPECT_EQ(NULL, res);
+	EXPECT_EQ(0, a.ret);
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/*
+ * A thread that ends with a raw exit system call (no TLS destructor) is
+ * seen dead by the next locker that parks.
+ */
+static void *lock_and_raw_exit(void *p)
+{
+	if (gs_mutex_lock(p) == 0)
+		syscall(SYS_exit, 0);
+	return p;
+}
+
+static bool task_gone(pid_t tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", tid);
+	return access(path, F_OK) != 0;
+}
+
+struct raw_arg {
+	gs_mutex *m;
+	atomic_int tid;
+};
+
+static void *raw_exit_holder(void *p)
+{
+	struct raw_arg *a = p;
+
+	atomic_store(&a->tid, gettid());
+	return lock_and_raw_exit(a->m);
+}
+
+TEST(robust_raw_exit_holder_seen_by_parker)
+{
+	struct raw_arg a = { 0 };
+	gs_mutex *m = NULL;
+	pthread_t t;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	a.m = m;
+	ASSERT_EQ(0, pthread_create(&t, NULL, raw_exit_holder, &a));
+	ASSERT_EQ(0, pthread_detach(t));
+	ASSERT_EQ(0, wait_count(&a.tid, 1, WAIT_LIMIT_MS) ? 0 : -1);
+	for (uint64_t t0 = mono_ns(); !task_gone(atomic_load(&a.tid)) &&
+	     ms_since(t0) < WAIT_LIMIT_MS;)
+		usleep(500);
+	ASSERT_TRUE(task_gone(atomic_load(&a.tid)));
+	EXPECT_EQ(-EBUSY, gs_mutex_trylock(m));		/* no park: not seen */
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, limit(), 0));
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/* A holder that execs has lost it: its old program is dead. */
+TEST(robust_holder_execs)
+{
+	gs_mutex *m = NULL;
+	int p[2];
+	char c = 0;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, pipe(p));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(p[0]);
+		if (gs_mutex_lock(m))
+			_exit(2);
+		/* The pipe closes when the exec succeeds (O_CLOEXEC). */
+		fcntl(p[1], F_SETFD, FD_CLOEXEC);
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(3);
+	}
+	close(p[1]);
+	EXPECT_EQ(0, read(p[0], &c, 1));	/* exec'd */
+	close(p[0]);
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, limit(), 0));
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	kill_and_reap(_metadata, pid);
+	EXPECT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/*
+ * A waiter parked before the holder's exec is woken by the exec itself
+ * (the death walk of the exec's close of the device): on 6.12 the
+ * O_CLOEXEC close comes before the new mm is in place, so the old mm
+ * cannot tell it; nothing else parks here to notice the holder gone.
+ */
+TEST(robust_holder_execs_with_a_waiter)
+{
+	gs_mutex *m = NULL;
+	struct locker l;
+	int p[2], go[2];
+	char c = 0;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(p[0]);
+		close(go[1]);
+		c = gs_mutex_lock(m) == 0 ? 'L' : 'E';
+		if (write(p[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		/* The pipe closes when the exec succeeds (O_CLOEXEC). */
+		fcntl(p[1], F_SETFD, FD_CLOEXEC);
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(3);
+	}
+	close(p[1]);
+	close(go[0]);
+	ASSERT_EQ(1, read(p[0], &c, 1));
+	ASSERT_EQ('L', c);
+	ASSERT_EQ(0, locker_start(&l, m, NULL, OP_LOCK, 0, 0));
+	ASSERT_EQ(0, wait_parked(gs_mutex_fd(m), 1));
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	EXPECT_EQ(0, read(p[0], &c, 1));	/* exec'd */
+	close(p[0]);
+	close(go[1]);
+	ASSERT_TRUE(wait_flag(&l.done, WAIT_LIMIT_MS));
+	EXPECT_EQ(-EOWNERDEAD, l.ret);
+	/* It ended holding it, inconsistent still: ours now, the same. */
+	ASSERT_EQ(0, join_ms(l.thread, WAIT_LIMIT_MS));
+	EXPECT_EQ(-EOWNERDEAD, gs_mutex_lock_until(m, limit(), 0));
+	EXPECT_EQ(0, gs_mutex_consistent(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	kill_and_reap(_metadata, pid);
+	EXPECT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+}
+
+/* An RWMutex writer child: write-locks, reports, waits to be killed. */
+static pid_t rw_writer_child(gs_rwmutex *rw, int report_fd)
+{
+	pid_t pid = fork_child();
+
+	if (pid == 0) {
+		char c = gs_rwmutex_lock(rw) == 0 ? 'W' : 'E';
+
+		if (report_fd >= 0 && write(report_fd, &c, 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static void *rlock_runlock(void *p)
+{
+	int ret = gs_rwmutex_rlock(p);
+
+	if (ret == 0)
+		ret = gs_rwmutex_runlock(p);
+	return ret ? p : NULL;
+}
+
+/*
+ * A writer killed holding the lock: the next writer gets -EOWNERDEAD and
+ * the lock; a reader that queued behind the dead writer gets in after.
+ */
+TEST(robust_rwmutex_writer_killed_holding)
+{
+	gs_rwmutex *rw = NULL;
+	void *res = (void *)1;
+	int p[2];
+	char c = 0;
+	pthread_t t;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_rwmutex_create(&rw));
+	ASSERT_EQ(0, pipe(p));
+	pid = rw_writer_child(rw, p[1]);
+	ASSERT_LT(0, pid);
+	ASSERT_EQ(1, read(p[0], &c, 1));
+	ASSERT_EQ('W', c);
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));
+	ASSERT_EQ(0, pthread_create(&t, NULL, rlock_runlock, rw));
+	ASSERT_EQ(0, wait_parked(gs_rwmutex_fd(rw), 1));	/* the reader */
+	kill_and_reap(_metadata, pid);
+
+	EXPECT_EQ(-EOWNERDEAD, gs_rwmutex_lock(rw));
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));	/* we write */
+	EXPECT_EQ(-EBUSY, gs_rwmutex_trylock(rw));
+	EXPECT_EQ(0, gs_rwmutex_consistent(rw));
+	EXPECT_EQ(-EINVAL, gs_rwmutex_consistent(rw));
+	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
+	ASSERT_EQ(0, pthread_join(t, &res));		/* the reader got in */
+	EXPECT_EQ(NULL, res);
+	EXPECT_EQ(0, gs_rwmutex_rlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_runlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_lock(rw));
+	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
+	close(p[0]);
+	close(p[1]);
+	gs_rwmutex_destroy(rw);
+}
+
+struct rw_try {
+	gs_rwmutex *rw;
+	int ret;
+};
+
+static void *trylock_thread(void *p)
+{
+	struct rw_try *a = p;
+
+	a->ret = gs_rwmutex_trylock(a->rw);
+	return NULL;
+}
+
+/*
+ * A writer killed while it waits for a reader to leave: the next writer
+ * inherits its announcement, waits for that reader, and gets the lock.
+ * A trylock meanwhile never waits for that reader: -EBUSY, the mutex
+ * left with the dead writer's mark for the next taker (it once blocked
+ * there: in a thread, so that this fails rather than hangs).
+ */
+TEST(robust_rwmutex_writer_killed_waiting_for_readers)
+{
+	gs_rwmutex *rw = NULL;
+	volatile uint64_t *w;
+	struct rw_try a;
+	pthread_t t;
+	pid_t pid;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, gs_rwmutex_create(&rw));
+	w = map_words(gs_rwmutex_fd(rw));
+	ASSERT_NE(NULL, w);
+	ASSERT_EQ(0, gs_rwmutex_rlock(rw));
+	pid = rw_writer_child(rw, -1);
+	ASSERT_LT(0, pid);
+	ASSERT_EQ(0, wait_parked(gs_rwmutex_fd(rw), 1));	/* the writer */
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));	/* announced */
+	kill_and_reap(_metadata, pid);
+	EXPECT_WORD(M_STATE(w[0]), M_OWNERDEAD);
+	for (int i = 0; i < 2; i++) {
+		a.rw = rw;
+		a.ret = 1;
+		ASSERT_EQ(0, pthread_create(&t, NULL, trylock_thread, &a));
+		ASSERT_EQ(0, join_ms(t, WAIT_LIMIT_MS));
+		EXPECT_EQ(-EBUSY, a.ret);
+		EXPECT_WORD(M_STATE(w[0]), M_OWNERDEAD);
+		EXPECT_EQ(0, M_OWNER(w[0]));
+	}
+	EXPECT_EQ(0, gs_rwmutex_runlock(rw));
+
+	EXPECT_EQ(-EOWNERDEAD, gs_rwmutex_trylock(rw));
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_consistent(rw));
+	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
+	/* Normal again, and a writer waits for a reader as it should. */
+	EXPECT_EQ(0, gs_rwmutex_rlock(rw));
+	EXPECT_EQ(-EBUSY, gs_rwmutex_trylock(rw));
+	EXPECT_EQ(0, gs_rwmutex_runlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_lock(rw));
+	EXPECT_EQ(-EBUSY, gs_rwmutex_tryrlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_tryrlock(rw));
+	EXPECT_EQ(0, gs_rwmutex_runlock(rw));
+	munmap((void *)w, PAGE_BYTES);
+	gs_rwmutex_destroy(rw);
+}
+
+/* The raw ABI: robust parks and hand-offs, owner registration. */
+TEST(robust_abi_errors)
+{
+	struct gosync_lot_create cr = { .kind = GOSYNC_LOT_WAITGROUP };
+	struct gosync_lot_park pk = {
+		.flags = GOSYNC_LOT_PARK_ROBUST, .mask = 1, .expected = 1,
+		.deadline = 0,
+	};
+	struct gosync_lot_unpark up = {
+		.count = 1, .flags = GOSYNC_LOT_UNPARK_OWNER,
+	};
+	gs_mutex *m = NULL;
+	int dev = gs_device_fd(), lot, h1, h2, mfd;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_LE(0, dev);
+	h1 = ioctl(dev, GOSYNC_IOC_ROBUST_REGISTER, 0);
+	h2 = ioctl(dev, GOSYNC_IOC_ROBUST_REGISTER, 0);
+	EXPECT_LT(0, h1);
+	EXPECT_EQ(h1, h2);			/* one per thread */
+	EXPECT_EQ(-1, ioctl(dev, GOSYNC_IOC_ROBUST_REGISTER, 1));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(dev, GOSYNC_IOC_ROBUST_EXIT, 1));
+	EXPECT_EQ(EINVAL, errno);
+
+	lot = ioctl(dev, GOSYNC_IOC_LOT_CREATE, &cr);
+	ASSERT_LE(0, lot);
+	/* Robust parks only on word 0 of a Mutex or RWMutex lot. */
+	EXPECT_EQ(-1, ioctl(lot, GOSYNC_IOC_LOT_PARK, &pk));
+	EXPECT_EQ(EINVAL, errno);
+	close(lot);
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	mfd = gs_mutex_fd(m);
+	pk.index = 1;
+	EXPECT_EQ(-1, ioctl(mfd, GOSYNC_IOC_LOT_PARK, &pk));
+	EXPECT_EQ(EINVAL, errno);
+	pk.index = 0;
+	pk.owner = 0x80000000U;
+	EXPECT_EQ(-1, ioctl(mfd, GOSYNC_IOC_LOT_PARK, &pk));
+	EXPECT_EQ(EINVAL, errno);
+	/* @reserved stays reserved without the flag. */
+	pk.flags = 0;
+	pk.owner = 1;
+	EXPECT_EQ(-1, ioctl(mfd, GOSYNC_IOC_LOT_PARK, &pk));
+	EXPECT_EQ(EINVAL, errno);
+	/* UNPARK_OWNER only with a hand-off. */
+	EXPECT_EQ(-1, ioctl(mfd, GOSYNC_IOC_LOT_UNPARK, &up));
+	EXPECT_EQ(EINVAL, errno);
+	up.flags |= GOSYNC_LOT_UNPARK_HANDOFF;
+	EXPECT_EQ(0, ioctl(mfd, GOSYNC_IOC_LOT_UNPARK, &up));	/* nobody */
+	gs_mutex_destroy(m);
+}
+
+/* A thread without a handle has nothing to declare dead. */
+static void *exit_unregistered(void *p)
+{
+	int dev = gs_device_fd();
+
+	(void)p;
+	if (ioctl(dev, GOSYNC_IOC_ROBUST_EXIT, 0) == 0)
+		return (void *)1;
+	return errno == ENOENT ? NULL : (void *)2;
+}
+
+TEST(robust_exit_without_handle_is_enoent)
+{
+	pthread_t t;
+	void *res = (void *)3;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_EQ(0, pthread_create(&t, NULL, exit_unregistered, NULL));
+	ASSERT_EQ(0, pthread_join(t, &res));
+	EXPECT_EQ(NULL, res);
+}
+
+/*
+ * Stress: processes lock and unlock in a loop, counting inside; some are
+ * SIGKILLed at random moments. Exclusion holds (an "inside" count is
+ * never seen above one), whoever takes a dead holder's mutex repairs the
+ * count (the protected data: @counter is the sum of @done), and the
+ * survivors finish.
+ */
+#define STRESS_PROCS	6
+#define STRESS_VICTIMS	3
+#define STRESS_ITERS	300
+
+struct stress_shared {
+	atomic_int inside;
+	atomic_int violations;
+	atomic_int recovered;
+	atomic_int started;
+	atomic_bool kills_done;
+	long counter;
+	long done[STRESS_PROCS];
+	struct report rep;
+};
+
+/*
+ * Survivors do STRESS_ITERS rounds at least, until every victim is dead;
+ * victims loop until killed.
+ */
+static void stress_child(gs_mutex *m, struct stress_shared *sh, int me)
+{
+	bool victim = me < STRESS_VICTIMS;
+
+	atomic_fetch_add(&sh->started, 1);
+	for (int i = 0; victim || i < STRESS_ITERS ||
+	     !atomic_load(&sh->kills_done); i++) {
+		int ret = gs_mutex_lock(m);
+
+		if (ret == -EOWNERDEAD) {
+			long sum = 0;
+
+			for (int j = 0; j < STRESS_PROCS; j++)
+				sum += sh->done[j];
+			sh->counter = sum;
+			atomic_store(&sh->inside, 0);
+			atomic_fetch_add(&sh->recovered, 1);
+			CHILD_CHECK_EXIT(&sh->rep, gs_mutex_consistent(m) == 0,
+					 "consistent");
+		} else {
+			CHILD_CHECK_EXIT(&sh->rep, ret == 0, "lock %d", ret);
+		}
+		if (atomic_fetch_add(&sh->inside, 1) != 0)
+			atomic_fetch_add(&sh->violations, 1);
+		CHILD_CHECK_EXIT(&sh->rep, sh->counter ==
+				 ({ long s = 0;
+				    for (int j = 0; j < STRESS_PROCS; j++)
+					s += sh->done[j];
+				    s; }), "counter %ld", sh->counter);
+		sh->counter++;
+		if (victim)
+			sched_yield();	/* likelier to die holding it */
+		sh->done[me]++;
+		atomic_fetch_sub(&sh->inside, 1);
+		CHILD_CHECK_EXIT(&sh->rep, gs_mutex_unlock(m) == 0, "unlock");
+	}
+	_exit(0);
+}
+
+TEST_F(slow, robust_stress_random_kills)
+{
+	struct stress_shared *sh = shared_alloc(sizeof(*sh));
+	pid_t pid[STRESS_PROCS];
+	unsigned int seed = (unsigned int)mono_ns();
+	gs_mutex *m = NULL;
+	long sum = 0;
+
+	if (!robust_supported())
+		SKIP(return, "module without GOSYNC_FEATURE_ROBUST_LOCK");
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, gs_mutex_create(&m));
+	for (int i = 0; i < STRESS_PROCS; i++) {
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0)
+			stress_child(m, sh, i);
+	}
+	ASSERT_TRUE(wait_count(&sh->started, STRESS_PROCS, WAIT_LIMIT_MS));
+	/* Kill the victims at random moments of their loops. */
+	for (int i = 0; i < STRESS_VICTIMS; i++) {
+		usleep(1000 + rand_r(&seed) % 20000);
+		kill_and_reap(_metadata, pid[i]);
+	}
+	atomic_store(&sh->kills_done, true);
+	for (int i = STRESS_VICTIMS; i < STRESS_PROCS; i++)
+		EXPECT_CHILD_OK(pid[i], &sh->rep);
+	EXPECT_EQ(0, atomic_load(&sh->violations));
+	for (int i = STRESS_VICTIMS; i < STRESS_PROCS; i++)
+		EXPECT_LE(STRESS_ITERS, sh->done[i]);
+	for (int i = 0; i < STRESS_PROCS; i++)
+		sum += sh->done[i];
+	/* Survivors unlocked last: every increment is counted. */
+	EXPECT_EQ(0, gs_mutex_trylock(m));
+	EXPECT_EQ(sum, sh->counter);
+	gs_mutex_unlock(m);
+	TH_LOG("%d recoveries", atomic_load(&sh->recovered));
+	gs_mutex_destroy(m);
+	munmap(sh, sizeof(*sh));
 }
 
 TEST_HARNESS_MAIN

@@ -18,7 +18,8 @@ fi
 for model in "${models[@]}"; do
 	name=$(basename "$model" .pml)
 	mkdir -p "$work/$name"
-	cp "$model" "$work/$name/"
+	# Every model, for those that #include another (mutex_death.pml).
+	cp "$here"/*.pml "$work/$name/"
 	if (cd "$work/$name" && spin -a "$name.pml" >spin.log 2>&1 &&
 	    cc -O2 -DSAFETY -DCOLLAPSE -o "$name-verifier" pan.c >>spin.log 2>&1 &&
 	    "./$name-verifier" -m100000 >pan.log 2>&1 &&

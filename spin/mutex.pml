@@ -40,7 +40,7 @@
  * Threads: thread 0 locks and unlocks twice, thread 1 once, with no
  * deadline; thread 2 locks once with a deadline that may pass whenever it
  * is parked (gs_mutex_lock_until) and unlocks only if it got the mutex.
- * 2.7M states, about 4 s. Larger runs, not in 'make check', also pass:
+ * 2.6M states, about 4 s. Larger runs, not in 'make check', also pass:
  * -DROUNDS1=2 (thread 1 twice as well: 21.5M states, about 3 min) and
  * -DSIGNALS=2 (6.0M states). -DROUNDS=1 and -DSIGNALS=0 shrink the run.
  *
@@ -104,6 +104,58 @@
  *     if free") -> no error. Harmless: a park returns ETIMEDOUT only when
  *     its waiter was not woken ("served wins"), so a timed-out waiter
  *     carries away no wake-up and no hand-off.
+ *
+ * Death (-DDEATH; spin/mutex_death.pml runs it, with -DSIGNALS=0, in
+ * 'make check': 4.8M states, about 15 s, 320 MB). The robust Mutex
+ * (lib/sync.c, kmod/lot.c robust lock words): the word also has
+ * OWNERDEAD, NOT RECOVERABLE and the holder's owner handle (thread id +
+ * 1), set by the CAS that takes it (mutex_owned()), cleared by the one
+ * that frees it, replaced by the kernel's hand-off add
+ * (GOSYNC_LOT_UNPARK_OWNER: minus the unlocker's, plus the head's).
+ * Thread 1 may die between any two of its steps (a killer process
+ * chooses when; Promela's unless): holding the mutex, between the CAS
+ * that counts it in and its park, parked, woken and not yet running
+ * (made the owner by a hand-off included), within its unlock, between
+ * setting HANDOFF and the hand-off unpark, within the withdrawal. Then
+ * the kernel: the park the kill interrupts leaves the queue unless
+ * woken (a wake-up it got dies with it; its waiter count stays in the
+ * word); the death walk (robust_sweep()) reaps a word held by the dead
+ * thread (LOCKED, HANDOFF and the owner cleared, OWNERDEAD set) and
+ * wakes one waiter, or wakes one waiter of a free word (all of them if
+ * not recoverable); a survivor's robust park that finds the dead
+ * thread's handle in the word reaps it and wakes one waiter itself. A
+ * taker that finds OWNERDEAD gets -EOWNERDEAD and holds the mutex (the
+ * critical section's checks count it as the holder), then calls
+ * gs_mutex_consistent() or does not (its unlock makes the mutex not
+ * recoverable: later and current lockers fail with -ENOTRECOVERABLE,
+ * and a queued one counts itself out on the deadline path). The
+ * survivors' lock takes no deadline but thread 2's.
+ * Checked, besides 1-5 (with the dead thread out of the critical
+ * section from its death on):
+ *  6. the owner field names the holder (held, not handed off), or the
+ *     unlocker handing off, and is 0 when the word is free; an unlock
+ *     finds its own handle;
+ *  7. OWNERDEAD and NOT RECOVERABLE appear only after the death; a not
+ *     recoverable word is never held again;
+ *  8. -EOWNERDEAD only after the death, never through a hand-off;
+ *  9. survivors' progress: no survivor sleeps for ever (invalid end
+ *     state) whatever the moment of the death; at the end the word is
+ *     free with no owner, counting only a dead waiter.
+ * Mutations (-DDEATH -DSIGNALS=0 plus the knob):
+ *  R1 the death walk does not wake a waiter of a free word
+ *     (-DNO_SWEEP_FREE_WAKE) -> invalid end state (depth 85): thread 1
+ *     frees the word by its unlock's CAS and dies before its unpark;
+ *     thread 0, parked, sleeps for ever.
+ *  R2 a reaped word wakes nobody (-DNO_REAP_WAKE) -> invalid end state
+ *     (depth 61): waiters parked on the dead holder's word.
+ *  R3 the hand-off leaves the unlocker's handle in the word
+ *     (-DNO_UNPARK_OWNER) -> assertion 6 (depth 143): the new owner's
+ *     word names the unlocker, whose later death would reap a live
+ *     holder's mutex.
+ *  R4 the not-recoverable unlock wakes nobody (-DNO_LOST_WAKE_ALL) ->
+ *     invalid end state (depth 96).
+ *  R5 no holder check in the robust park (-DNO_PARK_CHECK) -> no error:
+ *     with a death walk after every death the check only comes first.
  */
 #define NT	3
 #define NONE	255
@@ -111,7 +163,30 @@
 #define L	1		/* MUTEX_LOCKED */
 #define S	2		/* MUTEX_STARVING */
 #define H	4		/* MUTEX_HANDOFF */
-#define W	8		/* MUTEX_WAITER: the count is word / W */
+#define W	8		/* MUTEX_WAITER: the count is NW(word) */
+
+#ifdef DEATH
+/*
+ * Robustness (see "Death" above): OWNERDEAD, NOTRECOVERABLE, and the
+ * owner handle field (thread id + 1; the upper half of the C word).
+ */
+#define D	32		/* MUTEX_OWNERDEAD */
+#define N	64		/* MUTEX_NOTRECOVERABLE */
+#define O	128		/* one in the owner field */
+#define OWN	(3 * O)		/* the owner field */
+#define ME	((id + 1) * O)	/* our handle, in place */
+#define NW(x)	((x) / W % 4)
+#define OWNF(x)	((x) / O)
+#define V	1		/* the thread that may die */
+#define WORD_T	short
+#else
+#define D	0
+#define N	0
+#define OWN	0
+#define ME	0
+#define NW(x)	((x) / W)
+#define WORD_T	byte
+#endif
 
 /* lot_park() results (and QUEUED: compared and queued, now asleep) */
 #define OK	0		/* unparked */
@@ -126,7 +201,7 @@
 #define HANDOFF_SUB	(H + W)
 #endif
 
-byte word;			/* word 0 of the lot's page */
+WORD_T word;			/* word 0 of the lot's page */
 bool counted[NT];		/* ghost: counted itself in */
 byte cs;			/* threads in the critical section */
 byte owner = NONE;		/* ghost: who owns the mutex (see invariants) */
@@ -153,6 +228,11 @@ bool parked[NT];
 #define ROUNDS1	1		/* thread 1's rounds */
 #endif
 byte signals = SIGNALS;		/* signals left to deliver */
+#ifdef DEATH
+bool kill;			/* the killer struck: V dies at its next step */
+bool dead;			/* ghost: V is dead (the kernel may see it) */
+bool incs[NT];			/* ghost: in the critical section */
+#endif
 
 /*
  * Property 3, checked after every change of the word (by a CAS or the
@@ -160,11 +240,22 @@ byte signals = SIGNALS;		/* signals left to deliver */
  */
 inline invariants()
 {
-	assert(word / W == counted[0] + counted[1] + counted[2]);
+	assert(NW(word) == counted[0] + counted[1] + counted[2]);
 	assert(!(word & H) || (word & L));
 	assert(((word & H) != 0) == (handing != NONE));
 	assert((owner != NONE) == ((word & (L | H)) == L));
-	assert(qlen == parked[0] + parked[1] + parked[2])
+	assert(qlen == parked[0] + parked[1] + parked[2]);
+#ifdef DEATH
+	/* 6: the owner field names the holder, or the unlocker handing off */
+	assert((word & L) || OWNF(word) == 0);
+	assert((word & (L | H)) != L || OWNF(word) == owner + 1);
+	assert(!(word & H) || OWNF(word) == handing + 1);
+	/* 7: OWNERDEAD only after a death; not recoverable: never held */
+	assert(!(word & (D | N)) || dead);
+	assert(!(word & N) || !(word & (L | D)))
+#else
+	skip
+#endif
 }
 
 /*
@@ -201,9 +292,10 @@ inline taken()
 {
 	nw = ((st | L) & ~H) - W;
 	if
-	:: !starving || st / W == 1 -> nw = nw & ~S
+	:: !starving || NW(st) == 1 -> nw = nw & ~S
 	:: else -> skip
-	fi
+	fi;
+	nw = (nw & ~OWN) | ME		/* mutex_owned() */
 }
 
 /* Dequeue the head q[0] (an unpark chose it). */
@@ -284,6 +376,45 @@ inline wake()
 	}
 }
 
+/* lot_wake(fd, 0, GOSYNC_LOT_ALL) (robust unlock only) */
+inline wake_all()
+{
+	d_step {
+		do
+		:: qlen > 0 -> woke[q[0]] = 1; qpop()
+		:: else -> break
+		od;
+		invariants()
+	}
+}
+
+#ifdef DEATH
+
+/*
+ * The kernel's lot_reap_word() for dead V (in a d_step): a word held by
+ * V (LOCKED, owner field V's; a hand-off V began included) is freed with
+ * OWNERDEAD set. n = 1 if it did.
+ */
+inline reap()
+{
+	if
+	:: (word & L) && OWNF(word) == V + 1 ->
+		word = (word & ~(L | H | OWN)) | D;
+		if
+		:: owner == V -> owner = NONE
+		:: else -> skip
+		fi;
+		if
+		:: handing == V -> handing = NONE
+		:: else -> skip
+		fi;
+		n = 1;
+		invariants()
+	:: else -> n = 0
+	fi
+}
+#endif
+
 /*
  * lot_unpark(fd, 0, 1, GOSYNC_LOT_UNPARK_HANDOFF, -(HANDOFF + WAITER))
  * into n: under the lot's lock, add to the word for the head, then mark
@@ -300,10 +431,19 @@ inline unpark_handoff()
 		:: qlen > 0 ->
 			assert(handing == id && owner == NONE &&
 			       handoff_to == NONE);
-			n = word / W;
+			n = NW(word);
+			/* with UNPARK_OWNER: our handle out, the head's in */
+#ifdef DEATH
+#ifdef NO_UNPARK_OWNER
 			word = word - HANDOFF_SUB;
+#else
+			word = word - HANDOFF_SUB - ME + (q[0] + 1) * O;
+#endif
+#else
+			word = word - HANDOFF_SUB;
+#endif
 			if
-			:: word / W < n -> counted[q[0]] = 0
+			:: NW(word) < n -> counted[q[0]] = 0
 			:: else -> skip
 			fi;
 			if
@@ -338,6 +478,12 @@ inline got_it()
 		assert(cs == 0);	/* 1: mutual exclusion */
 		assert(queued || !(st & (S | H)));	/* 4 */
 		assert(owner == id && !counted[id]);	/* 3 */
+#ifdef DEATH
+		/* 8: -EOWNERDEAD only after a death; a hand-off never has it */
+		assert(!(st & D) || (dead && ret != HANDED));
+		took_dead = (st & D) != 0;
+		incs[id] = 1;
+#endif
 		cs++;
 		/* dead until the unlock */
 		st = 0; nw = 0; ret = 0; queued = 0; starving = 0;
@@ -354,7 +500,7 @@ inline handed_off()
 	assert(handoff_to == id);	/* the park returned 1 to it alone */
 	st = word;
 	if
-	:: (st & S) && (!starving || st / W == 0) -> cas(st & ~S, 0)
+	:: (st & S) && (!starving || NW(st) == 0) -> cas(st & ~S, 0)
 	:: else -> skip
 	fi
 }
@@ -374,7 +520,7 @@ inline lock()
 {
 	atomic {
 		st = 0;
-		cas(L, 0);
+		cas(L | ME, 0);
 		if
 		:: ok -> got_it(); res = 1; goto locked
 		:: else -> skip		/* the failed CAS loaded st */
@@ -382,11 +528,22 @@ inline lock()
 	};
 loop:
 	atomic {
+#ifdef DEATH
+		if
+		:: st & N ->		/* -ENOTRECOVERABLE */
+			notrec = 1;
+			if
+			:: queued -> goto deadline
+			:: else -> res = 0; st = 0; goto locked
+			fi
+		:: else -> skip
+		fi;
+#endif
 		if
 		:: !(st & L) && (queued || !(st & S)) ->
 			if
 			:: queued -> taken()
-			:: else -> nw = st | L
+			:: else -> nw = ((st | L) & ~OWN) | ME
 			fi;
 			cas(nw, 0);
 			if
@@ -411,7 +568,30 @@ loop:
 		:: else -> skip
 		fi
 	}
+#ifdef DEATH
+	/*
+	 * The robust park's holder check (robust_check_holder()), before
+	 * the compare: a dead holder's word is reaped and a waiter woken;
+	 * the park returns EAGAIN.
+	 */
+	d_step {
+		if
+#ifdef NO_PARK_CHECK
+		:: false ->
+#else
+		:: dead && (word & L) && OWNF(word) == V + 1 ->
+#endif
+			reap(); wake(); ret = EAGAIN
+		:: else -> skip
+		fi
+	}
+	if
+	:: ret != EAGAIN -> park()
+	:: else -> skip
+	fi;
+#else
 	park();
+#endif
 	if
 	:: ret == QUEUED ->
 		if
@@ -484,7 +664,7 @@ deadline:
 dl:
 	atomic {
 		if
-		:: !(st & L) ->
+		:: !(st & (L | N)) ->
 			taken();
 			cas(nw, 0);
 			if
@@ -493,12 +673,14 @@ dl:
 			fi
 		:: else ->
 			if
-			:: st / W == 1 -> nw = (st - W) & ~S
+			:: NW(st) == 1 -> nw = (st - W) & ~S
 			:: else -> nw = st - W
 			fi;
 			cas(nw, 0);
 			if
-			:: ok -> res = 0; st = 0; nw = 0; ret = 0
+			:: ok ->
+				res = 0; st = 0; nw = 0; ret = 0; queued = 0;
+				starving = 0; front = 0; expired = 0
 			:: else -> goto dl
 			fi
 		fi
@@ -517,7 +699,10 @@ inline unlock()
 		/* the critical section ends */
 		assert(cs == 1 && owner == id && !counted[id]);
 		cs--;
-		st = L			/* the fast path's CAS expects LOCKED */
+#ifdef DEATH
+		incs[id] = 0;
+#endif
+		st = L | ME		/* the fast path's CAS: LOCKED, ours */
 	};
 ul:
 	atomic {
@@ -526,19 +711,29 @@ ul:
 		 * or a value a failed CAS loaded, stale or not.
 		 */
 		assert((st & (L | H)) == L);
-		handoff = (st & S) && st / W > 0;
+#ifdef DEATH
+		assert(OWNF(st) == id + 1);	/* 6: nobody else's */
+		gone = (st & D) != 0;
+#endif
+		handoff = !gone && (st & S) && NW(st) > 0;
 		if
+		:: gone -> nw = (st & ~(L | D | S | OWN)) | N
 		:: handoff -> nw = st | H
-		:: else -> nw = st & ~L
+		:: else -> nw = st & ~(L | OWN)
 		fi;
 		cas(nw, 0);
 		if
 		:: !ok -> goto ul
-		:: ok && st / W == 0 -> goto unlocked
+		:: ok && NW(st) == 0 -> goto unlocked
 		:: else -> skip
 		fi
 	}
 	if
+	:: gone ->		/* not recoverable: everybody up, to fail */
+#ifndef NO_LOST_WAKE_ALL
+		wake_all();
+#endif
+		goto unlocked
 	:: handoff ->
 		atomic {
 			unpark_handoff();
@@ -555,7 +750,7 @@ ul:
 		atomic {
 			assert(handing == id && (word & (L | H)) == (L | H));
 			st = word;
-			cas(st & ~(H | L), 0)
+			cas(st & ~(H | L | OWN), 0)
 		}
 #ifdef NO_WAKE_AFTER_WITHDRAW
 		goto unlocked
@@ -564,36 +759,171 @@ ul:
 	fi;
 	wake();
 unlocked:
-	atomic { st = 0; nw = 0; n = 0; handoff = 0; ok = 0; res = 0 }
+	atomic { st = 0; nw = 0; n = 0; handoff = 0; gone = 0; ok = 0; res = 0 }
 }
 
-proctype thread(byte id; byte rounds; bool timed)
+/*
+ * The rounds of a thread: lock, and unlock if it got the mutex; one that
+ * got it with -EOWNERDEAD makes it consistent first, or does not (then
+ * its unlock makes the mutex not recoverable).
+ */
+inline rounds_of()
 {
-	byte st, nw, n, j, ret, r;
-	bool ok, res, queued, starving, front, expired, handoff;
-
 	for (r : 1 .. rounds) {
 		lock();
 		if
-		:: res -> unlock()
-		:: else -> assert(timed)
+		:: res ->
+#ifdef DEATH
+			if
+			:: took_dead -> took_dead = 0; consistent()
+			:: took_dead -> took_dead = 0
+			:: else -> skip
+			fi;
+#endif
+			unlock()
+		:: else ->
+#ifdef DEATH
+			assert(timed || notrec);
+			notrec = 0
+#else
+			assert(timed)
+#endif
 		fi;
 	}
+}
+
+#ifdef DEATH
+/* gs_mutex_consistent() by the holder: its load and CAS loop, one step. */
+inline consistent()
+{
+	atomic {
+		st = word;
+		assert((st & (L | D)) == (L | D) && owner == id);
+		cas(st & ~D, 0);
+		assert(ok);
+		st = 0
+	}
+}
+#endif
+
+#define THREAD_LOCALS \
+	byte n, j, ret, r; \
+	WORD_T st, nw; \
+	bool ok, res, queued, starving, front, expired, handoff, gone, took_dead, \
+	     notrec
+
+proctype thread(byte id; byte rounds; bool timed)
+{
+	THREAD_LOCALS;
+
+	rounds_of();
 	finished++
 }
+
+#ifdef DEATH
+/*
+ * Thread V, which may die between any two of its steps (the killer
+ * decides when): holding the mutex, counted in before its park, parked,
+ * woken but not yet running (a hand-off's owner included), unlocking,
+ * handing off. Its death, then the kernel's death walk, as kmod/lot.c
+ * does it on the exit of the thread or of its process: the park that
+ * the kill interrupts leaves the queue unless woken (a wake-up it got
+ * is lost with it; a dead waiter's count stays in the word, nothing
+ * tracks it); then robust_sweep() reads the word: held by V, it is
+ * reaped and a waiter woken; free, a waiter is woken (all of them if
+ * not recoverable): V may have freed it and died before its unpark.
+ */
+proctype mortal(byte id; byte rounds; bool timed)
+{
+	THREAD_LOCALS;
+
+	{
+		rounds_of()
+	} unless {
+		kill ->
+		d_step {
+			if
+			:: parked[id] -> qremove()
+			:: else -> skip
+			fi;
+			woke[id] = 0; token[id] = 0;
+			if
+			:: handoff_to == id -> handoff_to = NONE
+			:: else -> skip
+			fi;
+			if
+			:: incs[id] -> cs--; incs[id] = 0
+			:: else -> skip
+			fi;
+			dead = 1;
+			st = 0; nw = 0; ret = 0; queued = 0; starving = 0;
+			front = 0; expired = 0; handoff = 0; gone = 0; ok = 0;
+			res = 0; took_dead = 0; notrec = 0; r = 0; j = 0
+		};
+		d_step {
+			if
+			:: word & L -> reap()	/* n: reaped */
+#ifdef NO_REAP_WAKE
+				; n = 0
+#endif
+			:: word & N -> n = 2	/* all */
+#ifdef NO_SWEEP_FREE_WAKE
+			:: else -> n = 0
+#else
+			:: else -> n = 1
+#endif
+			fi
+		};
+		if
+		:: n == 2 -> wake_all()
+		:: n == 1 -> wake()
+		:: else -> skip
+		fi;
+		n = 0
+	};
+	finished++
+}
+
+proctype killer()
+{
+	if
+	:: kill = 1
+	:: skip
+	fi
+}
+#endif
 
 init
 {
 	q[0] = NONE; q[1] = NONE; q[2] = NONE;
 	atomic {
 		run thread(0, ROUNDS, 0);
+#ifdef DEATH
+		run mortal(1, ROUNDS1, 0);
+		run killer();
+#else
 		run thread(1, ROUNDS1, 0);
+#endif
 		run thread(2, 1, 1)
 	}
 	/* Everybody got the mutex (or gave up): none sleeps for ever. */
 	finished == NT;
+#ifdef DEATH
+	/*
+	 * Survivors' progress: none sleeps for ever (the end state above);
+	 * the word is free, its count the dead waiter's if V died counted
+	 * in; OWNERDEAD or NOT RECOVERABLE only if V died.
+	 */
+	assert(!(word & (L | H)) && OWNF(word) == 0 &&
+	       NW(word) == counted[0] + counted[1] + counted[2] &&
+	       (dead || word == 0) && qlen == 0 && cs == 0 &&
+	       owner == NONE && handing == NONE && handoff_to == NONE &&
+	       !woke[0] && !woke[1] && !woke[2] &&
+	       !token[0] && !token[1] && !token[2])
+#else
 	assert(word == 0 && qlen == 0 && cs == 0 && owner == NONE &&
 	       handing == NONE && handoff_to == NONE &&
 	       !woke[0] && !woke[1] && !woke[2] &&
 	       !token[0] && !token[1] && !token[2])
+#endif
 }

@@ -47,6 +47,7 @@
 #define GOSYNC_FEATURE_CHAN_DISCARD (1ULL << 7)	/* receive into 0 discards */
 #define GOSYNC_FEATURE_CHAN_ROBUST (1ULL << 8)	/* rings survive dead peers */
 #define GOSYNC_FEATURE_NAMES	(1ULL << 9)	/* named objects */
+#define GOSYNC_FEATURE_ROBUST_LOCK (1ULL << 10)	/* robust lock words, owners */
 #define GOSYNC_FEATURE_SEM_UNDO	(1ULL << 11)	/* GOSYNC_SEM_UNDO */
 #define GOSYNC_FEATURE_LOT_UNDO	(1ULL << 12)	/* GOSYNC_LOT_PARK_BREAK */
 
@@ -596,6 +597,45 @@ struct gosync_timer_set {
 #define GOSYNC_LOT_KIND_MAX	GOSYNC_LOT_BARRIER
 
 /*
+ * Robust lock words (GOSYNC_FEATURE_ROBUST_LOCK). Word 0 of every lot of
+ * kind GOSYNC_LOT_MUTEX or GOSYNC_LOT_RWMUTEX is a lock word the kernel
+ * reads when a lock holder dies:
+ *   bit 0           GOSYNC_LOCK_LOCKED: held
+ *   bits 1, 2       libgosync's STARVING, GOSYNC_LOCK_HANDOFF
+ *   bit 3           GOSYNC_LOCK_OWNERDEAD: the last holder died holding it
+ *   bit 4           GOSYNC_LOCK_NOTRECOVERABLE: unlocked while OWNERDEAD
+ *   bits 8..31      waiters (libgosync's)
+ *   bits 32..63     the holder's owner handle, 0 for an anonymous holder
+ * An owner handle is a number (1..2^31-1, allocated cyclically) that
+ * GOSYNC_IOC_ROBUST_REGISTER on /dev/gosync gives the calling thread; the
+ * kernel keeps it with a reference to the thread and its process. The
+ * handle dies when the thread says so (GOSYNC_IOC_ROBUST_EXIT, from a
+ * thread-exit destructor), when its process exits or execs (seen when the
+ * process's descriptor of /dev/gosync is flushed then), or when a robust
+ * park finds the thread gone. When a handle dies, every lock word that it
+ * holds (LOCKED set, owner field equal to it) is changed in one
+ * compare-and-swap to: LOCKED, HANDOFF and owner cleared, OWNERDEAD set;
+ * and one thread parked on that word is unparked. The kernel also unparks
+ * one waiter of every lock word found unlocked, and every thread parked on
+ * word 1 of an RWMutex lot, in case the dead thread changed a word and
+ * died before it unparked. What the other bits mean is libgosync's.
+ * GOSYNC_LOT_PARK_ROBUST on a park of word 0 gives the kernel the caller's
+ * handle (@owner), checks the holder's handle first (a dead or unknown
+ * one is handled as above, and the park returns -EAGAIN), and with
+ * GOSYNC_LOT_UNPARK_OWNER a hand-off also adds (waiter's @owner << 32).
+ */
+#define GOSYNC_LOCK_LOCKED	(1ULL << 0)
+#define GOSYNC_LOCK_HANDOFF	(1ULL << 2)
+#define GOSYNC_LOCK_OWNERDEAD	(1ULL << 3)
+#define GOSYNC_LOCK_NOTRECOVERABLE (1ULL << 4)
+#define GOSYNC_LOCK_OWNER_SHIFT	32
+#define GOSYNC_LOCK_OWNER_MAX	0x7fffffffU
+/* Flag of GOSYNC_IOC_LOT_PARK (word 0 of a Mutex or RWMutex lot only). */
+#define GOSYNC_LOT_PARK_ROBUST	(1U << 5)
+/* Flag of GOSYNC_IOC_LOT_UNPARK, with GOSYNC_LOT_UNPARK_HANDOFF. */
+#define GOSYNC_LOT_UNPARK_OWNER	(1U << 1)
+
+/*
  * Cond lots (kind GOSYNC_LOT_COND) also queue waiters by ticket, the way
  * Go's runtime notifyList does, so that a Signal wakes exactly one waiter
  * (the oldest) and a Broadcast all those that were waiting, none after:
@@ -648,13 +688,15 @@ struct gosync_lot_create {
  * struct gosync_lot_park - argument of GOSYNC_IOC_LOT_PARK
  * @index:    the word, below GOSYNC_LOT_WORDS
  * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_LOT_PARK_FRONT,
- *            GOSYNC_WAIT_CANCEL_FD
+ *            GOSYNC_WAIT_CANCEL_FD, GOSYNC_LOT_PARK_ROBUST, GOSYNC_LOT_PARK_BREAK
  * @mask:     the bits of the word to compare
  * @expected: park while (word & @mask) == @expected; must lie in @mask
  * @deadline: absolute deadline in ns (see the conventions above)
  * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
  *            the park (-ECANCELED); else 0
- * @reserved: must be 0, but with GOSYNC_LOT_PARK_BREAK the bit to set
+ * @reserved: must be 0, unless GOSYNC_LOT_PARK_ROBUST is given: then it is
+ *            @owner, the caller's owner handle (see robust lock words);
+ *            or, with GOSYNC_LOT_PARK_BREAK, the bit to set (0..63)
  */
 struct gosync_lot_park {
 	__u32 index;
@@ -663,7 +705,10 @@ struct gosync_lot_park {
 	__u64 expected;
 	__u64 deadline;
 	__s32 cancel_fd;
-	__u32 reserved;
+	union {
+		__u32 reserved;
+		__u32 owner;
+	};
 };
 
 /**
@@ -857,6 +902,13 @@ struct gosync_name_chown {
 #define GOSYNC_IOC_LOT_CREATE	_IOW(GOSYNC_IOC_MAGIC, 0x05, struct gosync_lot_create)
 #define GOSYNC_IOC_NAME_OPEN	_IOW(GOSYNC_IOC_MAGIC, 0x06, struct gosync_name_open)
 #define GOSYNC_IOC_NAME_UNLINK	_IOW(GOSYNC_IOC_MAGIC, 0x07, struct gosync_name_unlink)
+/*
+ * Robust lock owners (see robust lock words): REGISTER returns the calling
+ * thread's owner handle (the same one while it lives), EXIT declares the
+ * calling thread's handle dead (0, or -ENOENT if it has none).
+ */
+#define GOSYNC_IOC_ROBUST_REGISTER _IO(GOSYNC_IOC_MAGIC, 0x0A)
+#define GOSYNC_IOC_ROBUST_EXIT	_IO(GOSYNC_IOC_MAGIC, 0x0B)
 
 /*
  * Ioctls on a semaphore fd. TRY_ACQUIRE takes a __u64 count and fails with
