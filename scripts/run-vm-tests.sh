@@ -97,8 +97,17 @@ for t in /gosync/selftests/*_test; do
 	name=${t##*/}
 	echo "GOSYNC-TEST-BEGIN $name"
 	t0=$(uptime)
-	"$t"
-	trc=$?
+	# Each test's seconds after its result line (from the harness's
+	# "RUN" line to its "ok"/"not ok" line; stdout is line-buffered).
+	{ "$t"; echo $? > /tmp/trc; } | awk -v bin="$name" '
+	function now(	l) { getline l < "/proc/uptime"; close("/proc/uptime"); split(l, a, " "); return a[1] }
+	{ print; fflush() }
+	/^#  RUN / { t = now() }
+	/^(not )?ok [0-9]+ / && t != "" {
+		n = $0; sub(/^(not )?ok [0-9]+ /, "", n); sub(/ #.*/, "", n)
+		printf "GOSYNC-CASE-TIME %s %.1f %s\n", bin, now() - t, n; fflush(); t = ""
+	}'
+	trc=$(cat /tmp/trc)
 	echo "GOSYNC-TEST-TIME $name $(( $(uptime) - t0 ))s"
 	echo "GOSYNC-TEST-END $name rc=$trc"
 	[ $trc = 0 ] || rc=1
@@ -275,6 +284,8 @@ for k in "$@"; do
 	fi
 	echo "=== $k kernel: $p passed, $f failed, $s skipped (the VM's own health counts as one) ==="
 	echo "    seconds per binary:" $(awk '/^GOSYNC-TEST-TIME / { sub(/_test$/, "", $2); printf "%s %s ", $2, $3 }' "$log")
+	echo "    slowest tests (seconds):" $(awk '/^GOSYNC-CASE-TIME / { print $3, $2 ":" $4 }' "$log" |
+		sort -rn | head -12 | awk '{ printf "%s %s, ", $2, $1 }')
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
 	total_skip=$((total_skip + s))
