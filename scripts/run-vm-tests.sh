@@ -16,7 +16,12 @@
 # (a quicker loop while working on one of them); GOSYNC_HOST_CHECKS=0
 # leaves out the host checks. On the debug and kcsan kernels 'check' also
 # runs the fuzzer after the selftests, framed and counted like one:
-# GOSYNC_FUZZ_SECONDS (default 150 on debug; 60 on kcsan).
+# GOSYNC_FUZZ_SECONDS (default 100 on debug; 60 on kcsan).
+# GOSYNC_STRESS_SCALE (percent) sizes the selftests' stress loops
+# (gs_stress() in selftests/gs_test.h): 100 by default, 25 on the debug
+# kernel, whose checkers (KASAN, lockdep, kmemleak) need every path run
+# rather than the stock run's iteration counts, and which runs them about
+# ten times slower; the stock, asan and kcsan runs keep the full loops.
 # 'fuzz' runs it for GOSYNC_FUZZ_SECONDS (default 600) with the seed
 # GOSYNC_FUZZ_SEED (default: the fuzzer picks and prints one); its TAP
 # line and the VM's health are counted as for 'check'.
@@ -55,7 +60,7 @@ make_payload() {
 	local fuzz_s=
 	case "$mode:$2" in
 	fuzz:*)		fuzz_s=${GOSYNC_FUZZ_SECONDS:-600} ;;
-	check:debug)	fuzz_s=${GOSYNC_FUZZ_SECONDS:-150} ;;
+	check:debug)	fuzz_s=${GOSYNC_FUZZ_SECONDS:-100} ;;
 	check:kcsan)	fuzz_s=60 ;;
 	esac
 	if [ -n "$fuzz_s" ]; then
@@ -78,6 +83,10 @@ fi
 FUZZ
 	case "$mode" in
 	check)
+		local scale=100
+		[ "$2" = debug ] && scale=25
+		printf 'export GOSYNC_STRESS_SCALE=%s\n' \
+			"${GOSYNC_STRESS_SCALE:-$scale}" > "$dir/stress.conf"
 		mkdir -p "$dir/selftests"
 		if [ -n "${GOSYNC_TESTS:-}" ]; then
 			for t in $GOSYNC_TESTS; do
@@ -91,6 +100,8 @@ FUZZ
 # Each selftest binary, its output framed so the host can count it.
 # (Sanitizer settings matter only to the asan run's binaries.)
 export UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1
+. /gosync/stress.conf
+echo "GOSYNC_STRESS_SCALE=$GOSYNC_STRESS_SCALE"
 rc=0
 uptime() { read -r up _ < /proc/uptime; echo "${up%.*}"; }
 for t in /gosync/selftests/*_test; do

@@ -81,10 +81,10 @@
 /* Give-up races: threads, and values each sender tries to send. */
 #define RACE_SENDERS		2
 #define RACE_RECEIVERS		2
-#define RACE_N			10000
+#define RACE_N			((uint32_t)gs_stress(10000, 2000))
 
 /* Values each sending process sends in the cross-process tests. */
-#define XPROC_N		3000
+#define XPROC_N		((uint32_t)gs_stress(3000, 600))
 
 /* The chain of threads linked by unbuffered channels. */
 #define CHAIN_LEN	1000
@@ -2136,12 +2136,13 @@ TEST_F(mpmc, four_senders_four_receivers_distinct_values)
 {
 	struct mpmc_sender snd[MPMC_SENDERS];
 	struct mpmc_receiver rcv[MPMC_RECEIVERS];
-	uint32_t n = variant->n, per = n / MPMC_SENDERS;
+	uint32_t per = (uint32_t)gs_stress(variant->n, variant->n / 5) /
+		       MPMC_SENDERS;
+	uint32_t n = per * MPMC_SENDERS;
 	uint32_t missing = 0, dups = 0, got = 0;
 	uint64_t sum = 0, t0 = mono_ns();
 	atomic_uint *counts;
 
-	ASSERT_EQ(0, n % MPMC_SENDERS);
 	counts = calloc(n, sizeof(*counts));
 	ASSERT_NE(NULL, counts);
 	for (int i = 0; i < MPMC_RECEIVERS; i++) {

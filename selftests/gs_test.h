@@ -122,6 +122,29 @@ GS_TEST_UNUSED static void sleep_ms(unsigned int ms)
 /* File descriptors and ioctls                                          */
 
 /* ioctl() returning its result (0, an fd, ...) or a negative errno. */
+/*
+ * How heavy the stress loops are: GOSYNC_STRESS_SCALE percent (1..100,
+ * default 100) of their full size. The VM runner lowers it on the debug
+ * kernel, whose checkers (KASAN, lockdep, kmemleak) need every path run,
+ * not the stock run's iteration counts. gs_stress(@n, @min): @n scaled,
+ * never below @min (what the test needs to mean something) nor above @n.
+ */
+GS_TEST_UNUSED static unsigned long gs_stress(unsigned long n,
+					      unsigned long min)
+{
+	static int percent;
+	unsigned long v;
+
+	if (!percent) {
+		const char *e = getenv("GOSYNC_STRESS_SCALE");
+		int p = e ? atoi(e) : 100;
+
+		percent = p >= 1 && p <= 100 ? p : 100;
+	}
+	v = n * (unsigned long)percent / 100;
+	return v < min ? (min < n ? min : n) : v;
+}
+
 GS_TEST_UNUSED static int xioctl(int fd, unsigned long cmd, void *arg)
 {
 	int ret = ioctl(fd, cmd, arg);

@@ -114,10 +114,10 @@
 /* Stress: producers and consumers, values per producer. */
 #define ST_PRODUCERS	4
 #define ST_CONSUMERS	4
-#define ST_N		4000
+#define ST_N		((uint32_t)gs_stress(4000, 800))	/* per producer */
 /* Stress across processes: producer processes, values each. */
 #define XP_PRODUCERS	2
-#define XP_N		5000
+#define XP_N		((uint32_t)gs_stress(5000, 1000))
 
 /* Values are (id + 1) << 32 | q: never 0, the zero value of "closed". */
 #define VAL(id, q)	((uint64_t)((id) + 1) << 32 | (uint32_t)(q))

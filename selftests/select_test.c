@@ -937,11 +937,12 @@ TEST(same_channel_in_several_cases)
  * select of one completes with exactly one select of the other, so the
  * k-th of A pairs with the k-th of B, through exactly one channel.
  */
-#define CROSS_N		3000
+#define CROSS_N		3000	/* the most; gs_stress() runs fewer */
 
 struct cross {
 	gs_chan *out, *in;
 	uint64_t base;
+	int n;			/* pairs: gs_stress(CROSS_N) */
 	uint8_t idx[CROSS_N];
 	uint64_t got[CROSS_N];
 	int err;
@@ -952,7 +953,7 @@ static void *cross_main(void *arg)
 {
 	struct cross *c = arg;
 
-	for (int k = 0; k < CROSS_N; k++) {
+	for (int k = 0; k < c->n; k++) {
 		uint64_t v = c->base + k, d = POISON;
 		gs_case cs[2] = { gs_case_send(c->out, &v), gs_case_recv(c->in, &d) };
 		int ret = gs_select(cs, 2, 0, gs_deadline_in(WAIT_LIMIT_MS * NS_PER_MS));
@@ -971,19 +972,19 @@ TEST_F(slow, crossed_selects_pair_up_one_way_each_time)
 {
 	static struct cross a, b;
 	gs_chan *x, *y;
-	int bad = 0, via_x = 0;
+	int bad = 0, via_x = 0, n = (int)gs_stress(CROSS_N, 500);
 
 	ASSERT_EQ(0, gs_chan_make(&x, sizeof(uint64_t), 0));
 	ASSERT_EQ(0, gs_chan_make(&y, sizeof(uint64_t), 0));
-	a = (struct cross){ .out = x, .in = y, .base = 1ULL << 40 };
-	b = (struct cross){ .out = y, .in = x, .base = 2ULL << 40 };
+	a = (struct cross){ .out = x, .in = y, .base = 1ULL << 40, .n = n };
+	b = (struct cross){ .out = y, .in = x, .base = 2ULL << 40, .n = n };
 	ASSERT_EQ(0, start_thread(&a.thr, cross_main, &a));
 	ASSERT_EQ(0, start_thread(&b.thr, cross_main, &b));
 	pthread_join(a.thr, NULL);
 	pthread_join(b.thr, NULL);
 	ASSERT_EQ(0, a.err);
 	ASSERT_EQ(0, b.err);
-	for (int k = 0; k < CROSS_N; k++) {
+	for (int k = 0; k < n; k++) {
 		bool ok;
 
 		if (a.idx[k] == 0)	/* through x: A sent, B received */
@@ -996,12 +997,12 @@ TEST_F(slow, crossed_selects_pair_up_one_way_each_time)
 			       (unsigned long long)b.got[k]);
 		via_x += a.idx[k] == 0;
 	}
-	TH_LOG("%d of %d pairs through x", via_x, CROSS_N);
+	TH_LOG("%d of %d pairs through x", via_x, n);
 	EXPECT_EQ(0, bad);
-	EXPECT_EQ(CROSS_N, chan_st(x).sends + chan_st(y).sends);
+	EXPECT_EQ((uint64_t)n, chan_st(x).sends + chan_st(y).sends);
 	EXPECT_EQ((uint64_t)via_x, chan_st(x).sends);
 	EXPECT_LT(0, via_x);
-	EXPECT_GT(CROSS_N, via_x);
+	EXPECT_GT(n, via_x);
 	gs_chan_destroy(x);
 }
 
@@ -1112,7 +1113,8 @@ TEST_F(slow, signal_racing_a_handoff_loses_nothing)
 /* ================================================================== */
 /* 2. doubleselect                                                      */
 
-#define DS_VALUES	20000
+/* Scaled at run time (gs_stress): the debug kernel runs fewer. */
+#define DS_VALUES	((uint64_t)gs_stress(20000, 2000))
 #define DS_SENDERS	3
 #define DS_MUXES	4
 
@@ -1273,7 +1275,7 @@ TEST_F(slow, doubleselect_delivers_each_value_once)
 /* ================================================================== */
 /* 3. Fairness                                                          */
 
-#define FAIR_N		10000
+#define FAIR_N		((int)gs_stress(10000, 2000))
 
 /* Integer square root, rounded down. */
 static uint64_t isqrt(uint64_t n)
@@ -1967,7 +1969,7 @@ TEST_F(slow, power_series_exp_by_feedback)
 	gs_chan_destroy(prod);
 }
 
-#define PIPE_N		2000
+#define PIPE_N		((int)gs_stress(2000, 400))
 #define PIPE_CANCEL_AT	25
 
 static void *pipe_generate(void *arg)
@@ -3694,7 +3696,7 @@ TEST(raw_select_send_case_on_timer_is_eperm)
 #define ST_SENDERS	2
 #define ST_RECEIVERS	2
 #define ST_THREADS	(ST_SELECTORS + ST_SENDERS + ST_RECEIVERS)
-#define ST_RUN_MS	8000	/* wall time of the mixed phase */
+#define ST_RUN_MS	((unsigned int)gs_stress(8000, 2000))	/* mixed phase */
 #define ST_MAX_OPS	20000	/* per thread, a bound whatever the speed */
 #define ST_WAIT_NS	(10 * NS_PER_MS)
 

@@ -2085,7 +2085,7 @@ FIXTURE_TEARDOWN(slow)
 
 #define STRESS_PROCS	4
 #define STRESS_THREADS	4
-#define STRESS_OPS	2000	/* per thread */
+#define STRESS_OPS	((int)gs_stress(2000, 400))	/* per thread */
 #define STRESS_SIZE	6
 #define STRESS_STALL_S	(WAIT_LIMIT_MS / 1000)	/* without progress: a hang */
 
