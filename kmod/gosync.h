@@ -119,10 +119,11 @@ int gosync_obj_install(struct gosync_obj *obj, const char *name,
 int gosync_obj_mmap(struct file *file, struct vm_area_struct *vma);
 int gosync_obj_release(struct inode *inode, struct file *file);
 
-/* The file operations of a one-page object; @poll may be NULL. */
-#define GOSYNC_OBJ_FOPS(ioctl, poll_fn, fdinfo) {	\
+/* The file operations of a one-page object; @poll_fn may be NULL. */
+#define GOSYNC_OBJ_FOPS(ioctl, poll_fn, fdinfo, flush_fn) {	\
 	.owner		= THIS_MODULE,			\
 	.release	= gosync_obj_release,		\
+	.flush		= (flush_fn),			\
 	.unlocked_ioctl	= (ioctl),			\
 	.compat_ioctl	= compat_ptr_ioctl,		\
 	.poll		= (poll_fn),			\

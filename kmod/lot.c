@@ -305,6 +305,16 @@ static bool lot_is_robust(const struct gosync_lot *lot)
 	return lot->kind == GOSYNC_LOT_MUTEX || lot->kind == GOSYNC_LOT_RWMUTEX;
 }
 
+/*
+ * Whether the files being closed are closed because the process exits
+ * (PF_EXITING) or execs (in_execve: 6.12 closes the O_CLOEXEC ones
+ * before the new mm is in place, 6.1 after).
+ */
+static bool current_leaves_program(void)
+{
+	return (current->flags & PF_EXITING) || current->in_execve;
+}
+
 /* Whether @rec's thread still runs the program that registered it. */
 static bool robust_alive(const struct robust_owner *rec)
 {
@@ -512,7 +522,7 @@ long gosync_robust_exit(void)
  */
 void gosync_robust_flush(void)
 {
-	bool exiting = (current->flags & PF_EXITING) || current->in_execve;
+	bool exiting = current_leaves_program();
 	struct pid *tgid = task_tgid(current);
 	struct robust_owner *rec;
 	bool any = false;
@@ -1006,8 +1016,7 @@ static int lot_flush(struct file *file, fl_owner_t owner)
 	struct gosync_lot *lot = file->private_data;
 	u64 v;
 
-	if (!lot_is_robust(lot) ||
-	    !((current->flags & PF_EXITING) || current->in_execve))
+	if (!lot_is_robust(lot) || !current_leaves_program())
 		return 0;
 	v = READ_ONCE(lot->words[0]);
 	if (!(v & GOSYNC_LOCK_LOCKED))
@@ -1018,16 +1027,8 @@ static int lot_flush(struct file *file, fl_owner_t owner)
 	return 0;
 }
 
-static const struct file_operations lot_fops = {
-	.owner		= THIS_MODULE,
-	.release	= gosync_obj_release,
-	.flush		= lot_flush,
-	.unlocked_ioctl	= lot_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.mmap		= gosync_obj_mmap,
-	.show_fdinfo	= lot_show_fdinfo,
-	.llseek		= noop_llseek,
-};
+static const struct file_operations lot_fops =
+	GOSYNC_OBJ_FOPS(lot_ioctl, NULL, lot_show_fdinfo, lot_flush);
 
 long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 {

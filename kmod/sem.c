@@ -717,18 +717,9 @@ static void sem_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "undo-clamped:\t%llu\n", clamped);
 }
 
-/* GOSYNC_OBJ_FOPS() and a flush, the undo hook. */
-static const struct file_operations sem_fops = {
-	.owner		= THIS_MODULE,
-	.release	= gosync_obj_release,
-	.flush		= sem_flush,
-	.unlocked_ioctl	= sem_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.poll		= sem_poll,
-	.mmap		= gosync_obj_mmap,
-	.show_fdinfo	= sem_show_fdinfo,
-	.llseek		= noop_llseek,
-};
+/* The flush is the undo hook. */
+static const struct file_operations sem_fops =
+	GOSYNC_OBJ_FOPS(sem_ioctl, sem_poll, sem_show_fdinfo, sem_flush);
 
 long gosync_sem_create(const struct gosync_sem_create __user *uarg)
 {
