@@ -132,16 +132,20 @@ GS_TEST_UNUSED static void sleep_ms(unsigned int ms)
 GS_TEST_UNUSED static unsigned long gs_stress(unsigned long n,
 					      unsigned long min)
 {
-	static int percent;
+	/* Read once; stress threads call this too (hence atomic). */
+	static _Atomic int percent;
+	int p = atomic_load_explicit(&percent, memory_order_relaxed);
 	unsigned long v;
 
-	if (!percent) {
+	if (!p) {
 		const char *e = getenv("GOSYNC_STRESS_SCALE");
-		int p = e ? atoi(e) : 100;
 
-		percent = p >= 1 && p <= 100 ? p : 100;
+		p = e ? atoi(e) : 100;
+		if (p < 1 || p > 100)
+			p = 100;
+		atomic_store_explicit(&percent, p, memory_order_relaxed);
 	}
-	v = n * (unsigned long)percent / 100;
+	v = n * (unsigned long)p / 100;
 	return v < min ? (min < n ? min : n) : v;
 }
 
