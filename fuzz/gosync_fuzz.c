@@ -257,7 +257,7 @@ enum op {
 	OP_LOT_STATUS, OP_COND_WAIT, OP_COND_NOTIFY, OP_MMAP, OP_UNMAP,
 	OP_MPROTECT, OP_MREMAP, OP_SCRIBBLE, OP_CLOSE, OP_DUP, OP_OTHER_FD,
 	OP_FORK, OP_SCM_SEND, OP_SCM_RECV, OP_POLL, OP_RW, OP_BAD_IOCTL,
-	OP_ROBUST, OP_TGKILL, OP_NR
+	OP_ROBUST, OP_TGKILL, OP_WG_ADD, OP_ARRIVE, OP_NR
 };
 
 static const char *const op_names[OP_NR] = {
@@ -268,7 +268,7 @@ static const char *const op_names[OP_NR] = {
 	"lot_park", "lot_unpark", "lot_status", "cond_wait", "cond_notify",
 	"mmap", "unmap", "mprotect", "mremap", "scribble", "close", "dup",
 	"other_fd", "fork", "scm_send", "scm_recv", "poll", "read_write",
-	"bad_ioctl", "robust", "tgkill",
+	"bad_ioctl", "robust", "tgkill", "wg_add", "arrive",
 };
 
 static struct op_rec *op_begin(int op, int obj, uint64_t arg)
@@ -461,7 +461,10 @@ static int make_timer(void)
 
 static int make_lot(uint32_t kind)
 {
-	struct gosync_lot_create a = { .kind = kind, .param = rnd() };
+	/* A small param now and then: a barrier whose rounds can pass. */
+	struct gosync_lot_create a = {
+		.kind = kind, .param = chance(50) ? 1 + below(4) : rnd(),
+	};
 
 	if (chance(3))
 		a.kind = (uint32_t)hostile64();
@@ -1017,6 +1020,43 @@ static long op_lot(int op, int *idx)
 			a.flags = mutate_flags(~0U);
 		return ioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &a);
 	}
+	case OP_WG_ADD: {
+		struct gosync_lot_wg_add a = {
+			.delta = chance(50) ? 1 : -(int64_t)below(3),
+		};
+
+		if (chance(20))
+			a.flags = GOSYNC_WG_ADOPT;
+		if (chance(5))
+			a.delta = (int64_t)hostile64();
+		if (chance(3))
+			a.flags = mutate_flags(~0U);
+		if (chance(3))
+			a.reserved = 1;
+		return ioctl(fd, GOSYNC_IOC_LOT_WG_ADD, &a);
+	}
+	case OP_ARRIVE: {
+		_Atomic uint64_t *w = lot_words();
+		struct gosync_lot_arrive a = { 0 };
+		volatile uint64_t v = 0;
+		int ci = 0;
+
+		if (w) {
+			GUARD_BEGIN
+			v = atomic_load(&w[0]);
+			GUARD_END
+		}
+		a.round = chance(90) ? v >> GOSYNC_BARRIER_ROUND_SHIFT :
+				       hostile64();
+		a.deadline = deadline(&a.flags);
+		if (chance(15)) {
+			a.flags |= GOSYNC_WAIT_CANCEL_FD;
+			a.cancel_fd = pick_fd(K_CHAN, &ci);
+		}
+		if (chance(3))
+			a.flags = mutate_flags(~0U);
+		return ioctl(fd, GOSYNC_IOC_LOT_ARRIVE, &a);
+	}
 	case OP_COND_NOTIFY: {
 		uint32_t n = chance(50) ? 1 : GOSYNC_LOT_ALL;
 
@@ -1185,6 +1225,7 @@ static long op_bad_ioctl(int *idx)
 		GOSYNC_IOC_SEM_TRY_ACQUIRE, GOSYNC_IOC_SEM_RELEASE,
 		GOSYNC_IOC_CHAN_CLOSE, GOSYNC_IOC_CHAN_KICK, GOSYNC_IOC_TIMER_STOP,
 		GOSYNC_IOC_LOT_UNPARK, GOSYNC_IOC_LOT_COND_NOTIFY,
+		GOSYNC_IOC_LOT_WG_ADD, GOSYNC_IOC_LOT_ARRIVE,
 	};
 	unsigned long cmd = cmds[below(sizeof(cmds) / sizeof(cmds[0]))];
 	int fd = chance(30) ? devfd : atomic_load(&objs[*idx = pick_obj()].fd);
@@ -1215,7 +1256,7 @@ static void one_op(int tid)
 					   OP_SEM_ACQUIRE, OP_SEM_RELEASE,
 					   OP_LOT_PARK, OP_LOT_UNPARK,
 					   OP_COND_WAIT, OP_COND_NOTIFY,
-					   OP_RING_PUSH, OP_RING_POP };
+					   OP_RING_PUSH, OP_RING_POP, OP_ARRIVE };
 
 		op = hot[below(sizeof(hot) / sizeof(hot[0]))];
 	}
@@ -1281,6 +1322,8 @@ static void one_op(int tid)
 	case OP_LOT_STATUS:
 	case OP_COND_WAIT:
 	case OP_COND_NOTIFY:
+	case OP_WG_ADD:
+	case OP_ARRIVE:
 		ret = op_lot(op, &idx);
 		break;
 	case OP_MMAP:

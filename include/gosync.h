@@ -599,11 +599,50 @@ GS_API int gs_waitgroup_add(gs_waitgroup *wg, int64_t delta);
 GS_API int gs_waitgroup_done(gs_waitgroup *wg);
 /** gs_waitgroup_count() - the counter now (a snapshot). */
 GS_API int64_t gs_waitgroup_count(gs_waitgroup *wg);
-/** gs_waitgroup_wait() - Wait until the counter is zero. Return: 0. */
+/** gs_waitgroup_wait() - Wait until the counter is zero. Return: 0, -EOWNERDEAD (broken). */
 GS_API int gs_waitgroup_wait(gs_waitgroup *wg);
-/** gs_waitgroup_wait_until() - Wait by @deadline: 0, -ETIMEDOUT, -EINVAL. */
+/** gs_waitgroup_wait_until() - Wait by @deadline: also -ETIMEDOUT, -EINVAL. */
 GS_API int gs_waitgroup_wait_until(gs_waitgroup *wg, uint64_t deadline,
 				   unsigned int flags);
+/*
+ * A party that may die (GOSYNC_FEATURE_LOT_PARTIES; -EOPNOTSUPP from an
+ * older module). The _undo calls change the counter as Add and Done do
+ * and also the calling process's share, which the kernel keeps: when the
+ * process exits, execs or closes its last descriptor of the group with a
+ * share outstanding (SIGKILL included), the kernel removes the share from
+ * the counter and breaks the group. Every Wait then returns -EOWNERDEAD
+ * (waiters parked at that moment are woken) until gs_waitgroup_recover().
+ * A share is not inherited by fork. These calls always enter the kernel;
+ * plain Add, Done and Wait do not.
+ */
+/**
+ * gs_waitgroup_add_undo() - Add(@delta) as the caller's share.
+ * Return: 0; -EOVERFLOW (as Add); -EPERM (a negative @delta beyond the
+ * caller's share); -ENOSPC (GOSYNC_LOT_MAX_PARTIES processes have shares
+ * already); -ENOMEM; -EOPNOTSUPP.
+ */
+GS_API int gs_waitgroup_add_undo(gs_waitgroup *wg, int64_t delta);
+/** gs_waitgroup_done_undo() - Done from the caller's share: add_undo(-1). */
+GS_API int gs_waitgroup_done_undo(gs_waitgroup *wg);
+/**
+ * gs_waitgroup_adopt() - take over @n (> 0) of a counter that another
+ * process added (a parent's Add(n) before it starts n workers): the
+ * counter is unchanged, the caller's share grows by @n. Return: 0;
+ * -EINVAL (@n <= 0); -EOVERFLOW (the shares would exceed the counter);
+ * -ENOSPC; -ENOMEM; -EOPNOTSUPP.
+ */
+GS_API int gs_waitgroup_adopt(gs_waitgroup *wg, int64_t n);
+/** gs_waitgroup_share() - the calling process's share, or a negative errno. */
+GS_API int64_t gs_waitgroup_share(gs_waitgroup *wg);
+/** gs_waitgroup_broken() - whether a party died with its share outstanding. */
+GS_API bool gs_waitgroup_broken(gs_waitgroup *wg);
+/**
+ * gs_waitgroup_recover() - clear the broken state: waits wait again for
+ * the counter (the dead share is already out of it). Return: 0, or
+ * -EINVAL if the group is not broken.
+ */
+GS_API int gs_waitgroup_recover(gs_waitgroup *wg);
+
 /**
  * gs_waitgroup_go() - WaitGroup.Go (Go 1.25): Add(1), then run @fn(@arg)
  * on a new detached thread, which calls Done when @fn returns.
@@ -686,7 +725,10 @@ GS_API void gs_cond_broadcast(gs_cond *c);
  * by its action, or by a reset while parties wait: its waiters, and every
  * later Await until a reset, get -EPIPE. Reset starts a fresh round.
  * A thread arriving while the last arriver runs the action waits for the
- * next round.
+ * next round. A party whose process dies inside await (parked, on its
+ * way in, or running the action; SIGKILL included) breaks the round as a
+ * deadline does (GOSYNC_FEATURE_LOT_PARTIES: every Await then enters the
+ * kernel once to arrive, the last arriver's included).
  */
 typedef struct gs_barrier gs_barrier;
 
@@ -699,7 +741,11 @@ GS_API void gs_barrier_destroy(gs_barrier *b);
 /** gs_barrier_set_action() - this handle's action (a received barrier has none). */
 GS_API void gs_barrier_set_action(gs_barrier *b, int (*action)(void *arg),
 				  void *arg);
-/** gs_barrier_await() - Await. Return: 0, -EPIPE (broken), the action's error. */
+/**
+ * gs_barrier_await() - Await. Return: 0, -EPIPE (broken), the action's
+ * error; -ENOSPC (GOSYNC_LOT_MAX_PARTIES processes take part already) or
+ * -ENOMEM before arriving.
+ */
 GS_API int gs_barrier_await(gs_barrier *b);
 /** gs_barrier_await_until() - Await by @deadline; also -ETIMEDOUT, -EINVAL. */
 GS_API int gs_barrier_await_until(gs_barrier *b, uint64_t deadline,

@@ -23,7 +23,8 @@
 				 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD | \
 				 GOSYNC_FEATURE_CHAN_ROBUST | GOSYNC_FEATURES_NAMES | \
 				 GOSYNC_FEATURE_SEM_UNDO | GOSYNC_FEATURE_LOT_UNDO | \
-				 GOSYNC_FEATURE_ROBUST_LOCK)
+				 GOSYNC_FEATURE_ROBUST_LOCK | \
+				 GOSYNC_FEATURE_LOT_PARTIES)
 
 /* Named objects need the IPC namespace's mqueue mount (kmod/name.c). */
 #define GOSYNC_FEATURES_NAMES	\
@@ -133,6 +134,7 @@ int gosync_obj_release(struct inode *inode, struct file *file);
 }
 
 void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events);
+bool gosync_flush_is_last(struct file *file);
 void gosync_wake_add(struct gosync_wakeups *wk, struct task_struct *task);
 void gosync_wake_all(struct gosync_wakeups *wk);
 

@@ -81,6 +81,26 @@ struct gosync_lot {
 	u32 nr_cond_gaps;
 	/* Mutex and RWMutex lots: on robust_lots, under robust_mutex. */
 	struct list_head robust_node;
+	/* WaitGroup and barrier lots, under @lock: struct lot_party. */
+	struct list_head parties;
+	u32 nr_parties;
+	u64 wg_shares;			/* the sum of the parties' @share */
+	u64 party_deaths;		/* parties undone (fdinfo) */
+};
+
+/*
+ * What one process has taken part in (GOSYNC_FEATURE_LOT_PARTIES), kept
+ * by the kernel so that it can be undone when the process dies: keyed by
+ * the process (thread group) and the image it runs (an exec ends the
+ * part of the image before it), on @lot->parties, under @lot->lock.
+ */
+struct lot_party {
+	struct list_head node;
+	struct pid *tgid;
+	u64 exec_id;
+	u64 share;	/* WaitGroup: the process's part of the counter */
+	u64 round;	/* barrier, if @arrived: the round it last arrived in */
+	bool arrived;
 };
 
 /*
@@ -123,37 +143,47 @@ static bool lot_is_robust(const struct gosync_lot *lot);
 static int robust_check_holder(struct gosync_lot *lot);
 static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
 		      struct gosync_wakeups *wk);
+static void lot_serve_index(struct gosync_lot *lot, u32 index,
+			    struct gosync_wakeups *wk);
+
+/*
+ * Set bit @bit of word @index if (word & @mask) == @expected still holds
+ * (the round a barrier party was in is not over), with a loop bounded as
+ * sem_change()'s is, and then serve every thread parked on the word so
+ * that each re-reads it (a barrier's other parties see BROKEN). The word
+ * is userspace's: nothing here trusts its value. Return: whether it did.
+ */
+static bool lot_break_locked(struct gosync_lot *lot, u32 index, u64 mask,
+			     u64 expected, u32 bit, struct gosync_wakeups *wk)
+{
+	atomic64_t *word = (atomic64_t *)&lot->words[index];
+	s64 old = atomic64_read(word);
+	int tries;
+
+	lockdep_assert_held(&lot->lock);
+	for (tries = 0; tries < GOSYNC_SEM_TRIES; tries++) {
+		if (((u64)old & mask) != expected)
+			return false;
+		if (atomic64_try_cmpxchg(word, &old, old | (1ULL << bit))) {
+			lot_serve_index(lot, index, wk);
+			return true;
+		}
+	}
+	return false;
+}
 
 /*
  * GOSYNC_LOT_PARK_BREAK: the parked caller was killed before anyone
- * unparked it. Set bit @arg->reserved of its word if the word still says
- * what the park expected (the round it waited in is not over), with a
- * loop bounded as sem_change()'s is, then unpark every thread parked on
- * the word so that each re-reads it (a barrier's other parties see
- * BROKEN). The word is userspace's: nothing here trusts its value.
+ * unparked it. Break the word as the park named it.
  */
 static void lot_break_on_death(struct gosync_lot *lot,
 			       const struct gosync_lot_park *arg)
 {
-	atomic64_t *word = (atomic64_t *)&lot->words[arg->index];
 	struct gosync_wakeups wk = { 0 };
-	struct lot_waiter *w, *next;
-	s64 old;
-	int tries;
 
 	spin_lock(&lot->lock);
-	old = atomic64_read(word);
-	for (tries = 0; tries < GOSYNC_SEM_TRIES; tries++) {
-		if (((u64)old & arg->mask) != arg->expected)
-			break;
-		if (atomic64_try_cmpxchg(word, &old,
-					 old | (1ULL << arg->reserved))) {
-			list_for_each_entry_safe(w, next, &lot->parked, node)
-				if (w->index == arg->index)
-					lot_serve(lot, w, &wk);
-			break;
-		}
-	}
+	lot_break_locked(lot, arg->index, arg->mask, arg->expected,
+			 arg->reserved, &wk);
 	spin_unlock(&lot->lock);
 	gosync_wake_all(&wk);
 }
@@ -174,14 +204,68 @@ static bool lot_park_reserved_bad(const struct gosync_lot_park *arg)
 	return !robust && arg->reserved;
 }
 
+/*
+ * Park as @arg says (checked), with @cancel set up by the caller and torn
+ * down here; @owner is a robust park's checked owner handle, or 0.
+ */
+static long lot_park_word(struct gosync_lot *lot,
+			  const struct gosync_lot_park *arg, u32 owner,
+			  struct gosync_cancel *cancel)
+{
+	struct lot_waiter w = {
+		.task = current, .index = arg->index, .owner = owner,
+	};
+	struct gosync_deadline dl;
+	int ret = 0;
+
+	gosync_deadline_init(&dl, arg->deadline,
+			     arg->flags & GOSYNC_CLOCK_REALTIME);
+	atomic64_inc(&lot->parks);
+
+	spin_lock(&lot->lock);
+	if ((READ_ONCE(lot->words[arg->index]) & arg->mask) != arg->expected)
+		ret = -EAGAIN;
+	else if (gosync_deadline_passed(&dl))
+		ret = -ETIMEDOUT;
+	if (ret) {
+		spin_unlock(&lot->lock);
+		gosync_cancel_exit(cancel);
+		return ret;
+	}
+	if (arg->flags & GOSYNC_LOT_PARK_FRONT)
+		list_add(&w.node, &lot->parked);
+	else
+		list_add_tail(&w.node, &lot->parked);
+	lot->nr_parked++;
+	spin_unlock(&lot->lock);
+
+	ret = gosync_wait_until(&w.woken, &dl, cancel);
+	gosync_cancel_exit(cancel);
+	if (!ret)
+		return w.token;
+
+	spin_lock(&lot->lock);
+	if (w.woken) {
+		/* Chosen before we noticed the signal or deadline. */
+		ret = w.token;
+	} else {
+		list_del(&w.node);
+		lot->nr_parked--;
+	}
+	spin_unlock(&lot->lock);
+	if (!w.woken && (arg->flags & GOSYNC_LOT_PARK_BREAK) &&
+	    fatal_signal_pending(current))
+		lot_break_on_death(lot, arg);
+	return ret;
+}
+
 static long lot_park(struct gosync_lot *lot,
 		     const struct gosync_lot_park __user *uarg)
 {
-	struct lot_waiter w = { .task = current };
-	struct gosync_lot_park arg;
 	struct gosync_cancel cancel;
-	struct gosync_deadline dl;
-	int ret = 0;
+	struct gosync_lot_park arg;
+	u32 owner = 0;
+	int ret;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
@@ -200,51 +284,12 @@ static long lot_park(struct gosync_lot *lot,
 			atomic64_inc(&lot->parks);
 			return ret;
 		}
-		w.owner = arg.owner;
+		owner = arg.owner;
 	}
-	gosync_deadline_init(&dl, arg.deadline,
-			     arg.flags & GOSYNC_CLOCK_REALTIME);
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
 	if (ret)
 		return ret;
-	atomic64_inc(&lot->parks);
-	w.index = arg.index;
-
-	spin_lock(&lot->lock);
-	if ((READ_ONCE(lot->words[arg.index]) & arg.mask) != arg.expected)
-		ret = -EAGAIN;
-	else if (gosync_deadline_passed(&dl))
-		ret = -ETIMEDOUT;
-	if (ret) {
-		spin_unlock(&lot->lock);
-		gosync_cancel_exit(&cancel);
-		return ret;
-	}
-	if (arg.flags & GOSYNC_LOT_PARK_FRONT)
-		list_add(&w.node, &lot->parked);
-	else
-		list_add_tail(&w.node, &lot->parked);
-	lot->nr_parked++;
-	spin_unlock(&lot->lock);
-
-	ret = gosync_wait_until(&w.woken, &dl, &cancel);
-	gosync_cancel_exit(&cancel);
-	if (!ret)
-		return w.token;
-
-	spin_lock(&lot->lock);
-	if (w.woken) {
-		/* Chosen before we noticed the signal or deadline. */
-		ret = w.token;
-	} else {
-		list_del(&w.node);
-		lot->nr_parked--;
-	}
-	spin_unlock(&lot->lock);
-	if (!w.woken && (arg.flags & GOSYNC_LOT_PARK_BREAK) &&
-	    fatal_signal_pending(current))
-		lot_break_on_death(lot, &arg);
-	return ret;
+	return lot_park_word(lot, &arg, owner, &cancel);
 }
 
 /* Choose parked waiter @w: its park returns (its token). */
@@ -259,6 +304,17 @@ static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
 	/* After this store the waiter may return: w is not touched. */
 	smp_store_release(&w->woken, true);
 	gosync_wake_add(wk, task);
+}
+
+/* Choose every thread parked on word @index. */
+static void lot_serve_index(struct gosync_lot *lot, u32 index,
+			    struct gosync_wakeups *wk)
+{
+	struct lot_waiter *w, *next;
+
+	list_for_each_entry_safe(w, next, &lot->parked, node)
+		if (w->index == index)
+			lot_serve(lot, w, wk);
 }
 
 /*
@@ -927,6 +983,312 @@ static long lot_cond_notify(struct gosync_lot *lot, const __u32 __user *uarg)
 	return woken;
 }
 
+/*
+ * Parties that die (GOSYNC_FEATURE_LOT_PARTIES, see the uapi header).
+ *
+ * Why a death is never missed, and never undone twice: a process's part
+ * (a WaitGroup share, a barrier arrival) changes only inside WG_ADD and
+ * ARRIVE, in the same critical section of lot->lock as the word's change,
+ * and a task cannot die in the middle of an ioctl: so at every instant
+ * the record says exactly what the process has outstanding. Flushes
+ * (lot_flush_parties()) undo a record under the same lock and free it,
+ * so it is undone at most once. A WaitGroup's counter and the shares are
+ * changed together; a barrier party needs no change at its return, as it
+ * leaves await only when its round is over or broken, so a record whose
+ * round the word still shows, unbroken, is a party still inside await.
+ */
+static struct lot_party *lot_party_find(struct gosync_lot *lot)
+{
+	struct pid *tgid = task_tgid(current);
+	struct lot_party *p;
+
+	lockdep_assert_held(&lot->lock);
+	list_for_each_entry(p, &lot->parties, node)
+		if (p->tgid == tgid)
+			return p;
+	return NULL;
+}
+
+/*
+ * Undo @p's part: a WaitGroup share leaves the counter (clamped at 0),
+ * BROKEN is set, and every waiter is served; a barrier round that @p
+ * arrived in and that is not over breaks. Bounded: a word userspace keeps
+ * changing wins after GOSYNC_SEM_TRIES swaps (the uapi header says so).
+ */
+static void lot_party_undo(struct gosync_lot *lot, struct lot_party *p,
+			   struct gosync_wakeups *wk)
+{
+	atomic64_t *word = (atomic64_t *)&lot->words[0];
+	s64 old = atomic64_read(word);
+	u64 counter, new;
+	int tries;
+
+	lockdep_assert_held(&lot->lock);
+	if (p->arrived) {
+		lot->party_deaths += lot_break_locked(lot, 0,
+					~GOSYNC_BARRIER_COUNT,
+					p->round << GOSYNC_BARRIER_ROUND_SHIFT,
+					32, wk);
+		p->arrived = false;
+	}
+	if (!p->share)
+		return;
+	for (tries = 0; tries < GOSYNC_SEM_TRIES; tries++) {
+		counter = (u64)old & GOSYNC_WG_COUNTER;
+		counter -= min(counter, p->share);
+		new = ((u64)old & ~GOSYNC_WG_COUNTER) | counter |
+		      GOSYNC_WG_BROKEN;
+		if (atomic64_try_cmpxchg(word, &old, (s64)new)) {
+			lot_serve_index(lot, 0, wk);
+			lot->party_deaths++;
+			break;
+		}
+	}
+	lot->wg_shares -= p->share;
+	p->share = 0;
+}
+
+static void lot_party_free(struct gosync_lot *lot, struct lot_party *p)
+{
+	list_del(&p->node);
+	lot->nr_parties--;
+	put_pid(p->tgid);
+	kfree(p);
+}
+
+/*
+ * The caller's record, or NULL; a record of the image before an exec is
+ * undone first (that image is gone).
+ */
+static struct lot_party *lot_party_mine(struct gosync_lot *lot,
+					struct gosync_wakeups *wk)
+{
+	u64 exec_id = READ_ONCE(current->self_exec_id);
+	struct lot_party *p = lot_party_find(lot);
+
+	if (p && p->exec_id != exec_id) {
+		lot_party_undo(lot, p, wk);
+		p->exec_id = exec_id;
+	}
+	return p;
+}
+
+/*
+ * The caller's record, made from @*fresh if it has none (which is then
+ * consumed). ERR_PTR(-ENOSPC) at GOSYNC_LOT_MAX_PARTIES records, -ENOMEM
+ * without @*fresh.
+ */
+static struct lot_party *lot_party_get(struct gosync_lot *lot,
+				       struct lot_party **fresh,
+				       struct gosync_wakeups *wk)
+{
+	struct lot_party *p = lot_party_mine(lot, wk);
+
+	if (p)
+		return p;
+	if (lot->nr_parties >= GOSYNC_LOT_MAX_PARTIES)
+		return ERR_PTR(-ENOSPC);
+	if (!*fresh)
+		return ERR_PTR(-ENOMEM);
+	p = *fresh;
+	*fresh = NULL;
+	p->tgid = get_pid(task_tgid(current));
+	p->exec_id = READ_ONCE(current->self_exec_id);
+	list_add_tail(&p->node, &lot->parties);
+	lot->nr_parties++;
+	return p;
+}
+
+/* Forget @p if it has nothing outstanding (a WaitGroup party's). */
+static void lot_party_put(struct gosync_lot *lot, struct lot_party *p)
+{
+	if (!p->share && !p->arrived)
+		lot_party_free(lot, p);
+}
+
+/*
+ * WaitGroup Add as libgosync's, in the kernel, with the caller's share
+ * changed in the same step (or, with GOSYNC_WG_ADOPT, the share alone).
+ */
+static long lot_wg_add(struct gosync_lot *lot,
+		       const struct gosync_lot_wg_add __user *uarg)
+{
+	atomic64_t *word = (atomic64_t *)&lot->words[0];
+	struct gosync_wakeups wk = { 0 };
+	struct gosync_lot_wg_add arg;
+	struct lot_party *fresh, *p;
+	u64 counter, new;
+	s64 old, share;
+	long ret = -EAGAIN;
+	bool done;
+	int tries;
+
+	if (lot->kind != GOSYNC_LOT_WAITGROUP)
+		return -ENOTTY;
+	if (copy_from_user(&arg, uarg, sizeof(arg)))
+		return -EFAULT;
+	if (arg.reserved || (arg.flags & ~GOSYNC_WG_ADOPT) ||
+	    ((arg.flags & GOSYNC_WG_ADOPT) && arg.delta <= 0))
+		return -EINVAL;
+	if (arg.delta < -(s64)GOSYNC_WG_COUNTER ||
+	    arg.delta > (s64)GOSYNC_WG_COUNTER)
+		return -EOVERFLOW;
+	fresh = arg.delta > 0 ? kzalloc(sizeof(*fresh), GOSYNC_GFP) : NULL;
+
+	spin_lock(&lot->lock);
+	p = arg.delta > 0 ? lot_party_get(lot, &fresh, &wk) :
+			    lot_party_mine(lot, &wk);
+	if (IS_ERR(p)) {
+		ret = PTR_ERR(p);
+		goto out;
+	}
+	share = (p ? p->share : 0) + arg.delta;
+	if (share < 0) {
+		ret = -EPERM;
+	} else if (share > (s64)GOSYNC_WG_COUNTER) {
+		ret = -EOVERFLOW;
+	} else if (!arg.delta) {
+		ret = share;
+	} else if (arg.flags & GOSYNC_WG_ADOPT) {
+		counter = READ_ONCE(lot->words[0]) & GOSYNC_WG_COUNTER;
+		ret = lot->wg_shares + arg.delta > counter ? -EOVERFLOW : share;
+	} else {
+		old = atomic64_read(word);
+		for (tries = 0; tries < GOSYNC_SEM_TRIES; tries++) {
+			counter = ((u64)old & GOSYNC_WG_COUNTER) + arg.delta;
+			if (counter > GOSYNC_WG_COUNTER) {	/* or below 0 */
+				ret = -EOVERFLOW;
+				break;
+			}
+			new = ((u64)old & ~GOSYNC_WG_COUNTER) | counter;
+			done = !counter && (old & GOSYNC_WG_WAITERS) &&
+			       !(old & GOSYNC_WG_BROKEN);
+			if (done)	/* the generation ends */
+				new = (new & ~GOSYNC_WG_WAITERS) +
+				      (1ULL << GOSYNC_WG_GEN_SHIFT);
+			if (atomic64_try_cmpxchg(word, &old, (s64)new)) {
+				if (done)
+					lot_serve_index(lot, 0, &wk);
+				ret = share;
+				break;
+			}
+		}
+	}
+	if (ret >= 0 && arg.delta) {
+		lot->wg_shares += arg.delta;
+		p->share = share;
+	}
+	if (p)
+		lot_party_put(lot, p);
+out:
+	spin_unlock(&lot->lock);
+	gosync_wake_all(&wk);
+	kfree(fresh);
+	return ret;
+}
+
+/* A barrier party arrives (see the uapi header). */
+static long lot_arrive(struct gosync_lot *lot,
+		       const struct gosync_lot_arrive __user *uarg)
+{
+	atomic64_t *word = (atomic64_t *)&lot->words[0];
+	struct gosync_wakeups wk = { 0 };
+	struct gosync_lot_arrive arg;
+	struct gosync_cancel cancel;
+	struct gosync_lot_park park;
+	struct lot_party *fresh, *p;
+	long ret;
+	s64 old;
+	int tries;
+
+	if (lot->kind != GOSYNC_LOT_BARRIER)
+		return -ENOTTY;
+	if (copy_from_user(&arg, uarg, sizeof(arg)))
+		return -EFAULT;
+	if (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD))
+		return -EINVAL;
+	/* Set up before arriving: once arrived, the call must not fail. */
+	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
+	if (ret)
+		return ret;
+	fresh = kzalloc(sizeof(*fresh), GOSYNC_GFP);
+
+	ret = -EAGAIN;
+	spin_lock(&lot->lock);
+	p = lot_party_get(lot, &fresh, &wk);
+	if (IS_ERR(p)) {
+		ret = PTR_ERR(p);
+		goto out;
+	}
+	old = atomic64_read(word);
+	for (tries = 0; tries < GOSYNC_SEM_TRIES; tries++) {
+		if ((u64)old >> GOSYNC_BARRIER_ROUND_SHIFT != arg.round)
+			break;
+		if (old & GOSYNC_BARRIER_BROKEN) {
+			ret = -EPIPE;
+			break;
+		}
+		if (((u64)old & GOSYNC_BARRIER_COUNT) >= lot->param) {
+			ret = -EBUSY;
+			break;
+		}
+		if (atomic64_try_cmpxchg(word, &old, old + 1)) {
+			p->round = (u64)old >> GOSYNC_BARRIER_ROUND_SHIFT;
+			p->arrived = true;
+			ret = ((u64)old & GOSYNC_BARRIER_COUNT) + 1 == lot->param;
+			break;
+		}
+	}
+	if (ret < 0)
+		lot_party_put(lot, p);
+out:
+	spin_unlock(&lot->lock);
+	gosync_wake_all(&wk);
+	kfree(fresh);
+	if (ret) {
+		gosync_cancel_exit(&cancel);
+		return ret;
+	}
+
+	/* Arrived, not last: park for the end of the round, as a park does. */
+	park = (struct gosync_lot_park) {
+		.flags = arg.flags, .mask = ~GOSYNC_BARRIER_COUNT,
+		.expected = (u64)old & ~GOSYNC_BARRIER_COUNT,
+		.deadline = arg.deadline,
+	};
+	ret = lot_park_word(lot, &park, 0, &cancel);
+	if (ret == -EAGAIN)
+		return 0;	/* the round moved on already */
+	return ret == -ERESTARTSYS ? -EINTR : ret;
+}
+
+/*
+ * A flush of @file (see gosync_flush_is_last()): undo the caller's part
+ * if its process can no longer keep it (it exits, execs, or closes its
+ * last descriptor of the lot), and the parts of processes that are gone.
+ */
+static void lot_flush_parties(struct gosync_lot *lot, struct file *file)
+{
+	bool gone = gosync_flush_is_last(file) || current->in_execve;
+	u64 exec_id = READ_ONCE(current->self_exec_id);
+	struct gosync_wakeups wk = { 0 };
+	struct lot_party *p, *next;
+	struct pid *tgid = task_tgid(current);
+
+	if (!READ_ONCE(lot->nr_parties))
+		return;
+	spin_lock(&lot->lock);
+	list_for_each_entry_safe(p, next, &lot->parties, node) {
+		if (p->tgid == tgid ? gone || p->exec_id != exec_id :
+		    !pid_has_task(p->tgid, PIDTYPE_TGID)) {
+			lot_party_undo(lot, p, &wk);
+			lot_party_free(lot, p);
+		}
+	}
+	spin_unlock(&lot->lock);
+	gosync_wake_all(&wk);
+}
+
 static long lot_status(struct gosync_lot *lot,
 		       struct gosync_lot_status __user *uarg)
 {
@@ -958,6 +1320,10 @@ static long lot_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return lot_cond_wait(lot, argp);
 	case GOSYNC_IOC_LOT_COND_NOTIFY:
 		return lot_cond_notify(lot, argp);
+	case GOSYNC_IOC_LOT_WG_ADD:
+		return lot_wg_add(lot, argp);
+	case GOSYNC_IOC_LOT_ARRIVE:
+		return lot_arrive(lot, argp);
 	default:
 		return -ENOTTY;
 	}
@@ -982,6 +1348,15 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "unparks:\t%lld\n",
 		   (long long)atomic64_read(&lot->unparks));
 	seq_printf(m, "woken:\t%lld\n", (long long)atomic64_read(&lot->woken));
+	if (lot->kind == GOSYNC_LOT_WAITGROUP ||
+	    lot->kind == GOSYNC_LOT_BARRIER) {
+		spin_lock(&lot->lock);
+		seq_printf(m, "parties:\t%u\n", lot->nr_parties);
+		seq_printf(m, "party-deaths:\t%llu\n", lot->party_deaths);
+		if (lot->kind == GOSYNC_LOT_WAITGROUP)
+			seq_printf(m, "wg-shares:\t%llu\n", lot->wg_shares);
+		spin_unlock(&lot->lock);
+	}
 	if (lot->kind == GOSYNC_LOT_COND) {
 		seq_printf(m, "cond-tickets:\t%llu\n",
 			   READ_ONCE(lot->words[GOSYNC_COND_TICKETS]));
@@ -990,12 +1365,16 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 	}
 }
 
-/* What the generic release frees not: a Cond's gaps. */
+/* What the generic release frees not: a Cond's gaps, party records. */
 static void lot_destroy(struct gosync_obj *obj)
 {
 	struct gosync_lot *lot = container_of(obj, struct gosync_lot, obj);
 
+	struct lot_party *p, *next;
+
 	cond_free_gaps(&lot->cond_gaps);
+	list_for_each_entry_safe(p, next, &lot->parties, node)
+		lot_party_free(lot, p);
 	if (lot_is_robust(lot)) {
 		mutex_lock(&robust_mutex);
 		list_del(&lot->robust_node);
@@ -1016,6 +1395,7 @@ static int lot_flush(struct file *file, fl_owner_t owner)
 	struct gosync_lot *lot = file->private_data;
 	u64 v;
 
+	lot_flush_parties(lot, file);
 	if (!lot_is_robust(lot) || !current_leaves_program())
 		return 0;
 	v = READ_ONCE(lot->words[0]);
@@ -1049,6 +1429,7 @@ long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 	spin_lock_init(&lot->lock);
 	INIT_LIST_HEAD(&lot->parked);
 	INIT_LIST_HEAD(&lot->cond_gaps);
+	INIT_LIST_HEAD(&lot->parties);
 	lot->obj.queue = &lot->parked;
 	lot->obj.destroy = lot_destroy;
 	if (lot_is_robust(lot)) {

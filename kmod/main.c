@@ -10,6 +10,7 @@
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
+#include <linux/fdtable.h>
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
 #include <linux/miscdevice.h>
@@ -196,6 +197,26 @@ void gosync_wake_all(struct gosync_wakeups *wk)
 		wake_up_process(task);
 		put_task_struct(task);
 	}
+}
+
+static int match_file(const void *file, struct file *f, unsigned int fd)
+{
+	return f == file;
+}
+
+/*
+ * In the flush of a descriptor of @file: whether the calling process can
+ * no longer use @file, so that what it began with it must be undone: its
+ * last thread exits (exit_files() flushes every descriptor left), or it
+ * has no other descriptor of @file. An exec that keeps a descriptor is
+ * the callers' to see (self_exec_id).
+ */
+bool gosync_flush_is_last(struct file *file)
+{
+	if (current->flags & PF_EXITING)
+		return !atomic_read(&current->signal->live);
+	return !current->files ||
+	       !iterate_fd(current->files, 0, match_file, file);
 }
 
 /*

@@ -62,7 +62,6 @@
  * lives in kernel memory.
  */
 #include <linux/atomic.h>
-#include <linux/fdtable.h>
 #include <linux/fs.h>
 #include <linux/list.h>
 #include <linux/mm.h>
@@ -556,11 +555,6 @@ static long sem_undo_held(struct gosync_sem *sem, u64 __user *uarg)
 	return put_user(held, uarg);
 }
 
-static int sem_match_file(const void *file, struct file *f, unsigned int fd)
-{
-	return f == file;
-}
-
 /*
  * Runs at every close of a descriptor of the semaphore: close(), dup2()
  * over it, an exec's close of CLOEXEC descriptors, and exit_files() for
@@ -581,11 +575,7 @@ static int sem_flush(struct file *file, fl_owner_t id)
 
 	if (!READ_ONCE(sem->nr_undos))
 		return 0;
-	if (current->flags & PF_EXITING)
-		gone = !atomic_read(&current->signal->live);
-	else
-		gone = !current->files ||
-		       !iterate_fd(current->files, 0, sem_match_file, file);
+	gone = gosync_flush_is_last(file);
 
 	spin_lock(&sem->lock);
 	u = sem_undo_find(sem, task_tgid(current));

@@ -149,6 +149,14 @@ static bool cas(_Atomic uint64_t *word, uint64_t *old, uint64_t new)
 	return atomic_compare_exchange_weak(word, old, new);
 }
 
+/* Whether the loaded module implements GOSYNC_FEATURE_* bit @bit. */
+static bool has_feature(uint64_t bit)
+{
+	int64_t features = gs_features();
+
+	return features >= 0 && ((uint64_t)features & bit);
+}
+
 static int check_clock_flags(unsigned int flags)
 {
 	return flags & ~GS_CLOCK_REALTIME ? -EINVAL : 0;
@@ -328,8 +336,7 @@ static uint32_t owner_register(void)
 		return tls_owner;
 	tls_owner_tried = true;
 	pthread_once(&owner_once, owner_init);
-	if (!owner_key_ok || gs_features() < 0 ||
-	    !(gs_features() & GOSYNC_FEATURE_ROBUST_LOCK))
+	if (!owner_key_ok || !has_feature(GOSYNC_FEATURE_ROBUST_LOCK))
 		return 0;
 	fd = gs_device_fd();
 	ret = fd < 0 ? -1 : ioctl(fd, GOSYNC_IOC_ROBUST_REGISTER, 0);
@@ -895,17 +902,21 @@ int gs_rwmutex_unlock(gs_rwmutex *rw)
 /* ------------------------------------------------------------------ */
 /* WaitGroup: sync.WaitGroup.                                           */
 /*
- * Word 0: the counter (low 32 bits), WG_WAITERS (someone parks or is
+ * Word 0 (the layout is in the uapi header, which the kernel shares):
+ * the counter (bits 0..30), WG_BROKEN, WG_WAITERS (someone parks or is
  * about to), and a generation above, bumped when the counter drops to
- * zero with WG_WAITERS set. Waiters park on (generation, WG_WAITERS), so
- * the counter's other moves do not wake them, and a waiter returns when
- * its generation ends even if the group is reused at once.
+ * zero with WG_WAITERS set and the group not broken. Waiters park on
+ * (generation, WG_WAITERS, WG_BROKEN), so the counter's other moves do not
+ * wake them, and a waiter returns when its generation ends even if the
+ * group is reused at once. A broken group's generation does not end, so
+ * its waiters see WG_BROKEN (-EOWNERDEAD) whatever the counter does.
  */
-#define WG_COUNTER	0xffffffffULL
-#define WG_WAITERS	(1ULL << 32)
-#define WG_GEN_SHIFT	33
+#define WG_COUNTER	GOSYNC_WG_COUNTER
+#define WG_BROKEN	GOSYNC_WG_BROKEN
+#define WG_WAITERS	GOSYNC_WG_WAITERS
+#define WG_GEN_SHIFT	GOSYNC_WG_GEN_SHIFT
 #define WG_GEN_ONE	(1ULL << WG_GEN_SHIFT)
-#define WG_COUNTER_MAX	0x7fffffffLL
+#define WG_COUNTER_MAX	((int64_t)GOSYNC_WG_COUNTER)
 
 struct gs_waitgroup {
 	struct lot lot;
@@ -924,6 +935,7 @@ int gs_waitgroup_add(gs_waitgroup *wg, int64_t delta)
 	uint64_t state = atomic_load(word), new;
 	int fd = wg->lot.fd;	/* see lot_unpark() */
 	int64_t counter;
+	bool ends;
 
 	/* Go panics on a negative counter; we refuse the change. */
 	if (delta < -WG_COUNTER_MAX || delta > WG_COUNTER_MAX)
@@ -933,11 +945,73 @@ int gs_waitgroup_add(gs_waitgroup *wg, int64_t delta)
 		if (counter < 0 || counter > WG_COUNTER_MAX)
 			return -EOVERFLOW;
 		new = (state & ~WG_COUNTER) | (uint64_t)counter;
-		if (counter == 0 && (state & WG_WAITERS))
+		ends = counter == 0 && (state & WG_WAITERS) &&
+		       !(state & WG_BROKEN);
+		if (ends)
 			new = (state & ~(WG_COUNTER | WG_WAITERS)) + WG_GEN_ONE;
 	} while (!cas(word, &state, new));
-	if (counter == 0 && (state & WG_WAITERS))
+	if (ends)
 		lot_wake(fd, 0, GOSYNC_LOT_ALL);
+	return 0;
+}
+
+/* GOSYNC_IOC_LOT_WG_ADD: the caller's share after it, or -errno. */
+static int64_t waitgroup_share_add(gs_waitgroup *wg, unsigned int flags,
+				   int64_t delta)
+{
+	struct gosync_lot_wg_add arg = { .flags = flags, .delta = delta };
+	long ret;
+
+	if (!has_feature(GOSYNC_FEATURE_LOT_PARTIES))
+		return -EOPNOTSUPP;
+	do {
+		ret = ioctl(wg->lot.fd, GOSYNC_IOC_LOT_WG_ADD, &arg);
+		/* -EAGAIN: it lost every swap to userspace's changes. */
+	} while (ret < 0 && errno == EAGAIN);
+	return ret < 0 ? -errno : ret;
+}
+
+int gs_waitgroup_add_undo(gs_waitgroup *wg, int64_t delta)
+{
+	int64_t ret = waitgroup_share_add(wg, 0, delta);
+
+	return ret < 0 ? (int)ret : 0;
+}
+
+int gs_waitgroup_done_undo(gs_waitgroup *wg)
+{
+	return gs_waitgroup_add_undo(wg, -1);
+}
+
+int gs_waitgroup_adopt(gs_waitgroup *wg, int64_t n)
+{
+	int64_t ret;
+
+	if (n <= 0)
+		return -EINVAL;
+	ret = waitgroup_share_add(wg, GOSYNC_WG_ADOPT, n);
+	return ret < 0 ? (int)ret : 0;
+}
+
+int64_t gs_waitgroup_share(gs_waitgroup *wg)
+{
+	return waitgroup_share_add(wg, 0, 0);
+}
+
+bool gs_waitgroup_broken(gs_waitgroup *wg)
+{
+	return atomic_load(&wg->lot.words[0]) & WG_BROKEN;
+}
+
+int gs_waitgroup_recover(gs_waitgroup *wg)
+{
+	_Atomic uint64_t *word = &wg->lot.words[0];
+	uint64_t state = atomic_load(word);
+
+	do {
+		if (!(state & WG_BROKEN))
+			return -EINVAL;
+	} while (!cas(word, &state, state & ~WG_BROKEN));
 	return 0;
 }
 
@@ -959,7 +1033,11 @@ static int waitgroup_wait(gs_waitgroup *wg, const struct lot_wait *w)
 	int ret;
 
 	for (;;) {
-		if (!(state & WG_COUNTER) || state >> WG_GEN_SHIFT != gen)
+		if (state >> WG_GEN_SHIFT != gen)
+			return 0;
+		if (state & WG_BROKEN)
+			return -EOWNERDEAD;
+		if (!(state & WG_COUNTER))
 			return 0;
 		if (!(state & WG_WAITERS)) {
 			if (!cas(word, &state, state | WG_WAITERS))
@@ -970,10 +1048,11 @@ static int waitgroup_wait(gs_waitgroup *wg, const struct lot_wait *w)
 		if (ret == -ETIMEDOUT || ret == -ECANCELED) {
 			/* Finished meanwhile? Then it is not a timeout. */
 			state = atomic_load(word);
-			if (!(state & WG_COUNTER) ||
-			    state >> WG_GEN_SHIFT != gen)
+			if (state >> WG_GEN_SHIFT != gen)
 				return 0;
-			return ret;
+			if (state & WG_BROKEN)
+				return -EOWNERDEAD;
+			return state & WG_COUNTER ? ret : 0;
 		}
 		if (ret && ret != -EAGAIN && ret != -EINTR)
 			return ret;
@@ -1282,9 +1361,9 @@ void gs_cond_broadcast(gs_cond *c)
  * A round broken by a timeout or a failed action stays current, broken,
  * until a reset.
  */
-#define BARRIER_COUNT		0xffffffffULL
-#define BARRIER_BROKEN		(1ULL << 32)
-#define BARRIER_ROUND_SHIFT	33
+#define BARRIER_COUNT		GOSYNC_BARRIER_COUNT
+#define BARRIER_BROKEN		GOSYNC_BARRIER_BROKEN
+#define BARRIER_ROUND_SHIFT	GOSYNC_BARRIER_ROUND_SHIFT
 #define BARRIER_ROUND_MASK	((1ULL << (64 - BARRIER_ROUND_SHIFT)) - 1)
 #define BARRIER_HISTORY		256
 #define BARRIER_RING		8	/* first word of the ring */
@@ -1414,20 +1493,60 @@ static int barrier_park(gs_barrier *b, uint64_t round,
 	return ret < 0 ? -errno : ret;
 }
 
+/*
+ * Arrive in the kernel (GOSYNC_FEATURE_LOT_PARTIES), which records our
+ * process as inside await of the round, so that its death anywhere in
+ * here breaks the round. Return: 1 (we are the last arriver), or the
+ * first park's result (0, -ETIMEDOUT, -ECANCELED, -EINTR: arrived), or
+ * -EPIPE, -EBUSY (a full round: wait for the next), -EAGAIN (@round is
+ * over, or retry), -ENOSPC, -ENOMEM, -EBADF (not arrived).
+ */
+static int barrier_arrive(gs_barrier *b, uint64_t round,
+			  const struct lot_wait *w)
+{
+	struct gosync_lot_arrive arg = {
+		.flags = w->flags, .deadline = w->deadline, .round = round,
+	};
+	int ret;
+
+	if (w->cancel_fd >= 0) {
+		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
+		arg.cancel_fd = w->cancel_fd;
+	}
+	ret = ioctl(b->lot.fd, GOSYNC_IOC_LOT_ARRIVE, &arg);
+	return ret < 0 ? -errno : ret;
+}
+
 static int barrier_await(gs_barrier *b, const struct lot_wait *w)
 {
 	_Atomic uint64_t *word = &b->lot.words[0];
 	uint64_t parties = b->lot.param, state, round;
-	int ret;
+	bool in_kernel = has_feature(GOSYNC_FEATURE_LOT_PARTIES);
+	int ret = 0;
 
 	/* Arrive; while the last arriver of a full round works, wait. */
 	state = atomic_load(word);
 	for (;;) {
 		if (state & BARRIER_BROKEN)
 			return -EPIPE;
-		if ((state & BARRIER_COUNT) < parties) {
-			if (cas(word, &state, state + 1))
+		if ((state & BARRIER_COUNT) < parties && in_kernel) {
+			round = barrier_round(state);
+			ret = barrier_arrive(b, round, w);
+			if (ret >= 0 || ret == -ETIMEDOUT ||
+			    ret == -ECANCELED || ret == -EINTR)
 				break;
+			if (ret != -EBUSY && ret != -EAGAIN && ret != -EPIPE)
+				return ret;
+			state = atomic_load(word);
+			continue;
+		}
+		if ((state & BARRIER_COUNT) < parties) {
+			if (cas(word, &state, state + 1)) {
+				state++;
+				round = barrier_round(state);
+				ret = (state & BARRIER_COUNT) == parties;
+				break;
+			}
 			continue;
 		}
 		ret = lot_park(&b->lot, 0, ~BARRIER_COUNT,
@@ -1436,10 +1555,8 @@ static int barrier_await(gs_barrier *b, const struct lot_wait *w)
 			return ret;
 		state = atomic_load(word);
 	}
-	state++;
-	round = barrier_round(state);
 
-	if ((state & BARRIER_COUNT) == parties) {
+	if (ret == 1) {
 		ret = b->action ? b->action(b->arg) : 0;
 		for (;;) {
 			if (barrier_round(state) != round)

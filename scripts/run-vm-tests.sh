@@ -253,14 +253,17 @@ fi
 for k in "$@"; do
 	image=$(kernel_image "$k") || exit 2
 	module=$(kernel_module "$k")
-	payload=$build/vm/$k-$mode
-	log=$build/vm/$k-$mode.log
+	# A partial run (GOSYNC_TESTS) gets its own files, so that two of
+	# them on one kernel at once do not mix their logs.
+	run=$k-$mode${GOSYNC_TESTS:+-$$}
+	payload=$build/vm/$run
+	log=$build/vm/$run.log
 	make_payload "$payload" "$k"
 	echo "=== $mode on the $k kernel ($(basename "$image")) ==="
 	# The debug kernel's module counts its coverage (scripts/coverage.sh).
 	gcda=
 	if [ "$k" = debug ] && [ "$mode" != bench ]; then
-		gcda=$build/coverage/gcda
+		gcda=$build/coverage/gcda${GOSYNC_TESTS:+-$$}
 		rm -rf "$gcda"
 	fi
 	if GOSYNC_VM_GCOV_DIR=$gcda "$top/scripts/vm.sh" "$image" "$module" "$payload" "$log"; then
@@ -269,6 +272,7 @@ for k in "$@"; do
 		vm_ok=0
 		status=1
 	fi
+	[ -z "${GOSYNC_TESTS:-}" ] || rm -rf "$payload"
 	if [ -n "$gcda" ] && [ -d "$gcda" ]; then
 		echo "=== coverage of kmod/ on the $k kernel ($mode${GOSYNC_TESTS:+, only $GOSYNC_TESTS}) ==="
 		"$top/scripts/coverage.sh" "$build" "$gcda" || true

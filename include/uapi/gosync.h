@@ -50,6 +50,7 @@
 #define GOSYNC_FEATURE_ROBUST_LOCK (1ULL << 10)	/* robust lock words, owners */
 #define GOSYNC_FEATURE_SEM_UNDO	(1ULL << 11)	/* GOSYNC_SEM_UNDO */
 #define GOSYNC_FEATURE_LOT_UNDO	(1ULL << 12)	/* GOSYNC_LOT_PARK_BREAK */
+#define GOSYNC_FEATURE_LOT_PARTIES (1ULL << 13)	/* WG_ADD, ARRIVE: party deaths */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -670,6 +671,95 @@ struct gosync_timer_set {
 #define GOSYNC_COND_NOTIFIED	1
 #define GOSYNC_COND_MAX_GAPS	4096
 
+/*
+ * Parties that die (GOSYNC_FEATURE_LOT_PARTIES). The kernel keeps, per
+ * WaitGroup or barrier lot, a record of each process that took part
+ * through the two ioctls below, and acts on it when that process can no
+ * longer keep its part: when it exits (its last thread), execs, or closes
+ * its last descriptor of the lot. Records are per process (thread group),
+ * not inherited by fork, charged to the caller, at most
+ * GOSYNC_LOT_MAX_PARTIES per lot (-ENOSPC beyond). The word layouts below
+ * are libgosync's, which the kernel now shares; whatever userspace writes
+ * into the word, the kernel changes it only with bounded compare-and-swap
+ * loops (-EAGAIN from an ioctl that lost GOSYNC_SEM_TRIES of them: nothing
+ * changed, try again; a death's change is given up after as many).
+ *
+ * WaitGroup lots (kind GOSYNC_LOT_WAITGROUP), word 0:
+ *   bits 0..30   the counter
+ *   bit 31       GOSYNC_WG_BROKEN: a party died with its share outstanding
+ *   bit 32       GOSYNC_WG_WAITERS: someone waits (or is about to)
+ *   bits 33..63  the generation, moved when the counter reaches 0 with
+ *                WAITERS set and BROKEN clear (WAITERS is then cleared)
+ * Waiters park on (generation, WAITERS, BROKEN). GOSYNC_IOC_LOT_WG_ADD
+ * adds @delta to the counter, as Add does, and to the calling process's
+ * share: its part of the counter that the kernel undoes if it dies. With
+ * GOSYNC_WG_ADOPT (@delta > 0) only the share grows: the process takes
+ * over part of a counter that another added (a parent's Add(n) before it
+ * forks n workers). It returns the share after the change (@delta 0
+ * reads it). Errors: -EOVERFLOW if the counter would leave 0..2^31-1, or
+ * an adopt would make the processes' shares exceed the counter; -EPERM
+ * if a negative @delta exceeds the caller's share; -ENOTTY on a lot of
+ * another kind. When a process with a share dies, the kernel removes the
+ * share from the counter, sets BROKEN and unparks every waiter; libgosync's
+ * waits then fail with -EOWNERDEAD until the group is recovered (BROKEN
+ * cleared by userspace).
+ *
+ * Barrier lots (kind GOSYNC_LOT_BARRIER, @param = parties), word 0:
+ *   bits 0..31   arrivals in the current round
+ *   bit 32       GOSYNC_BARRIER_BROKEN
+ *   bits 33..63  the round
+ * GOSYNC_IOC_LOT_ARRIVE arrives in round @round for the caller (adds one
+ * arrival) and records the round in the calling process's record. It
+ * returns -EAGAIN if word 0 shows another round (or the swap was lost),
+ * -EPIPE if the round is broken and -EBUSY if it is full (its
+ * last arriver runs the action: wait for the round to change and arrive
+ * again), in both cases changing nothing; 1 if the caller is the last
+ * arriver (it runs the action and ends the round); otherwise it parks the
+ * caller on word 0 until the round ends or breaks (mask ~0xffffffff, as a
+ * park) and returns 0, -ETIMEDOUT, -ECANCELED or -EINTR (never restarted):
+ * in all four the caller has arrived. When a process dies whose record
+ * names the round word 0 still shows, unbroken, the kernel sets BROKEN and
+ * unparks every thread parked on word 0: a party that dies anywhere inside
+ * await, parked, before its park or running the action, breaks the round.
+ */
+#define GOSYNC_LOT_MAX_PARTIES	1024
+#define GOSYNC_WG_COUNTER	0x7fffffffULL
+#define GOSYNC_WG_BROKEN	(1ULL << 31)
+#define GOSYNC_WG_WAITERS	(1ULL << 32)
+#define GOSYNC_WG_GEN_SHIFT	33
+/* Flag of GOSYNC_IOC_LOT_WG_ADD. */
+#define GOSYNC_WG_ADOPT		(1U << 0)
+#define GOSYNC_BARRIER_COUNT	0xffffffffULL
+#define GOSYNC_BARRIER_BROKEN	(1ULL << 32)
+#define GOSYNC_BARRIER_ROUND_SHIFT 33
+
+/**
+ * struct gosync_lot_wg_add - argument of GOSYNC_IOC_LOT_WG_ADD
+ * @flags:    0 or GOSYNC_WG_ADOPT
+ * @reserved: must be 0
+ * @delta:    added to the counter and to the caller's share
+ */
+struct gosync_lot_wg_add {
+	__u32 flags;
+	__u32 reserved;
+	__s64 delta;
+};
+
+/**
+ * struct gosync_lot_arrive - argument of GOSYNC_IOC_LOT_ARRIVE
+ * @flags:    GOSYNC_CLOCK_REALTIME, GOSYNC_WAIT_CANCEL_FD
+ * @cancel_fd: with GOSYNC_WAIT_CANCEL_FD, a channel whose close cancels
+ *            the park (-ECANCELED); else 0
+ * @deadline: absolute deadline of the park in ns
+ * @round:    the round to arrive in: if word 0 shows another, -EAGAIN
+ */
+struct gosync_lot_arrive {
+	__u32 flags;
+	__s32 cancel_fd;
+	__u64 deadline;
+	__u64 round;
+};
+
 /**
  * struct gosync_lot_create - argument of GOSYNC_IOC_LOT_CREATE
  * @kind:  GOSYNC_LOT_PLAIN .. GOSYNC_LOT_KIND_MAX
@@ -956,6 +1046,9 @@ struct gosync_name_chown {
 /* Ioctls on a Cond lot; NOTIFY takes a __u32 count: 1 or GOSYNC_LOT_ALL. */
 #define GOSYNC_IOC_LOT_COND_WAIT _IOW(GOSYNC_IOC_MAGIC, 0x43, struct gosync_lot_cond_wait)
 #define GOSYNC_IOC_LOT_COND_NOTIFY _IOW(GOSYNC_IOC_MAGIC, 0x44, __u32)
+/* Party records (GOSYNC_FEATURE_LOT_PARTIES): WG_ADD returns the share. */
+#define GOSYNC_IOC_LOT_WG_ADD	_IOW(GOSYNC_IOC_MAGIC, 0x48, struct gosync_lot_wg_add)
+#define GOSYNC_IOC_LOT_ARRIVE	_IOW(GOSYNC_IOC_MAGIC, 0x49, struct gosync_lot_arrive)
 
 /* Ioctls on an fd opened by name (any type). */
 #define GOSYNC_IOC_NAME_STAT	_IOR(GOSYNC_IOC_MAGIC, 0x50, struct gosync_name_stat)
