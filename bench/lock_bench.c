@@ -7,6 +7,9 @@
  *                 buffered channel send+receive of 8 bytes), and Cond
  *                 Signal and Broadcast with nobody waiting (no system
  *                 call: checked by the lot's counters after the run)
+ *   parties       WaitGroup add+done plainly and as a share the kernel
+ *                 undoes at death, and a one-party barrier's await (an
+ *                 arrival in the kernel) beside pthread_barrier_wait
  *   contended     2 and 4 processes each incrementing a shared counter
  *                 under the lock; ns per critical section (wall time over
  *                 all increments), the counter checked after each run
@@ -29,6 +32,9 @@ struct shared {
 	gs_chan *ch;
 	gs_cond *cond;
 	pthread_cond_t pcond;
+	gs_waitgroup *wg;
+	gs_barrier *barrier;
+	pthread_barrier_t pbarrier;
 };
 
 static int cas_pair(void *ctx)
@@ -124,6 +130,38 @@ static int pthread_broadcast(void *ctx)
 	return pthread_cond_broadcast(&sh->pcond);
 }
 
+static int gs_wg_pair(void *ctx)
+{
+	struct shared *sh = ctx;
+
+	return gs_waitgroup_add(sh->wg, 1) || gs_waitgroup_done(sh->wg);
+}
+
+/* The same, as the caller's share (the kernel undoes it at death). */
+static int gs_wg_undo_pair(void *ctx)
+{
+	struct shared *sh = ctx;
+
+	return gs_waitgroup_add_undo(sh->wg, 1) ||
+	       gs_waitgroup_done_undo(sh->wg);
+}
+
+/* A barrier of one party: every await is the last arrival. */
+static int gs_barrier_one(void *ctx)
+{
+	struct shared *sh = ctx;
+
+	return gs_barrier_await(sh->barrier);
+}
+
+static int pthread_barrier_one(void *ctx)
+{
+	struct shared *sh = ctx;
+	int ret = pthread_barrier_wait(&sh->pbarrier);
+
+	return ret && ret != PTHREAD_BARRIER_SERIAL_THREAD;
+}
+
 static int gs_mutex_increment(void *ctx)
 {
 	struct shared *sh = ctx;
@@ -162,6 +200,7 @@ int main(void)
 	long iters = 1000000, contended_iters = 20000;
 	pthread_mutexattr_t mattr;
 	pthread_rwlockattr_t rwattr;
+	pthread_barrierattr_t battr;
 	pthread_condattr_t cattr;
 	struct gosync_lot_status st;
 	struct shared *sh;
@@ -181,6 +220,10 @@ int main(void)
 		err = gs_chan_make(&sh->ch, sizeof(uint64_t), 64);
 	if (!err)
 		err = gs_cond_create(&sh->cond);
+	if (!err)
+		err = gs_waitgroup_create(&sh->wg);
+	if (!err)
+		err = gs_barrier_create(&sh->barrier, 1, NULL, NULL);
 	if (err) {
 		fprintf(stderr, "gosync: %s\n%s\n", gs_strerror(err),
 			gs_init_error());
@@ -195,6 +238,9 @@ int main(void)
 	pthread_condattr_init(&cattr);
 	pthread_condattr_setpshared(&cattr, PTHREAD_PROCESS_SHARED);
 	pthread_cond_init(&sh->pcond, &cattr);
+	pthread_barrierattr_init(&battr);
+	pthread_barrierattr_setpshared(&battr, PTHREAD_PROCESS_SHARED);
+	pthread_barrier_init(&sh->pbarrier, &battr, 1);
 
 	printf("\nUncontended fast paths, ns per pair (%d reps of %ld)\n\n",
 	       REPS, iters);
@@ -222,6 +268,21 @@ int main(void)
 		return 1;
 	}
 
+	/*
+	 * What a party that may die costs: the WaitGroup's _undo forms and
+	 * every barrier await enter the kernel (GOSYNC_FEATURE_LOT_PARTIES).
+	 */
+	printf("\nParties that may die, ns per pair or await (%d reps of %ld)\n\n",
+	       REPS, iters / 10);
+	print_header("pair");
+	measure("gosync WaitGroup add+done", gs_wg_pair, sh, iters / 10);
+	measure("gosync WaitGroup add_undo+done_undo", gs_wg_undo_pair, sh,
+		iters / 10);
+	measure("gosync barrier await, 1 party", gs_barrier_one, sh,
+		iters / 10);
+	measure("pthread_barrier_wait, 1 party (pshared)",
+		pthread_barrier_one, sh, iters / 10);
+
 	printf("\nContended: P processes increment one counter under the lock, ns per increment (5 reps of %ld per process)\n\n",
 	       contended_iters);
 	print_header("lock, processes");
@@ -239,5 +300,7 @@ int main(void)
 	gs_sem_destroy(sh->sem);
 	gs_chan_destroy(sh->ch);
 	gs_cond_destroy(sh->cond);
+	gs_waitgroup_destroy(sh->wg);
+	gs_barrier_destroy(sh->barrier);
 	return 0;
 }
