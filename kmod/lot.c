@@ -411,9 +411,9 @@ static void lot_wake_index(struct gosync_lot *lot, u32 index, u32 count,
 }
 
 /*
- * Free @lot's lock word if dead handle @id holds it: LOCKED, HANDOFF and
- * the owner cleared, OWNERDEAD set, in one compare-and-swap, whatever
- * userspace writes there (bounded). Return: whether it did.
+ * Free @lot's lock word if dead handle @id holds it: LOCKED, STARVING,
+ * HANDOFF and the owner cleared, OWNERDEAD set, in one compare-and-swap,
+ * whatever userspace writes there (bounded). Return: whether it did.
  */
 static bool lot_reap_word(struct gosync_lot *lot, u32 id)
 {
@@ -427,6 +427,7 @@ static bool lot_reap_word(struct gosync_lot *lot, u32 id)
 		    (u64)old >> GOSYNC_LOCK_OWNER_SHIFT != id)
 			return false;
 		new = ((u64)old & ~(GOSYNC_LOCK_LOCKED | GOSYNC_LOCK_HANDOFF |
+				    GOSYNC_LOCK_STARVING |
 				    (~0ULL << GOSYNC_LOCK_OWNER_SHIFT))) |
 		      GOSYNC_LOCK_OWNERDEAD;
 		if (atomic64_try_cmpxchg(word, &old, (s64)new))

@@ -479,39 +479,19 @@ static long sem_try_acquire(struct gosync_sem *sem, const u64 __user *uarg)
 	return ret;
 }
 
-static long sem_release(struct gosync_sem *sem, const u64 __user *uarg)
+/*
+ * Give back @*uarg permits; with @undo, permits the calling process holds
+ * with undo (-EOVERFLOW beyond them), which its record then no longer
+ * counts.
+ */
+static long sem_release(struct gosync_sem *sem, const u64 __user *uarg,
+			bool undo)
 {
 	struct gosync_wakeups wk = { 0 };
-	u64 count;
-	int ret;
-
-	if (get_user(count, uarg))
-		return -EFAULT;
-	if (count > GOSYNC_SEM_MAX)
-		return -EINVAL;
-	atomic64_inc(&sem->slow_releases);
-
-	spin_lock(&sem->lock);
-	ret = sem_change(sem, count, true);
-	/* The permits are back; a grant that gives up leaves waiters queued. */
-	if (!ret)
-		sem_grant(sem, &wk);
-	spin_unlock(&sem->lock);
-	if (ret)
-		return ret;
-	gosync_wake_all(&wk);
-	sem_wake_pollers(sem);
-	return 0;
-}
-
-/* Give back @count permits the calling process holds with undo. */
-static long sem_release_undo(struct gosync_sem *sem, const u64 __user *uarg)
-{
-	struct gosync_wakeups wk = { 0 };
+	struct sem_undo *u = NULL;
 	bool gave = false;
-	struct sem_undo *u;
+	int ret = 0;
 	u64 count;
-	int ret;
 
 	if (get_user(count, uarg))
 		return -EFAULT;
@@ -520,16 +500,19 @@ static long sem_release_undo(struct gosync_sem *sem, const u64 __user *uarg)
 	atomic64_inc(&sem->slow_releases);
 
 	spin_lock(&sem->lock);
-	u = sem_undo_mine(sem, &gave);
-	if (!u || count > u->held) {
-		ret = -EOVERFLOW;
-	} else {
-		ret = sem_change(sem, count, true);
-		if (!ret) {
-			u->held -= count;
-			gave = true;
-		}
+	if (undo) {
+		u = sem_undo_mine(sem, &gave);
+		if (!u || count > u->held)
+			ret = -EOVERFLOW;
 	}
+	if (!ret)
+		ret = sem_change(sem, count, true);
+	if (!ret) {
+		if (u)
+			u->held -= count;
+		gave = true;
+	}
+	/* Permits are back; a grant that gives up leaves waiters queued. */
 	if (gave)
 		sem_grant(sem, &wk);
 	if (u)
@@ -635,11 +618,11 @@ static long sem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case GOSYNC_IOC_SEM_TRY_ACQUIRE:
 		return sem_try_acquire(sem, argp);
 	case GOSYNC_IOC_SEM_RELEASE:
-		return sem_release(sem, argp);
+		return sem_release(sem, argp, false);
 	case GOSYNC_IOC_SEM_STATUS:
 		return sem_status(sem, argp);
 	case GOSYNC_IOC_SEM_RELEASE_UNDO:
-		return sem_release_undo(sem, argp);
+		return sem_release(sem, argp, true);
 	case GOSYNC_IOC_SEM_UNDO_HELD:
 		return sem_undo_held(sem, argp);
 	default:

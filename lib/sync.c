@@ -597,12 +597,18 @@ static int mutex_unlock(struct lot *lot)
 		/*
 		 * Nobody parked to take it: release it after all. Only we
 		 * (the kernel, for us) change HANDOFF, so the bit is still
-		 * ours to clear.
+		 * ours to clear. The waiters counted are on their way to
+		 * park (they will find the word changed and take it) or
+		 * were killed while queued (their count stays): leave
+		 * starvation mode too, which only serves parked waiters, or
+		 * a dead waiter's count would keep the mutex starving with
+		 * nobody to hand it to, and every new locker would queue
+		 * behind a lock that nobody holds.
 		 */
 		state = atomic_load(word);
 		while (!cas(word, &state,
 			    state & ~(MUTEX_HANDOFF | MUTEX_LOCKED |
-				      MUTEX_OWNER)))
+				      MUTEX_OWNER | MUTEX_STARVING)))
 			;
 	}
 	lot_wake(fd, 0, 1);

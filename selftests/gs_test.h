@@ -638,15 +638,13 @@ GS_TEST_UNUSED static int wait_chan_waiters(gs_chan *ch, int senders,
 	EXPECT_EQ((uint64_t)(recvs_), cst_.recvs);			\
 } while (0)
 
-/* A module parameter of gosync (/sys/module/gosync/parameters), or -1. */
-GS_TEST_UNUSED static long long read_param(const char *name)
+/* The number in sysfs file @path (a module's refcnt, a parameter), or -1. */
+GS_TEST_UNUSED static long long read_sysfs_number(const char *path)
 {
-	char path[128], buf[64];
+	char buf[64];
 	ssize_t n;
-	int fd;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	snprintf(path, sizeof(path), "/sys/module/gosync/parameters/%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -655,6 +653,15 @@ GS_TEST_UNUSED static long long read_param(const char *name)
 		return -1;
 	buf[n] = '\0';
 	return strtoll(buf, NULL, 10);
+}
+
+/* A module parameter of gosync (/sys/module/gosync/parameters), or -1. */
+GS_TEST_UNUSED static long long read_param(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/gosync/parameters/%s", name);
+	return read_sysfs_number(path);
 }
 
 #endif /* GS_TEST_H */

@@ -75,18 +75,7 @@ static int drop_cap(int cap)
 
 static long long module_refs(void)
 {
-	char buf[32];
-	ssize_t n;
-	int fd = open("/sys/module/gosync/refcnt", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return strtoll(buf, NULL, 10);
+	return read_sysfs_number("/sys/module/gosync/refcnt");
 }
 
 /* A raw ioctl on /dev/gosync: its result, or -errno. */

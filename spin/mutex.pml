@@ -140,7 +140,7 @@
  *  8. -EOWNERDEAD only after the death, never through a hand-off;
  *  9. survivors' progress: no survivor sleeps for ever (invalid end
  *     state) whatever the moment of the death; at the end the word is
- *     free with no owner, counting only a dead waiter.
+ *     free with no owner, not starving, counting only a dead waiter.
  * Mutations (-DDEATH -DSIGNALS=0 plus the knob):
  *  R1 the death walk does not wake a waiter of a free word
  *     (-DNO_SWEEP_FREE_WAKE) -> invalid end state (depth 85): thread 1
@@ -156,6 +156,14 @@
  *     invalid end state (depth 96).
  *  R5 no holder check in the robust park (-DNO_PARK_CHECK) -> no error:
  *     with a death walk after every death the check only comes first.
+ *  R6 the reap, and the unlock that finds nobody parked for its
+ *     hand-off, keep STARVING (-DKEEP_STARVING) -> assertion 9 (depth
+ *     157): the dead thread held the mutex in starvation mode (or died
+ *     counted in as a waiter, whose count stays), the mutex stays
+ *     starving while free, and every later locker would queue behind a
+ *     lock that nobody holds (found by mutex_test's
+ *     robust_stress_random_kills on the debug kernel: the parent's final
+ *     trylock got -EBUSY).
  */
 #define NT	3
 #define NONE	255
@@ -393,13 +401,17 @@ inline wake_all()
 /*
  * The kernel's lot_reap_word() for dead V (in a d_step): a word held by
  * V (LOCKED, owner field V's; a hand-off V began included) is freed with
- * OWNERDEAD set. n = 1 if it did.
+ * OWNERDEAD set and out of starvation mode. n = 1 if it did.
  */
 inline reap()
 {
 	if
 	:: (word & L) && OWNF(word) == V + 1 ->
+#ifdef KEEP_STARVING
 		word = (word & ~(L | H | OWN)) | D;
+#else
+		word = (word & ~(L | H | S | OWN)) | D;
+#endif
 		if
 		:: owner == V -> owner = NONE
 		:: else -> skip
@@ -743,14 +755,19 @@ ul:
 			fi
 		}
 		/*
-		 * Nobody parked to take it: release it after all. HANDOFF is
-		 * still ours (asserted); the load and the CAS loop are one
-		 * step.
+		 * Nobody parked to take it: release it after all, and leave
+		 * starvation mode (a dead waiter's count must not keep it
+		 * starving with nobody to hand it to). HANDOFF is still ours
+		 * (asserted); the load and the CAS loop are one step.
 		 */
 		atomic {
 			assert(handing == id && (word & (L | H)) == (L | H));
 			st = word;
+#ifdef KEEP_STARVING
 			cas(st & ~(H | L | OWN), 0)
+#else
+			cas(st & ~(H | L | OWN | S), 0)
+#endif
 		}
 #ifdef NO_WAKE_AFTER_WITHDRAW
 		goto unlocked
@@ -914,7 +931,7 @@ init
 	 * the word is free, its count the dead waiter's if V died counted
 	 * in; OWNERDEAD or NOT RECOVERABLE only if V died.
 	 */
-	assert(!(word & (L | H)) && OWNF(word) == 0 &&
+	assert(!(word & (L | H | S)) && OWNF(word) == 0 &&
 	       NW(word) == counted[0] + counted[1] + counted[2] &&
 	       (dead || word == 0) && qlen == 0 && cs == 0 &&
 	       owner == NONE && handing == NONE && handoff_to == NONE &&

@@ -615,7 +615,8 @@ struct gosync_timer_set {
  * process's descriptor of /dev/gosync is flushed then), or when a robust
  * park finds the thread gone. When a handle dies, every lock word that it
  * holds (LOCKED set, owner field equal to it) is changed in one
- * compare-and-swap to: LOCKED, HANDOFF and owner cleared, OWNERDEAD set;
+ * compare-and-swap to: LOCKED, STARVING, HANDOFF and owner cleared,
+ * OWNERDEAD set (a dead holder's starvation mode ends with it);
  * and one thread parked on that word is unparked. The kernel also unparks
  * one waiter of every lock word found unlocked, and every thread parked on
  * word 1 of an RWMutex lot, in case the dead thread changed a word and
@@ -626,6 +627,7 @@ struct gosync_timer_set {
  * GOSYNC_LOT_UNPARK_OWNER a hand-off also adds (waiter's @owner << 32).
  */
 #define GOSYNC_LOCK_LOCKED	(1ULL << 0)
+#define GOSYNC_LOCK_STARVING	(1ULL << 1)
 #define GOSYNC_LOCK_HANDOFF	(1ULL << 2)
 #define GOSYNC_LOCK_OWNERDEAD	(1ULL << 3)
 #define GOSYNC_LOCK_NOTRECOVERABLE (1ULL << 4)
