@@ -3258,4 +3258,1215 @@ TEST(lot_park_break_flag_errnos)
 	close(dev);
 }
 
+/* ================================================================== */
+/* 6. Parties that die (GOSYNC_FEATURE_LOT_PARTIES)                     */
+/*
+ * A WaitGroup party's share is undone, and the group broken, when its
+ * process dies (SIGKILL, exit, exec) or closes its last fd of the group
+ * with the share outstanding; a barrier party that dies inside await
+ * breaks the round. Processes that die with nothing outstanding break
+ * nothing.
+ */
+
+static bool parties_supported(void)
+{
+	int64_t f = gs_features();
+
+	return f >= 0 && (f & GOSYNC_FEATURE_LOT_PARTIES);
+}
+
+#define SKIP_WITHOUT_PARTIES() do {					\
+	if (!parties_supported())					\
+		SKIP(return, "no GOSYNC_FEATURE_LOT_PARTIES");		\
+} while (0)
+
+/* A raw lot of @kind (its fd), or a negative errno. */
+static int raw_lot(uint32_t kind, uint64_t param)
+{
+	struct gosync_lot_create c = { .kind = kind, .param = param };
+	int dev = open(GOSYNC_DEVICE_PATH, O_RDWR | O_CLOEXEC), fd;
+
+	if (dev < 0)
+		return -errno;
+	fd = xioctl(dev, GOSYNC_IOC_LOT_CREATE, &c);
+	close(dev);
+	return fd;
+}
+
+/* Word 0 of the lot @fd, mapped (MAP_SHARED), or NULL. */
+static _Atomic uint64_t *lot_words(int fd)
+{
+	void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE),
+		       PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void lot_words_unmap(_Atomic uint64_t *w)
+{
+	munmap((void *)w, (size_t)sysconf(_SC_PAGESIZE));
+}
+
+/* Wait until *@w == @want: 0, or -ETIMEDOUT after WAIT_LIMIT_MS. */
+static int word_becomes(_Atomic uint64_t *w, uint64_t want)
+{
+	uint64_t t0 = mono_ns();
+
+	while (atomic_load(w) != want) {
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+	return 0;
+}
+
+static int raw_wg_add(int fd, uint32_t flags, uint32_t reserved,
+		      int64_t delta)
+{
+	struct gosync_lot_wg_add a = {
+		.flags = flags, .reserved = reserved, .delta = delta,
+	};
+
+	return xioctl(fd, GOSYNC_IOC_LOT_WG_ADD, &a);
+}
+
+static int raw_arrive(int fd, uint32_t flags, uint64_t deadline,
+		      uint64_t round)
+{
+	struct gosync_lot_arrive a = {
+		.flags = flags, .deadline = deadline, .round = round,
+	};
+
+	return xioctl(fd, GOSYNC_IOC_LOT_ARRIVE, &a);
+}
+
+/* SIGKILL @pid and reap it (bounded); expect it died of the signal. */
+static void kill_reap(struct __test_metadata *_metadata, pid_t pid)
+{
+	int status = 0;
+
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(0, wait_child(pid, &status, WAIT_LIMIT_MS));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		TH_LOG("status %#x", status);
+}
+
+/*
+ * Wait until @wg's counter is @count and gs_waitgroup_broken() says
+ * @broken (a death's undo may land just after the reap; its ioctl or
+ * close has returned, but the test does not rely on that): 0, or
+ * -ETIMEDOUT after WAIT_LIMIT_MS.
+ */
+static int wg_settles(gs_waitgroup *wg, int64_t count, bool broken)
+{
+	uint64_t t0 = mono_ns();
+
+	while (gs_waitgroup_count(wg) != count ||
+	       gs_waitgroup_broken(wg) != broken) {
+		if (ms_since(t0) > WAIT_LIMIT_MS)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+	return 0;
+}
+
+#define EXPECT_WG(wg, count_, broken_)					\
+	EXPECT_EQ(0, wg_settles((wg), (count_), (broken_)))		\
+		TH_LOG("count %jd broken %d, want %jd %d",		\
+		       (intmax_t)gs_waitgroup_count(wg),		\
+		       gs_waitgroup_broken(wg), (intmax_t)(count_),	\
+		       (int)(broken_))
+
+/*
+ * What a forked WaitGroup party does: add_undo(@add_undo), adopt(@adopt),
+ * add(@add) (each if nonzero), @done_undo times done_undo(), then checks
+ * its share and ends as @end says; with @open, it first trades the
+ * parent's handle for one it opens by that name. It tells it is at its
+ * end with one byte on a pipe (see wg_party_ready()).
+ */
+enum wg_party_end {
+	PARTY_EXIT,		/* _exit(0) */
+	PARTY_PAUSE,		/* waits to be killed */
+	PARTY_EXEC,		/* execs this binary (the fd is O_CLOEXEC) */
+	PARTY_EXEC_KEEP_FD,	/* the same, keeping the group's fd open */
+	PARTY_CLOSE,		/* closes its only fd of the group, waits */
+	PARTY_CLOSE_DUP,	/* closes one of two fds of the group, waits */
+};
+
+struct wg_party {
+	int64_t add_undo, adopt, add;
+	int done_undo;
+	enum wg_party_end end;
+	const char *open;	/* a name: use only a handle opened by it */
+};
+
+#define PARTY_EXEC_ENV	"GS_WAIT_PARTY_EXEC_FD"
+
+/*
+ * The image a PARTY_EXEC child execs (this binary again): before the
+ * harness runs, it says it is there on the fd named in the environment
+ * and waits to be killed, so what the parent sees is the exec's work.
+ */
+__attribute__((constructor)) static void party_exec_image(void)
+{
+	const char *v = getenv(PARTY_EXEC_ENV);
+
+	if (!v)
+		return;
+	if (write(atoi(v), "e", 1) != 1)
+		_exit(2);
+	for (;;)
+		pause();
+}
+
+static void wg_party_main(gs_waitgroup *wg, const struct wg_party *p,
+		       struct report *rep, int ready)
+{
+	int64_t share, want = p->add_undo + p->adopt - p->done_undo;
+	int fd, ret, fd2;
+	char v[16];
+
+	if (p->open) {
+		gs_waitgroup *own = NULL;
+
+		ret = gs_waitgroup_open(&own, p->open, 0, 0);
+		CHILD_CHECK_EXIT(rep, ret == 0, "open %s: %d", p->open, ret);
+		gs_waitgroup_destroy(wg);	/* the parent's */
+		wg = own;
+	}
+	fd = gs_waitgroup_fd(wg);
+	share = gs_waitgroup_share(wg);
+	CHILD_CHECK_EXIT(rep, share == 0, "share after fork: %jd",
+			 (intmax_t)share);
+	if (p->add_undo) {
+		ret = gs_waitgroup_add_undo(wg, p->add_undo);
+		CHILD_CHECK_EXIT(rep, ret == 0, "add_undo: %d", ret);
+	}
+	if (p->adopt) {
+		ret = gs_waitgroup_adopt(wg, p->adopt);
+		CHILD_CHECK_EXIT(rep, ret == 0, "adopt: %d", ret);
+	}
+	if (p->add) {
+		ret = gs_waitgroup_add(wg, p->add);
+		CHILD_CHECK_EXIT(rep, ret == 0, "add: %d", ret);
+	}
+	for (int i = 0; i < p->done_undo; i++) {
+		ret = gs_waitgroup_done_undo(wg);
+		CHILD_CHECK_EXIT(rep, ret == 0, "done_undo: %d", ret);
+	}
+	share = gs_waitgroup_share(wg);
+	CHILD_CHECK_EXIT(rep, share == want, "share %jd, want %jd",
+			 (intmax_t)share, (intmax_t)want);
+	switch (p->end) {
+	case PARTY_EXIT:
+		if (write(ready, "r", 1) != 1)
+			_exit(14);
+		_exit(0);
+	case PARTY_PAUSE:
+		break;
+	case PARTY_EXEC:
+	case PARTY_EXEC_KEEP_FD:
+		if (p->end == PARTY_EXEC_KEEP_FD)
+			CHILD_CHECK_EXIT(rep, fcntl(fd, F_SETFD, 0) == 0,
+					 "F_SETFD: %s", strerror(errno));
+		CHILD_CHECK_EXIT(rep, fcntl(ready, F_SETFD, 0) == 0,
+				 "F_SETFD: %s", strerror(errno));
+		snprintf(v, sizeof(v), "%d", ready);
+		setenv(PARTY_EXEC_ENV, v, 1);
+		execl("/proc/self/exe", "party-exec", (char *)NULL);
+		_exit(13);
+	case PARTY_CLOSE:
+		gs_waitgroup_destroy(wg);
+		break;
+	case PARTY_CLOSE_DUP:
+		fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		CHILD_CHECK_EXIT(rep, fd2 >= 0, "dup: %s", strerror(errno));
+		gs_waitgroup_destroy(wg);
+		ret = gs_waitgroup_from_fd(&wg, fd2);
+		CHILD_CHECK_EXIT(rep, ret == 0, "from_fd: %d", ret);
+		share = gs_waitgroup_share(wg);
+		CHILD_CHECK_EXIT(rep, share == want,
+				 "share after closing one fd: %jd",
+				 (intmax_t)share);
+		break;
+	}
+	if (write(ready, "r", 1) != 1)
+		_exit(14);
+	for (;;)
+		pause();
+}
+
+/* Fork a party (struct wg_party); *@ready: its pipe, for wg_party_ready(). */
+static pid_t wg_party_start(gs_waitgroup *wg, const struct wg_party *p,
+			 struct report *rep, int *ready)
+{
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return -1;
+	pid = fork_child();
+	if (pid == 0) {
+		close(pfd[0]);
+		wg_party_main(wg, p, rep, pfd[1]);
+	}
+	close(pfd[1]);
+	if (pid < 0)
+		close(pfd[0]);
+	*ready = pfd[0];
+	return pid;
+}
+
+/*
+ * Wait (bounded) for the party's byte, then close the pipe: the byte
+ * ('r', or 'e' from the exec'd image), -EPIPE if it died first, or
+ * -ETIMEDOUT.
+ */
+static int wg_party_ready(int fd)
+{
+	uint64_t t0 = mono_ns();
+	char c;
+	ssize_t n;
+	int ret;
+
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	for (;;) {
+		n = read(fd, &c, 1);
+		if (n == 1) {
+			ret = c;
+			break;
+		}
+		if (n == 0) {
+			ret = -EPIPE;
+			break;
+		}
+		if (ms_since(t0) > WAIT_LIMIT_MS) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		usleep(200);
+	}
+	close(fd);
+	return ret;
+}
+
+static void *done_undo_thread(void *wg)
+{
+	return (void *)(intptr_t)gs_waitgroup_done_undo(wg);
+}
+
+TEST(waitgroup_undo_share_accounting)
+{
+	struct report *rep = report_new();
+	gs_waitgroup *wg = NULL;
+	void *thr_ret;
+	pthread_t thr;
+	pid_t pid;
+
+	SKIP_WITHOUT_PARTIES();
+	ASSERT_NE(NULL, rep);
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	EXPECT_EQ(0, gs_waitgroup_share(wg));
+
+	/* add_undo and done_undo move the counter and the share together. */
+	ASSERT_EQ(0, gs_waitgroup_add_undo(wg, 3));
+	EXPECT_EQ(3, gs_waitgroup_share(wg));
+	EXPECT_EQ(3, gs_waitgroup_count(wg));
+	EXPECT_EQ(-EPERM, gs_waitgroup_add_undo(wg, -4));
+	EXPECT_EQ(3, gs_waitgroup_share(wg));
+	EXPECT_EQ(3, gs_waitgroup_count(wg));
+	for (int i = 2; i >= 0; i--) {
+		EXPECT_EQ(0, gs_waitgroup_done_undo(wg));
+		EXPECT_EQ(i, gs_waitgroup_share(wg));
+		EXPECT_EQ(i, gs_waitgroup_count(wg));
+	}
+	/* The share is the process's: another thread gives it back. */
+	ASSERT_EQ(0, gs_waitgroup_add_undo(wg, 1));
+	ASSERT_EQ(0, start_thread(&thr, done_undo_thread, wg));
+	ASSERT_EQ(0, pthread_join(thr, &thr_ret));
+	EXPECT_EQ(0, (int)(intptr_t)thr_ret);
+	EXPECT_EQ(0, gs_waitgroup_share(wg));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	/* A Done beyond the share is refused, even with a counter left. */
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	EXPECT_EQ(-EPERM, gs_waitgroup_done_undo(wg));
+	EXPECT_EQ(1, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_share(wg));
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+
+	/* Adopt takes over what a plain Add added, never more. */
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 2));
+	EXPECT_EQ(0, gs_waitgroup_adopt(wg, 2));
+	EXPECT_EQ(2, gs_waitgroup_share(wg));
+	EXPECT_EQ(2, gs_waitgroup_count(wg));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_adopt(wg, 1));
+	EXPECT_EQ(-EINVAL, gs_waitgroup_adopt(wg, 0));
+	EXPECT_EQ(-EINVAL, gs_waitgroup_adopt(wg, -1));
+	EXPECT_EQ(2, gs_waitgroup_share(wg));
+	EXPECT_EQ(2, gs_waitgroup_count(wg));
+
+	/* A child starts with no share, nor room to adopt one. */
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int64_t share = gs_waitgroup_share(wg);
+		int ret;
+
+		CHILD_CHECK_EXIT(rep, share == 0, "child's share %jd",
+				 (intmax_t)share);
+		ret = gs_waitgroup_adopt(wg, 1);
+		CHILD_CHECK_EXIT(rep, ret == -EOVERFLOW, "adopt: %d", ret);
+		ret = gs_waitgroup_done_undo(wg);
+		CHILD_CHECK_EXIT(rep, ret == -EPERM, "done_undo: %d", ret);
+		CHILD_CHECK_EXIT(rep, gs_waitgroup_count(wg) == 2, "count %jd",
+				 (intmax_t)gs_waitgroup_count(wg));
+		_exit(0);
+	}
+	EXPECT_CHILD_OK(pid, rep);
+	EXPECT_EQ(2, gs_waitgroup_share(wg));
+	EXPECT_WG(wg, 2, false);
+	EXPECT_EQ(0, gs_waitgroup_done_undo(wg));
+	EXPECT_EQ(0, gs_waitgroup_done_undo(wg));
+	EXPECT_EQ(0, gs_waitgroup_share(wg));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+
+	/* The counter's limit holds for add_undo: nothing changes. */
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add_undo(wg, WG_MAX + 1));
+	EXPECT_EQ(0, gs_waitgroup_share(wg));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	ASSERT_EQ(0, gs_waitgroup_add_undo(wg, WG_MAX));
+	EXPECT_EQ(WG_MAX, gs_waitgroup_share(wg));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add_undo(wg, 1));
+	EXPECT_EQ(-EOVERFLOW, gs_waitgroup_add(wg, 1));
+	EXPECT_EQ(WG_MAX, gs_waitgroup_share(wg));
+	EXPECT_EQ(WG_MAX, gs_waitgroup_count(wg));
+	EXPECT_FALSE(gs_waitgroup_broken(wg));
+	EXPECT_EQ(0, gs_waitgroup_add_undo(wg, -WG_MAX));
+	EXPECT_EQ(0, gs_waitgroup_share(wg));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_wait(wg));
+	EXPECT_EQ(-EINVAL, gs_waitgroup_recover(wg));
+	gs_waitgroup_destroy(wg);
+}
+
+/* A waiter of a group whose party will be killed. */
+static int wg_dead_waiter(gs_waitgroup *wg, struct report *rep, bool until)
+{
+	uint64_t t0 = mono_ns();
+	int ret;
+
+	/* A far deadline: the death, not the deadline, must end it. */
+	ret = until ? gs_waitgroup_wait_until(wg,
+			gs_deadline_in(10 * LIMIT_NS), 0) :
+		      gs_waitgroup_wait(wg);
+	CHILD_CHECK(rep, ret == -EOWNERDEAD, "wait: %d", ret);
+	CHILD_CHECK(rep, ms_since(t0) < WAIT_LIMIT_MS, "took %ju ms",
+		    (uintmax_t)ms_since(t0));
+	CHILD_CHECK(rep, gs_waitgroup_broken(wg), "not broken");
+	ret = gs_waitgroup_wait(wg);
+	CHILD_CHECK(rep, ret == -EOWNERDEAD, "wait again: %d", ret);
+	return 0;
+}
+
+TEST(waitgroup_sigkill_with_share_breaks_waiters)
+{
+	struct report *rep[3];
+	gs_waitgroup *wg = NULL;
+	pid_t waiter[2], worker;
+	int fd, ready, status;
+
+	SKIP_WITHOUT_PARTIES();
+	for (int i = 0; i < 3; i++) {
+		rep[i] = report_new();
+		ASSERT_NE(NULL, rep[i]);
+	}
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	fd = gs_waitgroup_fd(wg);
+	/* The parent adds for its worker, which adopts it. */
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	worker = wg_party_start(wg, &(struct wg_party){ .adopt = 1,
+							.end = PARTY_PAUSE },
+				rep[2], &ready);
+	ASSERT_LE(0, worker);
+	ASSERT_EQ('r', wg_party_ready(ready));
+	EXPECT_EQ(0, rep[2]->line) TH_LOG("worker: %s", rep[2]->msg);
+	EXPECT_EQ(0, gs_waitgroup_share(wg));
+	for (int i = 0; i < 2; i++) {
+		waiter[i] = fork_child();
+		ASSERT_LE(0, waiter[i]);
+		if (waiter[i] == 0)
+			_exit(wg_dead_waiter(wg, rep[i], i));
+	}
+	ASSERT_EQ(0, wait_parked(fd, 2));
+	sleep_ms(20);
+	for (int i = 0; i < 2; i++) {
+		EXPECT_EQ(0, waitpid(waiter[i], &status, WNOHANG));
+	}
+	EXPECT_FALSE(gs_waitgroup_broken(wg));
+	EXPECT_EQ(1, gs_waitgroup_count(wg));
+
+	kill_reap(_metadata, worker);
+	for (int i = 0; i < 2; i++) {
+		EXPECT_CHILD_OK(waiter[i], rep[i]);
+	}
+	EXPECT_WG(wg, 0, true);
+	EXPECT_EQ(0, parked_now(fd));
+	EXPECT_EQ(-EOWNERDEAD, gs_waitgroup_wait(wg));
+	EXPECT_EQ(-EOWNERDEAD,
+		  gs_waitgroup_wait_until(wg, gs_deadline_in(LIMIT_NS), 0));
+	EXPECT_EQ(-EOWNERDEAD, gs_waitgroup_wait_until(wg, 0, 0));
+
+	/* Recovered, it waits for its counter again. */
+	EXPECT_EQ(0, gs_waitgroup_recover(wg));
+	EXPECT_FALSE(gs_waitgroup_broken(wg));
+	EXPECT_EQ(0, gs_waitgroup_wait(wg));
+	EXPECT_EQ(-EINVAL, gs_waitgroup_recover(wg));
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_waitgroup_wait_until(wg, gs_deadline_in(20 * NS_PER_MS),
+					  0));
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+	EXPECT_EQ(0, gs_waitgroup_wait(wg));
+	gs_waitgroup_destroy(wg);
+}
+
+TEST(waitgroup_clean_exit_after_done_breaks_nothing)
+{
+	const struct wg_party given_back = {
+		.add_undo = 1, .done_undo = 1, .end = PARTY_EXIT,
+	}, adopted_back = {
+		.adopt = 1, .done_undo = 1, .end = PARTY_PAUSE,
+	}, plain = { .add = 1, .end = PARTY_PAUSE };
+	struct report *rep = report_new();
+	gs_waitgroup *wg = NULL;
+	int ready, fd;
+	pid_t pid;
+
+	SKIP_WITHOUT_PARTIES();
+	ASSERT_NE(NULL, rep);
+	ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	fd = gs_waitgroup_fd(wg);
+
+	/* Its share given back, a party may exit. */
+	pid = wg_party_start(wg, &given_back, rep, &ready);
+	ASSERT_LE(0, pid);
+	EXPECT_EQ('r', wg_party_ready(ready));
+	EXPECT_CHILD_OK(pid, rep);
+	sleep_ms(20);
+	EXPECT_FALSE(gs_waitgroup_broken(wg));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_wait(wg));
+
+	/* The same with a share taken over from the parent's Add. */
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	pid = wg_party_start(wg, &adopted_back, rep, &ready);
+	ASSERT_LE(0, pid);
+	EXPECT_EQ('r', wg_party_ready(ready));
+	EXPECT_EQ(0, rep->line) TH_LOG("child: %s", rep->msg);
+	kill_reap(_metadata, pid);
+	sleep_ms(20);
+	EXPECT_FALSE(gs_waitgroup_broken(wg));
+	EXPECT_EQ(0, gs_waitgroup_count(wg));
+
+	/* A plain Add is no share: its process dies, nothing is undone. */
+	pid = wg_party_start(wg, &plain, rep, &ready);
+	ASSERT_LE(0, pid);
+	EXPECT_EQ('r', wg_party_ready(ready));
+	EXPECT_EQ(0, rep->line) TH_LOG("child: %s", rep->msg);
+	EXPECT_EQ(1, gs_waitgroup_count(wg));
+	EXPECT_EQ(0, gs_waitgroup_share(wg));
+	kill_reap(_metadata, pid);
+	sleep_ms(20);
+	EXPECT_FALSE(gs_waitgroup_broken(wg));
+	EXPECT_EQ(1, gs_waitgroup_count(wg));
+	EXPECT_EQ(-ETIMEDOUT,
+		  gs_waitgroup_wait_until(wg, gs_deadline_in(20 * NS_PER_MS),
+					  0));
+	EXPECT_EQ(0, parked_now(fd));
+	ASSERT_EQ(0, gs_waitgroup_done(wg));
+	EXPECT_EQ(0, gs_waitgroup_wait(wg));
+	EXPECT_FALSE(gs_waitgroup_broken(wg));
+	gs_waitgroup_destroy(wg);
+}
+
+/*
+ * A party with a share of 1 in a counter of 2 ends as @end says: the
+ * group breaks and loses exactly the share, at its end or (PARTY_PAUSE,
+ * PARTY_CLOSE_DUP) when it is killed, and only once. With @name, the
+ * group is named, and the party opens it by name (its only handle).
+ */
+static void check_party_end(struct __test_metadata *_metadata,
+			    enum wg_party_end end, const char *name)
+{
+	static const char *const what[] = {
+		[PARTY_EXIT] = "exit", [PARTY_PAUSE] = "SIGKILL",
+		[PARTY_EXEC] = "exec",
+		[PARTY_EXEC_KEEP_FD] = "exec keeping the fd",
+		[PARTY_CLOSE] = "close of the last fd",
+		[PARTY_CLOSE_DUP] = "close of one of two fds",
+	};
+	bool exec = end == PARTY_EXEC || end == PARTY_EXEC_KEEP_FD;
+	bool at_end = end != PARTY_PAUSE && end != PARTY_CLOSE_DUP;
+	struct wg_party p = { .add_undo = 2, .done_undo = 1, .end = end,
+			      .open = name };
+	struct report *rep = report_new();
+	gs_waitgroup *wg = NULL;
+	int ready;
+	pid_t pid;
+
+	ASSERT_NE(NULL, rep);
+	TH_LOG("%s%s", what[end], name ? ", named" : "");
+	if (name) {
+		ASSERT_EQ(0, gs_waitgroup_open(&wg, name,
+					       GS_O_CREAT | GS_O_EXCL, 0600));
+	} else {
+		ASSERT_EQ(0, gs_waitgroup_create(&wg));
+	}
+	ASSERT_EQ(0, gs_waitgroup_add(wg, 1));
+	pid = wg_party_start(wg, &p, rep, &ready);
+	ASSERT_LE(0, pid);
+	EXPECT_EQ(exec ? 'e' : 'r', wg_party_ready(ready));
+	EXPECT_EQ(0, rep->line) TH_LOG("child check at line %d: %s",
+				       rep->line, rep->msg);
+	if (end == PARTY_EXIT) {
+		EXPECT_CHILD_OK(pid, rep);
+		pid = 0;
+	}
+	if (at_end) {
+		EXPECT_WG(wg, 1, true);
+	} else {
+		sleep_ms(20);
+		EXPECT_FALSE(gs_waitgroup_broken(wg));
+		EXPECT_EQ(2, gs_waitgroup_count(wg));
+	}
+	if (pid > 0) {
+		/* Its share, if any is left, goes now, not twice. */
+		kill_reap(_metadata, pid);
+		EXPECT_WG(wg, 1, true);
+	}
+	EXPECT_EQ(-EOWNERDEAD, gs_waitgroup_wait(wg));
+	EXPECT_EQ(0, gs_waitgroup_recover(wg));
+	EXPECT_EQ(0, gs_waitgroup_done(wg));
+	EXPECT_EQ(0, gs_waitgroup_wait(wg));
+	gs_waitgroup_destroy(wg);
+	if (name) {
+		EXPECT_EQ(0, gs_unlink(name));
+	}
+	munmap(rep, sizeof(*rep));
+}
+
+TEST(waitgroup_share_of_exec_and_close)
+{
+	static const enum wg_party_end ends[] = {
+		PARTY_EXIT, PARTY_EXEC, PARTY_CLOSE, PARTY_CLOSE_DUP,
+	};
+
+	SKIP_WITHOUT_PARTIES();
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		check_party_end(_metadata, ends[i], NULL);
+}
+
+/* The exec itself ends the part, not the close of its O_CLOEXEC fds. */
+TEST(waitgroup_exec_keeping_the_fd_breaks_the_group)
+{
+	SKIP_WITHOUT_PARTIES();
+	check_party_end(_metadata, PARTY_EXEC_KEEP_FD, NULL);
+}
+
+/* A name's handles are other files than the group's: the same holds. */
+TEST(waitgroup_named_party_that_dies_breaks_the_group)
+{
+	static const enum wg_party_end ends[] = {
+		PARTY_PAUSE, PARTY_EXIT, PARTY_CLOSE,
+	};
+	char name[64];
+
+	SKIP_WITHOUT_PARTIES();
+	snprintf(name, sizeof(name), "/wt-%d-wg", (int)getpid());
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		check_party_end(_metadata, ends[i], name);
+}
+
+/*
+ * Stress: WGU_PROCS processes add_undo(1) and done_undo() in a loop
+ * while a thread of the parent waits again and again; some stop and are
+ * killed. Each records where it is (wgu_state), so that the parent knows
+ * after its death whether it surely held a share, surely held none, or
+ * was inside a call.
+ */
+#define WGU_PROCS	8
+
+enum { WGU_IDLE, WGU_ADDING, WGU_HOLDING, WGU_DOING };
+
+struct wgu_sh {
+	struct report rep[WGU_PROCS];
+	atomic_int state[WGU_PROCS];
+	atomic_int iter[WGU_PROCS];
+	atomic_int paused[WGU_PROCS];	/* stopped at stop_at, waits */
+	int stop_at[WGU_PROCS];		/* -1: never */
+	int stop_holding[WGU_PROCS];	/* stop with a share */
+	int iters;
+	/* The parent's waiter thread. */
+	gs_waitgroup *wg;
+	atomic_int stop;
+	atomic_int waits, ok, dead, ok_after_dead, other, other_ret;
+};
+
+static int wgu_party(struct wgu_sh *sh, int me)
+{
+	struct report *rep = &sh->rep[me];
+	int64_t share;
+	int ret;
+
+	for (int i = 0; i < sh->iters; i++) {
+		atomic_store(&sh->iter[me], i);
+		atomic_store(&sh->state[me], WGU_ADDING);
+		ret = gs_waitgroup_add_undo(sh->wg, 1);
+		CHILD_CHECK(rep, ret == 0, "iteration %d add_undo: %d", i, ret);
+		atomic_store(&sh->state[me], WGU_HOLDING);
+		if (i == sh->stop_at[me] && sh->stop_holding[me]) {
+			atomic_store(&sh->paused[me], 1);
+			for (;;)
+				pause();
+		}
+		if (i % 64 == 0) {
+			share = gs_waitgroup_share(sh->wg);
+			CHILD_CHECK(rep, share == 1, "iteration %d share %jd",
+				    i, (intmax_t)share);
+		}
+		if (i % 3 == 0)
+			sched_yield();
+		atomic_store(&sh->state[me], WGU_DOING);
+		ret = gs_waitgroup_done_undo(sh->wg);
+		CHILD_CHECK(rep, ret == 0, "iteration %d done_undo: %d", i,
+			    ret);
+		atomic_store(&sh->state[me], WGU_IDLE);
+		if (i == sh->stop_at[me]) {
+			atomic_store(&sh->paused[me], 1);
+			for (;;)
+				pause();
+		}
+	}
+	return 0;
+}
+
+static void *wgu_waiter(void *p)
+{
+	struct wgu_sh *sh = p;
+	int ret;
+
+	while (!atomic_load(&sh->stop)) {
+		ret = gs_waitgroup_wait_until(sh->wg, limit(), 0);
+		atomic_fetch_add(&sh->waits, 1);
+		if (ret == 0) {
+			atomic_fetch_add(&sh->ok, 1);
+			if (atomic_load(&sh->dead))
+				atomic_fetch_add(&sh->ok_after_dead, 1);
+		} else if (ret == -EOWNERDEAD) {
+			atomic_fetch_add(&sh->dead, 1);
+		} else {
+			atomic_fetch_add(&sh->other, 1);
+			atomic_store(&sh->other_ret, ret);
+		}
+		usleep(100);
+	}
+	return NULL;
+}
+
+/*
+ * One run: with @holding_deaths, process 0 stops holding its share and
+ * processes 1..3 are killed wherever they are when they reach a random
+ * iteration; without, processes 0..3 stop with no share, then are
+ * killed. The others run to the end.
+ */
+static void check_wgu(struct __test_metadata *_metadata, bool holding_deaths)
+{
+	struct wgu_sh *sh = shared_alloc(sizeof(*sh));
+	int kill_at[WGU_PROCS], death_state[WGU_PROCS];
+	pid_t pid[WGU_PROCS];
+	bool gone[WGU_PROCS] = { false }, held = false;
+	uint64_t seed = mono_ns() | 1, t0;
+	pthread_t waiter;
+	int left = WGU_PROCS, status;
+
+	ASSERT_NE(NULL, sh);
+	TH_LOG("seed %ju, holding deaths %d", (uintmax_t)seed, holding_deaths);
+	sh->iters = (int)gs_stress(2000, 200);
+	ASSERT_EQ(0, gs_waitgroup_create(&sh->wg));
+	for (int i = 0; i < WGU_PROCS; i++) {
+		int at = (int)(rnd64(&seed) % (uint64_t)sh->iters);
+
+		sh->stop_at[i] = -1;
+		kill_at[i] = -1;
+		death_state[i] = -1;
+		if (i >= 4)
+			continue;
+		if (!holding_deaths || i == 0) {
+			sh->stop_at[i] = at;
+			sh->stop_holding[i] = holding_deaths;
+		} else {
+			kill_at[i] = at;
+		}
+	}
+	ASSERT_EQ(0, start_thread(&waiter, wgu_waiter, sh));
+	for (int i = 0; i < WGU_PROCS; i++) {
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0)
+			_exit(wgu_party(sh, i));
+	}
+	t0 = mono_ns();
+	while (left) {
+		ASSERT_GT(RUN_LIMIT_MS, ms_since(t0)) TH_LOG("%d left", left);
+		for (int i = 0; i < WGU_PROCS; i++) {
+			if (gone[i])
+				continue;
+			if (atomic_load(&sh->paused[i]) ||
+			    (kill_at[i] >= 0 &&
+			     atomic_load(&sh->iter[i]) >= kill_at[i])) {
+				kill(pid[i], SIGKILL);
+				ASSERT_EQ(0, wait_child(pid[i], &status,
+							WAIT_LIMIT_MS));
+				death_state[i] = atomic_load(&sh->state[i]);
+			} else if (waitpid(pid[i], &status, WNOHANG) !=
+				   pid[i]) {
+				continue;
+			}
+			gone[i] = true;
+			left--;
+			if (WIFEXITED(status)) {
+				/* Ran to its end (a kill that came late). */
+				EXPECT_EQ(0, WEXITSTATUS(status))
+					TH_LOG("process %d: line %d: %s", i,
+					       sh->rep[i].line, sh->rep[i].msg);
+				death_state[i] = -1;
+			} else {
+				EXPECT_TRUE(WIFSIGNALED(status) &&
+					    WTERMSIG(status) == SIGKILL)
+					TH_LOG("process %d: status %#x", i,
+					       status);
+			}
+		}
+		usleep(200);
+	}
+	/*
+	 * Process 0 surely died holding a share with @holding_deaths (and
+	 * the random kills may have hit others inside one); without, every
+	 * death came with no share.
+	 */
+	for (int i = 0; i < WGU_PROCS; i++) {
+		EXPECT_EQ(0, sh->rep[i].line)
+			TH_LOG("process %d: line %d: %s", i, sh->rep[i].line,
+			       sh->rep[i].msg);
+		if (death_state[i] == WGU_HOLDING)
+			held = true;
+		if (!holding_deaths) {
+			EXPECT_TRUE(death_state[i] == -1 ||
+				    death_state[i] == WGU_IDLE)
+				TH_LOG("process %d died in state %d", i,
+				       death_state[i]);
+		}
+	}
+	EXPECT_EQ(holding_deaths, held);
+	/* Every share is gone, given back or undone: nothing is stuck. */
+	EXPECT_WG(sh->wg, 0, held);
+	if (held) {	/* the waiter sees the break before it stops */
+		EXPECT_EQ(0, wait_atomic_ge(&sh->dead, 1));
+	}
+	atomic_store(&sh->stop, 1);
+	ASSERT_EQ(0, join_ms(waiter, WAIT_LIMIT_MS));
+	TH_LOG("%d waits: %d returned 0, %d -EOWNERDEAD",
+	       atomic_load(&sh->waits), atomic_load(&sh->ok),
+	       atomic_load(&sh->dead));
+	EXPECT_EQ(0, atomic_load(&sh->other))
+		TH_LOG("a wait returned %d", atomic_load(&sh->other_ret));
+	EXPECT_EQ(0, atomic_load(&sh->ok_after_dead));
+	if (held) {
+		EXPECT_EQ(-EOWNERDEAD, gs_waitgroup_wait(sh->wg));
+		EXPECT_EQ(0, gs_waitgroup_recover(sh->wg));
+	} else {
+		EXPECT_EQ(0, atomic_load(&sh->dead));
+	}
+	EXPECT_EQ(0, gs_waitgroup_wait(sh->wg));
+	EXPECT_EQ(0, gs_waitgroup_count(sh->wg));
+	gs_waitgroup_destroy(sh->wg);
+	munmap(sh, sizeof(*sh));
+}
+
+TEST(waitgroup_undo_stress_processes)
+{
+	SKIP_WITHOUT_PARTIES();
+	check_wgu(_metadata, false);
+	check_wgu(_metadata, true);
+}
+
+/* Barrier parties that die. */
+struct bdie_sh {
+	struct report rep;
+	atomic_int ready;
+	atomic_int in_action;
+};
+
+static int pause_action(void *p)
+{
+	struct bdie_sh *sh = p;
+
+	atomic_store(&sh->in_action, 1);
+	for (;;)
+		pause();
+	return 0;
+}
+
+/* After a round broke: broken, -EPIPE, and usable again after a reset. */
+static void check_reset_after_break(struct __test_metadata *_metadata,
+				    gs_barrier *b)
+{
+	struct waiter w[2];
+	uint32_t parties = gs_barrier_parties(b);
+
+	EXPECT_TRUE(gs_barrier_broken(b));
+	EXPECT_EQ(-EPIPE, gs_barrier_await(b));
+	ASSERT_EQ(0, gs_barrier_reset(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	ASSERT_GE(3, parties);
+	ASSERT_EQ(0, start_awaiters(w, (int)parties - 1, b));
+	EXPECT_EQ(0, gs_barrier_await_until(b, limit(), 0));
+	for (uint32_t i = 0; i + 1 < parties; i++) {
+		ASSERT_TRUE(waiter_join(&w[i], WAIT_LIMIT_MS));
+		EXPECT_EQ(0, w[i].ret);
+	}
+	EXPECT_FALSE(gs_barrier_broken(b));
+}
+
+TEST(barrier_party_killed_before_park_breaks_the_round)
+{
+	struct bdie_sh *sh = shared_alloc(sizeof(*sh));
+	gs_barrier *b = NULL;
+	struct waiter w;
+	int fd;
+	pid_t pid;
+
+	SKIP_WITHOUT_PARTIES();
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, gs_barrier_create(&b, 3, NULL, NULL));
+	fd = gs_barrier_fd(b);
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* Arrives, and stops on its way to the park. */
+		uint64_t t0 = mono_ns();
+		int ret = raw_arrive(fd, 0, 0, 0);
+
+		CHILD_CHECK_EXIT(&sh->rep, ret == -ETIMEDOUT, "arrive: %d",
+				 ret);
+		CHILD_CHECK_EXIT(&sh->rep, ms_since(t0) < WAIT_LIMIT_MS,
+				 "took %ju ms", (uintmax_t)ms_since(t0));
+		atomic_store(&sh->ready, 1);
+		for (;;)
+			pause();
+	}
+	ASSERT_EQ(0, wait_atomic_ge(&sh->ready, 1));
+	EXPECT_EQ(0, sh->rep.line) TH_LOG("child: %s", sh->rep.msg);
+	EXPECT_EQ(1, gs_barrier_waiting(b));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(0, parked_now(fd));
+	/* A far deadline: the death, not the deadline, must end it. */
+	ASSERT_EQ(0, waiter_start_dl(&w, OP_BARRIER_AWAIT_UNTIL, b, NULL,
+				     NULL, gs_deadline_in(10 * LIMIT_NS), 0));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	EXPECT_EQ(2, gs_barrier_waiting(b));
+	sleep_ms(20);
+	EXPECT_FALSE(atomic_load(&w.done));
+	kill_reap(_metadata, pid);
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(-EPIPE, w.ret);
+	check_reset_after_break(_metadata, b);
+	gs_barrier_destroy(b);
+	munmap(sh, sizeof(*sh));
+}
+
+TEST(barrier_party_killed_in_action_breaks_the_round)
+{
+	struct bdie_sh *sh = shared_alloc(sizeof(*sh));
+	gs_barrier *b = NULL;
+	struct waiter w;
+	int fd;
+	pid_t pid;
+
+	SKIP_WITHOUT_PARTIES();
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, gs_barrier_create(&b, 2, NULL, NULL));
+	fd = gs_barrier_fd(b);
+	ASSERT_EQ(0, waiter_start_dl(&w, OP_BARRIER_AWAIT_UNTIL, b, NULL,
+				     NULL, gs_deadline_in(10 * LIMIT_NS), 0));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* The last arriver: its action never returns. */
+		int ret;
+
+		gs_barrier_set_action(b, pause_action, sh);
+		ret = gs_barrier_await(b);
+		CHILD_CHECK_EXIT(&sh->rep, 0, "await returned %d", ret);
+	}
+	ASSERT_EQ(0, wait_atomic_ge(&sh->in_action, 1));
+	sleep_ms(20);
+	EXPECT_FALSE(atomic_load(&w.done));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(2, gs_barrier_waiting(b));
+	kill_reap(_metadata, pid);
+	EXPECT_EQ(0, sh->rep.line) TH_LOG("child: %s", sh->rep.msg);
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(-EPIPE, w.ret);
+	check_reset_after_break(_metadata, b);
+	gs_barrier_destroy(b);
+	munmap(sh, sizeof(*sh));
+}
+
+/* A barrier opened by name: its party's death breaks the round too. */
+TEST(barrier_named_party_killed_in_await_breaks_the_round)
+{
+	struct bdie_sh *sh = shared_alloc(sizeof(*sh));
+	gs_barrier *b = NULL;
+	struct waiter w;
+	char name[64];
+	pid_t pid;
+	int fd;
+
+	SKIP_WITHOUT_PARTIES();
+	ASSERT_NE(NULL, sh);
+	snprintf(name, sizeof(name), "/wt-%d-bar", (int)getpid());
+	ASSERT_EQ(0, gs_barrier_open(&b, name, GS_O_CREAT | GS_O_EXCL, 0600,
+				     3));
+	fd = gs_barrier_fd(b);
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		gs_barrier *own = NULL;
+		int ret = gs_barrier_open(&own, name, 0, 0, 3);
+
+		CHILD_CHECK_EXIT(&sh->rep, ret == 0, "open: %d", ret);
+		gs_barrier_destroy(b);	/* the parent's */
+		ret = gs_barrier_await(own);
+		CHILD_CHECK_EXIT(&sh->rep, 0, "await returned %d", ret);
+	}
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	ASSERT_EQ(0, waiter_start_dl(&w, OP_BARRIER_AWAIT_UNTIL, b, NULL,
+				     NULL, gs_deadline_in(10 * LIMIT_NS), 0));
+	ASSERT_EQ(0, wait_parked(fd, 2));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	kill_reap(_metadata, pid);
+	EXPECT_EQ(0, sh->rep.line) TH_LOG("child: %s", sh->rep.msg);
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(-EPIPE, w.ret);
+	check_reset_after_break(_metadata, b);
+	gs_barrier_destroy(b);
+	EXPECT_EQ(0, gs_unlink(name));
+	munmap(sh, sizeof(*sh));
+}
+
+TEST(barrier_arrive_errnos)
+{
+	const uint64_t r5 = 5, round = r5 << GOSYNC_BARRIER_ROUND_SHIFT;
+	struct report *rep = report_new();
+	_Atomic uint64_t *word;
+	int plain, wg, bar, one;
+	pid_t pid;
+
+	SKIP_WITHOUT_PARTIES();
+	ASSERT_NE(NULL, rep);
+	ASSERT_LE(0, plain = raw_lot(GOSYNC_LOT_PLAIN, 3));
+	ASSERT_LE(0, wg = raw_lot(GOSYNC_LOT_WAITGROUP, 0));
+	ASSERT_LE(0, bar = raw_lot(GOSYNC_LOT_BARRIER, 3));
+	ASSERT_LE(0, one = raw_lot(GOSYNC_LOT_BARRIER, 1));
+
+	/* Each ioctl only on its own kind. */
+	EXPECT_EQ(-ENOTTY, raw_arrive(plain, 0, 0, 0));
+	EXPECT_EQ(-ENOTTY, raw_arrive(wg, 0, 0, 0));
+	EXPECT_EQ(-ENOTTY, raw_wg_add(plain, 0, 0, 1));
+	EXPECT_EQ(-ENOTTY, raw_wg_add(bar, 0, 0, 1));
+
+	/* ARRIVE: flags; a broken or full round changes nothing. */
+	ASSERT_NE(NULL, word = lot_words(bar));
+	EXPECT_EQ(-EINVAL, raw_arrive(bar, 1U << 30, 0, 0));
+	EXPECT_EQ(-EINVAL, raw_arrive(bar, GOSYNC_LOT_PARK_BREAK, 0, 0));
+	EXPECT_EQ(0, atomic_load(word));
+	/* Another round than the word's changes nothing. */
+	atomic_store(word, round | 1);
+	EXPECT_EQ(-EAGAIN, raw_arrive(bar, 0, 0, 0));
+	EXPECT_EQ(-EAGAIN, raw_arrive(bar, 0, 0, r5 + 1));
+	EXPECT_EQ(round | 1, atomic_load(word));
+	atomic_store(word, round | GOSYNC_BARRIER_BROKEN | 1);
+	EXPECT_EQ(-EPIPE, raw_arrive(bar, 0, 0, r5));
+	EXPECT_EQ(round | GOSYNC_BARRIER_BROKEN | 1, atomic_load(word));
+	atomic_store(word, round | 3);
+	EXPECT_EQ(-EBUSY, raw_arrive(bar, 0, 0, r5));
+	EXPECT_EQ(round | 3, atomic_load(word));
+	/* Nor does a hostile count carry into BROKEN. */
+	atomic_store(word, round | GOSYNC_BARRIER_COUNT);
+	EXPECT_EQ(-EBUSY, raw_arrive(bar, 0, 0, r5));
+	EXPECT_EQ(round | GOSYNC_BARRIER_COUNT, atomic_load(word));
+
+	/* Arrivals that time out have arrived; the last is told so. */
+	atomic_store(word, round);
+	EXPECT_EQ(-ETIMEDOUT, raw_arrive(bar, 0, 0, r5));
+	EXPECT_EQ(round | 1, atomic_load(word));
+	EXPECT_EQ(-ETIMEDOUT, raw_arrive(bar, GOSYNC_CLOCK_REALTIME, 0, r5));
+	EXPECT_EQ(round | 2, atomic_load(word));
+	EXPECT_EQ(1, raw_arrive(bar, 0, GOSYNC_DEADLINE_NONE, r5));
+	EXPECT_EQ(round | 3, atomic_load(word));
+	EXPECT_EQ(-EBUSY, raw_arrive(bar, 0, 0, r5));
+
+	/* A refused arrival leaves no record: its death breaks nothing. */
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int ret = raw_arrive(bar, 0, GOSYNC_DEADLINE_NONE, r5);
+
+		CHILD_CHECK_EXIT(rep, ret == -EBUSY, "arrive: %d", ret);
+		_exit(0);
+	}
+	EXPECT_CHILD_OK(pid, rep);
+	EXPECT_EQ(round | 3, atomic_load(word));
+	/*
+	 * The round ends (by hand): our records name a passed round, and
+	 * closing our last fd breaks nothing (the mapping outlives it).
+	 */
+	atomic_store(word, round + (1ULL << GOSYNC_BARRIER_ROUND_SHIFT));
+	close(bar);
+	sleep_ms(20);
+	EXPECT_EQ(round + (1ULL << GOSYNC_BARRIER_ROUND_SHIFT),
+		  atomic_load(word));
+	lot_words_unmap(word);
+
+	/* One party: every arrival is the last. */
+	ASSERT_NE(NULL, word = lot_words(one));
+	EXPECT_EQ(1, raw_arrive(one, 0, GOSYNC_DEADLINE_NONE, 0));
+	EXPECT_EQ(1, atomic_load(word));
+	EXPECT_EQ(-EBUSY, raw_arrive(one, 0, 0, 0));
+	atomic_store(word, 1ULL << GOSYNC_BARRIER_ROUND_SHIFT);
+	EXPECT_EQ(-EAGAIN, raw_arrive(one, 0, 0, 0));
+	EXPECT_EQ(1ULL << GOSYNC_BARRIER_ROUND_SHIFT, atomic_load(word));
+	EXPECT_EQ(1, raw_arrive(one, 0, 0, 1));
+	EXPECT_EQ((1ULL << GOSYNC_BARRIER_ROUND_SHIFT) | 1, atomic_load(word));
+	/*
+	 * The last arriver of a round still current (it "runs the
+	 * action") closes its last fd: the round breaks.
+	 */
+	close(one);
+	EXPECT_EQ(0, word_becomes(word, (1ULL << GOSYNC_BARRIER_ROUND_SHIFT) |
+				  GOSYNC_BARRIER_BROKEN | 1))
+		TH_LOG("word %#jx", (uintmax_t)atomic_load(word));
+	lot_words_unmap(word);
+
+	/* WG_ADD: flags, reserved; the share; the counter's limits. */
+	ASSERT_NE(NULL, word = lot_words(wg));
+	EXPECT_EQ(-EINVAL, raw_wg_add(wg, 1U << 1, 0, 1));
+	EXPECT_EQ(-EINVAL, raw_wg_add(wg, 1U << 31, 0, 1));
+	EXPECT_EQ(-EINVAL, raw_wg_add(wg, 0, 1, 1));
+	EXPECT_EQ(0, atomic_load(word));
+	EXPECT_EQ(0, raw_wg_add(wg, 0, 0, 0));
+	EXPECT_EQ(3, raw_wg_add(wg, 0, 0, 3));
+	EXPECT_EQ(3, raw_wg_add(wg, 0, 0, 0));
+	EXPECT_EQ(3, atomic_load(word));
+	EXPECT_EQ(-EPERM, raw_wg_add(wg, 0, 0, -4));
+	EXPECT_EQ(-EOVERFLOW, raw_wg_add(wg, GOSYNC_WG_ADOPT, 0, 1));
+	EXPECT_EQ(-EINVAL, raw_wg_add(wg, GOSYNC_WG_ADOPT, 0, 0));
+	EXPECT_EQ(-EINVAL, raw_wg_add(wg, GOSYNC_WG_ADOPT, 0, -1));
+	EXPECT_EQ(-EOVERFLOW, raw_wg_add(wg, 0, 0, WG_MAX));
+	EXPECT_EQ(3, atomic_load(word));
+	EXPECT_EQ(3, raw_wg_add(wg, 0, 0, 0));
+	EXPECT_EQ(0, raw_wg_add(wg, 0, 0, -3));
+	EXPECT_EQ(0, atomic_load(word));
+	/* A counter moved by others (plain Add): adopt up to it. */
+	atomic_store(word, 2);
+	EXPECT_EQ(2, raw_wg_add(wg, GOSYNC_WG_ADOPT, 0, 2));
+	EXPECT_EQ(2, atomic_load(word));
+	EXPECT_EQ(0, raw_wg_add(wg, 0, 0, -2));
+	/* Zero with waiters and not broken moves the generation. */
+	atomic_store(word, GOSYNC_WG_WAITERS | (5ULL << GOSYNC_WG_GEN_SHIFT));
+	EXPECT_EQ(1, raw_wg_add(wg, 0, 0, 1));
+	EXPECT_EQ(GOSYNC_WG_WAITERS | (5ULL << GOSYNC_WG_GEN_SHIFT) | 1,
+		  atomic_load(word));
+	EXPECT_EQ(0, raw_wg_add(wg, 0, 0, -1));
+	EXPECT_EQ(6ULL << GOSYNC_WG_GEN_SHIFT, atomic_load(word));
+	/* Broken, it stays as it is but for the counter. */
+	atomic_store(word, GOSYNC_WG_WAITERS | GOSYNC_WG_BROKEN |
+			   (5ULL << GOSYNC_WG_GEN_SHIFT));
+	EXPECT_EQ(1, raw_wg_add(wg, 0, 0, 1));
+	EXPECT_EQ(0, raw_wg_add(wg, 0, 0, -1));
+	EXPECT_EQ(GOSYNC_WG_WAITERS | GOSYNC_WG_BROKEN |
+		  (5ULL << GOSYNC_WG_GEN_SHIFT), atomic_load(word));
+	/* The counter at its top: nothing changes. */
+	atomic_store(word, GOSYNC_WG_COUNTER);
+	EXPECT_EQ(-EOVERFLOW, raw_wg_add(wg, 0, 0, 1));
+	EXPECT_EQ(GOSYNC_WG_COUNTER, atomic_load(word));
+	EXPECT_EQ(0, raw_wg_add(wg, 0, 0, 0));
+	atomic_store(word, 0);
+	lot_words_unmap(word);
+	close(wg);
+	close(plain);
+}
+
+TEST(barrier_killed_process_of_a_passed_round_breaks_nothing)
+{
+	struct bdie_sh *sh[2];
+	gs_barrier *b = NULL;
+	struct waiter w;
+	pid_t pid[2];
+	int fd;
+
+	SKIP_WITHOUT_PARTIES();
+	ASSERT_EQ(0, gs_barrier_create(&b, 2, NULL, NULL));
+	fd = gs_barrier_fd(b);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_NE(NULL, sh[i] = shared_alloc(sizeof(*sh[i])));
+		/* Child 0 parks in its round; child 1 is its last arriver. */
+		if (i == 1) {
+			ASSERT_EQ(0, waiter_start(&w, OP_BARRIER_AWAIT, b,
+						  NULL, NULL));
+			ASSERT_EQ(0, wait_parked(fd, 1));
+		}
+		pid[i] = fork_child();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0) {
+			int ret = gs_barrier_await_until(b, limit(), 0);
+
+			CHILD_CHECK_EXIT(&sh[i]->rep, ret == 0, "await: %d",
+					 ret);
+			atomic_store(&sh[i]->ready, 1);
+			for (;;)
+				pause();
+		}
+		if (i == 0) {
+			ASSERT_EQ(0, wait_parked(fd, 1));
+			EXPECT_EQ(0, gs_barrier_await_until(b, limit(), 0));
+		} else {
+			ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+			EXPECT_EQ(0, w.ret);
+		}
+		ASSERT_EQ(0, wait_atomic_ge(&sh[i]->ready, 1));
+		EXPECT_EQ(0, sh[i]->rep.line) TH_LOG("child %d: %s", i,
+						     sh[i]->rep.msg);
+	}
+	/* A new round has a party parked when both die. */
+	ASSERT_EQ(0, waiter_start(&w, OP_BARRIER_AWAIT_UNTIL, b, NULL, NULL));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	for (int i = 0; i < 2; i++)
+		kill_reap(_metadata, pid[i]);
+	sleep_ms(20);
+	EXPECT_FALSE(atomic_load(&w.done));
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(1, gs_barrier_waiting(b));
+	EXPECT_EQ(0, gs_barrier_await_until(b, limit(), 0));
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w.ret);
+	EXPECT_FALSE(gs_barrier_broken(b));
+	gs_barrier_destroy(b);
+	for (int i = 0; i < 2; i++)
+		munmap(sh[i], sizeof(*sh[i]));
+}
+
 TEST_HARNESS_MAIN
