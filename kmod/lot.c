@@ -79,8 +79,11 @@ struct gosync_lot {
 	/* Cond lots only, under @lock: struct cond_gap, in ticket order. */
 	struct list_head cond_gaps;
 	u32 nr_cond_gaps;
-	/* Mutex and RWMutex lots: on robust_lots, under robust_mutex. */
-	struct list_head robust_node;
+	/*
+	 * Mutex, RWMutex, WaitGroup and barrier lots: on death_lots, under
+	 * robust_mutex (what a death walks).
+	 */
+	struct list_head death_node;
 	/* WaitGroup and barrier lots, under @lock: struct lot_party. */
 	struct list_head parties;
 	u32 nr_parties;
@@ -140,6 +143,7 @@ static const char *const lot_kind_names[] = {
 };
 
 static bool lot_is_robust(const struct gosync_lot *lot);
+static void lot_parties_leave(struct pid *tgid);
 static int robust_check_holder(struct gosync_lot *lot);
 static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
 		      struct gosync_wakeups *wk);
@@ -322,12 +326,15 @@ static void lot_serve_index(struct gosync_lot *lot, u32 index,
  *
  * Each registered thread has a record: its handle, a reference to its
  * struct pid and to its process's, and the mm it ran in (compared only:
- * an exec changes it). Records, the handle xarray and the list of Mutex
- * and RWMutex lots are under robust_mutex (a robust park takes it to
- * check the holder: parks are the slow path, on the way to sleep). Deaths are
- * rare, so a death walks every robust lot: for each lock word held by a
- * dead (or unknown) handle it frees the word with OWNERDEAD set, in one
- * bounded compare-and-swap, and unparks one waiter.
+ * an exec changes it). Records, the handle xarray and the list of lots
+ * a death walks (Mutex, RWMutex, WaitGroup, barrier) are under
+ * robust_mutex (a robust park takes it to check the holder: parks are the
+ * slow path, on the way to sleep). Deaths are rare, so a death walks
+ * every robust lot: for each lock word held by a dead (or unknown) handle
+ * it frees the word with OWNERDEAD set, in one bounded compare-and-swap,
+ * and unparks one waiter; a process that exits or execs also leaves every
+ * WaitGroup and barrier it takes part in (lot_parties_leave()). Lock
+ * order: robust_mutex, then a lot's lock.
  *
  * A thread that ends cleanly (its exit destructor's ROBUST_EXIT) has
  * finished every operation it began. A process that exits or execs may
@@ -347,7 +354,7 @@ struct robust_owner {
 static DEFINE_MUTEX(robust_mutex);
 static DEFINE_XARRAY_ALLOC1(robust_owners);
 static DEFINE_HASHTABLE(robust_by_pid, 8);
-static LIST_HEAD(robust_lots);
+static LIST_HEAD(death_lots);
 static u32 robust_next;
 static unsigned int robust_count;
 
@@ -359,6 +366,18 @@ static unsigned int robust_count;
 static bool lot_is_robust(const struct gosync_lot *lot)
 {
 	return lot->kind == GOSYNC_LOT_MUTEX || lot->kind == GOSYNC_LOT_RWMUTEX;
+}
+
+static bool lot_has_parties(const struct gosync_lot *lot)
+{
+	return lot->kind == GOSYNC_LOT_WAITGROUP ||
+	       lot->kind == GOSYNC_LOT_BARRIER;
+}
+
+/* Whether a death walks @lot (it is on death_lots). */
+static bool lot_deaths_matter(const struct gosync_lot *lot)
+{
+	return lot_is_robust(lot) || lot_has_parties(lot);
 }
 
 /*
@@ -447,11 +466,11 @@ static void robust_sweep(void)
 	struct gosync_lot *lot;
 
 	lockdep_assert_held(&robust_mutex);
-	list_for_each_entry(lot, &robust_lots, robust_node) {
+	list_for_each_entry(lot, &death_lots, death_node) {
 		u64 v = READ_ONCE(lot->words[0]);
 		u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
 
-		if (!(v & GOSYNC_LOCK_LOCKED) || !id)
+		if (!lot_is_robust(lot) || !(v & GOSYNC_LOCK_LOCKED) || !id)
 			continue;
 		rec = xa_load(&robust_owners, id);
 		if ((rec && !rec->dead) || !lot_reap_word(lot, id))
@@ -595,6 +614,8 @@ void gosync_robust_flush(void)
 	}
 	if (any)
 		robust_reap_dead();
+	if (exiting)
+		lot_parties_leave(tgid);
 	mutex_unlock(&robust_mutex);
 }
 
@@ -611,7 +632,7 @@ void gosync_robust_cleanup(void)
 	int bkt;
 
 	mutex_lock(&robust_mutex);
-	WARN_ON_ONCE(!list_empty(&robust_lots));
+	WARN_ON_ONCE(!list_empty(&death_lots));
 	hash_for_each_safe(robust_by_pid, bkt, tmp, rec, node)
 		robust_free(rec);
 	WARN_ON_ONCE(robust_count || !xa_empty(&robust_owners));
@@ -1290,6 +1311,34 @@ static void lot_flush_parties(struct gosync_lot *lot, struct file *file)
 	gosync_wake_all(&wk);
 }
 
+/*
+ * The process @tgid exits or execs (its /dev/gosync descriptor's flush):
+ * undo its part in every WaitGroup and barrier, also where it keeps a
+ * descriptor across the exec, which no flush of the lot would see.
+ */
+static void lot_parties_leave(struct pid *tgid)
+{
+	struct gosync_wakeups wk = { 0 };
+	struct gosync_lot *lot;
+	struct lot_party *p;
+
+	lockdep_assert_held(&robust_mutex);
+	list_for_each_entry(lot, &death_lots, death_node) {
+		if (!lot_has_parties(lot) || !READ_ONCE(lot->nr_parties))
+			continue;
+		spin_lock(&lot->lock);
+		list_for_each_entry(p, &lot->parties, node) {
+			if (p->tgid == tgid) {
+				lot_party_undo(lot, p, &wk);
+				lot_party_free(lot, p);
+				break;
+			}
+		}
+		spin_unlock(&lot->lock);
+		gosync_wake_all(&wk);
+	}
+}
+
 static long lot_status(struct gosync_lot *lot,
 		       struct gosync_lot_status __user *uarg)
 {
@@ -1349,8 +1398,7 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "unparks:\t%lld\n",
 		   (long long)atomic64_read(&lot->unparks));
 	seq_printf(m, "woken:\t%lld\n", (long long)atomic64_read(&lot->woken));
-	if (lot->kind == GOSYNC_LOT_WAITGROUP ||
-	    lot->kind == GOSYNC_LOT_BARRIER) {
+	if (lot_has_parties(lot)) {
 		spin_lock(&lot->lock);
 		seq_printf(m, "parties:\t%u\n", lot->nr_parties);
 		seq_printf(m, "party-deaths:\t%llu\n", lot->party_deaths);
@@ -1370,15 +1418,14 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 static void lot_destroy(struct gosync_obj *obj)
 {
 	struct gosync_lot *lot = container_of(obj, struct gosync_lot, obj);
-
 	struct lot_party *p, *next;
 
 	cond_free_gaps(&lot->cond_gaps);
 	list_for_each_entry_safe(p, next, &lot->parties, node)
 		lot_party_free(lot, p);
-	if (lot_is_robust(lot)) {
+	if (lot_deaths_matter(lot)) {
 		mutex_lock(&robust_mutex);
-		list_del(&lot->robust_node);
+		list_del(&lot->death_node);
 		mutex_unlock(&robust_mutex);
 	}
 }
@@ -1433,9 +1480,9 @@ long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 	INIT_LIST_HEAD(&lot->parties);
 	lot->obj.queue = &lot->parked;
 	lot->obj.destroy = lot_destroy;
-	if (lot_is_robust(lot)) {
+	if (lot_deaths_matter(lot)) {
 		mutex_lock(&robust_mutex);
-		list_add_tail(&lot->robust_node, &robust_lots);
+		list_add_tail(&lot->death_node, &death_lots);
 		mutex_unlock(&robust_mutex);
 	}
 	return gosync_obj_install(&lot->obj, "[gosync-lot]", &lot_fops);

@@ -678,7 +678,10 @@ struct gosync_timer_set {
  * WaitGroup or barrier lot, a record of each process that took part
  * through the two ioctls below, and acts on it when that process can no
  * longer keep its part: when it exits (its last thread), execs, or closes
- * its last descriptor of the lot. Records are per process (thread group),
+ * its last descriptor of the lot (an exec that keeps the lot's descriptor
+ * is seen through the process's close-on-exec descriptor of /dev/gosync,
+ * as libgosync opens it; without one, at the new image's first use of
+ * the lot or its exit). Records are per process (thread group),
  * not inherited by fork, charged to the caller, at most
  * GOSYNC_LOT_MAX_PARTIES per lot (-ENOSPC beyond). The word layouts below
  * are libgosync's, which the kernel now shares; whatever userspace writes
