@@ -348,6 +348,24 @@ static int pick_fd(int want, int *idx)
 	return atomic_load(&objs[start].fd);
 }
 
+/*
+ * A wait's deadline, and now and then a cancelling channel and stray
+ * flags: the limits every waiting ioctl takes.
+ */
+static uint64_t wait_limits(uint32_t *flags, int32_t *cancel_fd)
+{
+	uint64_t dl = deadline(flags);
+	int ci = 0;
+
+	if (chance(15)) {
+		*flags |= GOSYNC_WAIT_CANCEL_FD;
+		*cancel_fd = pick_fd(K_CHAN, &ci);
+	}
+	if (chance(3))
+		*flags = mutate_flags(~0U);
+	return dl;
+}
+
 static _Thread_local char buf[2 * GOSYNC_CHAN_ELEM_MAX + 4096] __attribute__((aligned(64)));
 
 /*
@@ -1001,7 +1019,6 @@ static long op_lot(int op, int *idx)
 		struct gosync_lot_cond_wait a = { 0 };
 		_Atomic uint64_t *w = lot_words();
 		volatile uint64_t tk = below(64);
-		int ci = 0;
 
 		if (w && chance(70)) {
 			GUARD_BEGIN
@@ -1011,13 +1028,7 @@ static long op_lot(int op, int *idx)
 		a.ticket = tk;
 		if (chance(5))
 			a.ticket = hostile64();
-		a.deadline = deadline(&a.flags);
-		if (chance(15)) {
-			a.flags |= GOSYNC_WAIT_CANCEL_FD;
-			a.cancel_fd = pick_fd(K_CHAN, &ci);
-		}
-		if (chance(3))
-			a.flags = mutate_flags(~0U);
+		a.deadline = wait_limits(&a.flags, &a.cancel_fd);
 		return ioctl(fd, GOSYNC_IOC_LOT_COND_WAIT, &a);
 	}
 	case OP_WG_ADD: {
@@ -1039,7 +1050,6 @@ static long op_lot(int op, int *idx)
 		_Atomic uint64_t *w = lot_words();
 		struct gosync_lot_arrive a = { 0 };
 		volatile uint64_t v = 0;
-		int ci = 0;
 
 		if (w) {
 			GUARD_BEGIN
@@ -1048,13 +1058,7 @@ static long op_lot(int op, int *idx)
 		}
 		a.round = chance(90) ? v >> GOSYNC_BARRIER_ROUND_SHIFT :
 				       hostile64();
-		a.deadline = deadline(&a.flags);
-		if (chance(15)) {
-			a.flags |= GOSYNC_WAIT_CANCEL_FD;
-			a.cancel_fd = pick_fd(K_CHAN, &ci);
-		}
-		if (chance(3))
-			a.flags = mutate_flags(~0U);
+		a.deadline = wait_limits(&a.flags, &a.cancel_fd);
 		return ioctl(fd, GOSYNC_IOC_LOT_ARRIVE, &a);
 	}
 	case OP_COND_NOTIFY: {
