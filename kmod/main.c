@@ -199,17 +199,19 @@ void gosync_wake_all(struct gosync_wakeups *wk)
 	}
 }
 
+/* Whether @f is @file, or a view of it (opened by name). */
 static int match_file(const void *file, struct file *f, unsigned int fd)
 {
-	return f == file;
+	return gosync_name_target(f, 0) == file;
 }
 
 /*
- * In the flush of a descriptor of @file: whether the calling process can
- * no longer use @file, so that what it began with it must be undone: its
- * last thread exits (exit_files() flushes every descriptor left), or it
- * has no other descriptor of @file. An exec that keeps a descriptor is
- * the callers' to see (self_exec_id).
+ * In the flush of a descriptor of @file (an object's own file; a view's
+ * flush passes its object's): whether the calling process can no longer
+ * use @file, so that what it began with it must be undone: its last
+ * thread exits (exit_files() flushes every descriptor left), or it has
+ * no other descriptor of @file or of a view of it. An exec that keeps a
+ * descriptor is the callers' to see (self_exec_id).
  */
 bool gosync_flush_is_last(struct file *file)
 {

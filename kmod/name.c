@@ -681,6 +681,18 @@ static void view_show_fdinfo(struct seq_file *m, struct file *file)
 		n->obj->f_op->show_fdinfo(m, n->obj);
 }
 
+/*
+ * A view's close is a close of the object for what its flush undoes (a
+ * semaphore's undo, a WaitGroup share, a barrier round, a robust lock's
+ * lost unpark): gosync_flush_is_last() counts views as the object's.
+ */
+static int view_flush(struct file *file, fl_owner_t id)
+{
+	struct gosync_named *n = file->private_data;
+
+	return n->obj->f_op->flush ? n->obj->f_op->flush(n->obj, id) : 0;
+}
+
 static int view_release(struct inode *inode, struct file *file)
 {
 	struct gosync_named *n = file->private_data;
@@ -693,6 +705,7 @@ static int view_release(struct inode *inode, struct file *file)
 static const struct file_operations view_fops = {
 	.owner		= THIS_MODULE,
 	.release	= view_release,
+	.flush		= view_flush,
 	.unlocked_ioctl	= view_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.poll		= view_poll,
