@@ -3370,8 +3370,9 @@ static int wg_settles(gs_waitgroup *wg, int64_t count, bool broken)
 	return 0;
 }
 
-#define EXPECT_WG(wg, count_, broken_)					\
-	EXPECT_EQ(0, wg_settles((wg), (count_), (broken_)))		\
+/* Then a Wait cannot block for good (the test stops here otherwise). */
+#define ASSERT_WG(wg, count_, broken_)					\
+	ASSERT_EQ(0, wg_settles((wg), (count_), (broken_)))		\
 		TH_LOG("count %jd broken %d, want %jd %d",		\
 		       (intmax_t)gs_waitgroup_count(wg),		\
 		       gs_waitgroup_broken(wg), (intmax_t)(count_),	\
@@ -3391,6 +3392,7 @@ enum wg_party_end {
 	PARTY_EXEC_KEEP_FD,	/* the same, keeping the group's fd open */
 	PARTY_CLOSE,		/* closes its only fd of the group, waits */
 	PARTY_CLOSE_DUP,	/* closes one of two fds of the group, waits */
+	PARTY_CLOSE_REOPENED,	/* with @open: closes one of two opens */
 };
 
 struct wg_party {
@@ -3479,11 +3481,22 @@ static void wg_party_main(gs_waitgroup *wg, const struct wg_party *p,
 		gs_waitgroup_destroy(wg);
 		break;
 	case PARTY_CLOSE_DUP:
-		fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		CHILD_CHECK_EXIT(rep, fd2 >= 0, "dup: %s", strerror(errno));
-		gs_waitgroup_destroy(wg);
-		ret = gs_waitgroup_from_fd(&wg, fd2);
-		CHILD_CHECK_EXIT(rep, ret == 0, "from_fd: %d", ret);
+	case PARTY_CLOSE_REOPENED:
+		if (p->end == PARTY_CLOSE_DUP) {
+			fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			CHILD_CHECK_EXIT(rep, fd2 >= 0, "dup: %s",
+					 strerror(errno));
+			gs_waitgroup_destroy(wg);
+			ret = gs_waitgroup_from_fd(&wg, fd2);
+			CHILD_CHECK_EXIT(rep, ret == 0, "from_fd: %d", ret);
+		} else {
+			gs_waitgroup *again = NULL;
+
+			ret = gs_waitgroup_open(&again, p->open, 0, 0);
+			CHILD_CHECK_EXIT(rep, ret == 0, "open again: %d", ret);
+			gs_waitgroup_destroy(wg);
+			wg = again;
+		}
 		share = gs_waitgroup_share(wg);
 		CHILD_CHECK_EXIT(rep, share == want,
 				 "share after closing one fd: %jd",
@@ -3624,7 +3637,7 @@ TEST(waitgroup_undo_share_accounting)
 	}
 	EXPECT_CHILD_OK(pid, rep);
 	EXPECT_EQ(2, gs_waitgroup_share(wg));
-	EXPECT_WG(wg, 2, false);
+	ASSERT_WG(wg, 2, false);
 	EXPECT_EQ(0, gs_waitgroup_done_undo(wg));
 	EXPECT_EQ(0, gs_waitgroup_done_undo(wg));
 	EXPECT_EQ(0, gs_waitgroup_share(wg));
@@ -3643,7 +3656,7 @@ TEST(waitgroup_undo_share_accounting)
 	EXPECT_FALSE(gs_waitgroup_broken(wg));
 	EXPECT_EQ(0, gs_waitgroup_add_undo(wg, -WG_MAX));
 	EXPECT_EQ(0, gs_waitgroup_share(wg));
-	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	ASSERT_EQ(0, gs_waitgroup_count(wg));
 	EXPECT_EQ(0, gs_waitgroup_wait(wg));
 	EXPECT_EQ(-EINVAL, gs_waitgroup_recover(wg));
 	gs_waitgroup_destroy(wg);
@@ -3709,7 +3722,7 @@ TEST(waitgroup_sigkill_with_share_breaks_waiters)
 	for (int i = 0; i < 2; i++) {
 		EXPECT_CHILD_OK(waiter[i], rep[i]);
 	}
-	EXPECT_WG(wg, 0, true);
+	ASSERT_WG(wg, 0, true);
 	EXPECT_EQ(0, parked_now(fd));
 	EXPECT_EQ(-EOWNERDEAD, gs_waitgroup_wait(wg));
 	EXPECT_EQ(-EOWNERDEAD,
@@ -3754,7 +3767,7 @@ TEST(waitgroup_clean_exit_after_done_breaks_nothing)
 	EXPECT_CHILD_OK(pid, rep);
 	sleep_ms(20);
 	EXPECT_FALSE(gs_waitgroup_broken(wg));
-	EXPECT_EQ(0, gs_waitgroup_count(wg));
+	ASSERT_EQ(0, gs_waitgroup_count(wg));
 	EXPECT_EQ(0, gs_waitgroup_wait(wg));
 
 	/* The same with a share taken over from the parent's Add. */
@@ -3804,9 +3817,11 @@ static void check_party_end(struct __test_metadata *_metadata,
 		[PARTY_EXEC_KEEP_FD] = "exec keeping the fd",
 		[PARTY_CLOSE] = "close of the last fd",
 		[PARTY_CLOSE_DUP] = "close of one of two fds",
+		[PARTY_CLOSE_REOPENED] = "close of one of two opens",
 	};
 	bool exec = end == PARTY_EXEC || end == PARTY_EXEC_KEEP_FD;
-	bool at_end = end != PARTY_PAUSE && end != PARTY_CLOSE_DUP;
+	bool at_end = end != PARTY_PAUSE && end != PARTY_CLOSE_DUP &&
+		      end != PARTY_CLOSE_REOPENED;
 	struct wg_party p = { .add_undo = 2, .done_undo = 1, .end = end,
 			      .open = name };
 	struct report *rep = report_new();
@@ -3828,12 +3843,16 @@ static void check_party_end(struct __test_metadata *_metadata,
 	EXPECT_EQ(exec ? 'e' : 'r', wg_party_ready(ready));
 	EXPECT_EQ(0, rep->line) TH_LOG("child check at line %d: %s",
 				       rep->line, rep->msg);
+	/* The party has opened it: the handles outlive the name. */
+	if (name) {
+		EXPECT_EQ(0, gs_unlink(name));
+	}
 	if (end == PARTY_EXIT) {
 		EXPECT_CHILD_OK(pid, rep);
 		pid = 0;
 	}
 	if (at_end) {
-		EXPECT_WG(wg, 1, true);
+		ASSERT_WG(wg, 1, true);
 	} else {
 		sleep_ms(20);
 		EXPECT_FALSE(gs_waitgroup_broken(wg));
@@ -3842,16 +3861,13 @@ static void check_party_end(struct __test_metadata *_metadata,
 	if (pid > 0) {
 		/* Its share, if any is left, goes now, not twice. */
 		kill_reap(_metadata, pid);
-		EXPECT_WG(wg, 1, true);
+		ASSERT_WG(wg, 1, true);
 	}
 	EXPECT_EQ(-EOWNERDEAD, gs_waitgroup_wait(wg));
 	EXPECT_EQ(0, gs_waitgroup_recover(wg));
 	EXPECT_EQ(0, gs_waitgroup_done(wg));
 	EXPECT_EQ(0, gs_waitgroup_wait(wg));
 	gs_waitgroup_destroy(wg);
-	if (name) {
-		EXPECT_EQ(0, gs_unlink(name));
-	}
 	munmap(rep, sizeof(*rep));
 }
 
@@ -3873,11 +3889,15 @@ TEST(waitgroup_exec_keeping_the_fd_breaks_the_group)
 	check_party_end(_metadata, PARTY_EXEC_KEEP_FD, NULL);
 }
 
-/* A name's handles are other files than the group's: the same holds. */
+/*
+ * A name's handles are other files than the group's (one per open): the
+ * same holds, and closing one of two opens is not closing the last.
+ */
 TEST(waitgroup_named_party_that_dies_breaks_the_group)
 {
 	static const enum wg_party_end ends[] = {
-		PARTY_PAUSE, PARTY_EXIT, PARTY_CLOSE,
+		PARTY_PAUSE, PARTY_EXIT, PARTY_CLOSE_DUP,
+		PARTY_CLOSE_REOPENED, PARTY_CLOSE,
 	};
 	char name[64];
 
@@ -3890,9 +3910,9 @@ TEST(waitgroup_named_party_that_dies_breaks_the_group)
 /*
  * Stress: WGU_PROCS processes add_undo(1) and done_undo() in a loop
  * while a thread of the parent waits again and again; some stop and are
- * killed. Each records where it is (wgu_state), so that the parent knows
- * after its death whether it surely held a share, surely held none, or
- * was inside a call.
+ * killed. Each records where it is (struct wgu_sh's state), so that the
+ * parent knows after its death whether it surely held a share, surely
+ * held none, or was inside a call.
  */
 #define WGU_PROCS	8
 
@@ -4069,7 +4089,7 @@ static void check_wgu(struct __test_metadata *_metadata, bool holding_deaths)
 	}
 	EXPECT_EQ(holding_deaths, held);
 	/* Every share is gone, given back or undone: nothing is stuck. */
-	EXPECT_WG(sh->wg, 0, held);
+	ASSERT_WG(sh->wg, 0, held);
 	if (held) {	/* the waiter sees the break before it stops */
 		EXPECT_EQ(0, wait_atomic_ge(&sh->dead, 1));
 	}
@@ -4124,7 +4144,7 @@ static void check_reset_after_break(struct __test_metadata *_metadata,
 	struct waiter w[2];
 	uint32_t parties = gs_barrier_parties(b);
 
-	EXPECT_TRUE(gs_barrier_broken(b));
+	ASSERT_TRUE(gs_barrier_broken(b));
 	EXPECT_EQ(-EPIPE, gs_barrier_await(b));
 	ASSERT_EQ(0, gs_barrier_reset(b));
 	EXPECT_FALSE(gs_barrier_broken(b));
@@ -4253,6 +4273,7 @@ TEST(barrier_named_party_killed_in_await_breaks_the_round)
 		CHILD_CHECK_EXIT(&sh->rep, 0, "await returned %d", ret);
 	}
 	ASSERT_EQ(0, wait_parked(fd, 1));
+	EXPECT_EQ(0, gs_unlink(name));	/* the child has opened it */
 	ASSERT_EQ(0, waiter_start_dl(&w, OP_BARRIER_AWAIT_UNTIL, b, NULL,
 				     NULL, gs_deadline_in(10 * LIMIT_NS), 0));
 	ASSERT_EQ(0, wait_parked(fd, 2));
@@ -4263,7 +4284,6 @@ TEST(barrier_named_party_killed_in_await_breaks_the_round)
 	EXPECT_EQ(-EPIPE, w.ret);
 	check_reset_after_break(_metadata, b);
 	gs_barrier_destroy(b);
-	EXPECT_EQ(0, gs_unlink(name));
 	munmap(sh, sizeof(*sh));
 }
 
