@@ -1034,8 +1034,10 @@ static struct lot_party *lot_party_find(struct gosync_lot *lot)
 /*
  * Undo @p's part: a WaitGroup share leaves the counter (clamped at 0),
  * BROKEN is set, and every waiter is served; a barrier round that @p
- * arrived in and that is not over breaks. Bounded: a word userspace keeps
- * changing wins after GOSYNC_SEM_TRIES swaps (the uapi header says so).
+ * arrived in and that is not over breaks. Bounded: against a word
+ * userspace keeps changing, after GOSYNC_SEM_TRIES lost swaps a WaitGroup
+ * is broken with the share left in (one atomic OR) and a barrier round
+ * is left alone (the uapi header says so).
  */
 static void lot_party_undo(struct gosync_lot *lot, struct lot_party *p,
 			   struct gosync_wakeups *wk)
@@ -1060,12 +1062,14 @@ static void lot_party_undo(struct gosync_lot *lot, struct lot_party *p,
 		counter -= min(counter, p->share);
 		new = ((u64)old & ~GOSYNC_WG_COUNTER) | counter |
 		      GOSYNC_WG_BROKEN;
-		if (atomic64_try_cmpxchg(word, &old, (s64)new)) {
-			lot_serve_index(lot, 0, wk);
-			lot->party_deaths++;
+		if (atomic64_try_cmpxchg(word, &old, (s64)new))
 			break;
-		}
 	}
+	/* Lost every swap: the share stays counted, but the group breaks. */
+	if (tries == GOSYNC_SEM_TRIES)
+		atomic64_or(GOSYNC_WG_BROKEN, word);
+	lot_serve_index(lot, 0, wk);
+	lot->party_deaths++;
 	lot->wg_shares -= p->share;
 	p->share = 0;
 }

@@ -638,6 +638,26 @@ GS_TEST_UNUSED static int wait_chan_waiters(gs_chan *ch, int senders,
 	EXPECT_EQ((uint64_t)(recvs_), cst_.recvs);			\
 } while (0)
 
+/*
+ * The image a test child execs to show what an exec does: this binary
+ * again, with EXEC_IMAGE_ENV naming an fd. Before the harness runs, it
+ * says it is there (one byte on that fd) and waits to be killed, so what
+ * the parent sees is the work of the exec, not of an exit.
+ */
+#define EXEC_IMAGE_ENV	"GS_TEST_EXEC_IMAGE_FD"
+
+__attribute__((constructor)) static void exec_image(void)
+{
+	const char *v = getenv(EXEC_IMAGE_ENV);
+
+	if (!v)
+		return;
+	if (write(atoi(v), "e", 1) != 1)
+		_exit(2);
+	for (;;)
+		pause();
+}
+
 /* The number in sysfs file @path (a module's refcnt, a parameter), or -1. */
 GS_TEST_UNUSED static long long read_sysfs_number(const char *path)
 {

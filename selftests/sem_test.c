@@ -3082,26 +3082,6 @@ TEST(far_deadlines_block_in_a_time_namespace_ahead_of_the_host)
 /* ------------------------------------------------------------------ */
 /* Undo (GOSYNC_SEM_UNDO)                                               */
 
-#define UNDO_EXEC_ENV	"GS_SEM_UNDO_EXEC_FD"
-
-/*
- * The image an undo child execs (this binary again): before the harness
- * runs, it tells the parent it is there (one byte on the fd named in the
- * environment) and waits to be killed, so what the parent sees is the
- * work of the exec, not of an exit.
- */
-__attribute__((constructor)) static void undo_exec_image(void)
-{
-	const char *v = getenv(UNDO_EXEC_ENV);
-
-	if (!v)
-		return;
-	if (write(atoi(v), "e", 1) != 1)
-		_exit(2);
-	for (;;)
-		pause();
-}
-
 static int raw_release_undo(int fd, uint64_t n)
 {
 	__u64 count = n;
@@ -3239,7 +3219,7 @@ static pid_t undo_child(int fd, uint64_t n, uint64_t back, bool undo,
 		char v[16];
 
 		snprintf(v, sizeof(v), "%d", pfd[1]);
-		setenv(UNDO_EXEC_ENV, v, 1);
+		setenv(EXEC_IMAGE_ENV, v, 1);
 		/* The semaphore fd is O_CLOEXEC; the pipe is not. */
 		execl("/proc/self/exe", "undo-exec", (char *)NULL);
 		_exit(13);

@@ -3402,25 +3402,6 @@ struct wg_party {
 	const char *open;	/* a name: use only a handle opened by it */
 };
 
-#define PARTY_EXEC_ENV	"GS_WAIT_PARTY_EXEC_FD"
-
-/*
- * The image a PARTY_EXEC child execs (this binary again): before the
- * harness runs, it says it is there on the fd named in the environment
- * and waits to be killed, so what the parent sees is the exec's work.
- */
-__attribute__((constructor)) static void party_exec_image(void)
-{
-	const char *v = getenv(PARTY_EXEC_ENV);
-
-	if (!v)
-		return;
-	if (write(atoi(v), "e", 1) != 1)
-		_exit(2);
-	for (;;)
-		pause();
-}
-
 static void wg_party_main(gs_waitgroup *wg, const struct wg_party *p,
 		       struct report *rep, int ready)
 {
@@ -3474,7 +3455,7 @@ static void wg_party_main(gs_waitgroup *wg, const struct wg_party *p,
 		CHILD_CHECK_EXIT(rep, fcntl(ready, F_SETFD, 0) == 0,
 				 "F_SETFD: %s", strerror(errno));
 		snprintf(v, sizeof(v), "%d", ready);
-		setenv(PARTY_EXEC_ENV, v, 1);
+		setenv(EXEC_IMAGE_ENV, v, 1);
 		execl("/proc/self/exe", "party-exec", (char *)NULL);
 		_exit(13);
 	case PARTY_CLOSE:

@@ -687,7 +687,8 @@ struct gosync_timer_set {
  * are libgosync's, which the kernel now shares; whatever userspace writes
  * into the word, the kernel changes it only with bounded compare-and-swap
  * loops (-EAGAIN from an ioctl that lost GOSYNC_SEM_TRIES of them: nothing
- * changed, try again; a death's change is given up after as many).
+ * changed, try again; after as many, a death breaks a WaitGroup with its
+ * share left in the counter, and leaves a barrier's round alone).
  *
  * WaitGroup lots (kind GOSYNC_LOT_WAITGROUP), word 0:
  *   bits 0..30   the counter
