@@ -133,7 +133,10 @@ TRACE_EVENT(gosync_obj_destroy,
  * a select's case on this channel (a select queued on several channels
  * logs one event per channel), a park's word, a Cond wait's ticket (low
  * 32 bits); @count: a select's number of cases, the permits an acquire
- * asks for, 1 otherwise.
+ * asks for, 1 otherwise. Semaphores and lots log it under the object's
+ * lock, before any wake of the waiter; channels after queueing on every
+ * case, outside the channels' locks, so that a partner that completes
+ * the waiter at once may log its gosync_wake first.
  */
 TRACE_EVENT(gosync_block,
 	TP_PROTO(u64 obj, u32 op, u32 index, u64 count),
