@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -60,6 +61,7 @@ struct ev {
 	int pid;
 	char name[32];
 	char fields[224];
+	char line[320];		/* as "trace" printed it */
 };
 
 #define MAX_EVENTS	4096
@@ -175,6 +177,9 @@ static bool parse_line(const char *line, struct ev *e)
 	memcpy(e->name, name, (size_t)(end - name));
 	e->name[end - name] = '\0';
 	snprintf(e->fields, sizeof(e->fields), "%s", end + 2);
+	while (*line == ' ')
+		line++;
+	snprintf(e->line, sizeof(e->line), "%s", line);
 	return true;
 }
 
@@ -470,6 +475,7 @@ static int rx_start_blocked(pthread_t *thr, struct rx *r, gs_chan *ch)
 TEST_F(trace, unbuffered_chan_handoff_then_close)
 {
 	int me = gs_gettid(), fd;
+	const struct ev *e;
 	struct rx r1, r2;
 	pthread_t t1, t2;
 	int64_t v = 42;
@@ -509,11 +515,15 @@ TEST_F(trace, unbuffered_chan_handoff_then_close)
 		    me, (unsigned long long)id),
 		pat(self, "gosync_obj_destroy pid=%d obj=%llu type=chan",
 		    me, (unsigned long long)id));
+	/* What "trace" shows, for the README. */
+	for (int k = 0; (e = obj_ev(self, id, k)); k++)
+		TH_LOG("%s", e->line);
 }
 
 TEST_F(trace, buffered_chan_kicks)
 {
 	int me = gs_gettid(), fd;
+	struct pollfd pfd;
 	const struct ev *e;
 	int64_t v = 7;
 	pthread_t t;
@@ -524,14 +534,25 @@ TEST_F(trace, buffered_chan_kicks)
 	ASSERT_EQ(0, gs_chan_make(&ch, sizeof(int64_t), 4));
 	fd = gs_chan_fd(ch);
 	/*
-	 * The receiver finds the ring empty and enters the kernel; the send
-	 * pushes in userspace, sees the receiver's flag and kicks.
+	 * The receiver finds the ring empty and enters the kernel, which
+	 * sets RECV_WAITERS; so the send does too, and hands over.
 	 */
 	ASSERT_EQ(0, rx_start_blocked(&t, &r, ch));
 	ASSERT_EQ(0, gs_chan_send(ch, &v));
 	ASSERT_EQ(0, join_ms(t, WAIT_LIMIT_MS));
 	EXPECT_EQ(1, r.ret);
 	EXPECT_EQ(7, r.v);
+	/*
+	 * A poll of the empty ring sets POLLED_IN: the next send pushes in
+	 * userspace, sees the flag and kicks; the receive pops in userspace.
+	 */
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	ASSERT_EQ(0, poll(&pfd, 1, 0));
+	v = 8;
+	ASSERT_EQ(0, gs_chan_send(ch, &v));
+	v = 0;
+	ASSERT_EQ(1, gs_chan_recv(ch, &v));
+	EXPECT_EQ(8, v);
 	gs_chan_destroy(ch);
 	ASSERT_EQ(0, tr_stop(self));
 
@@ -540,21 +561,24 @@ TEST_F(trace, buffered_chan_kicks)
 	EXPECT_OBJ_EVENTS(id,
 		pat(self, "gosync_obj_create pid=%d obj=%llu type=chan fd=%d kind=- param=8 cap=4",
 		    me, (unsigned long long)id, fd),
-		pat(self, "gosync_kick pid=%d obj=%llu op=recv word=*",
+		pat(self, "gosync_kick pid=%d obj=%llu op=recv word=0x0",
 		    (int)r.tid, (unsigned long long)id),
 		pat(self, "gosync_block pid=%d obj=%llu op=recv index=0 count=1",
 		    (int)r.tid, (unsigned long long)id),
-		pat(self, "gosync_kick pid=%d obj=%llu op=kick word=*",
+		pat(self, "gosync_kick pid=%d obj=%llu op=send word=%#llx",
+		    me, (unsigned long long)id,
+		    (unsigned long long)GOSYNC_CHAN_RECV_WAITERS),
+		pat(self, "gosync_wake pid=%d obj=%llu op=recv count=1 handoff=1",
 		    me, (unsigned long long)id),
-		pat(self, "gosync_wake pid=%d obj=%llu op=recv count=1 handoff=0",
+		pat(self, "gosync_kick pid=%d obj=%llu op=kick word=*",
 		    me, (unsigned long long)id),
 		pat(self, "gosync_obj_destroy pid=%d obj=%llu type=chan",
 		    me, (unsigned long long)id));
-	/* The kick's word: the receiver's flag, which made the push kick. */
-	e = obj_ev(self, id, 3);
+	/* The kick's word: the poller's flag; the tail past the one push. */
+	e = obj_ev(self, id, 5);
 	ASSERT_NE(NULL, e);
-	EXPECT_NE(0, (unsigned long long)ev_num(e, "word") &
-		     GOSYNC_CHAN_RECV_WAITERS) TH_LOG("%s", e->fields);
+	EXPECT_EQ(GOSYNC_CHAN_POLLED_IN | 1ULL,
+		  (unsigned long long)ev_num(e, "word")) TH_LOG("%s", e->fields);
 }
 
 /* A thread that acquires @n permits of @sem. */
@@ -607,7 +631,7 @@ TEST_F(trace, sem_acquire_blocks_until_release)
 	EXPECT_OBJ_EVENTS(id,
 		pat(self, "gosync_obj_create pid=%d obj=%llu type=sem fd=%d kind=- param=1 cap=0",
 		    me, (unsigned long long)id, fd),
-		pat(self, "gosync_kick pid=%d obj=%llu op=acquire word=0",
+		pat(self, "gosync_kick pid=%d obj=%llu op=acquire word=0x0",
 		    (int)a.tid, (unsigned long long)id),
 		pat(self, "gosync_block pid=%d obj=%llu op=acquire index=0 count=1",
 		    (int)a.tid, (unsigned long long)id),
