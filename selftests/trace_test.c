@@ -12,8 +12,17 @@
  * Every event of an object carries the object's id; the test learns it
  * from the gosync_obj_create event of the fd it got, then follows it.
  *
- * A kernel without tracefs (the debug and kcsan kernels have no tracing)
- * skips; one with event tracing but without the gosync events fails.
+ * A kernel without tracefs skips; one with event tracing but without the
+ * gosync events fails.
+ *
+ * The events are enabled once for the whole binary (by the first test
+ * that needs them; each test runs in a child of its own) and put back as
+ * they were when it exits; each test clears the buffer and records with
+ * tracing_on. Enabling or disabling an event patches the kernel's code
+ * (static calls, through int3 and IPIs), which the stock kernel under
+ * QEMU's TCG was seen to hang in now and then (a vCPU looping in
+ * exc_int3 while the writer waits for it): toggling the events for every
+ * test made that a matter of a few runs.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -90,6 +99,69 @@ static const char *tracefs_dir(void)
 	return NULL;
 }
 
+/* tracefs path of @file, the whole of it read into @buf: its length or -1. */
+static int tracefs_read(const char *dir, const char *file, char *buf,
+			size_t len)
+{
+	char path[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+static int tracefs_write(const char *dir, const char *file, const char *text)
+{
+	char path[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -EIO;
+}
+
+/*
+ * The process that runs the tests (each in a child of its own), and
+ * whether the gosync events were enabled before it ran: put back so at
+ * its exit.
+ */
+static pid_t runner;
+static char events_were[8];
+
+__attribute__((constructor)) static void remember_events(void)
+{
+	const char *dir = tracefs_dir();
+
+	runner = getpid();
+	if (!dir || tracefs_read(dir, "events/gosync/enable", events_were,
+				 sizeof(events_were)) < 1)
+		events_were[0] = '\0';
+}
+
+__attribute__((destructor)) static void restore_events(void)
+{
+	const char *dir = tracefs_dir();
+
+	if (getpid() != runner || !dir || events_were[0] == '\0')
+		return;
+	tracefs_write(dir, "events/gosync/enable",
+		      events_were[0] == '1' ? "1" : "0");
+}
+
 FIXTURE(trace) {
 	const char *dir;
 	struct ev *ev;
@@ -102,17 +174,7 @@ FIXTURE(trace) {
 static int tr_write(FIXTURE_DATA(trace) *self, const char *file,
 		    const char *text)
 {
-	char path[256];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", self->dir, file);
-	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -EIO;
+	return tracefs_write(self->dir, file, text);
 }
 
 /* The whole of @file of tracefs, NUL-terminated (malloc'ed), or NULL. */
@@ -183,11 +245,11 @@ static bool parse_line(const char *line, struct ev *e)
 	return true;
 }
 
-/* Stop the events and read what they logged into self->ev. */
+/* Stop recording and read what the events logged into self->ev. */
 static int tr_stop(FIXTURE_DATA(trace) *self)
 {
 	char *buf, *line, *save = NULL;
-	int ret = tr_write(self, "events/gosync/enable", "0");
+	int ret = tr_write(self, "tracing_on", "0");
 
 	if (ret)
 		return ret;
@@ -206,7 +268,7 @@ static int tr_stop(FIXTURE_DATA(trace) *self)
 
 FIXTURE_SETUP(trace)
 {
-	char path[256];
+	char path[256], on[8];
 
 	self->dir = tracefs_dir();
 	if (!self->dir)
@@ -218,17 +280,21 @@ FIXTURE_SETUP(trace)
 	self->ev = calloc(MAX_EVENTS, sizeof(*self->ev));
 	ASSERT_NE(NULL, self->ev);
 	ASSERT_EQ(0, gs_init());
-	/* Off, cleared, on: only what the test does is logged. */
-	ASSERT_EQ(0, tr_write(self, "events/gosync/enable", "0"));
+	/* Enabled once for the binary (see the head of this file). */
+	ASSERT_LT(0, tracefs_read(self->dir, "events/gosync/enable", on,
+				  sizeof(on)));
+	if (on[0] != '1')
+		ASSERT_EQ(0, tr_write(self, "events/gosync/enable", "1"));
+	/* Stopped, cleared, started: only what the test does is logged. */
+	ASSERT_EQ(0, tr_write(self, "tracing_on", "0"));
 	ASSERT_EQ(0, tr_write(self, "trace", ""));
 	ASSERT_EQ(0, tr_write(self, "tracing_on", "1"));
-	ASSERT_EQ(0, tr_write(self, "events/gosync/enable", "1"));
 }
 
 FIXTURE_TEARDOWN(trace)
 {
-	tr_write(self, "events/gosync/enable", "0");
 	tr_write(self, "trace", "");
+	tr_write(self, "tracing_on", "1");
 	free(self->ev);
 }
 
