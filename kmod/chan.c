@@ -101,6 +101,7 @@
 #include <linux/workqueue.h>
 
 #include "gosync.h"
+#include "gosync_trace.h"
 
 /*
  * What the parameters may be set to: a ring of CHAN_BUFFER_LIMIT bytes
@@ -207,6 +208,7 @@ struct gosync_chan {
 	atomic64_t slow_ops;
 	atomic64_t kicks;
 
+	u64 id;				/* gosync_new_id(): the tracepoints' */
 	u32 elem_size;			/* immutable after creation */
 	u32 capacity;
 	u32 slot_size;
@@ -818,7 +820,7 @@ static bool chan_serve_receivers(struct gosync_chan *ch,
 				 struct gosync_wakeups *wk)
 {
 	struct chan_entry *e;
-	bool served = false;
+	u32 served = 0, closed = 0;
 
 	lockdep_assert_held(&ch->lock);
 	while (ring_readable(ch) &&
@@ -829,13 +831,17 @@ static bool chan_serve_receivers(struct gosync_chan *ch,
 			break;
 		}
 		owner_commit(e->owner, e->index, 1, wk);
-		served = true;
+		served++;
 	}
 	while (ch->closed && !ring_len(ch) &&
 	       (e = chan_claim_partner(ch, &ch->recvq, NULL))) {
 		chan_copy(ch, e->buf, NULL);
 		owner_commit(e->owner, e->index, 0, wk);
+		closed++;
 	}
+	if (served + closed)
+		trace_gosync_wake(ch->id, GOSYNC_TRACE_RECV, served + closed,
+				  false);
 	return served;
 }
 
@@ -849,6 +855,7 @@ static void chan_serve(struct gosync_chan *ch, struct gosync_wakeups *wk)
 {
 	struct chan_entry *e;
 	bool moved;
+	u32 senders;
 
 	lockdep_assert_held(&ch->lock);
 	if (!ch->ring)
@@ -859,6 +866,7 @@ static void chan_serve(struct gosync_chan *ch, struct gosync_wakeups *wk)
 	 */
 	do {
 		moved = chan_serve_receivers(ch, wk);
+		senders = 0;
 		while (ring_writable(ch) &&
 		       (e = chan_claim_partner(ch, &ch->sendq, NULL))) {
 			if (!ring_push(ch, e->buf)) {
@@ -867,8 +875,12 @@ static void chan_serve(struct gosync_chan *ch, struct gosync_wakeups *wk)
 				break;
 			}
 			owner_commit(e->owner, e->index, 0, wk);
+			senders++;
 			moved = true;
 		}
+		if (senders)
+			trace_gosync_wake(ch->id, GOSYNC_TRACE_SEND, senders,
+					  false);
 	} while (moved);
 }
 
@@ -900,6 +912,7 @@ static int chan_try_send(struct gosync_chan *ch, struct chan_owner *self,
 		chan_copy(ch, r->buf, val);
 		ch->handoffs++;
 		owner_commit(r->owner, r->index, 1, wk);
+		trace_gosync_wake(ch->id, GOSYNC_TRACE_RECV, 1, true);
 		if (self)
 			owner_commit(self, index, 0, NULL);
 		return 0;
@@ -949,6 +962,7 @@ static int chan_try_recv(struct gosync_chan *ch, struct chan_owner *self,
 			chan_copy(ch, val, s->buf);
 			ch->handoffs++;
 			owner_commit(s->owner, s->index, 0, wk);
+			trace_gosync_wake(ch->id, GOSYNC_TRACE_SEND, 1, true);
 			if (self)
 				owner_commit(self, index, 1, NULL);
 			return 1;
@@ -994,20 +1008,39 @@ static void chan_unqueue(struct chan_case *cases, u32 n)
 	}
 }
 
+/* The queued cases are about to sleep (gosync_block, one per channel). */
+static void chan_trace_block(struct chan_case *cases, u32 n, bool select)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		struct chan_case *c = &cases[i];
+
+		if (!c->queued)
+			continue;
+		trace_gosync_block(c->ch->id,
+				   select ? GOSYNC_TRACE_SELECT :
+				   c->send ? GOSYNC_TRACE_SEND :
+				   GOSYNC_TRACE_RECV, i, select ? n : 1);
+	}
+}
+
 /*
  * The select engine: complete exactly one of @cases, visited in @order.
- * With @try_only nothing is queued (Go's default case). Returns the
+ * With @try_only nothing is queued (Go's default case); @select: for
+ * GOSYNC_IOC_SELECT (the trace says so), not a plain send or receive.
+ * Returns the
  * case's result (send: 0 or -EPIPE; receive: 1 or 0) with *@index set,
  * or -EAGAIN (try_only, nothing ready), -ETIMEDOUT or -ERESTARTSYS.
  */
 static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
-		       bool try_only, const struct gosync_deadline *dl,
-		       u32 *index)
+		       bool try_only, bool select,
+		       const struct gosync_deadline *dl, u32 *index)
 {
 	struct chan_owner o = { .state = OWNER_WAITING, .task = current };
 	struct chan_owner *self = NULL;
 	struct gosync_wakeups wk = { 0 };
-	bool expired = false;
+	bool expired = false, blocked = false;
 	int ret = -EAGAIN;
 	u32 k;
 
@@ -1060,6 +1093,9 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 	if (ret == -EAGAIN) {
 		if (try_only)
 			return expired ? -ETIMEDOUT : -EAGAIN;
+		if (trace_gosync_block_enabled())
+			chan_trace_block(cases, n, select);
+		blocked = true;
 		ret = gosync_wait_until(&o.done, dl, NULL);
 		/*
 		 * Cancelled: the wait's error stands. Or completed by a
@@ -1071,6 +1107,10 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 		owner_finish(&o, index, &ret);
 	}
 	chan_unqueue(cases, n);
+	/* Committed: a case's result (a wait's error is none of these). */
+	if (select && (ret >= 0 || ret == -EPIPE))
+		trace_gosync_select_commit(cases[*index].ch->id, *index, n, k,
+					   blocked, ret);
 	return ret;
 }
 
@@ -1147,11 +1187,15 @@ static long chan_xfer(struct gosync_chan *ch, bool send,
 		return -EINVAL;
 	gosync_deadline_init(&dl, arg.deadline,
 			     arg.flags & GOSYNC_CLOCK_REALTIME);
+	/* A buffered channel has a fast path: this is its slow one. */
+	if (ch->ring && trace_gosync_kick_enabled())
+		trace_gosync_kick(ch->id, send ? GOSYNC_TRACE_SEND :
+				  GOSYNC_TRACE_RECV, atomic64_read(ch->tail));
 	ret = chan_case_init(&c, ch, send, arg.value, small, sizeof(small),
 			     NULL);
 	if (!ret)
 		ret = chan_select(&c, 1, &order, arg.flags & GOSYNC_CHAN_TRY,
-				  &dl, &index);
+				  false, &dl, &index);
 	/*
 	 * copy_to_user() fails only if another thread unmapped the checked
 	 * destination meanwhile; the value is then lost with the mapping.
@@ -1256,7 +1300,7 @@ long gosync_select(struct gosync_select __user *uarg)
 	}
 
 	ret = chan_select(cases, arg.ncases, order,
-			  arg.flags & GOSYNC_SELECT_DEFAULT, &dl, &index);
+			  arg.flags & GOSYNC_SELECT_DEFAULT, true, &dl, &index);
 	if (ret >= 0 || ret == -EPIPE) {
 		struct chan_case *c = &cases[index];
 
@@ -1379,6 +1423,7 @@ static void chan_timer_fire(struct work_struct *work)
 	struct chan_timer *t = container_of(work, struct chan_timer, fire);
 	struct gosync_chan *ch = t->ch;
 	struct gosync_wakeups wk = { 0 };
+	bool delivered;
 	u64 now;
 
 	spin_lock(&ch->lock);
@@ -1388,7 +1433,10 @@ static void chan_timer_fire(struct work_struct *work)
 		now = ktime_to_ns(chan_timer_now(t)) + t->timens_offset;
 		if (!t->period)
 			t->running = false;
-		if (!chan_try_send(ch, NULL, 0, &now, &wk)) {
+		delivered = !chan_try_send(ch, NULL, 0, &now, &wk);
+		trace_gosync_timer_fire(ch->id, now, ktime_to_ns(t->period),
+					delivered);
+		if (delivered) {
 			chan_timer_rearm(t);	/* received at once */
 		} else {
 			t->value = now;
@@ -1528,6 +1576,7 @@ static long chan_close(struct gosync_chan *ch)
 {
 	struct gosync_wakeups wk = { 0 };
 	struct chan_entry *e;
+	u32 senders = 0;
 
 	if (ch->timer)
 		return -EPERM;
@@ -1539,6 +1588,10 @@ static long chan_close(struct gosync_chan *ch)
 	WRITE_ONCE(ch->closed, true);	/* also read unlocked: gosync_chan_closed() */
 	/* From here on, userspace pushes fail their swap and come here. */
 	ring_set_flags(ch, GOSYNC_CHAN_CLOSED);
+	if (trace_gosync_chan_close_enabled())
+		trace_gosync_chan_close(ch->id, ring_len(ch),
+					chan_queue_count(ch, &ch->recvq),
+					chan_queue_count(ch, &ch->sendq));
 	/*
 	 * Receivers first, as Go's closechan (a select queued both ways
 	 * gets its receive): values still in the ring go to them, then, if
@@ -1548,9 +1601,13 @@ static long chan_close(struct gosync_chan *ch)
 	while ((e = list_first_entry_or_null(&ch->sendq, struct chan_entry,
 					     node))) {
 		list_del_init(&e->node);
-		if (owner_grab(e->owner, 0))
+		if (owner_grab(e->owner, 0)) {
 			owner_commit(e->owner, e->index, -EPIPE, &wk);
+			senders++;
+		}
 	}
+	if (senders)
+		trace_gosync_wake(ch->id, GOSYNC_TRACE_SEND, senders, false);
 	chan_sync_flags(ch);
 	spin_unlock(&ch->lock);
 	gosync_wake_all(&wk);
@@ -1604,6 +1661,9 @@ static long chan_kick(struct gosync_chan *ch)
 	struct gosync_wakeups wk = { 0 };
 
 	atomic64_inc(&ch->kicks);
+	if (trace_gosync_kick_enabled())
+		trace_gosync_kick(ch->id, GOSYNC_TRACE_KICK,
+				  ch->tail ? atomic64_read(ch->tail) : 0);
 	spin_lock(&ch->lock);
 	chan_serve(ch, &wk);
 	chan_sync_flags(ch);
@@ -1855,6 +1915,8 @@ static int chan_file_release(struct inode *inode, struct file *file)
 	WARN_ON_ONCE(chan_queue_live(ch, &ch->sendq) ||
 		     chan_queue_live(ch, &ch->recvq));
 	spin_unlock(&ch->lock);
+	trace_gosync_obj_destroy(ch->id, ch->timer ? GOSYNC_TRACE_TIMER :
+				 GOSYNC_TRACE_CHAN);
 	chan_free(ch);
 	return 0;
 }
@@ -1950,6 +2012,7 @@ static struct gosync_chan *chan_alloc(u32 elem_size, u32 capacity)
 	ch = kzalloc(sizeof(*ch), GOSYNC_GFP);
 	if (!ch)
 		return ERR_PTR(-ENOMEM);
+	ch->id = gosync_new_id();
 	ch->elem_size = elem_size;
 	ch->capacity = capacity;
 	ch->slot_size = slot_size;
@@ -1980,6 +2043,8 @@ long gosync_chan_create(const struct gosync_chan_create __user *uarg)
 {
 	struct gosync_chan_create arg;
 	struct gosync_chan *ch;
+	u64 id;
+	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
@@ -1989,7 +2054,13 @@ long gosync_chan_create(const struct gosync_chan_create __user *uarg)
 	ch = chan_alloc(arg.elem_size, arg.capacity);
 	if (IS_ERR(ch))
 		return PTR_ERR(ch);
-	return chan_install(ch, "[gosync-chan]");
+	id = ch->id;	/* the fd may be closed at once: ch is gone */
+	fd = chan_install(ch, "[gosync-chan]");
+	if (fd >= 0)
+		trace_gosync_obj_create(id, GOSYNC_TRACE_CHAN, fd,
+					GOSYNC_TRACE_NO_KIND, arg.elem_size,
+					arg.capacity);
+	return fd;
 }
 
 long gosync_timer_create(const struct gosync_timer_set __user *uarg)
@@ -1997,6 +2068,8 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 	struct gosync_timer_set set;
 	struct gosync_chan *ch;
 	struct chan_timer *t;
+	u64 id;
+	int fd;
 
 	if (copy_from_user(&set, uarg, sizeof(set)))
 		return -EFAULT;
@@ -2018,5 +2091,10 @@ long gosync_timer_create(const struct gosync_timer_set __user *uarg)
 	chan_timer_arm(t, &set);	/* sets the hrtimer up too */
 	mutex_unlock(&t->lock);
 	ch->timer = t;
-	return chan_install(ch, "[gosync-timer]");
+	id = ch->id;
+	fd = chan_install(ch, "[gosync-timer]");
+	if (fd >= 0)
+		trace_gosync_obj_create(id, GOSYNC_TRACE_TIMER, fd,
+					GOSYNC_TRACE_NO_KIND, sizeof(u64), 1);
+	return fd;
 }

@@ -109,11 +109,19 @@ struct gosync_obj {
 	struct page *page;
 	void *shared;			/* = page_address(page) */
 	struct list_head *queue;	/* the object's waiters */
+	u64 id;				/* gosync_new_id(): the tracepoints' */
+	u32 type;			/* GOSYNC_TRACE_SEM or _LOT */
 	/* Optional: frees what the object holds beyond itself and its page. */
 	void (*destroy)(struct gosync_obj *obj);
 };
 
-void *gosync_obj_alloc(size_t size);
+/*
+ * A new object's id, unique while the module stays loaded: how the
+ * tracepoints (kmod/gosync_trace.h) name it, never by its address.
+ */
+u64 gosync_new_id(void);
+
+void *gosync_obj_alloc(size_t size, u32 type);
 void gosync_obj_free(struct gosync_obj *obj);
 int gosync_obj_install(struct gosync_obj *obj, const char *name,
 		       const struct file_operations *fops);

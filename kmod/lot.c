@@ -58,6 +58,7 @@
 #include <linux/xarray.h>
 
 #include "gosync.h"
+#include "gosync_trace.h"
 
 /* The words the uapi header promises fit in the one page a lot maps. */
 static_assert(sizeof(u64[GOSYNC_LOT_WORDS]) <= PAGE_SIZE);
@@ -208,11 +209,8 @@ static bool lot_park_reserved_bad(const struct gosync_lot_park *arg)
 	return !robust && arg->reserved;
 }
 
-/*
- * Park as @arg says (checked), with @cancel set up by the caller and torn
- * down here; @owner is a robust park's checked owner handle, or 0.
- */
-static long lot_park_word(struct gosync_lot *lot,
+/* lot_park_word() but for the trace of its end. */
+static long lot_park_wait(struct gosync_lot *lot,
 			  const struct gosync_lot_park *arg, u32 owner,
 			  struct gosync_cancel *cancel)
 {
@@ -241,6 +239,7 @@ static long lot_park_word(struct gosync_lot *lot,
 	else
 		list_add_tail(&w.node, &lot->parked);
 	lot->nr_parked++;
+	trace_gosync_block(lot->obj.id, GOSYNC_TRACE_PARK, arg->index, 1);
 	spin_unlock(&lot->lock);
 
 	ret = gosync_wait_until(&w.woken, &dl, cancel);
@@ -260,6 +259,20 @@ static long lot_park_word(struct gosync_lot *lot,
 	if (!w.woken && (arg->flags & GOSYNC_LOT_PARK_BREAK) &&
 	    fatal_signal_pending(current))
 		lot_break_on_death(lot, arg);
+	return ret;
+}
+
+/*
+ * Park as @arg says (checked), with @cancel set up by the caller and torn
+ * down here; @owner is a robust park's checked owner handle, or 0.
+ */
+static long lot_park_word(struct gosync_lot *lot,
+			  const struct gosync_lot_park *arg, u32 owner,
+			  struct gosync_cancel *cancel)
+{
+	long ret = lot_park_wait(lot, arg, owner, cancel);
+
+	trace_gosync_park(lot->obj.id, arg->index, arg->expected, ret);
 	return ret;
 }
 
@@ -315,10 +328,16 @@ static void lot_serve_index(struct gosync_lot *lot, u32 index,
 			    struct gosync_wakeups *wk)
 {
 	struct lot_waiter *w, *next;
+	u32 woken = 0;
 
-	list_for_each_entry_safe(w, next, &lot->parked, node)
-		if (w->index == index)
+	list_for_each_entry_safe(w, next, &lot->parked, node) {
+		if (w->index == index) {
 			lot_serve(lot, w, wk);
+			woken++;
+		}
+	}
+	if (woken)
+		trace_gosync_wake(lot->obj.id, GOSYNC_TRACE_PARK, woken, false);
 }
 
 /*
@@ -424,6 +443,8 @@ static void lot_wake_index(struct gosync_lot *lot, u32 index, u32 count,
 		lot_serve(lot, w, &wk);
 		woken++;
 	}
+	if (woken)
+		trace_gosync_wake(lot->obj.id, GOSYNC_TRACE_PARK, woken, false);
 	spin_unlock(&lot->lock);
 	gosync_wake_all(&wk);
 	atomic64_add(woken, &lot->woken);
@@ -706,6 +727,11 @@ static long lot_unpark(struct gosync_lot *lot,
 		lot_serve(lot, w, &wk);
 		woken++;
 	}
+	trace_gosync_unpark(lot->obj.id, arg.index, arg.count, woken,
+			    arg.flags & GOSYNC_LOT_UNPARK_HANDOFF);
+	if (woken)
+		trace_gosync_wake(lot->obj.id, GOSYNC_TRACE_PARK, woken,
+				  arg.flags & GOSYNC_LOT_UNPARK_HANDOFF);
 	spin_unlock(&lot->lock);
 	gosync_wake_all(&wk);
 	atomic64_add(woken, &lot->woken);
@@ -914,6 +940,8 @@ static long lot_cond_wait(struct gosync_lot *lot,
 		list_add_tail(&w.node, &lot->parked);
 		lot->nr_parked++;
 		queued = true;
+		trace_gosync_block(lot->obj.id, GOSYNC_TRACE_COND_WAIT,
+				   (u32)w.ticket, 1);
 	}
 	spin_unlock(&lot->lock);
 	if (!queued) {
@@ -998,6 +1026,9 @@ static long lot_cond_notify(struct gosync_lot *lot, const __u32 __user *uarg)
 		break;
 	}
 	WRITE_ONCE(lot->words[GOSYNC_COND_NOTIFIED], lot->cond_notified);
+	if (woken)
+		trace_gosync_wake(lot->obj.id, GOSYNC_TRACE_COND_WAIT, woken,
+				  false);
 	spin_unlock(&lot->lock);
 	gosync_wake_all(&wk);
 	cond_free_gaps(&dead);
@@ -1466,13 +1497,15 @@ long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 {
 	struct gosync_lot_create arg;
 	struct gosync_lot *lot;
+	u64 id;
+	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.flags || arg.kind > GOSYNC_LOT_KIND_MAX)
 		return -EINVAL;
 
-	lot = gosync_obj_alloc(sizeof(*lot));
+	lot = gosync_obj_alloc(sizeof(*lot), GOSYNC_TRACE_LOT);
 	if (!lot)
 		return -ENOMEM;
 	lot->words = lot->obj.shared;
@@ -1489,5 +1522,10 @@ long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 		list_add_tail(&lot->death_node, &death_lots);
 		mutex_unlock(&robust_mutex);
 	}
-	return gosync_obj_install(&lot->obj, "[gosync-lot]", &lot_fops);
+	id = lot->obj.id;	/* the fd may be closed at once: lot is gone */
+	fd = gosync_obj_install(&lot->obj, "[gosync-lot]", &lot_fops);
+	if (fd >= 0)
+		trace_gosync_obj_create(id, GOSYNC_TRACE_LOT, fd, arg.kind,
+					arg.param, 0);
+	return fd;
 }

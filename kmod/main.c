@@ -26,6 +26,10 @@
 
 #include "gosync.h"
 
+/* The one place that defines the tracepoints. */
+#define CREATE_TRACE_POINTS
+#include "gosync_trace.h"
+
 /*
  * How far the caller's time namespace shifts @clock from the host's: a
  * time t read in the namespace is t - offset on the host. Only the
@@ -266,17 +270,27 @@ int gosync_mmap_page(struct vm_area_struct *vma, struct page *page)
 	return gosync_mmap_pages(vma, &page, 1);
 }
 
+u64 gosync_new_id(void)
+{
+	static atomic64_t last_id = ATOMIC64_INIT(0);
+
+	return atomic64_inc_return(&last_id);
+}
+
 /*
  * A zeroed object of @size bytes that begins with struct gosync_obj, with
- * its zeroed shared page, both charged to the caller's memory cgroup; the
- * caller points obj->queue at its queue. NULL without memory.
+ * its zeroed shared page, both charged to the caller's memory cgroup, of
+ * @type (GOSYNC_TRACE_*) and with a new id; the caller points obj->queue
+ * at its queue. NULL without memory.
  */
-void *gosync_obj_alloc(size_t size)
+void *gosync_obj_alloc(size_t size, u32 type)
 {
 	struct gosync_obj *obj = kzalloc(size, GOSYNC_GFP);
 
 	if (!obj)
 		return NULL;
+	obj->id = gosync_new_id();
+	obj->type = type;
 	obj->page = alloc_page(GOSYNC_GFP | __GFP_ZERO);
 	if (!obj->page) {
 		kfree(obj);
@@ -322,6 +336,7 @@ int gosync_obj_release(struct inode *inode, struct file *file)
 	struct gosync_obj *obj = file->private_data;
 
 	WARN_ON_ONCE(!list_empty(obj->queue));
+	trace_gosync_obj_destroy(obj->id, obj->type);
 	gosync_obj_free(obj);
 	return 0;
 }

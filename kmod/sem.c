@@ -77,6 +77,7 @@
 #include <linux/wait.h>
 
 #include "gosync.h"
+#include "gosync_trace.h"
 
 /* The shared state fits in the one page a semaphore maps. */
 static_assert(sizeof(struct gosync_sem_shared) <= PAGE_SIZE);
@@ -193,7 +194,8 @@ static int sem_change(struct gosync_sem *sem, u64 count, bool put)
 static int sem_grant(struct gosync_sem *sem, struct gosync_wakeups *wk)
 {
 	struct sem_waiter *w;
-	int ret;
+	u32 woken = 0;
+	int ret = 0;
 
 	lockdep_assert_held(&sem->lock);
 	while ((w = list_first_entry_or_null(&sem->waiters, struct sem_waiter,
@@ -202,7 +204,7 @@ static int sem_grant(struct gosync_sem *sem, struct gosync_wakeups *wk)
 
 		ret = sem_change(sem, w->count, false);
 		if (ret)	/* -EAGAIN: the head does not fit */
-			return ret == -EAGAIN ? 0 : ret;
+			break;
 		list_del(&w->node);
 		sem->nr_waiters--;
 		/* Atomic with the take: a death after it gives them back. */
@@ -210,9 +212,15 @@ static int sem_grant(struct gosync_sem *sem, struct gosync_wakeups *wk)
 			w->undo->held += w->count;
 		/* After this store the waiter may return: w is not touched. */
 		smp_store_release(&w->served, true);
-		if (task != current)
+		if (task != current) {
 			gosync_wake_add(wk, task);
+			woken++;
+		}
 	}
+	if (woken)
+		trace_gosync_wake(sem->obj.id, GOSYNC_TRACE_ACQUIRE, woken, true);
+	if (ret)
+		return ret == -EAGAIN ? 0 : ret;
 	atomic64_andnot(GOSYNC_SEM_WAITERS, sem->state);
 	return 0;
 }
@@ -227,6 +235,13 @@ static int sem_try_take(struct gosync_sem *sem, u64 count)
 	if (sem->nr_waiters)
 		return -EAGAIN;
 	return sem_change(sem, count, false);
+}
+
+/* A call from userspace, whose fast path could not do it (gosync_kick). */
+static void sem_trace_kick(struct gosync_sem *sem, u32 op)
+{
+	if (trace_gosync_kick_enabled())
+		trace_gosync_kick(sem->obj.id, op, atomic64_read(sem->state));
 }
 
 static void sem_wake_pollers(struct gosync_sem *sem)
@@ -397,6 +412,7 @@ static long sem_acquire(struct gosync_sem *sem,
 		}
 	}
 	atomic64_inc(&sem->slow_acquires);
+	sem_trace_kick(sem, GOSYNC_TRACE_ACQUIRE);
 
 	spin_lock(&sem->lock);
 	if (arg.flags & GOSYNC_SEM_UNDO) {
@@ -429,6 +445,10 @@ static long sem_acquire(struct gosync_sem *sem,
 		}
 	}
 unlock:
+	/* Queued or not (above the size); not if its own grant served it. */
+	if (ret == -EAGAIN && !w.served)
+		trace_gosync_block(sem->obj.id, GOSYNC_TRACE_ACQUIRE, 0,
+				   arg.count);
 	spin_unlock(&sem->lock);
 	kfree(fresh);
 	gosync_wake_all(&wk);
@@ -473,6 +493,7 @@ static long sem_try_acquire(struct gosync_sem *sem, const u64 __user *uarg)
 	if (count > GOSYNC_SEM_MAX)
 		return -EINVAL;
 	atomic64_inc(&sem->slow_acquires);
+	sem_trace_kick(sem, GOSYNC_TRACE_ACQUIRE);
 	spin_lock(&sem->lock);
 	ret = sem_try_take(sem, count);
 	spin_unlock(&sem->lock);
@@ -498,6 +519,7 @@ static long sem_release(struct gosync_sem *sem, const u64 __user *uarg,
 	if (count > GOSYNC_SEM_MAX)
 		return -EINVAL;
 	atomic64_inc(&sem->slow_releases);
+	sem_trace_kick(sem, GOSYNC_TRACE_RELEASE);
 
 	spin_lock(&sem->lock);
 	if (undo) {
@@ -698,13 +720,15 @@ long gosync_sem_create(const struct gosync_sem_create __user *uarg)
 {
 	struct gosync_sem_create arg;
 	struct gosync_sem *sem;
+	u64 id;
+	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
 	if (arg.flags || arg.reserved || arg.size > GOSYNC_SEM_MAX)
 		return -EINVAL;
 
-	sem = gosync_obj_alloc(sizeof(*sem));
+	sem = gosync_obj_alloc(sizeof(*sem), GOSYNC_TRACE_SEM);
 	if (!sem)
 		return -ENOMEM;
 	sem->state = sem->obj.shared;
@@ -716,5 +740,10 @@ long gosync_sem_create(const struct gosync_sem_create __user *uarg)
 	sem->obj.destroy = sem_destroy;
 	INIT_LIST_HEAD(&sem->undos);
 	init_waitqueue_head(&sem->pollq);
-	return gosync_obj_install(&sem->obj, "[gosync-sem]", &sem_fops);
+	id = sem->obj.id;	/* the fd may be closed at once: sem is gone */
+	fd = gosync_obj_install(&sem->obj, "[gosync-sem]", &sem_fops);
+	if (fd >= 0)
+		trace_gosync_obj_create(id, GOSYNC_TRACE_SEM, fd,
+					GOSYNC_TRACE_NO_KIND, arg.size, 0);
+	return fd;
 }
