@@ -409,6 +409,17 @@ static bool current_leaves_program(void)
 	return (current->flags & PF_EXITING) || current->in_execve;
 }
 
+/*
+ * Whether the calling process leaves its program: its last thread exits
+ * (a thread with a descriptor table of its own may exit alone, closing
+ * its files), or it execs.
+ */
+static bool current_process_leaves(void)
+{
+	return ((current->flags & PF_EXITING) &&
+		!atomic_read(&current->signal->live)) || current->in_execve;
+}
+
 /* Whether @rec's thread still runs the program that registered it. */
 static bool robust_alive(const struct robust_owner *rec)
 {
@@ -610,16 +621,18 @@ long gosync_robust_exit(void)
 /*
  * A descriptor of /dev/gosync is closed. At exit (PF_EXITING: the files
  * are closed after the last thread left userspace) every handle of the
- * process dies; at exec (the O_CLOEXEC descriptor, closed past the point
- * of no return, after de_thread(): before the new mm is in place on 6.12,
- * after it on 6.1, so in_execve says it) so does every handle of the
- * process, and any registered under another mm; a plain close() changes
- * nothing of the caller's. Handles of threads that are gone are dropped
- * on the way.
+ * process dies, or only the exiting thread's if it had a descriptor
+ * table of its own and others still run; at exec (the O_CLOEXEC
+ * descriptor, closed past the point of no return, after de_thread():
+ * before the new mm is in place on 6.12, after it on 6.1, so in_execve
+ * says it) so does every handle of the process, and any registered under
+ * another mm; a plain close() changes nothing of the caller's. Handles of
+ * threads that are gone are dropped on the way.
  */
 void gosync_robust_flush(void)
 {
-	bool exiting = current_leaves_program();
+	bool leaves = current_process_leaves();
+	bool exiting = current->flags & PF_EXITING;
 	struct pid *tgid = task_tgid(current);
 	struct robust_owner *rec;
 	bool any = false;
@@ -628,14 +641,16 @@ void gosync_robust_flush(void)
 	mutex_lock(&robust_mutex);
 	hash_for_each(robust_by_pid, bkt, rec, node) {
 		if (rec->tgid == tgid ?
-		    exiting || rec->mm != current->mm : !robust_alive(rec)) {
+		    leaves || rec->mm != current->mm ||
+		    (exiting && rec->pid == task_pid(current)) :
+		    !robust_alive(rec)) {
 			rec->dead = true;
 			any = true;
 		}
 	}
 	if (any)
 		robust_reap_dead();
-	if (exiting)
+	if (leaves)
 		lot_parties_leave(tgid);
 	mutex_unlock(&robust_mutex);
 }
@@ -1084,6 +1099,12 @@ static void lot_party_undo(struct gosync_lot *lot, struct lot_party *p,
 					~GOSYNC_BARRIER_COUNT,
 					p->round << GOSYNC_BARRIER_ROUND_SHIFT,
 					32, wk);
+		/*
+		 * And wake word 0's waiters even if the round is over: the
+		 * dead party may have ended or broken it (its compare-and-
+		 * swap) and died before its unpark. They re-read the word.
+		 */
+		lot_serve_index(lot, 0, wk);
 		p->arrived = false;
 	}
 	if (!p->share)
@@ -1105,8 +1126,12 @@ static void lot_party_undo(struct gosync_lot *lot, struct lot_party *p,
 	p->share = 0;
 }
 
+/* Party records on all lots: a process that exits walks none if 0. */
+static atomic_t party_records = ATOMIC_INIT(0);
+
 static void lot_party_free(struct gosync_lot *lot, struct lot_party *p)
 {
+	atomic_dec(&party_records);
 	list_del(&p->node);
 	lot->nr_parties--;
 	put_pid(p->tgid);
@@ -1153,6 +1178,7 @@ static struct lot_party *lot_party_get(struct gosync_lot *lot,
 	p->exec_id = READ_ONCE(current->self_exec_id);
 	list_add_tail(&p->node, &lot->parties);
 	lot->nr_parties++;
+	atomic_inc(&party_records);
 	return p;
 }
 
@@ -1262,7 +1288,9 @@ static long lot_arrive(struct gosync_lot *lot,
 		return -ENOTTY;
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD))
+	/* Parties must fit the arrivals' field, so it never carries. */
+	if ((arg.flags & ~(GOSYNC_CLOCK_REALTIME | GOSYNC_WAIT_CANCEL_FD)) ||
+	    !lot->param || lot->param > GOSYNC_BARRIER_COUNT)
 		return -EINVAL;
 	/* Set up before arriving: once arrived, the call must not fail. */
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
@@ -1314,8 +1342,9 @@ out:
 		.deadline = arg.deadline,
 	};
 	ret = lot_park_word(lot, &park, 0, &cancel);
-	if (ret == -EAGAIN)
-		return 0;	/* the round moved on already */
+	/* The round moved on already, or a (stray) hand-off's token. */
+	if (ret == -EAGAIN || ret > 0)
+		return 0;
 	return ret == -ERESTARTSYS ? -EINTR : ret;
 }
 
@@ -1326,14 +1355,15 @@ out:
  */
 static void lot_flush_parties(struct gosync_lot *lot, struct file *file)
 {
-	bool gone = gosync_flush_is_last(file) || current->in_execve;
 	u64 exec_id = READ_ONCE(current->self_exec_id);
 	struct gosync_wakeups wk = { 0 };
 	struct lot_party *p, *next;
 	struct pid *tgid = task_tgid(current);
+	bool gone;
 
 	if (!READ_ONCE(lot->nr_parties))
 		return;
+	gone = current->in_execve || gosync_flush_is_last(file);
 	spin_lock(&lot->lock);
 	list_for_each_entry_safe(p, next, &lot->parties, node) {
 		if (p->tgid == tgid ? gone || p->exec_id != exec_id :
@@ -1358,6 +1388,8 @@ static void lot_parties_leave(struct pid *tgid)
 	struct lot_party *p;
 
 	lockdep_assert_held(&robust_mutex);
+	if (!atomic_read(&party_records))
+		return;
 	list_for_each_entry(lot, &death_lots, death_node) {
 		if (!lot_has_parties(lot) || !READ_ONCE(lot->nr_parties))
 			continue;
@@ -1455,14 +1487,15 @@ static void lot_destroy(struct gosync_obj *obj)
 	struct gosync_lot *lot = container_of(obj, struct gosync_lot, obj);
 	struct lot_party *p, *next;
 
-	cond_free_gaps(&lot->cond_gaps);
-	list_for_each_entry_safe(p, next, &lot->parties, node)
-		lot_party_free(lot, p);
+	/* First off the list, so that no death walks the records freed. */
 	if (lot_deaths_matter(lot)) {
 		mutex_lock(&robust_mutex);
 		list_del(&lot->death_node);
 		mutex_unlock(&robust_mutex);
 	}
+	cond_free_gaps(&lot->cond_gaps);
+	list_for_each_entry_safe(p, next, &lot->parties, node)
+		lot_party_free(lot, p);
 }
 
 /*

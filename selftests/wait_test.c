@@ -4283,6 +4283,16 @@ TEST(barrier_arrive_errnos)
 	ASSERT_LE(0, bar = raw_lot(GOSYNC_LOT_BARRIER, 3));
 	ASSERT_LE(0, one = raw_lot(GOSYNC_LOT_BARRIER, 1));
 
+	/* Parties outside 1..2^32-1 (a raw lot's param): no arrival. */
+	for (int i = 0; i < 2; i++) {
+		int bad = raw_lot(GOSYNC_LOT_BARRIER,
+				  i ? GOSYNC_BARRIER_COUNT + 1 : 0);
+
+		ASSERT_LE(0, bad);
+		EXPECT_EQ(-EINVAL, raw_arrive(bad, 0, 0, 0));
+		close(bad);
+	}
+
 	/* Each ioctl only on its own kind. */
 	EXPECT_EQ(-ENOTTY, raw_arrive(plain, 0, 0, 0));
 	EXPECT_EQ(-ENOTTY, raw_arrive(wg, 0, 0, 0));
