@@ -1446,15 +1446,29 @@ static int barrier_result(gs_barrier *b, uint64_t round)
  * End @state's round by moving to the next; false if it changed. The
  * round's waiters do not leave before they read its slot, so the page is
  * still there for the slot's store.
+ *
+ * The outcome is also recorded before the round ends, over an older
+ * round's record only (a compare-and-swap), so that a process killed
+ * between the end and the store still leaves it for the waiters (whom
+ * the kernel then wakes, the dead party's undo). Waiters read the slot
+ * only once the round is over, so an early record is never seen early;
+ * of two enders racing (the last arriver, a reset), the first to record
+ * is overwritten by the winner's store after its end, unless the winner
+ * dies in between: then the waiters may get the loser's outcome.
  */
 static bool barrier_end_round(gs_barrier *b, uint64_t *state, bool broken)
 {
 	uint64_t round = barrier_round(*state);
+	_Atomic uint64_t *slot = barrier_slot(b, round);
+	uint64_t outcome = barrier_outcome(round, broken);
+	uint64_t old = atomic_load(slot);
 	int fd = b->lot.fd;	/* see lot_unpark() */
 
+	if ((old >> 1) < round + 1)
+		atomic_compare_exchange_strong(slot, &old, outcome);
 	if (!cas(&b->lot.words[0], state, barrier_next(*state)))
 		return false;
-	atomic_store(barrier_slot(b, round), barrier_outcome(round, broken));
+	atomic_store(slot, outcome);
 	lot_wake(fd, 0, GOSYNC_LOT_ALL);
 	return true;
 }

@@ -4187,6 +4187,59 @@ TEST(barrier_party_killed_before_park_breaks_the_round)
 	munmap(sh, sizeof(*sh));
 }
 
+/*
+ * A last arriver that ends the round and dies before its wake-up (its
+ * steps done by hand, as libgosync's barrier_end_round() does them: the
+ * outcome recorded in the round's slot of the ring at word 8, then the
+ * compare-and-swap to the next round, then _exit): the party parked in
+ * the round must be woken by the dead party's undo and pass (0), not
+ * sleep for ever on a round that is over.
+ */
+TEST(barrier_last_arriver_dies_between_ending_the_round_and_its_wake)
+{
+	const uint64_t shift = GOSYNC_BARRIER_ROUND_SHIFT;
+	struct bdie_sh *sh = shared_alloc(sizeof(*sh));
+	gs_barrier *b = NULL;
+	_Atomic uint64_t *word;
+	struct waiter w;
+	int fd;
+	pid_t pid;
+
+	SKIP_WITHOUT_PARTIES();
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, gs_barrier_create(&b, 2, NULL, NULL));
+	fd = gs_barrier_fd(b);
+	ASSERT_NE(NULL, word = lot_words(fd));
+	ASSERT_EQ(0, waiter_start_dl(&w, OP_BARRIER_AWAIT_UNTIL, b, NULL,
+				     NULL, gs_deadline_in(10 * LIMIT_NS), 0));
+	ASSERT_EQ(0, wait_parked(fd, 1));
+	pid = fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		uint64_t state = atomic_load(word);
+		uint64_t round = state >> shift;
+		int ret = raw_arrive(fd, 0, GOSYNC_DEADLINE_NONE, round);
+
+		CHILD_CHECK_EXIT(&sh->rep, ret == 1, "arrive: %d", ret);
+		atomic_store(&word[8 + round % 256], (round + 1) << 1);
+		state = atomic_load(word);
+		CHILD_CHECK_EXIT(&sh->rep,
+				 atomic_compare_exchange_strong(word, &state,
+						(round + 1) << shift),
+				 "end the round: %#jx", (uintmax_t)state);
+		_exit(0);
+	}
+	EXPECT_EQ(0, reap(pid));
+	EXPECT_EQ(0, sh->rep.line) TH_LOG("child: %s", sh->rep.msg);
+	ASSERT_TRUE(waiter_join(&w, WAIT_LIMIT_MS));
+	EXPECT_EQ(0, w.ret);
+	EXPECT_FALSE(gs_barrier_broken(b));
+	EXPECT_EQ(0, gs_barrier_waiting(b));
+	lot_words_unmap(word);
+	gs_barrier_destroy(b);
+	munmap(sh, sizeof(*sh));
+}
+
 TEST(barrier_party_killed_in_action_breaks_the_round)
 {
 	struct bdie_sh *sh = shared_alloc(sizeof(*sh));
