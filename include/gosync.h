@@ -505,7 +505,7 @@ GS_API void gs_mutex_destroy(gs_mutex *m);
  * Each lock and trylock below also returns -EOWNERDEAD (held, its last
  * holder died) or -ENOTRECOVERABLE: see Robustness after them.
  */
-/** gs_mutex_lock() - Lock. Return: 0. */
+/** gs_mutex_lock() - Lock. Return: 0 (checked: or -EDEADLK). */
 GS_API int gs_mutex_lock(gs_mutex *m);
 /** gs_mutex_lock_until() - Lock by @deadline. Return: 0, -ETIMEDOUT, -EINVAL. */
 GS_API int gs_mutex_lock_until(gs_mutex *m, uint64_t deadline,
@@ -541,6 +541,7 @@ GS_API int gs_mutex_unlock(gs_mutex *m);
  * (not locked, locked normally, or not recoverable).
  */
 GS_API int gs_mutex_consistent(gs_mutex *m);
+
 
 /*
  * RWMutex (sync.RWMutex). A writer that waits blocks new readers, so
@@ -579,6 +580,43 @@ GS_API int gs_rwmutex_runlock(gs_rwmutex *rw);
  * the next writer waiting.
  */
 GS_API int gs_rwmutex_consistent(gs_rwmutex *rw);
+
+/*
+ * Checked locks (module feature GOSYNC_FEATURE_LOCK_CHECK): opt-in
+ * deadlock detection, as pthread's error-checking mutexes, across
+ * processes. A checked Mutex (or RWMutex writer lock) is unlocked only by
+ * the thread that holds it: another thread's unlock returns -EPERM and
+ * changes nothing (Go lets any goroutine unlock; checking trades that
+ * for the guarantee below). A lock of a checked mutex returns -EDEADLK,
+ * holding nothing more than before, when it could never succeed:
+ *  - the calling thread holds it already (the reentrancy pitfall), for
+ *    every lock call, deadline or not;
+ *  - or the lock waits without deadline or context (gs_mutex_lock(),
+ *    gs_rwmutex_lock(), a Cond's relock) and its holder waits so for a
+ *    checked mutex whose holder waits so ... for one the caller holds:
+ *    a cycle of any length, across threads and processes.
+ * The kernel sees the cycle when the lock is about to sleep; it logs it
+ * (a "gosync: deadlock:" line, once per pair of mutexes, rate-limited)
+ * and traces it (gosync:gosync_deadlock). A wait with a deadline or a
+ * context is never refused for a cycle (it ends), nor is a cycle through
+ * an unchecked mutex (anyone may unlock that). Uncontended lock and
+ * unlock cost the same as unchecked; only a lock that sleeps pays for
+ * the check.
+ *
+ * Checked are: mutexes made by the _checked() constructors; every Mutex
+ * and RWMutex this process makes (created, or opened with O_CREAT and
+ * created) after gs_check_locks(true), or from its start when the
+ * environment has GOSYNC_CHECK_LOCKS=1; and every one made anywhere
+ * while the module parameter detect_deadlocks is Y. Checking is the
+ * object's, whoever uses it. Return: 0, -ENOMEM, -EMFILE, -EOPNOTSUPP
+ * (the module does not check locks).
+ */
+GS_API int gs_mutex_create_checked(gs_mutex **mp);
+GS_API int gs_rwmutex_create_checked(gs_rwmutex **rwp);
+GS_API bool gs_mutex_checked(const gs_mutex *m);
+GS_API bool gs_rwmutex_checked(const gs_rwmutex *rw);
+/** gs_check_locks() - Make this process's new Mutexes and RWMutexes checked. */
+GS_API void gs_check_locks(bool on);
 
 /*
  * WaitGroup (sync.WaitGroup). The counter ranges over 0..2^31-1; an add

@@ -1026,6 +1026,28 @@ static void chan_trace_block(struct chan_case *cases, u32 n, bool select)
 }
 
 /*
+ * What the wait-for view shows of the queued cases: the first one's
+ * channel (none for a select over nil channels only), and for a select
+ * the number of cases.
+ */
+static void chan_blocked_init(struct gosync_blocked *b,
+			      const struct chan_case *cases, u32 n,
+			      bool select, const struct gosync_deadline *dl)
+{
+	const struct chan_case *first = NULL;
+	u32 i;
+
+	for (i = 0; i < n && !first; i++)
+		if (cases[i].queued)
+			first = &cases[i];
+	gosync_blocked_init(b, first ? first->ch->id : 0, GOSYNC_TRACE_CHAN,
+			    GOSYNC_TRACE_NO_KIND,
+			    select ? GOSYNC_TRACE_SELECT :
+			    first && first->send ? GOSYNC_TRACE_SEND :
+			    GOSYNC_TRACE_RECV, n, dl, NULL);
+}
+
+/*
  * The select engine: complete exactly one of @cases, visited in @order.
  * With @try_only nothing is queued (Go's default case); @select: for
  * GOSYNC_IOC_SELECT (the trace says so), not a plain send or receive.
@@ -1040,6 +1062,7 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 	struct chan_owner o = { .state = OWNER_WAITING, .task = current };
 	struct chan_owner *self = NULL;
 	struct gosync_wakeups wk = { 0 };
+	struct gosync_blocked blk;
 	bool expired = false, blocked = false;
 	int ret = -EAGAIN;
 	u32 k;
@@ -1095,8 +1118,9 @@ static int chan_select(struct chan_case *cases, u32 n, const u32 *order,
 			return expired ? -ETIMEDOUT : -EAGAIN;
 		if (trace_gosync_block_enabled())
 			chan_trace_block(cases, n, select);
+		chan_blocked_init(&blk, cases, n, select, dl);
 		blocked = true;
-		ret = gosync_wait_until(&o.done, dl, NULL);
+		ret = gosync_wait_until(&o.done, dl, NULL, &blk);
 		/*
 		 * Cancelled: the wait's error stands. Or completed by a
 		 * partner, even if the deadline or a signal came as well.
@@ -1825,6 +1849,7 @@ static void chan_show_fdinfo(struct seq_file *m, struct file *file)
 
 	chan_snapshot(ch, &st);
 	seq_printf(m, "gosync-type:\t%s\n", ch->timer ? "timer" : "chan");
+	seq_printf(m, "id:\t%llu\n", ch->id);
 	seq_printf(m, "elem-size:\t%u\n", st.elem_size);
 	seq_printf(m, "cap:\t%u\n", st.capacity);
 	seq_printf(m, "len:\t%u\n", st.len);

@@ -24,7 +24,8 @@
 				 GOSYNC_FEATURE_CHAN_ROBUST | GOSYNC_FEATURES_NAMES | \
 				 GOSYNC_FEATURE_SEM_UNDO | GOSYNC_FEATURE_LOT_UNDO | \
 				 GOSYNC_FEATURE_ROBUST_LOCK | \
-				 GOSYNC_FEATURE_LOT_PARTIES)
+				 GOSYNC_FEATURE_LOT_PARTIES | \
+				 GOSYNC_FEATURE_LOCK_CHECK)
 
 /* Named objects need the IPC namespace's mqueue mount (kmod/name.c). */
 #define GOSYNC_FEATURES_NAMES	\
@@ -76,8 +77,48 @@ ktime_t gosync_timens_offset(clockid_t clock);
 void gosync_deadline_init(struct gosync_deadline *dl, u64 deadline_ns,
 			  bool realtime);
 bool gosync_deadline_passed(const struct gosync_deadline *dl);
+/*
+ * A task blocked in a gosync wait, as the wait-for view (debugfs
+ * gosync/waits), the stall watchdog and deadlock detection see it
+ * (kmod/observe.c). It lives on the waiter's stack and is on the
+ * blocked-task table, under gosync_blocked_lock(), from
+ * gosync_blocked_enter() to gosync_blocked_leave(): while it is there,
+ * its task is inside the wait's system call (it cannot run userspace
+ * code), and so holds the file of the object it waits on: @lock_word
+ * stays valid. Filled in by gosync_blocked_init(), immutable once
+ * entered but for @stall_reported (under the table's lock).
+ */
+struct gosync_blocked {
+	struct hlist_node node;		/* the table, by task */
+	struct task_struct *task;
+	const u64 *lock_word;	/* a robust park's word 0, else NULL */
+	u64 obj;		/* the object's id */
+	ktime_t since;		/* when it entered (CLOCK_MONOTONIC) */
+	u32 type;		/* GOSYNC_TRACE_SEM .. _LOT */
+	u32 kind;		/* a lot's kind, else GOSYNC_TRACE_NO_KIND */
+	u32 op;			/* GOSYNC_TRACE_SEND .. */
+	u32 index;		/* a lot's word; a select's number of cases */
+	bool forever;		/* no deadline, no cancelling channel */
+	bool checked;		/* @lock_word is a GOSYNC_LOT_CHECKED lot's */
+	bool entered;
+	bool stall_reported;
+};
+
+void gosync_blocked_init(struct gosync_blocked *b, u64 obj, u32 type,
+			 u32 kind, u32 op, u32 index,
+			 const struct gosync_deadline *dl,
+			 const struct gosync_cancel *cancel);
+void gosync_blocked_enter(struct gosync_blocked *b);
+void gosync_blocked_enter_locked(struct gosync_blocked *b);
+void gosync_blocked_leave(struct gosync_blocked *b);
+void gosync_blocked_lock(void);
+void gosync_blocked_unlock(void);
+struct gosync_blocked *gosync_blocked_of(const struct task_struct *task);
+int gosync_observe_init(struct dentry *debugfs_dir);
+void gosync_observe_exit(void);
+
 int gosync_wait_until(const bool *done, const struct gosync_deadline *dl,
-		      struct gosync_cancel *cancel);
+		      struct gosync_cancel *cancel, struct gosync_blocked *b);
 
 /*
  * Tasks to wake once the caller has dropped its spinlock. A waiter's own
@@ -157,12 +198,20 @@ long gosync_robust_register(void);
 long gosync_robust_exit(void);
 void gosync_robust_flush(void);
 void gosync_robust_cleanup(void);
+/*
+ * For the wait-for view and stall reports: between these, the thread
+ * that holds a robust lock word (its owner handle in the word's upper
+ * half) can be looked up.
+ */
+void gosync_robust_lock(void);
+void gosync_robust_unlock(void);
+struct task_struct *gosync_lock_holder(u64 word);
 
 /* Named objects (kmod/name.c). */
 long gosync_name_open(struct gosync_name_open __user *uarg);
 long gosync_name_unlink(struct gosync_name_unlink __user *uarg);
 struct file *gosync_name_target(struct file *file, fmode_t need);
-int gosync_names_init(void);
+int gosync_names_init(struct dentry *debugfs_dir);
 void gosync_names_exit(void);
 
 #endif /* GOSYNC_INTERNAL_H */

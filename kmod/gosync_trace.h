@@ -342,6 +342,66 @@ TRACE_EVENT(gosync_unpark,
 		  __entry->woken, __entry->handoff)
 );
 
+/*
+ * Thread @tid's lock of Mutex lot @obj was refused with -EDEADLK: the
+ * lock is held by @holder (the same thread for a relock), and the
+ * wait-for chain from it comes back to @tid after @length links through
+ * checked lots; @last is the lot of the last link, one that @tid holds
+ * (@obj itself for a relock).
+ */
+TRACE_EVENT(gosync_deadlock,
+	TP_PROTO(u64 obj, u64 last, pid_t tid, pid_t holder, u32 length),
+	TP_ARGS(obj, last, tid, holder, length),
+	TP_STRUCT__entry(
+		__field(u64, obj)
+		__field(u64, last)
+		__field(pid_t, tid)
+		__field(pid_t, holder)
+		__field(u32, length)
+	),
+	TP_fast_assign(
+		__entry->obj = obj;
+		__entry->last = last;
+		__entry->tid = tid;
+		__entry->holder = holder;
+		__entry->length = length;
+	),
+	TP_printk("obj=%llu last=%llu tid=%d holder=%d length=%u",
+		  __entry->obj, __entry->last, __entry->tid, __entry->holder,
+		  __entry->length)
+);
+
+/*
+ * The stall watchdog: thread @tid has been blocked for @blocked_ms in
+ * @op on object @obj of @type; @holder holds it (a Mutex wait whose
+ * holder is known), else 0.
+ */
+TRACE_EVENT(gosync_stall,
+	TP_PROTO(u64 obj, u32 type, u32 op, pid_t tid, s64 blocked_ms,
+		 pid_t holder),
+	TP_ARGS(obj, type, op, tid, blocked_ms, holder),
+	TP_STRUCT__entry(
+		__field(u64, obj)
+		__field(s64, blocked_ms)
+		__field(u32, type)
+		__field(u32, op)
+		__field(pid_t, tid)
+		__field(pid_t, holder)
+	),
+	TP_fast_assign(
+		__entry->obj = obj;
+		__entry->blocked_ms = blocked_ms;
+		__entry->type = type;
+		__entry->op = op;
+		__entry->tid = tid;
+		__entry->holder = holder;
+	),
+	TP_printk("obj=%llu type=%s op=%s tid=%d blocked_ms=%lld holder=%d",
+		  __entry->obj, gosync_trace_type_name(__entry->type),
+		  gosync_trace_op_name(__entry->op), __entry->tid,
+		  __entry->blocked_ms, __entry->holder)
+);
+
 #endif /* GOSYNC_TRACE_H */
 
 /* An out-of-tree header: kmod/Kbuild puts this directory on the path. */

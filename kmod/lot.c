@@ -47,6 +47,7 @@
 #include <linux/hashtable.h>
 #include <linux/list.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/pid.h>
 #include <linux/sched.h>
@@ -70,6 +71,7 @@ struct gosync_lot {
 	struct list_head parked;	/* struct lot_waiter, queue order */
 	u32 nr_parked;
 	u32 kind;			/* immutable after creation */
+	u32 flags;			/* GOSYNC_LOT_CHECKED; immutable */
 	u64 param;			/* immutable after creation */
 	u64 *words;			/* = obj.shared */
 	atomic64_t parks;
@@ -145,7 +147,11 @@ static const char *const lot_kind_names[] = {
 
 static bool lot_is_robust(const struct gosync_lot *lot);
 static void lot_parties_leave(struct pid *tgid);
-static int robust_check_holder(struct gosync_lot *lot);
+static int robust_check_holder(struct gosync_lot *lot,
+			       struct gosync_blocked *blk);
+static int lot_check_deadlock(struct gosync_lot *lot,
+			      struct gosync_blocked *blk);
+static void deadlock_pairs_free(void);
 static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
 		      struct gosync_wakeups *wk);
 static void lot_serve_index(struct gosync_lot *lot, u32 index,
@@ -212,7 +218,8 @@ static bool lot_park_reserved_bad(const struct gosync_lot_park *arg)
 /* lot_park_word() but for the trace of its end. */
 static long lot_park_wait(struct gosync_lot *lot,
 			  const struct gosync_lot_park *arg, u32 owner,
-			  struct gosync_cancel *cancel)
+			  struct gosync_cancel *cancel,
+			  struct gosync_blocked *blk)
 {
 	struct lot_waiter w = {
 		.task = current, .index = arg->index, .owner = owner,
@@ -242,7 +249,7 @@ static long lot_park_wait(struct gosync_lot *lot,
 	trace_gosync_block(lot->obj.id, GOSYNC_TRACE_PARK, arg->index, 1);
 	spin_unlock(&lot->lock);
 
-	ret = gosync_wait_until(&w.woken, &dl, cancel);
+	ret = gosync_wait_until(&w.woken, &dl, cancel, blk);
 	gosync_cancel_exit(cancel);
 	if (!ret)
 		return w.token;
@@ -262,16 +269,34 @@ static long lot_park_wait(struct gosync_lot *lot,
 	return ret;
 }
 
+/* What the blocked-task table shows of a park as @arg says. */
+static void lot_blocked_init(struct gosync_lot *lot,
+			     const struct gosync_lot_park *arg,
+			     const struct gosync_cancel *cancel,
+			     struct gosync_blocked *blk)
+{
+	struct gosync_deadline dl = {
+		.forever = arg->deadline == GOSYNC_DEADLINE_NONE,
+	};
+
+	gosync_blocked_init(blk, lot->obj.id, GOSYNC_TRACE_LOT, lot->kind,
+			    GOSYNC_TRACE_PARK, arg->index, &dl, cancel);
+}
+
 /*
  * Park as @arg says (checked), with @cancel set up by the caller and torn
- * down here; @owner is a robust park's checked owner handle, or 0.
+ * down here; @owner is a robust park's checked owner handle, or 0; @blk
+ * is the park's record, set up by lot_blocked_init() (and maybe entered
+ * already), off the table when this returns.
  */
 static long lot_park_word(struct gosync_lot *lot,
 			  const struct gosync_lot_park *arg, u32 owner,
-			  struct gosync_cancel *cancel)
+			  struct gosync_cancel *cancel,
+			  struct gosync_blocked *blk)
 {
-	long ret = lot_park_wait(lot, arg, owner, cancel);
+	long ret = lot_park_wait(lot, arg, owner, cancel, blk);
 
+	gosync_blocked_leave(blk);
 	trace_gosync_park(lot->obj.id, arg->index, arg->expected, ret);
 	return ret;
 }
@@ -279,6 +304,7 @@ static long lot_park_word(struct gosync_lot *lot,
 static long lot_park(struct gosync_lot *lot,
 		     const struct gosync_lot_park __user *uarg)
 {
+	struct gosync_blocked blk;
 	struct gosync_cancel cancel;
 	struct gosync_lot_park arg;
 	u32 owner = 0;
@@ -292,21 +318,26 @@ static long lot_park(struct gosync_lot *lot,
 			   GOSYNC_WAIT_CANCEL_FD | GOSYNC_LOT_PARK_BREAK |
 			   GOSYNC_LOT_PARK_ROBUST)))
 		return -EINVAL;
+	if ((arg.flags & GOSYNC_LOT_PARK_ROBUST) &&
+	    (!lot_is_robust(lot) || arg.index ||
+	     arg.owner > GOSYNC_LOCK_OWNER_MAX))
+		return -EINVAL;
+	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
+	if (ret)
+		return ret;
+	lot_blocked_init(lot, &arg, &cancel, &blk);
 	if (arg.flags & GOSYNC_LOT_PARK_ROBUST) {
-		if (!lot_is_robust(lot) || arg.index ||
-		    arg.owner > GOSYNC_LOCK_OWNER_MAX)
-			return -EINVAL;
-		ret = robust_check_holder(lot);
+		blk.lock_word = &lot->words[0];
+		blk.checked = lot->flags & GOSYNC_LOT_CHECKED;
+		ret = robust_check_holder(lot, &blk);
 		if (ret) {
 			atomic64_inc(&lot->parks);
+			gosync_cancel_exit(&cancel);
 			return ret;
 		}
 		owner = arg.owner;
 	}
-	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
-	if (ret)
-		return ret;
-	return lot_park_word(lot, &arg, owner, &cancel);
+	return lot_park_word(lot, &arg, owner, &cancel, &blk);
 }
 
 /* Choose parked waiter @w: its park returns (its token). */
@@ -673,35 +704,210 @@ void gosync_robust_cleanup(void)
 		robust_free(rec);
 	WARN_ON_ONCE(robust_count || !xa_empty(&robust_owners));
 	xa_destroy(&robust_owners);
+	deadlock_pairs_free();
 	mutex_unlock(&robust_mutex);
 }
 
 /*
  * A robust park: if the lock word's holder is dead or unknown, free the
- * word (and the holder's other words) and return -EAGAIN; else 0.
+ * word (and the holder's other words) and return -EAGAIN. On a checked
+ * lot, refuse a park that would deadlock (-EDEADLK), else enter @blk on
+ * the blocked-task table in the same critical section. Else 0.
  */
-static int robust_check_holder(struct gosync_lot *lot)
+static int robust_check_holder(struct gosync_lot *lot,
+			       struct gosync_blocked *blk)
 {
 	u64 v = READ_ONCE(lot->words[0]);
 	u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
+	bool checked = lot->flags & GOSYNC_LOT_CHECKED;
 	struct robust_owner *rec;
 	int ret = 0;
 
-	if (!(v & GOSYNC_LOCK_LOCKED) || !id)
+	if ((!(v & GOSYNC_LOCK_LOCKED) || !id) && !checked)
 		return 0;
 	/* Short, and only on the way to sleep: parks are the slow path. */
 	mutex_lock(&robust_mutex);
-	rec = xa_load(&robust_owners, id);
+	rec = (v & GOSYNC_LOCK_LOCKED) && id ?
+	      xa_load(&robust_owners, id) : NULL;
 	if (rec && !robust_alive(rec)) {
 		rec->dead = true;
 		robust_reap_dead();
 		ret = -EAGAIN;
-	} else if (!rec && lot_reap_word(lot, id)) {
+	} else if (!rec && id && (v & GOSYNC_LOCK_LOCKED) &&
+		   lot_reap_word(lot, id)) {
 		lot_wake_index(lot, 0, 1, false);
 		ret = -EAGAIN;
+	} else if (checked) {
+		ret = lot_check_deadlock(lot, blk);
 	}
 	mutex_unlock(&robust_mutex);
 	return ret;
+}
+
+/*
+ * Deadlock detection (GOSYNC_LOT_CHECKED, see the uapi header).
+ *
+ * Why a refusal is never wrong: the walk holds robust_mutex and the
+ * blocked-task lock throughout. Every thread on that table is inside its
+ * wait's system call and cannot run userspace code, so it cannot unlock
+ * a word it holds; under the checked-lock contract nobody else unlocks
+ * it; the kernel changes a held word only for a dead holder (the walk
+ * stops at one) or to hand it to a parked waiter, which puts that
+ * waiter's handle in the word (so a link through a thread that was just
+ * handed its lock leads back to that same thread, never to the caller).
+ * A thread on the table whose wait has no deadline and no cancelling
+ * channel, on a checked lot held by another such thread, therefore
+ * waits at least as long as that one: if the chain comes back to the
+ * caller, who holds the last lot and is about to wait without end too,
+ * none of them ever returns. Signals do not break the cycle: libgosync's
+ * lock parks again after a handler.
+ *
+ * Why none is missed: a park on a checked lot enters its record in the
+ * same critical section as its check (robust_mutex serialises them), so
+ * of two threads closing a cycle the second sees the first.
+ */
+
+/* While set, every Mutex and RWMutex lot made is checked. */
+static bool detect_deadlocks;
+module_param(detect_deadlocks, bool, 0644);
+MODULE_PARM_DESC(detect_deadlocks,
+		 "Make every new Mutex and RWMutex a checked one (-EDEADLK)");
+
+/* Checked lots' walks stop after this many links. */
+#define DEADLOCK_MAX_CHAIN	64
+
+/* Pairs of lots already reported in the log (once each), under robust_mutex. */
+struct deadlock_pair {
+	struct hlist_node node;
+	u64 obj, last;
+};
+
+static DEFINE_HASHTABLE(deadlock_pairs, 6);
+static unsigned int nr_deadlock_pairs;
+#define DEADLOCK_MAX_PAIRS	1024U
+
+/* Whether a deadlock between lots @obj and @last is news for the log. */
+static bool deadlock_pair_new(u64 obj, u64 last)
+{
+	struct deadlock_pair *p;
+	u64 key = obj ^ (last << 32 | last >> 32);
+
+	lockdep_assert_held(&robust_mutex);
+	hash_for_each_possible(deadlock_pairs, p, node, key)
+		if (p->obj == obj && p->last == last)
+			return false;
+	if (nr_deadlock_pairs >= DEADLOCK_MAX_PAIRS)
+		return true;	/* forgetful from here on: still rate-limited */
+	p = kmalloc(sizeof(*p), GFP_KERNEL);
+	if (p) {
+		p->obj = obj;
+		p->last = last;
+		hash_add(deadlock_pairs, &p->node, key);
+		nr_deadlock_pairs++;
+	}
+	return true;
+}
+
+/*
+ * The thread that holds lock word @v, with robust_mutex and RCU held:
+ * NULL if it is not held, held anonymously, or by a dead or unknown
+ * handle.
+ */
+static struct task_struct *lock_holder(u64 v)
+{
+	u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
+	struct robust_owner *rec;
+
+	lockdep_assert_held(&robust_mutex);
+	if (!(v & GOSYNC_LOCK_LOCKED) || !id)
+		return NULL;
+	rec = xa_load(&robust_owners, id);
+	if (!rec || rec->dead || !robust_alive(rec))
+		return NULL;
+	return pid_task(rec->pid, PIDTYPE_PID);
+}
+
+struct task_struct *gosync_lock_holder(u64 word)
+{
+	return lock_holder(word);
+}
+
+void gosync_robust_lock(void)
+{
+	mutex_lock(&robust_mutex);
+}
+
+void gosync_robust_unlock(void)
+{
+	mutex_unlock(&robust_mutex);
+}
+
+/*
+ * For a robust park of the caller on checked @lot, with robust_mutex
+ * held: -EDEADLK if it would never return (see above), reported; else
+ * enter @blk and return 0.
+ */
+static int lot_check_deadlock(struct gosync_lot *lot,
+			      struct gosync_blocked *blk)
+{
+	const struct gosync_blocked *link;
+	struct task_struct *holder;
+	u64 last = lot->obj.id;
+	pid_t holder_pid = 0;
+	u32 length = 0;
+	u64 v = READ_ONCE(lot->words[0]);
+
+	lockdep_assert_held(&robust_mutex);
+	gosync_blocked_lock();
+	rcu_read_lock();
+	while (length < DEADLOCK_MAX_CHAIN) {
+		holder = lock_holder(v);
+		if (!holder)
+			break;
+		if (!length)
+			holder_pid = task_pid_nr(holder);
+		length++;
+		/* A relock is refused whatever the deadline; a cycle not. */
+		if (holder == current && (length == 1 || blk->forever))
+			break;
+		link = gosync_blocked_of(holder);
+		if (!link || !link->lock_word || !link->checked ||
+		    !link->forever) {
+			holder = NULL;
+			break;
+		}
+		last = link->obj;
+		v = READ_ONCE(*link->lock_word);
+	}
+	rcu_read_unlock();
+	/* Out of links, @holder is another thread: no cycle seen. */
+	if (holder != current) {
+		gosync_blocked_enter_locked(blk);
+		gosync_blocked_unlock();
+		return 0;
+	}
+	gosync_blocked_unlock();
+	trace_gosync_deadlock(lot->obj.id, last, task_pid_nr(current),
+			      holder_pid, length);
+	if (deadlock_pair_new(lot->obj.id, last))
+		pr_warn_ratelimited("gosync: deadlock: pid %d (%s) would wait forever on mutex %llu held by %s%d; %u lock(s) in the cycle, the last (%llu) held by the caller: -EDEADLK\n",
+				    task_pid_nr(current), current->comm,
+				    lot->obj.id,
+				    length == 1 ? "itself, pid " : "pid ",
+				    holder_pid, length, last);
+	return -EDEADLK;
+}
+
+/* Module exit: forget the pairs reported. */
+static void deadlock_pairs_free(void)
+{
+	struct deadlock_pair *p;
+	struct hlist_node *tmp;
+	int bkt;
+
+	hash_for_each_safe(deadlock_pairs, bkt, tmp, p, node)
+		kfree(p);
+	nr_deadlock_pairs = 0;
 }
 
 static long lot_unpark(struct gosync_lot *lot,
@@ -915,6 +1121,7 @@ static long lot_cond_wait(struct gosync_lot *lot,
 	struct lot_waiter w = { .task = current, .index = LOT_COND_INDEX };
 	struct cond_gap *spare;
 	struct gosync_lot_cond_wait arg;
+	struct gosync_blocked blk;
 	struct gosync_cancel cancel;
 	struct gosync_deadline dl;
 	bool queued = false;
@@ -968,7 +1175,9 @@ static long lot_cond_wait(struct gosync_lot *lot,
 		return ret;
 	}
 
-	ret = gosync_wait_until(&w.woken, &dl, &cancel);
+	gosync_blocked_init(&blk, lot->obj.id, GOSYNC_TRACE_LOT, lot->kind,
+			    GOSYNC_TRACE_COND_WAIT, LOT_COND_INDEX, &dl, &cancel);
+	ret = gosync_wait_until(&w.woken, &dl, &cancel, &blk);
 	gosync_cancel_exit(&cancel);
 	if (ret && (ret != -ERESTARTSYS || fatal_signal_pending(current)))
 		return cond_depart(lot, &w, true, ret, spare);
@@ -1277,6 +1486,7 @@ static long lot_arrive(struct gosync_lot *lot,
 	atomic64_t *word = (atomic64_t *)&lot->words[0];
 	struct gosync_wakeups wk = { 0 };
 	struct gosync_lot_arrive arg;
+	struct gosync_blocked blk;
 	struct gosync_cancel cancel;
 	struct gosync_lot_park park;
 	struct lot_party *fresh, *p;
@@ -1341,7 +1551,8 @@ out:
 		.expected = (u64)old & ~GOSYNC_BARRIER_COUNT,
 		.deadline = arg.deadline,
 	};
-	ret = lot_park_word(lot, &park, 0, &cancel);
+	lot_blocked_init(lot, &park, &cancel, &blk);
+	ret = lot_park_word(lot, &park, 0, &cancel, &blk);
 	/* The round moved on already, or a (stray) hand-off's token. */
 	if (ret == -EAGAIN || ret > 0)
 		return 0;
@@ -1406,11 +1617,15 @@ static void lot_parties_leave(struct pid *tgid)
 	}
 }
 
+static_assert(offsetof(struct gosync_lot_status, flags) ==
+	      _IOC_SIZE(GOSYNC_IOC_LOT_STATUS_V1));
+
 static long lot_status(struct gosync_lot *lot,
-		       struct gosync_lot_status __user *uarg)
+		       struct gosync_lot_status __user *uarg, size_t size)
 {
 	struct gosync_lot_status st = { .kind = lot->kind,
-					.param = lot->param };
+					.param = lot->param,
+					.flags = lot->flags };
 
 	spin_lock(&lot->lock);
 	st.parked = lot->nr_parked;
@@ -1418,7 +1633,7 @@ static long lot_status(struct gosync_lot *lot,
 	st.parks = atomic64_read(&lot->parks);
 	st.unparks = atomic64_read(&lot->unparks);
 	st.woken = atomic64_read(&lot->woken);
-	return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
+	return copy_to_user(uarg, &st, size) ? -EFAULT : 0;
 }
 
 static long lot_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -1432,7 +1647,8 @@ static long lot_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case GOSYNC_IOC_LOT_UNPARK:
 		return lot_unpark(lot, argp);
 	case GOSYNC_IOC_LOT_STATUS:
-		return lot_status(lot, argp);
+	case GOSYNC_IOC_LOT_STATUS_V1:
+		return lot_status(lot, argp, _IOC_SIZE(cmd));
 	case GOSYNC_IOC_LOT_COND_WAIT:
 		return lot_cond_wait(lot, argp);
 	case GOSYNC_IOC_LOT_COND_NOTIFY:
@@ -1458,7 +1674,11 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 	gaps = lot->nr_cond_gaps;
 	spin_unlock(&lot->lock);
 	seq_puts(m, "gosync-type:\tlot\n");
+	seq_printf(m, "id:\t%llu\n", lot->obj.id);
 	seq_printf(m, "kind:\t%s\n", lot_kind_names[lot->kind]);
+	if (lot_is_robust(lot))
+		seq_printf(m, "checked:\t%d\n",
+			   !!(lot->flags & GOSYNC_LOT_CHECKED));
 	seq_printf(m, "param:\t%llu\n", lot->param);
 	seq_printf(m, "parked:\t%u\n", parked);
 	seq_printf(m, "parks:\t%lld\n", (long long)atomic64_read(&lot->parks));
@@ -1530,19 +1750,26 @@ long gosync_lot_create(const struct gosync_lot_create __user *uarg)
 {
 	struct gosync_lot_create arg;
 	struct gosync_lot *lot;
+	bool robust;
 	u64 id;
 	int fd;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags || arg.kind > GOSYNC_LOT_KIND_MAX)
+	if ((arg.flags & ~GOSYNC_LOT_CHECKED) || arg.kind > GOSYNC_LOT_KIND_MAX)
 		return -EINVAL;
+	robust = arg.kind == GOSYNC_LOT_MUTEX || arg.kind == GOSYNC_LOT_RWMUTEX;
+	if ((arg.flags & GOSYNC_LOT_CHECKED) && !robust)
+		return -EINVAL;
+	if (robust && READ_ONCE(detect_deadlocks))
+		arg.flags |= GOSYNC_LOT_CHECKED;
 
 	lot = gosync_obj_alloc(sizeof(*lot), GOSYNC_TRACE_LOT);
 	if (!lot)
 		return -ENOMEM;
 	lot->words = lot->obj.shared;
 	lot->kind = arg.kind;
+	lot->flags = arg.flags;
 	lot->param = arg.param;
 	spin_lock_init(&lot->lock);
 	INIT_LIST_HEAD(&lot->parked);

@@ -9,6 +9,7 @@
  * include/uapi/gosync.h for the ABI conventions.
  */
 #include <linux/anon_inodes.h>
+#include <linux/debugfs.h>
 #include <linux/file.h>
 #include <linux/fdtable.h>
 #include <linux/fs.h>
@@ -136,17 +137,19 @@ void gosync_cancel_exit(struct gosync_cancel *c)
 /*
  * Sleep until *@done becomes true (set with smp_store_release() by whoever
  * serves the waiter, who then wakes the task), the deadline passes, a
- * signal is pending or @cancel's channel is closed. Returns 0 when done,
+ * signal is pending or @cancel's channel is closed, on the blocked-task
+ * table as @b says meanwhile. Returns 0 when done,
  * else -ETIMEDOUT, -ERESTARTSYS or -ECANCELED; the caller re-checks *@done
  * under its lock, since it may have been served meanwhile.
  */
 int gosync_wait_until(const bool *done, const struct gosync_deadline *dl,
-		      struct gosync_cancel *cancel)
+		      struct gosync_cancel *cancel, struct gosync_blocked *b)
 {
 	ktime_t expires = dl->expires;
 	bool timed_out = false;
 	int ret;
 
+	gosync_blocked_enter(b);
 	for (;;) {
 		set_current_state(TASK_INTERRUPTIBLE);
 		/*
@@ -180,6 +183,7 @@ int gosync_wait_until(const bool *done, const struct gosync_deadline *dl,
 			timed_out = true;
 	}
 	__set_current_state(TASK_RUNNING);
+	gosync_blocked_leave(b);
 	return ret;
 }
 
@@ -413,15 +417,25 @@ static struct miscdevice gosync_misc = {
 	.mode	= 0666,
 };
 
+/* debugfs "gosync": the names (kmod/name.c) and the waits (observe.c). */
+static struct dentry *gosync_debugfs;
+
 static int __init gosync_init(void)
 {
-	int ret = gosync_names_init();
+	int ret;
 
-	if (ret)
-		return ret;
-	ret = misc_register(&gosync_misc);
-	if (ret)
-		gosync_names_exit();
+	gosync_debugfs = debugfs_create_dir("gosync", NULL);
+	gosync_observe_init(gosync_debugfs);
+	ret = gosync_names_init(gosync_debugfs);
+	if (!ret) {
+		ret = misc_register(&gosync_misc);
+		if (ret)
+			gosync_names_exit();
+	}
+	if (ret) {
+		gosync_observe_exit();
+		debugfs_remove_recursive(gosync_debugfs);
+	}
 	return ret;
 }
 module_init(gosync_init);
@@ -430,6 +444,8 @@ static void __exit gosync_exit(void)
 {
 	misc_deregister(&gosync_misc);
 	gosync_names_exit();
+	gosync_observe_exit();
+	debugfs_remove_recursive(gosync_debugfs);
 	/* Robust lock owners outlive the files (kmod/lot.c): none is open. */
 	gosync_robust_cleanup();
 }

@@ -84,7 +84,6 @@ struct gosync_named {
 
 static DEFINE_MUTEX(names_lock);
 static LIST_HEAD(gosync_nsrecs);
-static struct dentry *names_debugfs;
 static const struct file_operations view_fops;
 
 static void named_free(struct kref *ref)
@@ -752,19 +751,15 @@ static int names_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(names);
 
-int gosync_names_init(void)
+int gosync_names_init(struct dentry *debugfs_dir)
 {
-	struct dentry *dir = debugfs_create_dir("gosync", NULL);
-
-	names_debugfs = dir;
-	debugfs_create_file("names", 0400, dir, NULL, &names_fops);
+	debugfs_create_file("names", 0400, debugfs_dir, NULL, &names_fops);
 	return 0;
 }
 
 /* Every name pins the module (its object's file does): none are left. */
 void gosync_names_exit(void)
 {
-	debugfs_remove_recursive(names_debugfs);
 	WARN_ON_ONCE(!list_empty(&gosync_nsrecs));
 }
 

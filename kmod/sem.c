@@ -390,6 +390,7 @@ static long sem_acquire(struct gosync_sem *sem,
 	struct gosync_sem_acquire arg;
 	bool queued = false, nobody_left = false, gave = false;
 	struct gosync_cancel cancel;
+	struct gosync_blocked blk;
 	struct gosync_deadline dl;
 	int ret;
 
@@ -404,6 +405,9 @@ static long sem_acquire(struct gosync_sem *sem,
 	ret = gosync_cancel_init(&cancel, arg.flags, arg.cancel_fd);
 	if (ret)
 		return ret;
+	gosync_blocked_init(&blk, sem->obj.id, GOSYNC_TRACE_SEM,
+			    GOSYNC_TRACE_NO_KIND, GOSYNC_TRACE_ACQUIRE, 0, &dl,
+			    &cancel);
 	if (arg.flags & GOSYNC_SEM_UNDO) {
 		fresh = kzalloc(sizeof(*fresh), GOSYNC_GFP);
 		if (!fresh) {
@@ -454,11 +458,11 @@ unlock:
 	gosync_wake_all(&wk);
 	if (!queued) {
 		if (ret == -EAGAIN)
-			ret = gosync_wait_until(&w.served, &dl, &cancel);
+			ret = gosync_wait_until(&w.served, &dl, &cancel, &blk);
 		goto out;
 	}
 
-	ret = gosync_wait_until(&w.served, &dl, &cancel);
+	ret = gosync_wait_until(&w.served, &dl, &cancel, &blk);
 	if (!ret)
 		goto out;
 
@@ -692,6 +696,7 @@ static void sem_show_fdinfo(struct seq_file *m, struct file *file)
 	clamped = sem->undo_clamped;
 	spin_unlock(&sem->lock);
 	seq_puts(m, "gosync-type:\tsem\n");
+	seq_printf(m, "id:\t%llu\n", sem->obj.id);
 	seq_printf(m, "size:\t%llu\n", sem->size);
 	seq_printf(m, "free:\t%llu\n", sem_count(state));
 	seq_printf(m, "waiters:\t%u\n", waiters);

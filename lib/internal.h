@@ -12,6 +12,8 @@
  * on first use). Return: the new object's fd, or a negative errno.
  */
 int gs_create_object(unsigned long cmd, void *arg);
+/* The creation flags of a new lot of @kind: checked by default or not. */
+uint32_t gs_lot_create_flags(uint32_t kind);
 
 /*
  * A blocking call with a context: gs_ctx_wait_begin() gives the deadline

@@ -95,6 +95,7 @@ static int lot_open(void **objp, int (*from_fd)(void **objp, int fd),
 	if (err)
 		return err;
 	arg.create.lot.kind = kind;
+	arg.create.lot.flags = gs_lot_create_flags(kind);
 	arg.create.lot.param = param;
 	fd = name_open(&arg);
 	if (fd < 0)

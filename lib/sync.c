@@ -40,14 +40,17 @@ struct lot {
 	int fd;
 	_Atomic uint64_t *words;	/* the mapped page */
 	uint64_t param;			/* kept by the kernel: see uapi */
+	bool checked;			/* GOSYNC_LOT_CHECKED */
 };
 
 static int lot_map(struct lot *lot, int fd, uint32_t kind)
 {
-	struct gosync_lot_status st;
+	struct gosync_lot_status st = { 0 };
 	void *page;
 
-	if (ioctl(fd, GOSYNC_IOC_LOT_STATUS, &st) < 0)
+	/* A module without LOCK_CHECK answers only the shorter status. */
+	if (ioctl(fd, GOSYNC_IOC_LOT_STATUS, &st) < 0 &&
+	    (errno != ENOTTY || ioctl(fd, GOSYNC_IOC_LOT_STATUS_V1, &st) < 0))
 		return errno == EBADF ? -EBADF : -ENOTTY;
 	if (st.kind != kind)
 		return -ENOTTY;
@@ -58,12 +61,43 @@ static int lot_map(struct lot *lot, int fd, uint32_t kind)
 	lot->fd = fd;
 	lot->words = page;
 	lot->param = st.param;
+	lot->checked = st.flags & GOSYNC_LOT_CHECKED;
 	return 0;
 }
 
-static int lot_create(struct lot *lot, uint32_t kind, uint64_t param)
+/*
+ * Checked locks by default in this process (gs_check_locks()): -1 until
+ * GOSYNC_CHECK_LOCKS has been read.
+ */
+static _Atomic int check_locks = -1;
+
+void gs_check_locks(bool on)
 {
-	struct gosync_lot_create arg = { .kind = kind, .param = param };
+	atomic_store(&check_locks, on);
+}
+
+uint32_t gs_lot_create_flags(uint32_t kind)
+{
+	int on = atomic_load(&check_locks);
+
+	if (kind != GOSYNC_LOT_MUTEX && kind != GOSYNC_LOT_RWMUTEX)
+		return 0;
+	if (on < 0) {
+		const char *env = getenv("GOSYNC_CHECK_LOCKS");
+		int want = env && env[0] == '1', unset = -1;
+
+		atomic_compare_exchange_strong(&check_locks, &unset, want);
+		on = atomic_load(&check_locks);
+	}
+	return on ? GOSYNC_LOT_CHECKED : 0;
+}
+
+static int lot_create(struct lot *lot, uint32_t kind, uint64_t param,
+		      uint32_t flags)
+{
+	struct gosync_lot_create arg = {
+		.kind = kind, .flags = flags, .param = param,
+	};
 	int fd, err;
 
 	fd = gs_create_object(GOSYNC_IOC_LOT_CREATE, &arg);
@@ -180,14 +214,15 @@ static int ctx_wait(gs_ctx *ctx, struct lot_wait *w)
  * @kind. Return: the handle, or NULL with *@err set.
  */
 static void *handle_open(size_t size, int fd, uint32_t kind, uint64_t param,
-			 int *err)
+			 uint32_t flags, int *err)
 {
 	struct lot *lot = calloc(1, size);
 
 	*err = -ENOMEM;
 	if (!lot)
 		return NULL;
-	*err = fd < 0 ? lot_create(lot, kind, param) : lot_map(lot, fd, kind);
+	*err = fd < 0 ? lot_create(lot, kind, param, flags) :
+			lot_map(lot, fd, kind);
 	if (*err) {
 		free(lot);
 		return NULL;
@@ -197,12 +232,13 @@ static void *handle_open(size_t size, int fd, uint32_t kind, uint64_t param,
 
 /* Create, adopt, expose and destroy: the same for every primitive. */
 #define LOT_TYPE(type, KIND)						\
-static int type##_open(gs_##type **objp, int fd, uint64_t param)	\
+static int type##_open(gs_##type **objp, int fd, uint64_t param,	\
+		       uint32_t flags)					\
 {									\
 	gs_##type *obj;							\
 	int err;							\
 									\
-	obj = handle_open(sizeof(*obj), fd, KIND, param, &err);		\
+	obj = handle_open(sizeof(*obj), fd, KIND, param, flags, &err);	\
 	if (obj)							\
 		*objp = obj;						\
 	return err;							\
@@ -210,7 +246,7 @@ static int type##_open(gs_##type **objp, int fd, uint64_t param)	\
 									\
 int gs_##type##_from_fd(gs_##type **objp, int fd)			\
 {									\
-	return fd < 0 ? -EBADF : type##_open(objp, fd, 0);		\
+	return fd < 0 ? -EBADF : type##_open(objp, fd, 0, 0);		\
 }									\
 									\
 int gs_##type##_fd(const gs_##type *obj)				\
@@ -366,7 +402,19 @@ LOT_TYPE(mutex, GOSYNC_LOT_MUTEX)
 
 int gs_mutex_create(gs_mutex **mp)
 {
-	return mutex_open(mp, -1, 0);
+	return mutex_open(mp, -1, 0, gs_lot_create_flags(GOSYNC_LOT_MUTEX));
+}
+
+int gs_mutex_create_checked(gs_mutex **mp)
+{
+	if (!has_feature(GOSYNC_FEATURE_LOCK_CHECK))
+		return -EOPNOTSUPP;
+	return mutex_open(mp, -1, 0, GOSYNC_LOT_CHECKED);
+}
+
+bool gs_mutex_checked(const gs_mutex *m)
+{
+	return m->lot.checked;
 }
 
 static uint64_t mutex_waiters(uint64_t state)
@@ -564,6 +612,9 @@ static int mutex_unlock(struct lot *lot)
 		/* Unlocked, or being handed off by another unlock. */
 		if ((state & (MUTEX_LOCKED | MUTEX_HANDOFF)) != MUTEX_LOCKED)
 			return -EPERM;
+		/* A checked lock is its holder's to unlock (see uapi). */
+		if (lot->checked && (state & MUTEX_OWNER) != me)
+			return -EPERM;
 		/* Unlocked inconsistent: nobody can have it again. */
 		lost = state & MUTEX_OWNERDEAD;
 		handoff = !lost && (state & MUTEX_STARVING) &&
@@ -684,7 +735,20 @@ LOT_TYPE(rwmutex, GOSYNC_LOT_RWMUTEX)
 
 int gs_rwmutex_create(gs_rwmutex **rwp)
 {
-	return rwmutex_open(rwp, -1, 0);
+	return rwmutex_open(rwp, -1, 0,
+			    gs_lot_create_flags(GOSYNC_LOT_RWMUTEX));
+}
+
+int gs_rwmutex_create_checked(gs_rwmutex **rwp)
+{
+	if (!has_feature(GOSYNC_FEATURE_LOCK_CHECK))
+		return -EOPNOTSUPP;
+	return rwmutex_open(rwp, -1, 0, GOSYNC_LOT_CHECKED);
+}
+
+bool gs_rwmutex_checked(const gs_rwmutex *rw)
+{
+	return rw->lot.checked;
 }
 
 /*
@@ -890,6 +954,11 @@ int gs_rwmutex_unlock(gs_rwmutex *rw)
 	_Atomic uint64_t *word = &rw->lot.words[RW_READERS];
 	uint64_t readers = atomic_load(word);
 
+	/* A checked writer lock is its holder's to unlock. */
+	if (rw->lot.checked &&
+	    (atomic_load(&rw->lot.words[0]) & MUTEX_OWNER) !=
+	    (uint64_t)tls_owner << MUTEX_OWNER_SHIFT)
+		return -EPERM;
 	do {
 		/* Not write-locked: Go's "Unlock of unlocked RWMutex". */
 		if ((int64_t)readers >= 0 ||
@@ -932,7 +1001,7 @@ LOT_TYPE(waitgroup, GOSYNC_LOT_WAITGROUP)
 
 int gs_waitgroup_create(gs_waitgroup **wgp)
 {
-	return waitgroup_open(wgp, -1, 0);
+	return waitgroup_open(wgp, -1, 0, 0);
 }
 
 int gs_waitgroup_add(gs_waitgroup *wg, int64_t delta)
@@ -1172,7 +1241,7 @@ LOT_TYPE(once, GOSYNC_LOT_ONCE)
 
 int gs_once_create(gs_once **op)
 {
-	return once_open(op, -1, 0);
+	return once_open(op, -1, 0, 0);
 }
 
 bool gs_once_done(gs_once *o)
@@ -1270,7 +1339,7 @@ LOT_TYPE(cond, GOSYNC_LOT_COND)
 
 int gs_cond_create(gs_cond **cp)
 {
-	return cond_open(cp, -1, 0);
+	return cond_open(cp, -1, 0, 0);
 }
 
 static bool cond_ticket_notified(gs_cond *c, uint64_t ticket)
@@ -1390,7 +1459,7 @@ int gs_barrier_create(gs_barrier **bp, uint32_t parties,
 
 	if (parties < 1 || parties > BARRIER_MAX_PARTIES)
 		return -EINVAL;
-	err = barrier_open(bp, -1, parties);
+	err = barrier_open(bp, -1, parties, 0);
 	if (!err)
 		gs_barrier_set_action(*bp, action, arg);
 	return err;

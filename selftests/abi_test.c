@@ -98,10 +98,13 @@ _Static_assert(sizeof(struct gosync_lot_park) == 40 &&
 	       AT(struct gosync_lot_park, reserved, 36), "gosync_lot_park");
 _Static_assert(sizeof(struct gosync_lot_unpark) == 24 &&
 	       AT(struct gosync_lot_unpark, add, 16), "gosync_lot_unpark");
-_Static_assert(sizeof(struct gosync_lot_status) == 40 &&
+_Static_assert(sizeof(struct gosync_lot_status) == 48 &&
 	       AT(struct gosync_lot_status, parked, 4) &&
 	       AT(struct gosync_lot_status, param, 8) &&
-	       AT(struct gosync_lot_status, woken, 32), "gosync_lot_status");
+	       AT(struct gosync_lot_status, woken, 32) &&
+	       AT(struct gosync_lot_status, flags, 40) &&
+	       AT(struct gosync_lot_status, reserved, 44) &&
+	       _IOC_SIZE(GOSYNC_IOC_LOT_STATUS_V1) == 40, "gosync_lot_status");
 _Static_assert(sizeof(struct gosync_lot_cond_wait) == 24 &&
 	       AT(struct gosync_lot_cond_wait, flags, 16), "gosync_lot_cond_wait");
 
@@ -120,7 +123,8 @@ static const unsigned char fills[] = { 0x00, 0xa5, 0x5a, 0xff };
 			 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD | \
 			 GOSYNC_FEATURE_CHAN_ROBUST | GOSYNC_FEATURE_NAMES | \
 			 GOSYNC_FEATURE_SEM_UNDO | GOSYNC_FEATURE_LOT_UNDO | \
-			 GOSYNC_FEATURE_ROBUST_LOCK | GOSYNC_FEATURE_LOT_PARTIES)
+			 GOSYNC_FEATURE_ROBUST_LOCK | GOSYNC_FEATURE_LOT_PARTIES | \
+			 GOSYNC_FEATURE_LOCK_CHECK)
 
 static int dev(void)
 {
@@ -627,6 +631,53 @@ static int lot_parked(int fd, uint32_t want)
 			return -ETIMEDOUT;
 		usleep(200);
 	}
+}
+
+/*
+ * The creation flags: GOSYNC_LOT_CHECKED for a Mutex or RWMutex only,
+ * reported by the status; the shorter status of modules without
+ * LOCK_CHECK writes its 40 bytes only.
+ */
+TEST(lot_checked_flag_created_reported_and_refused_elsewhere)
+{
+	struct gosync_lot_create c = { .kind = GOSYNC_LOT_MUTEX,
+				       .flags = GOSYNC_LOT_CHECKED };
+	struct gosync_lot_status st;
+	char raw[48];
+	int fd;
+
+	ASSERT_LE(0, fd = xioctl(dev(), GOSYNC_IOC_LOT_CREATE, &c));
+	EXPECT_STATUS(fd, GOSYNC_IOC_LOT_STATUS, &st);
+	EXPECT_EQ(GOSYNC_LOT_MUTEX, st.kind);
+	EXPECT_EQ(GOSYNC_LOT_CHECKED, st.flags);
+	EXPECT_EQ(0, st.reserved);
+	memset(raw, 0x5a, sizeof(raw));
+	EXPECT_EQ(0, xioctl(fd, GOSYNC_IOC_LOT_STATUS_V1, raw));
+	EXPECT_EQ(GOSYNC_LOT_MUTEX, *(uint32_t *)raw);
+	for (size_t i = 40; i < sizeof(raw); i++)
+		EXPECT_EQ(0x5a, (unsigned char)raw[i]);
+	close(fd);
+
+	c.kind = GOSYNC_LOT_RWMUTEX;
+	ASSERT_LE(0, fd = xioctl(dev(), GOSYNC_IOC_LOT_CREATE, &c));
+	EXPECT_STATUS(fd, GOSYNC_IOC_LOT_STATUS, &st);
+	EXPECT_EQ(GOSYNC_LOT_CHECKED, st.flags);
+	close(fd);
+	for (uint32_t kind = 0; kind <= GOSYNC_LOT_KIND_MAX; kind++) {
+		if (kind == GOSYNC_LOT_MUTEX || kind == GOSYNC_LOT_RWMUTEX)
+			continue;
+		c.kind = kind;
+		EXPECT_EQ(-EINVAL, xioctl(dev(), GOSYNC_IOC_LOT_CREATE, &c))
+			TH_LOG("kind %u", kind);
+	}
+	c.kind = GOSYNC_LOT_MUTEX;
+	c.flags = GOSYNC_LOT_CHECKED << 1;
+	EXPECT_EQ(-EINVAL, xioctl(dev(), GOSYNC_IOC_LOT_CREATE, &c));
+	c.flags = 0;
+	ASSERT_LE(0, fd = xioctl(dev(), GOSYNC_IOC_LOT_CREATE, &c));
+	EXPECT_STATUS(fd, GOSYNC_IOC_LOT_STATUS, &st);
+	EXPECT_EQ(0, st.flags);
+	close(fd);
 }
 
 TEST(lot_status_every_byte_exact)

@@ -64,6 +64,9 @@ static const struct {
 	{ "gosync_kick", { "obj", "op", "word" } },
 	{ "gosync_park", { "obj", "index", "expected", "result" } },
 	{ "gosync_unpark", { "obj", "index", "count", "woken", "handoff" } },
+	{ "gosync_deadlock", { "obj", "last", "tid", "holder", "length" } },
+	{ "gosync_stall",
+	  { "obj", "blocked_ms", "type", "op", "tid", "holder" } },
 };
 
 #define NR_EVENTS	(sizeof(gosync_events) / sizeof(gosync_events[0]))
@@ -900,6 +903,34 @@ TEST_F(trace, contended_mutex_parks_and_unparks)
 		/* Parked while LOCKED (bit 0) was set; unparked: 0. */
 		pat(self, "gosync_park pid=%d obj=%llu index=0 expected=0x1 result=0",
 		    (int)l.tid, (unsigned long long)id),
+		pat(self, "gosync_obj_destroy pid=%d obj=%llu type=lot",
+		    me, (unsigned long long)id));
+}
+
+/* A relock of a checked Mutex is refused before it sleeps, and traced. */
+TEST_F(trace, checked_mutex_relock_is_a_traced_deadlock)
+{
+	int me = gs_gettid(), fd;
+	gs_mutex *m;
+	uint64_t id;
+
+	if (gs_mutex_create_checked(&m) == -EOPNOTSUPP)
+		SKIP(return, "no GOSYNC_FEATURE_LOCK_CHECK");
+	fd = gs_mutex_fd(m);
+	ASSERT_EQ(0, gs_mutex_lock(m));
+	EXPECT_EQ(-EDEADLK, gs_mutex_lock(m));
+	EXPECT_EQ(0, gs_mutex_unlock(m));
+	gs_mutex_destroy(m);
+	ASSERT_EQ(0, tr_stop(self));
+
+	id = find_create(self, "lot", fd, me);
+	ASSERT_NE(0, id) TH_LOG("no single gosync_obj_create of fd %d", fd);
+	EXPECT_OBJ_EVENTS(id,
+		pat(self, "gosync_obj_create pid=%d obj=%llu type=lot fd=%d kind=mutex param=0 cap=0",
+		    me, (unsigned long long)id, fd),
+		pat(self, "gosync_deadlock pid=%d obj=%llu last=%llu tid=%d holder=%d length=1",
+		    me, (unsigned long long)id, (unsigned long long)id, me,
+		    me),
 		pat(self, "gosync_obj_destroy pid=%d obj=%llu type=lot",
 		    me, (unsigned long long)id));
 }

@@ -51,6 +51,7 @@
 #define GOSYNC_FEATURE_SEM_UNDO	(1ULL << 11)	/* GOSYNC_SEM_UNDO */
 #define GOSYNC_FEATURE_LOT_UNDO	(1ULL << 12)	/* GOSYNC_LOT_PARK_BREAK */
 #define GOSYNC_FEATURE_LOT_PARTIES (1ULL << 13)	/* WG_ADD, ARRIVE: party deaths */
+#define GOSYNC_FEATURE_LOCK_CHECK (1ULL << 14)	/* GOSYNC_LOT_CHECKED: -EDEADLK */
 
 /* Deadline value meaning "no deadline, wait forever". */
 #define GOSYNC_DEADLINE_NONE	(~(__u64)0)
@@ -766,10 +767,27 @@ struct gosync_lot_arrive {
 	__u64 round;
 };
 
+/*
+ * Checked locks (GOSYNC_FEATURE_LOCK_CHECK), a flag of a Mutex or RWMutex
+ * lot's creation, reported by GOSYNC_IOC_LOT_STATUS. While the module
+ * parameter detect_deadlocks is set, every Mutex and RWMutex lot made is
+ * checked. A robust park (GOSYNC_LOT_PARK_ROBUST) on a checked lot fails
+ * with -EDEADLK, before it sleeps, when the thread that holds word 0 is
+ * the caller, or when the park has no deadline and no cancelling channel
+ * and the wait-for chain from the holder comes back to the caller: the
+ * holder is parked with neither on a checked lot, whose holder is parked
+ * so on another, and so on. The contract that makes this sound is the
+ * caller's (libgosync keeps it): a checked lock that is held is released
+ * only by the thread whose handle it holds, which cannot while parked.
+ * The refusal is traced (gosync:gosync_deadlock) and logged, once per
+ * pair of lots.
+ */
+#define GOSYNC_LOT_CHECKED	(1U << 0)
+
 /**
  * struct gosync_lot_create - argument of GOSYNC_IOC_LOT_CREATE
  * @kind:  GOSYNC_LOT_PLAIN .. GOSYNC_LOT_KIND_MAX
- * @flags: must be 0
+ * @flags: 0, or GOSYNC_LOT_CHECKED for a Mutex or RWMutex lot
  * @param: any value, kept for GOSYNC_IOC_LOT_STATUS
  *
  * The ioctl returns the new lot's file descriptor (O_CLOEXEC).
@@ -833,6 +851,12 @@ struct gosync_lot_unpark {
  *           changed): the slow path's count
  * @unparks: unpark ioctls so far
  * @woken:   threads woken by unparks so far
+ * @flags:   as created (GOSYNC_LOT_CHECKED), GOSYNC_FEATURE_LOCK_CHECK on
+ * @reserved: 0
+ *
+ * A module without GOSYNC_FEATURE_LOCK_CHECK knows the status without
+ * @flags and @reserved only, under its own ioctl number; a module with
+ * it answers both numbers.
  */
 struct gosync_lot_status {
 	__u32 kind;
@@ -841,6 +865,8 @@ struct gosync_lot_status {
 	__u64 parks;
 	__u64 unparks;
 	__u64 woken;
+	__u32 flags;
+	__u32 reserved;
 };
 
 /**
@@ -1049,6 +1075,8 @@ struct gosync_name_chown {
 #define GOSYNC_IOC_LOT_PARK	_IOW(GOSYNC_IOC_MAGIC, 0x40, struct gosync_lot_park)
 #define GOSYNC_IOC_LOT_UNPARK	_IOW(GOSYNC_IOC_MAGIC, 0x41, struct gosync_lot_unpark)
 #define GOSYNC_IOC_LOT_STATUS	_IOR(GOSYNC_IOC_MAGIC, 0x42, struct gosync_lot_status)
+/* The status up to @woken: what a module without LOCK_CHECK answers. */
+#define GOSYNC_IOC_LOT_STATUS_V1 _IOC(_IOC_READ, GOSYNC_IOC_MAGIC, 0x42, 40)
 /* Ioctls on a Cond lot; NOTIFY takes a __u32 count: 1 or GOSYNC_LOT_ALL. */
 #define GOSYNC_IOC_LOT_COND_WAIT _IOW(GOSYNC_IOC_MAGIC, 0x43, struct gosync_lot_cond_wait)
 #define GOSYNC_IOC_LOT_COND_NOTIFY _IOW(GOSYNC_IOC_MAGIC, 0x44, __u32)
