@@ -542,7 +542,6 @@ GS_API int gs_mutex_unlock(gs_mutex *m);
  */
 GS_API int gs_mutex_consistent(gs_mutex *m);
 
-
 /*
  * RWMutex (sync.RWMutex). A writer that waits blocks new readers, so
  * writers are not starved; when it unlocks, the readers that queued
@@ -594,7 +593,7 @@ GS_API int gs_rwmutex_consistent(gs_rwmutex *rw);
  *  - or the lock waits without deadline or context (gs_mutex_lock(),
  *    gs_rwmutex_lock(), a Cond's relock) and its holder waits so for a
  *    checked mutex whose holder waits so ... for one the caller holds:
- *    a cycle of any length, across threads and processes.
+ *    a cycle, across threads and processes.
  * The kernel sees the cycle when the lock is about to sleep; it logs it
  * (a "gosync: deadlock:" line, once per pair of mutexes, rate-limited)
  * and traces it (gosync:gosync_deadlock). A wait with a deadline or a
@@ -607,9 +606,15 @@ GS_API int gs_rwmutex_consistent(gs_rwmutex *rw);
  * and RWMutex this process makes (created, or opened with O_CREAT and
  * created) after gs_check_locks(true), or from its start when the
  * environment has GOSYNC_CHECK_LOCKS=1; and every one made anywhere
- * while the module parameter detect_deadlocks is Y. Checking is the
- * object's, whoever uses it. Return: 0, -ENOMEM, -EMFILE, -EOPNOTSUPP
- * (the module does not check locks).
+ * while the module parameter detect_deadlocks is Y (a debugging switch:
+ * it gives every program the holder-only unlock above). Checking is the
+ * object's, whoever uses it; gs_mutex_consistent() of a checked mutex is
+ * also its holder's (-EPERM for others). Not checked: a thread whose
+ * owner registration failed (an anonymous holder, see Robustness); a
+ * mutex that a process linked with a libgosync older than checked locks
+ * has opened (it unlocks from any thread, so from then on no cycle is
+ * proved through that mutex); cycles of more than 64 mutexes. Return:
+ * 0, -ENOMEM, -EMFILE, -EOPNOTSUPP (the module does not check locks).
  */
 GS_API int gs_mutex_create_checked(gs_mutex **mp);
 GS_API int gs_rwmutex_create_checked(gs_rwmutex **rwp);
@@ -742,6 +747,11 @@ GS_API int gs_cond_create(gs_cond **cp);
 GS_API int gs_cond_from_fd(gs_cond **cp, int fd);
 GS_API int gs_cond_fd(const gs_cond *c);
 GS_API void gs_cond_destroy(gs_cond *c);
+/*
+ * With a checked @m (see Checked locks), the relock may fail with
+ * -EDEADLK instead of deadlocking: both waits then return -EDEADLK with
+ * @m NOT held.
+ */
 /** gs_cond_wait() - Wait; @m must be locked. Return: 0, -EPERM (it is not). */
 GS_API int gs_cond_wait(gs_cond *c, gs_mutex *m);
 /**

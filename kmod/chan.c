@@ -1040,7 +1040,9 @@ static void chan_blocked_init(struct gosync_blocked *b,
 	for (i = 0; i < n && !first; i++)
 		if (cases[i].queued)
 			first = &cases[i];
-	gosync_blocked_init(b, first ? first->ch->id : 0, GOSYNC_TRACE_CHAN,
+	gosync_blocked_init(b, first ? first->ch->id : 0,
+			    first && first->ch->timer ? GOSYNC_TRACE_TIMER :
+			    GOSYNC_TRACE_CHAN,
 			    GOSYNC_TRACE_NO_KIND,
 			    select ? GOSYNC_TRACE_SELECT :
 			    first && first->send ? GOSYNC_TRACE_SEND :

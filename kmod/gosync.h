@@ -86,12 +86,15 @@ bool gosync_deadline_passed(const struct gosync_deadline *dl);
  * its task is inside the wait's system call (it cannot run userspace
  * code), and so holds the file of the object it waits on: @lock_word
  * stays valid. Filled in by gosync_blocked_init(), immutable once
- * entered but for @stall_reported (under the table's lock).
+ * entered but for @stall_reported (under the table's lock). The lot
+ * that @lock_word and @lock_flags point into lives as long as the task
+ * is in its wait, as the page does.
  */
 struct gosync_blocked {
 	struct hlist_node node;		/* the table, by task */
 	struct task_struct *task;
 	const u64 *lock_word;	/* a robust park's word 0, else NULL */
+	const u32 *lock_flags;	/* and its lot's flags (kmod/lot.c) */
 	u64 obj;		/* the object's id */
 	ktime_t since;		/* when it entered (CLOCK_MONOTONIC) */
 	u32 type;		/* GOSYNC_TRACE_SEM .. _LOT */
@@ -99,7 +102,6 @@ struct gosync_blocked {
 	u32 op;			/* GOSYNC_TRACE_SEND .. */
 	u32 index;		/* a lot's word; a select's number of cases */
 	bool forever;		/* no deadline, no cancelling channel */
-	bool checked;		/* @lock_word is a GOSYNC_LOT_CHECKED lot's */
 	bool entered;
 	bool stall_reported;
 };
@@ -183,6 +185,7 @@ int gosync_obj_release(struct inode *inode, struct file *file);
 }
 
 void gosync_wake_pollers(struct wait_queue_head *wq, __poll_t events);
+bool gosync_last_thread_exits(void);
 bool gosync_flush_is_last(struct file *file);
 void gosync_wake_add(struct gosync_wakeups *wk, struct task_struct *task);
 void gosync_wake_all(struct gosync_wakeups *wk);

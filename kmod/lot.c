@@ -71,7 +71,13 @@ struct gosync_lot {
 	struct list_head parked;	/* struct lot_waiter, queue order */
 	u32 nr_parked;
 	u32 kind;			/* immutable after creation */
-	u32 flags;			/* GOSYNC_LOT_CHECKED; immutable */
+	/*
+	 * GOSYNC_LOT_CHECKED, immutable; and LOT_LEGACY_USER, set once (never
+	 * cleared) when a library that predates checked locks reads the
+	 * status: its threads may unlock what others hold, so the lot is no
+	 * longer one a deadlock proof can go through.
+	 */
+	u32 flags;
 	u64 param;			/* immutable after creation */
 	u64 *words;			/* = obj.shared */
 	atomic64_t parks;
@@ -131,6 +137,16 @@ struct lot_waiter {
 	int token;	/* what the park returns: 1 after a hand-off */
 	bool woken;	/* set once, under lot->lock, by lot_unpark() */
 };
+
+/* lot->flags: a pre-LOCK_CHECK library uses the lot (see there). */
+#define LOT_LEGACY_USER	(1U << 31)
+
+/* Whether a deadlock proof may go through @flags' lot. */
+static bool lot_flags_checked(u32 flags)
+{
+	return (flags & (GOSYNC_LOT_CHECKED | LOT_LEGACY_USER)) ==
+	       GOSYNC_LOT_CHECKED;
+}
 
 /* The index of a Cond ticket's waiter: no word's, so unpark skips it. */
 #define LOT_COND_INDEX	GOSYNC_LOT_WORDS
@@ -328,7 +344,7 @@ static long lot_park(struct gosync_lot *lot,
 	lot_blocked_init(lot, &arg, &cancel, &blk);
 	if (arg.flags & GOSYNC_LOT_PARK_ROBUST) {
 		blk.lock_word = &lot->words[0];
-		blk.checked = lot->flags & GOSYNC_LOT_CHECKED;
+		blk.lock_flags = &lot->flags;
 		ret = robust_check_holder(lot, &blk);
 		if (ret) {
 			atomic64_inc(&lot->parks);
@@ -441,14 +457,12 @@ static bool current_leaves_program(void)
 }
 
 /*
- * Whether the calling process leaves its program: its last thread exits
- * (a thread with a descriptor table of its own may exit alone, closing
- * its files), or it execs.
+ * Whether the calling process leaves its program: its last thread exits,
+ * or it execs.
  */
 static bool current_process_leaves(void)
 {
-	return ((current->flags & PF_EXITING) &&
-		!atomic_read(&current->signal->live)) || current->in_execve;
+	return gosync_last_thread_exits() || current->in_execve;
 }
 
 /* Whether @rec's thread still runs the program that registered it. */
@@ -719,7 +733,7 @@ static int robust_check_holder(struct gosync_lot *lot,
 {
 	u64 v = READ_ONCE(lot->words[0]);
 	u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
-	bool checked = lot->flags & GOSYNC_LOT_CHECKED;
+	bool checked = lot_flags_checked(READ_ONCE(lot->flags));
 	struct robust_owner *rec;
 	int ret = 0;
 
@@ -759,8 +773,14 @@ static int robust_check_holder(struct gosync_lot *lot,
  * channel, on a checked lot held by another such thread, therefore
  * waits at least as long as that one: if the chain comes back to the
  * caller, who holds the last lot and is about to wait without end too,
- * none of them ever returns. Signals do not break the cycle: libgosync's
- * lock parks again after a handler.
+ * none of them returns unless one is killed (the walk stops at a thread
+ * with a fatal signal pending or exiting already; a kill that comes
+ * later frees that thread's locks for the next taker, -EOWNERDEAD: the
+ * refusal was right when it was made). Signals do not break the cycle:
+ * libgosync's lock parks again after a handler. A lot that a library
+ * predating checked locks has read the status of (the shorter status
+ * ioctl) is not checked from then on: that library unlocks from any
+ * thread. A cycle longer than DEADLOCK_MAX_CHAIN links is not seen.
  *
  * Why none is missed: a park on a checked lot enters its record in the
  * same critical section as its check (robust_mutex serialises them), so
@@ -871,13 +891,26 @@ static int lot_check_deadlock(struct gosync_lot *lot,
 		if (holder == current && (length == 1 || blk->forever))
 			break;
 		link = gosync_blocked_of(holder);
-		if (!link || !link->lock_word || !link->checked ||
-		    !link->forever) {
+		/*
+		 * The chain ends at a wait that can end: with a deadline or a
+		 * channel, on a lot that is not checked (or no longer: an old
+		 * library uses it), or of a thread that is to die (its locks
+		 * are then freed for the next taker).
+		 */
+		if (!link || !link->lock_word || !link->forever ||
+		    !lot_flags_checked(READ_ONCE(*link->lock_flags)) ||
+		    fatal_signal_pending(holder) ||
+		    (READ_ONCE(holder->flags) & PF_EXITING)) {
 			holder = NULL;
 			break;
 		}
 		last = link->obj;
 		v = READ_ONCE(*link->lock_word);
+		/* Just handed its lock: it is no link of a cycle. */
+		if (lock_holder(v) == holder) {
+			holder = NULL;
+			break;
+		}
 	}
 	rcu_read_unlock();
 	/* Out of links, @holder is another thread: no cycle seen. */
@@ -1623,9 +1656,10 @@ static_assert(offsetof(struct gosync_lot_status, flags) ==
 static long lot_status(struct gosync_lot *lot,
 		       struct gosync_lot_status __user *uarg, size_t size)
 {
-	struct gosync_lot_status st = { .kind = lot->kind,
-					.param = lot->param,
-					.flags = lot->flags };
+	struct gosync_lot_status st = {
+		.kind = lot->kind, .param = lot->param,
+		.flags = READ_ONCE(lot->flags) & GOSYNC_LOT_CHECKED,
+	};
 
 	spin_lock(&lot->lock);
 	st.parked = lot->nr_parked;
@@ -1646,8 +1680,15 @@ static long lot_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return lot_park(lot, argp);
 	case GOSYNC_IOC_LOT_UNPARK:
 		return lot_unpark(lot, argp);
-	case GOSYNC_IOC_LOT_STATUS:
 	case GOSYNC_IOC_LOT_STATUS_V1:
+		if (lot_is_robust(lot) && !(READ_ONCE(lot->flags) &
+					    LOT_LEGACY_USER)) {
+			mutex_lock(&robust_mutex);
+			WRITE_ONCE(lot->flags, lot->flags | LOT_LEGACY_USER);
+			mutex_unlock(&robust_mutex);
+		}
+		fallthrough;
+	case GOSYNC_IOC_LOT_STATUS:
 		return lot_status(lot, argp, _IOC_SIZE(cmd));
 	case GOSYNC_IOC_LOT_COND_WAIT:
 		return lot_cond_wait(lot, argp);
@@ -1678,7 +1719,7 @@ static void lot_show_fdinfo(struct seq_file *m, struct file *file)
 	seq_printf(m, "kind:\t%s\n", lot_kind_names[lot->kind]);
 	if (lot_is_robust(lot))
 		seq_printf(m, "checked:\t%d\n",
-			   !!(lot->flags & GOSYNC_LOT_CHECKED));
+			   lot_flags_checked(READ_ONCE(lot->flags)));
 	seq_printf(m, "param:\t%llu\n", lot->param);
 	seq_printf(m, "parked:\t%u\n", parked);
 	seq_printf(m, "parks:\t%lld\n", (long long)atomic64_read(&lot->parks));

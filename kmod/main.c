@@ -214,6 +214,17 @@ static int match_file(const void *file, struct file *f, unsigned int fd)
 }
 
 /*
+ * Whether the calling thread is its process's last, on its way out (a
+ * thread with a descriptor table of its own may also exit alone, closing
+ * its files while the others run on).
+ */
+bool gosync_last_thread_exits(void)
+{
+	return (current->flags & PF_EXITING) &&
+	       !atomic_read(&current->signal->live);
+}
+
+/*
  * In the flush of a descriptor of @file (an object's own file; a view's
  * flush passes its object's): whether the calling process can no longer
  * use @file, so that what it began with it must be undone: its last
@@ -224,7 +235,7 @@ static int match_file(const void *file, struct file *f, unsigned int fd)
 bool gosync_flush_is_last(struct file *file)
 {
 	if (current->flags & PF_EXITING)
-		return !atomic_read(&current->signal->live);
+		return gosync_last_thread_exits();
 	return !current->files ||
 	       !iterate_fd(current->files, 0, match_file, file);
 }

@@ -544,7 +544,8 @@ static fmode_t view_ioctl_need(const struct gosync_named *n, unsigned int cmd)
 	case GOSYNC_NAME_SEM:
 		return cmd == GOSYNC_IOC_SEM_STATUS ? FMODE_READ : rw;
 	default:
-		return cmd == GOSYNC_IOC_LOT_STATUS ? FMODE_READ : rw;
+		return cmd == GOSYNC_IOC_LOT_STATUS ||
+		       cmd == GOSYNC_IOC_LOT_STATUS_V1 ? FMODE_READ : rw;
 	}
 }
 

@@ -13,6 +13,7 @@
 #include <linux/debugfs.h>
 #include <linux/hashtable.h>
 #include <linux/ktime.h>
+#include <linux/math64.h>
 #include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
@@ -176,7 +177,8 @@ static int waits_show(struct seq_file *m, void *unused)
 			   NAME_OF(type_names, b->type),
 			   NAME_OF(kind_names, b->kind), b->obj,
 			   NAME_OF(op_names, b->op));
-		if (b->type == GOSYNC_TRACE_LOT)
+		if (b->type == GOSYNC_TRACE_LOT &&
+		    b->op != GOSYNC_TRACE_COND_WAIT)
 			seq_printf(m, "%u", b->index);
 		else
 			seq_putc(m, '-');
@@ -203,11 +205,12 @@ static unsigned int stall_seconds;
 static void stall_scan(struct work_struct *work);
 static DECLARE_DELAYED_WORK(stall_work, stall_scan);
 /*
- * Protects stall_stopped: a write of the parameter does not start the
- * watchdog again once module exit has stopped it.
+ * Protects stall_live: the watchdog starts only between module init and
+ * exit (a parameter given to insmod is set before the init runs, and a
+ * load that fails after that never runs the exit).
  */
 static DEFINE_MUTEX(stall_mutex);
-static bool stall_stopped;
+static bool stall_live;
 
 /* Links of a wait-for chain a stall report follows. */
 #define STALL_CHAIN	4
@@ -257,7 +260,8 @@ static void stall_print(const struct stall_report *r)
 	int len, i;
 
 	len = scnprintf(line, sizeof(line), "pid %d (%s) blocked %lld s",
-			r->pid[0], r->comm, r->blocked_ms / MSEC_PER_SEC);
+			r->pid[0], r->comm,
+			div_s64(r->blocked_ms, MSEC_PER_SEC));
 	for (i = 0; i < r->links; i++) {
 		len += scnprintf(line + len, sizeof(line) - len,
 				 "%s on %s %llu %s", i ? ", which waits" : "",
@@ -288,7 +292,7 @@ static void stall_scan(struct work_struct *work)
 	rcu_read_lock();
 	hash_for_each(blocked_tasks, bkt, b, node) {
 		if (b->stall_reported ||
-		    ktime_ms_delta(now, b->since) <= limit * MSEC_PER_SEC)
+		    ktime_ms_delta(now, b->since) <= (s64)limit * MSEC_PER_SEC)
 			continue;
 		if (n == STALL_BATCH)
 			break;
@@ -313,7 +317,7 @@ static int stall_seconds_set(const char *val, const struct kernel_param *kp)
 	int ret = param_set_uint(val, kp);
 
 	mutex_lock(&stall_mutex);
-	if (!ret && READ_ONCE(stall_seconds) && !stall_stopped)
+	if (!ret && READ_ONCE(stall_seconds) && stall_live)
 		mod_delayed_work(system_wq, &stall_work, 0);
 	mutex_unlock(&stall_mutex);
 	return ret;
@@ -330,6 +334,11 @@ MODULE_PARM_DESC(stall_seconds,
 int gosync_observe_init(struct dentry *debugfs_dir)
 {
 	debugfs_create_file("waits", 0400, debugfs_dir, NULL, &waits_fops);
+	mutex_lock(&stall_mutex);
+	stall_live = true;
+	if (READ_ONCE(stall_seconds))
+		schedule_delayed_work(&stall_work, HZ);
+	mutex_unlock(&stall_mutex);
 	return 0;
 }
 
@@ -337,7 +346,7 @@ int gosync_observe_init(struct dentry *debugfs_dir)
 void gosync_observe_exit(void)
 {
 	mutex_lock(&stall_mutex);
-	stall_stopped = true;
+	stall_live = false;
 	mutex_unlock(&stall_mutex);
 	cancel_delayed_work_sync(&stall_work);
 	WARN_ON_ONCE(!hash_empty(blocked_tasks));

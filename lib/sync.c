@@ -65,33 +65,6 @@ static int lot_map(struct lot *lot, int fd, uint32_t kind)
 	return 0;
 }
 
-/*
- * Checked locks by default in this process (gs_check_locks()): -1 until
- * GOSYNC_CHECK_LOCKS has been read.
- */
-static _Atomic int check_locks = -1;
-
-void gs_check_locks(bool on)
-{
-	atomic_store(&check_locks, on);
-}
-
-uint32_t gs_lot_create_flags(uint32_t kind)
-{
-	int on = atomic_load(&check_locks);
-
-	if (kind != GOSYNC_LOT_MUTEX && kind != GOSYNC_LOT_RWMUTEX)
-		return 0;
-	if (on < 0) {
-		const char *env = getenv("GOSYNC_CHECK_LOCKS");
-		int want = env && env[0] == '1', unset = -1;
-
-		atomic_compare_exchange_strong(&check_locks, &unset, want);
-		on = atomic_load(&check_locks);
-	}
-	return on ? GOSYNC_LOT_CHECKED : 0;
-}
-
 static int lot_create(struct lot *lot, uint32_t kind, uint64_t param,
 		      uint32_t flags)
 {
@@ -127,6 +100,27 @@ static const struct lot_wait wait_forever = {
 };
 
 /*
+ * The flags that say @w's clock and cancelling channel, whose fd goes to
+ * *@cancel_fd (0 for none), for a park or an arrival.
+ */
+static uint32_t wait_flags(const struct lot_wait *w, int32_t *cancel_fd)
+{
+	*cancel_fd = w->cancel_fd >= 0 ? w->cancel_fd : 0;
+	return w->flags | (w->cancel_fd >= 0 ? GOSYNC_WAIT_CANCEL_FD : 0);
+}
+
+/* GOSYNC_IOC_LOT_PARK as @arg says, for as long as @w says. */
+static int park_ioctl(int fd, struct gosync_lot_park *arg,
+		      const struct lot_wait *w)
+{
+	arg->flags |= wait_flags(w, &arg->cancel_fd);
+	arg->deadline = w->deadline;
+	int ret = ioctl(fd, GOSYNC_IOC_LOT_PARK, arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
+/*
  * Sleep while (word @index & @mask) == @expected, until unparked, @w's
  * deadline or its channel's close. Return: 0 when unparked, 1 when
  * unparked by a hand-off, -EAGAIN when the word differs, -ETIMEDOUT,
@@ -137,17 +131,11 @@ static int lot_park(struct lot *lot, uint32_t index, uint64_t mask,
 		    unsigned int park_flags)
 {
 	struct gosync_lot_park arg = {
-		.index = index, .flags = w->flags | park_flags, .mask = mask,
-		.expected = expected, .deadline = w->deadline,
+		.index = index, .flags = park_flags, .mask = mask,
+		.expected = expected,
 	};
 
-	if (w->cancel_fd >= 0) {
-		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
-		arg.cancel_fd = w->cancel_fd;
-	}
-	int ret = ioctl(lot->fd, GOSYNC_IOC_LOT_PARK, &arg);
-
-	return ret < 0 ? -errno : ret;
+	return park_ioctl(lot->fd, &arg, w);
 }
 
 /*
@@ -189,6 +177,35 @@ static bool has_feature(uint64_t bit)
 	int64_t features = gs_features();
 
 	return features >= 0 && ((uint64_t)features & bit);
+}
+
+/*
+ * Checked locks by default in this process (gs_check_locks()): -1 until
+ * GOSYNC_CHECK_LOCKS has been read.
+ */
+static _Atomic int check_locks = -1;
+
+void gs_check_locks(bool on)
+{
+	atomic_store(&check_locks, on);
+}
+
+uint32_t gs_lot_create_flags(uint32_t kind)
+{
+	int on = atomic_load(&check_locks);
+
+	if (kind != GOSYNC_LOT_MUTEX && kind != GOSYNC_LOT_RWMUTEX)
+		return 0;
+	if (!has_feature(GOSYNC_FEATURE_LOCK_CHECK))
+		return 0;	/* an older module: plain locks, as before */
+	if (on < 0) {
+		const char *env = getenv("GOSYNC_CHECK_LOCKS");
+		int want = env && env[0] == '1', unset = -1;
+
+		atomic_compare_exchange_strong(&check_locks, &unset, want);
+		on = atomic_load(&check_locks);
+	}
+	return on ? GOSYNC_LOT_CHECKED : 0;
 }
 
 static int check_clock_flags(unsigned int flags)
@@ -477,22 +494,15 @@ static int mutex_park(struct lot *lot, const struct lot_wait *w,
 		      unsigned int park_flags, uint64_t me)
 {
 	struct gosync_lot_park arg = {
-		.index = 0, .flags = w->flags | park_flags,
+		.index = 0, .flags = park_flags,
 		.mask = MUTEX_LOCKED, .expected = MUTEX_LOCKED,
-		.deadline = w->deadline,
 	};
 
 	if (me) {
 		arg.flags |= GOSYNC_LOT_PARK_ROBUST;
 		arg.owner = (uint32_t)(me >> MUTEX_OWNER_SHIFT);
 	}
-	if (w->cancel_fd >= 0) {
-		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
-		arg.cancel_fd = w->cancel_fd;
-	}
-	int ret = ioctl(lot->fd, GOSYNC_IOC_LOT_PARK, &arg);
-
-	return ret < 0 ? -errno : ret;
+	return park_ioctl(lot->fd, &arg, w);
 }
 
 static int mutex_lock_slow(struct lot *lot, const struct lot_wait *w)
@@ -708,6 +718,10 @@ int gs_mutex_consistent(gs_mutex *m)
 		if ((state & (MUTEX_LOCKED | MUTEX_OWNERDEAD)) !=
 		    (MUTEX_LOCKED | MUTEX_OWNERDEAD))
 			return -EINVAL;
+		/* A checked lock is its holder's to repair, as to unlock. */
+		if (m->lot.checked && (state & MUTEX_OWNER) !=
+		    (uint64_t)tls_owner << MUTEX_OWNER_SHIFT)
+			return -EPERM;
 	} while (!cas(word, &state, state & ~MUTEX_OWNERDEAD));
 	return 0;
 }
@@ -1562,24 +1576,19 @@ static int barrier_park(gs_barrier *b, uint64_t round,
 			const struct lot_wait *w)
 {
 	struct gosync_lot_park arg = {
-		.index = 0, .flags = w->flags | GOSYNC_LOT_PARK_BREAK,
+		.index = 0, .flags = GOSYNC_LOT_PARK_BREAK,
 		.mask = ~BARRIER_COUNT,
 		.expected = round << BARRIER_ROUND_SHIFT,
-		.deadline = w->deadline, .reserved = 32,	/* BROKEN */
+		.reserved = 32,	/* BROKEN */
 	};
-	int ret;
+	int ret = park_ioctl(b->lot.fd, &arg, w);
 
-	if (w->cancel_fd >= 0) {
-		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
-		arg.cancel_fd = w->cancel_fd;
-	}
-	ret = ioctl(b->lot.fd, GOSYNC_IOC_LOT_PARK, &arg);
-	if (ret < 0 && errno == EINVAL) {
+	if (ret == -EINVAL) {
 		/* A module without GOSYNC_FEATURE_LOT_UNDO. */
 		return lot_park(&b->lot, 0, ~BARRIER_COUNT,
 				round << BARRIER_ROUND_SHIFT, w, 0);
 	}
-	return ret < 0 ? -errno : ret;
+	return ret;
 }
 
 /*
@@ -1594,14 +1603,11 @@ static int barrier_arrive(gs_barrier *b, uint64_t round,
 			  const struct lot_wait *w)
 {
 	struct gosync_lot_arrive arg = {
-		.flags = w->flags, .deadline = w->deadline, .round = round,
+		.deadline = w->deadline, .round = round,
 	};
 	int ret;
 
-	if (w->cancel_fd >= 0) {
-		arg.flags |= GOSYNC_WAIT_CANCEL_FD;
-		arg.cancel_fd = w->cancel_fd;
-	}
+	arg.flags = wait_flags(w, &arg.cancel_fd);
 	ret = ioctl(b->lot.fd, GOSYNC_IOC_LOT_ARRIVE, &arg);
 	return ret < 0 ? -errno : ret;
 }
