@@ -55,6 +55,8 @@ TSAN_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/tsan/lib/%.o)
 TSAN_TESTS := $(BUILD)/tsan/selftests/map_test
 FUZZERS   := $(BUILD)/fuzz/gosync_fuzz
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+# Tools (gsstat): libc only, no libgosync; the VM runs them from the payload.
+TOOLS     := $(patsubst tools/%.c,$(BUILD)/tools/%,$(wildcard tools/*.c))
 BENCHES   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c)) $(BUILD)/bench/chanbench
 # Go's channels, the semantic peer of the benchmarks: Debian's golang-go,
 # a static binary, no modules and no network; caches under $(BUILD).
@@ -63,10 +65,10 @@ GO_ENV    := GO111MODULE=off CGO_ENABLED=0 GOFLAGS= GOPROXY=off \
 	GOCACHE=$(abspath $(BUILD))/go/cache GOPATH=$(abspath $(BUILD))/go/path
 KSELFTEST_TAR := /usr/src/linux-source-6.12.tar.xz
 
-.PHONY: all deps lib selftests examples benches fuzzers module check demo bench fuzz clean tsan
+.PHONY: all deps lib selftests examples tools benches fuzzers module check demo bench fuzz clean tsan
 .DELETE_ON_ERROR:
 
-all: lib selftests examples benches fuzzers module
+all: lib selftests examples tools benches fuzzers module
 
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: scripts/deps.sh
@@ -76,6 +78,7 @@ $(BUILD)/.deps: scripts/deps.sh
 lib: $(BUILD)/lib/libgosync.so $(BUILD)/lib/libgosync.a
 selftests: $(TESTS)
 examples: $(EXAMPLES)
+tools: $(TOOLS)
 benches: $(BENCHES)
 fuzzers: $(FUZZERS)
 
@@ -127,6 +130,12 @@ $(BUILD)/examples/%: examples/%.c include/gosync.h $(BUILD)/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) -std=c11 $(WARN) -Iinclude $(CFLAGS) -o $@ $< $(LDLIBS_GS)
 
+$(BUILD)/tools/%: tools/%.c | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -o $@ $<
+# gsstat_test runs gsstat (../tools/gsstat from its own directory).
+$(BUILD)/selftests/gsstat_test $(BUILD)/asan/selftests/gsstat_test: | $(TOOLS)
+
 # The fuzzer issues raw ioctls: it needs only the ABI header.
 $(BUILD)/fuzz/%: fuzz/%.c include/uapi/gosync.h | $(BUILD)/.deps
 	@mkdir -p $(@D)
@@ -166,7 +175,7 @@ $(BUILD)/kernel-%/obj/arch/x86/boot/bzImage: scripts/kernel-base.config scripts/
 	scripts/build-kernel.sh $* $(BUILD)
 
 CHECK_KERNELS := $(sort $(filter debug stock kcsan,$(KERNEL)) $(if $(filter asan,$(KERNEL)),stock))
-check: $(foreach k,$(CHECK_KERNELS),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES) $(FUZZERS) \
+check: $(foreach k,$(CHECK_KERNELS),$(BUILD)/$(k)/kmod/gosync.ko) $(TESTS) $(EXAMPLES) $(TOOLS) $(FUZZERS) \
 		$(if $(filter asan,$(KERNEL)),$(ASAN_TESTS)) $(TSAN_TESTS)
 	scripts/run-vm-tests.sh check $(BUILD) $(KERNEL)
 
@@ -192,7 +201,7 @@ bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
 	echo "=== make bench: $$(( $$(date +%s) - start )) s, exit $$rc ==="; exit $$rc
 
 clean:
-	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/bench $(BUILD)/stock $(BUILD)/asan \
+	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/tools $(BUILD)/bench $(BUILD)/stock $(BUILD)/asan \
 		$(BUILD)/tsan \
 		$(BUILD)/debug $(BUILD)/kcsan $(BUILD)/vm $(BUILD)/go $(BUILD)/fuzz
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \

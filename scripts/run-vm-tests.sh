@@ -55,6 +55,10 @@ make_payload() {
 	rm -rf "$dir"
 	mkdir -p "$dir/lib"
 	cp "$user/lib/libgosync.so" "$dir/lib/"
+	# The tools (gsstat), on the guest's PATH: selftests run them too
+	# (gsstat_test finds ../tools/gsstat from its own directory).
+	mkdir -p "$dir/tools"
+	find "$build/tools" -maxdepth 1 -type f -perm -u+x -exec cp {} "$dir/tools/" \; 2>/dev/null
 	# The fuzzer: alone in 'fuzz', after the selftests of the debug and
 	# kcsan runs of 'check'; its settings go in fuzz.conf.
 	local fuzz_s=
@@ -100,6 +104,7 @@ FUZZ
 # Each selftest binary, its output framed so the host can count it.
 # (Sanitizer settings matter only to the asan run's binaries.)
 export UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1
+export PATH=/gosync/tools:$PATH
 . /gosync/stress.conf
 echo "GOSYNC_STRESS_SCALE=$GOSYNC_STRESS_SCALE"
 rc=0
