@@ -7,6 +7,11 @@
  *                 buffered channel send+receive of 8 bytes), and Cond
  *                 Signal and Broadcast with nobody waiting (no system
  *                 call: checked by the lot's counters after the run)
+ *   checked       the same Mutex pair on a plain and on a checked Mutex
+ *                 (deadlock detection, gs_mutex_create_checked()), timed
+ *                 in alternation in one run, and their ratio: checking
+ *                 costs nothing until a lock sleeps (no system call:
+ *                 checked by the lot's counters); CSV rows "lock-check"
  *   parties       WaitGroup add+done plainly and as a share the kernel
  *                 undoes at death, and a one-party barrier's await (an
  *                 arrival in the kernel) beside pthread_barrier_wait
@@ -53,6 +58,14 @@ static int gs_mutex_pair(void *ctx)
 	struct shared *sh = ctx;
 
 	return gs_mutex_lock(sh->gm) || gs_mutex_unlock(sh->gm);
+}
+
+/* Lock+unlock of the Mutex @ctx: one loop, for the plain and the checked. */
+static int mutex_pair_of(void *ctx)
+{
+	gs_mutex *m = ctx;
+
+	return gs_mutex_lock(m) || gs_mutex_unlock(m);
 }
 
 static int pthread_mutex_pair(void *ctx)
@@ -162,6 +175,116 @@ static int pthread_barrier_one(void *ctx)
 	return ret && ret != PTHREAD_BARRIER_SERIAL_THREAD;
 }
 
+/* ns per call of @fn over @iters calls (one repetition of measure()). */
+static double time_loop(const char *name, bench_fn fn, void *ctx, long iters)
+{
+	uint64_t t0 = gs_now();
+
+	for (long i = 0; i < iters; i++)
+		if (fn(ctx))
+			bench_fail(name);
+	return (double)(gs_now() - t0) / (double)iters;
+}
+
+#define CHECK_REPS	(3 * REPS)
+
+/*
+ * Uncontended lock+unlock of a plain and of a checked Mutex, the same
+ * loop (mutex_pair_of) on each, in CHECK_REPS repetitions that alternate
+ * plain-checked, checked-plain, ... so that the machine's noise and drift
+ * hit both alike. Rows: median and best ns per pair of each, and the
+ * ratio checked / plain: the median of the per-repetition ratios (each of
+ * two adjacent loops) and the ratio of the bests. Returns non-zero if a
+ * pair entered the kernel (the lots' park counters) or a Mutex is not
+ * what it should be.
+ */
+static int measure_checked(long iters)
+{
+	double plain[CHECK_REPS], checked[CHECK_REPS], ratio[CHECK_REPS];
+	double plain_med, checked_med, plain_best, checked_best;
+	struct gosync_lot_status st[2];
+	gs_mutex *m[2];
+	int err;
+
+	printf("\nChecked Mutex (deadlock detection) against plain, uncontended lock+unlock,\n"
+	       "ns per pair (%d alternating reps of %ld each)\n\n", CHECK_REPS, iters);
+	err = gs_mutex_create(&m[0]);
+	if (err)
+		bench_fail("gs_mutex_create");
+	err = gs_mutex_create_checked(&m[1]);
+	if (err == -EOPNOTSUPP) {
+		printf("(skipped: the module does not check locks)\n");
+		gs_mutex_destroy(m[0]);
+		return 0;
+	}
+	if (err)
+		bench_fail("gs_mutex_create_checked");
+	if (!gs_mutex_checked(m[1])) {
+		fprintf(stderr, "gs_mutex_create_checked made an unchecked Mutex\n");
+		return 1;
+	}
+	if (gs_mutex_checked(m[0])) {
+		printf("(skipped: every Mutex is checked here: detect_deadlocks or GOSYNC_CHECK_LOCKS)\n");
+		gs_mutex_destroy(m[0]);
+		gs_mutex_destroy(m[1]);
+		return 0;
+	}
+	for (int k = 0; k < 2; k++)		/* warm-up */
+		time_loop("checked warm-up", mutex_pair_of, m[k], iters / 10);
+	for (int r = 0; r < CHECK_REPS; r++) {
+		if (r % 2) {
+			checked[r] = time_loop("checked Mutex", mutex_pair_of,
+					       m[1], iters);
+			plain[r] = time_loop("plain Mutex", mutex_pair_of,
+					     m[0], iters);
+		} else {
+			plain[r] = time_loop("plain Mutex", mutex_pair_of,
+					     m[0], iters);
+			checked[r] = time_loop("checked Mutex", mutex_pair_of,
+					       m[1], iters);
+		}
+		ratio[r] = checked[r] / plain[r];
+	}
+	for (int k = 0; k < 2; k++) {
+		if (ioctl(gs_mutex_fd(m[k]), GOSYNC_IOC_LOT_STATUS, &st[k]) ||
+		    st[k].parks || st[k].unparks) {
+			fprintf(stderr, "uncontended %s Mutex entered the kernel: %llu parks, %llu unparks\n",
+				k ? "checked" : "plain",
+				(unsigned long long)st[k].parks,
+				(unsigned long long)st[k].unparks);
+			return 1;
+		}
+	}
+	if (!(st[1].flags & GOSYNC_LOT_CHECKED) ||
+	    (st[0].flags & GOSYNC_LOT_CHECKED)) {
+		fprintf(stderr, "checked: the lots' flags are %#x (plain), %#x (checked)\n",
+			st[0].flags, st[1].flags);
+		return 1;
+	}
+	print_header("pair");
+	print_row("gosync Mutex, plain", plain, CHECK_REPS);
+	print_row("gosync Mutex, checked", checked, CHECK_REPS);
+	/* print_row() sorted them: [0] is the best, the middle the median. */
+	plain_med = plain[CHECK_REPS / 2];
+	plain_best = plain[0];
+	checked_med = checked[CHECK_REPS / 2];
+	checked_best = checked[0];
+	qsort(ratio, CHECK_REPS, sizeof(ratio[0]), cmp_double);
+	printf("| %-34s | %10.3f | %10.3f |\n", "ratio checked / plain", ratio[CHECK_REPS / 2],
+	       checked_best / plain_best);
+	printf("\nratio: median of the %d per-rep ratios (range %.3f..%.3f); best: of the bests.\n"
+	       "Neither Mutex entered the kernel (0 parks): the check runs only when a lock sleeps.\n",
+	       CHECK_REPS, ratio[0], ratio[CHECK_REPS - 1]);
+	csv_row("lock-check", "gosync Mutex plain", "median", plain_med, "ns");
+	csv_row("lock-check", "gosync Mutex plain", "best", plain_best, "ns");
+	csv_row("lock-check", "gosync Mutex checked", "median", checked_med, "ns");
+	csv_row("lock-check", "gosync Mutex checked", "best", checked_best, "ns");
+	csv_row("lock-check", "checked / plain", "ratio", ratio[CHECK_REPS / 2], "x");
+	gs_mutex_destroy(m[0]);
+	gs_mutex_destroy(m[1]);
+	return 0;
+}
+
 static int gs_mutex_increment(void *ctx)
 {
 	struct shared *sh = ctx;
@@ -267,6 +390,9 @@ int main(void)
 			(unsigned long long)st.unparks);
 		return 1;
 	}
+
+	if (measure_checked(iters))
+		return 1;
 
 	/*
 	 * What a party that may die costs: the WaitGroup's _undo forms and

@@ -618,6 +618,12 @@ GS_API int gs_rwmutex_consistent(gs_rwmutex *rw);
  */
 GS_API int gs_mutex_create_checked(gs_mutex **mp);
 GS_API int gs_rwmutex_create_checked(gs_rwmutex **rwp);
+/*
+ * gs_mutex_checked() / gs_rwmutex_checked(): whether the kernel said the
+ * object was checked when this handle was made (the handle keeps the
+ * holder-only unlock rule from then on, even if an older library's use
+ * later ends the kernel's checking).
+ */
 GS_API bool gs_mutex_checked(const gs_mutex *m);
 GS_API bool gs_rwmutex_checked(const gs_rwmutex *rw);
 /** gs_check_locks() - Make this process's new Mutexes and RWMutexes checked. */

@@ -196,6 +196,7 @@ long gosync_chan_create(const struct gosync_chan_create __user *uarg);
 long gosync_select(struct gosync_select __user *uarg);
 long gosync_timer_create(const struct gosync_timer_set __user *uarg);
 long gosync_lot_create(const struct gosync_lot_create __user *uarg);
+const char *gosync_lot_kind_name(u32 kind);
 /* Robust lock owners (kmod/lot.c). */
 long gosync_robust_register(void);
 long gosync_robust_exit(void);

@@ -50,6 +50,7 @@
 #include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/pid.h>
+#include <linux/ratelimit.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/seq_file.h>
@@ -160,6 +161,11 @@ static const char *const lot_kind_names[] = {
 	[GOSYNC_LOT_COND] = "cond",
 	[GOSYNC_LOT_BARRIER] = "barrier",
 };
+
+const char *gosync_lot_kind_name(u32 kind)
+{
+	return kind < ARRAY_SIZE(lot_kind_names) ? lot_kind_names[kind] : "-";
+}
 
 static bool lot_is_robust(const struct gosync_lot *lot);
 static void lot_parties_leave(struct pid *tgid);
@@ -806,8 +812,16 @@ static DEFINE_HASHTABLE(deadlock_pairs, 6);
 static unsigned int nr_deadlock_pairs;
 #define DEADLOCK_MAX_PAIRS	1024U
 
-/* Whether a deadlock between lots @obj and @last is news for the log. */
-static bool deadlock_pair_new(u64 obj, u64 last)
+/* The log's rate limit (the kernel's default: 10 lines each 5 s). */
+static DEFINE_RATELIMIT_STATE(deadlock_log_limit, DEFAULT_RATELIMIT_INTERVAL,
+			      DEFAULT_RATELIMIT_BURST);
+
+/*
+ * Whether a deadlock between lots @obj and @last is to be logged now:
+ * never logged before and within the rate limit; then it is recorded as
+ * logged (a line the limit holds back is logged at the pair's next one).
+ */
+static bool deadlock_pair_logged(u64 obj, u64 last)
 {
 	struct deadlock_pair *p;
 	u64 key = obj ^ (last << 32 | last >> 32);
@@ -816,6 +830,8 @@ static bool deadlock_pair_new(u64 obj, u64 last)
 	hash_for_each_possible(deadlock_pairs, p, node, key)
 		if (p->obj == obj && p->last == last)
 			return false;
+	if (!__ratelimit(&deadlock_log_limit))
+		return false;
 	if (nr_deadlock_pairs >= DEADLOCK_MAX_PAIRS)
 		return true;	/* forgetful from here on: still rate-limited */
 	p = kmalloc(sizeof(*p), GFP_KERNEL);
@@ -922,12 +938,17 @@ static int lot_check_deadlock(struct gosync_lot *lot,
 	gosync_blocked_unlock();
 	trace_gosync_deadlock(lot->obj.id, last, task_pid_nr(current),
 			      holder_pid, length);
-	if (deadlock_pair_new(lot->obj.id, last))
-		pr_warn_ratelimited("gosync: deadlock: pid %d (%s) would wait forever on mutex %llu held by %s%d; %u lock(s) in the cycle, the last (%llu) held by the caller: -EDEADLK\n",
-				    task_pid_nr(current), current->comm,
-				    lot->obj.id,
-				    length == 1 ? "itself, pid " : "pid ",
-				    holder_pid, length, last);
+	if (!deadlock_pair_logged(lot->obj.id, last))
+		return -EDEADLK;
+	if (length == 1)
+		pr_warn("gosync: deadlock: pid %d (%s) locks %s %llu, which it holds: -EDEADLK\n",
+			task_pid_nr(current), current->comm,
+			lot_kind_names[lot->kind], lot->obj.id);
+	else
+		pr_warn("gosync: deadlock: pid %d (%s) would wait forever on %s %llu, held by pid %d: a cycle of %u locks whose last (%llu) the caller holds: -EDEADLK\n",
+			task_pid_nr(current), current->comm,
+			lot_kind_names[lot->kind], lot->obj.id, holder_pid,
+			length, last);
 	return -EDEADLK;
 }
 
@@ -1658,7 +1679,8 @@ static long lot_status(struct gosync_lot *lot,
 {
 	struct gosync_lot_status st = {
 		.kind = lot->kind, .param = lot->param,
-		.flags = READ_ONCE(lot->flags) & GOSYNC_LOT_CHECKED,
+		.flags = lot_flags_checked(READ_ONCE(lot->flags)) ?
+			 GOSYNC_LOT_CHECKED : 0,
 	};
 
 	spin_lock(&lot->lock);

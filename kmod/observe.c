@@ -52,16 +52,6 @@ static const char *const op_names[] = {
 	[GOSYNC_TRACE_KICK] = "kick",
 };
 
-static const char *const kind_names[] = {
-	[GOSYNC_LOT_PLAIN] = "plain",
-	[GOSYNC_LOT_MUTEX] = "mutex",
-	[GOSYNC_LOT_RWMUTEX] = "rwmutex",
-	[GOSYNC_LOT_WAITGROUP] = "waitgroup",
-	[GOSYNC_LOT_ONCE] = "once",
-	[GOSYNC_LOT_COND] = "cond",
-	[GOSYNC_LOT_BARRIER] = "barrier",
-};
-
 static const char *name_of(const char *const *names, size_t nr, u32 i)
 {
 	return i < nr && names[i] ? names[i] : "-";
@@ -175,7 +165,7 @@ static int waits_show(struct seq_file *m, void *unused)
 		seq_printf(m, "\t%s\t%s\t%llu\t%s\t",
 			   b->op == GOSYNC_TRACE_SELECT ? "select" :
 			   NAME_OF(type_names, b->type),
-			   NAME_OF(kind_names, b->kind), b->obj,
+			   gosync_lot_kind_name(b->kind), b->obj,
 			   NAME_OF(op_names, b->op));
 		if (b->type == GOSYNC_TRACE_LOT &&
 		    b->op != GOSYNC_TRACE_COND_WAIT)

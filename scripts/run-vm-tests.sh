@@ -245,13 +245,29 @@ tsan_tests() {
 	done
 }
 
-# Host-side checks first: the protocol models, the kernel coding style
-# and the ThreadSanitizer run.
+# gsstat --dot on a two-thread cycle (a debugfs file of its format) is a
+# graph Graphviz renders, with the cycle in red.
+gsstat_dot_check() {
+	local fake=$build/vm/gsstat-fake svg
+	mkdir -p "$fake/debug/gosync" "$fake/proc"
+	printf '%s\t' pid tgid comm type kind id op word since_ms forever holder >"$fake/debug/gosync/waits"
+	printf 'holder_tgid\n10\t10\ta\tlot\tmutex\t1\tpark\t0\t500\t1\t11\t11\n' >>"$fake/debug/gosync/waits"
+	printf '11\t11\tb\tlot\tmutex\t2\tpark\t0\t400\t1\t10\t10\n' >>"$fake/debug/gosync/waits"
+	if svg=$("$build/tools/gsstat" --proc "$fake/proc" --debugfs "$fake/debug" --dot | dot -Tsvg) &&
+	   [ "$(grep -c 'stroke="red"' <<<"$svg")" -ge 4 ]; then
+		echo "ok - gsstat --dot renders a cycle with dot"
+	else
+		echo "not ok - gsstat --dot renders a cycle with dot"
+	fi
+}
+
+# Host-side checks first: the protocol models, the kernel coding style,
+# the ThreadSanitizer run and gsstat's graph.
 if [ "$mode" = check ] && [ "${GOSYNC_HOST_CHECKS:-1}" = 1 ]; then
-	echo "=== host checks: spin models, checkpatch, ThreadSanitizer ==="
+	echo "=== host checks: spin models, checkpatch, ThreadSanitizer, gsstat --dot ==="
 	host_log=$build/vm/host-checks.log
 	mkdir -p "$build/vm"
-	{ "$top/spin/check.sh"; "$top/scripts/checkpatch.sh" "$build"; tsan_tests; } | tee "$host_log"
+	{ "$top/spin/check.sh"; "$top/scripts/checkpatch.sh" "$build"; tsan_tests; gsstat_dot_check; } | tee "$host_log"
 	total_pass=$(grep -c '^ok ' "$host_log")
 	total_fail=$(grep -c '^not ok ' "$host_log")
 fi

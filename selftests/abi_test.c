@@ -656,12 +656,17 @@ TEST(lot_checked_flag_created_reported_and_refused_elsewhere)
 	EXPECT_EQ(GOSYNC_LOT_MUTEX, *(uint32_t *)raw);
 	for (size_t i = 40; i < sizeof(raw); i++)
 		EXPECT_EQ(0x5a, (unsigned char)raw[i]);
+	/* An old library's status read: it unlocks from any thread. */
+	EXPECT_STATUS(fd, GOSYNC_IOC_LOT_STATUS, &st);
+	EXPECT_EQ(0, st.flags);
+	EXPECT_EQ(0, fdinfo_num(fd, "checked"));
 	close(fd);
 
 	c.kind = GOSYNC_LOT_RWMUTEX;
 	ASSERT_LE(0, fd = xioctl(dev(), GOSYNC_IOC_LOT_CREATE, &c));
 	EXPECT_STATUS(fd, GOSYNC_IOC_LOT_STATUS, &st);
 	EXPECT_EQ(GOSYNC_LOT_CHECKED, st.flags);
+	EXPECT_EQ(1, fdinfo_num(fd, "checked"));
 	close(fd);
 	for (uint32_t kind = 0; kind <= GOSYNC_LOT_KIND_MAX; kind++) {
 		if (kind == GOSYNC_LOT_MUTEX || kind == GOSYNC_LOT_RWMUTEX)

@@ -851,7 +851,9 @@ struct gosync_lot_unpark {
  *           changed): the slow path's count
  * @unparks: unpark ioctls so far
  * @woken:   threads woken by unparks so far
- * @flags:   as created (GOSYNC_LOT_CHECKED), GOSYNC_FEATURE_LOCK_CHECK on
+ * @flags:   GOSYNC_LOT_CHECKED if the lot is checked: created so, and no
+ *           library older than checked locks has read this status under
+ *           GOSYNC_IOC_LOT_STATUS_V1 (which makes it unchecked for good)
  * @reserved: 0
  *
  * A module without GOSYNC_FEATURE_LOCK_CHECK knows the status without
