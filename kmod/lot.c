@@ -376,21 +376,35 @@ static void lot_serve(struct gosync_lot *lot, struct lot_waiter *w,
 	gosync_wake_add(wk, task);
 }
 
-/* Choose every thread parked on word @index. */
-static void lot_serve_index(struct gosync_lot *lot, u32 index,
-			    struct gosync_wakeups *wk)
+/*
+ * Choose up to @count (GOSYNC_LOT_ALL: every) threads parked on word
+ * @index, or with @others on every word but @index, without a hand-off;
+ * under lot->lock. Return: how many.
+ */
+static u32 lot_serve_some(struct gosync_lot *lot, u32 index, u32 count,
+			  bool others, struct gosync_wakeups *wk)
 {
 	struct lot_waiter *w, *next;
 	u32 woken = 0;
 
 	list_for_each_entry_safe(w, next, &lot->parked, node) {
-		if (w->index == index) {
-			lot_serve(lot, w, wk);
-			woken++;
-		}
+		if (woken == count)
+			break;
+		if (others ? w->index == index : w->index != index)
+			continue;
+		lot_serve(lot, w, wk);
+		woken++;
 	}
 	if (woken)
 		trace_gosync_wake(lot->obj.id, GOSYNC_TRACE_PARK, woken, false);
+	return woken;
+}
+
+/* Choose every thread parked on word @index. */
+static void lot_serve_index(struct gosync_lot *lot, u32 index,
+			    struct gosync_wakeups *wk)
+{
+	lot_serve_some(lot, index, GOSYNC_LOT_ALL, false, wk);
 }
 
 /*
@@ -493,20 +507,10 @@ static void lot_wake_index(struct gosync_lot *lot, u32 index, u32 count,
 			   bool others)
 {
 	struct gosync_wakeups wk = { 0 };
-	struct lot_waiter *w, *next;
-	u32 woken = 0;
+	u32 woken;
 
 	spin_lock(&lot->lock);
-	list_for_each_entry_safe(w, next, &lot->parked, node) {
-		if (woken == count)
-			break;
-		if (others ? w->index == index : w->index != index)
-			continue;
-		lot_serve(lot, w, &wk);
-		woken++;
-	}
-	if (woken)
-		trace_gosync_wake(lot->obj.id, GOSYNC_TRACE_PARK, woken, false);
+	woken = lot_serve_some(lot, index, count, others, &wk);
 	spin_unlock(&lot->lock);
 	gosync_wake_all(&wk);
 	atomic64_add(woken, &lot->woken);
