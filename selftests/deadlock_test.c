@@ -127,26 +127,6 @@ static bool stays(atomic_int *v, int val, unsigned int ms)
 	return atomic_load(v) == val;
 }
 
-/* The state letter of task @tid in /proc/TID/stat ('S', 'R', ...), or 0. */
-static char task_state(pid_t tid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /*
  * Wait until exactly @n threads are parked on the lot @fd and task @tid
  * sleeps: 0, -ETIMEDOUT, or the status ioctl's error.
@@ -209,18 +189,12 @@ static bool has_num(const char *s, const char *prefix, long long num)
 static int param_read_str(const char *name, char *buf, size_t len)
 {
 	char path[128];
-	ssize_t n;
-	int fd;
+	int n;
 
 	snprintf(path, sizeof(path), PARAMS "%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
+	n = read_text(path, buf, len);
 	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
+		return n;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
 	return 0;
@@ -379,40 +353,6 @@ struct wait_line {
 	char text[512];
 };
 
-/* The whole of @path, NUL-terminated (malloc'ed), or NULL with errno. */
-static char *read_all(const char *path)
-{
-	size_t len = 0, cap = 1 << 16;
-	char *buf = malloc(cap);
-	ssize_t n;
-	int fd;
-
-	if (!buf)
-		return NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		free(buf);
-		return NULL;
-	}
-	for (;;) {
-		if (cap - len < 4096) {
-			char *more = realloc(buf, cap * 2);
-
-			if (!more)
-				break;
-			buf = more;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	return buf;
-}
-
 /* The waits view can be read here (root, debugfs mounted, the module's). */
 static bool waits_available(void)
 {
@@ -529,12 +469,64 @@ static const char *lk_kind(const struct lk *l)
 	return l->m ? "mutex" : "rwmutex";
 }
 
+/* A new checked RWMutex (@rw) or Mutex in @l: 0 or a negative errno. */
+static int lk_create_checked(struct lk *l, bool rw)
+{
+	return rw ? gs_rwmutex_create_checked(&l->rw) :
+		    gs_mutex_create_checked(&l->m);
+}
+
+/* The library's handle of @l says it is checked. */
+static bool lk_checked(const struct lk *l)
+{
+	return l->m ? gs_mutex_checked(l->m) : gs_rwmutex_checked(l->rw);
+}
+
 static void lk_destroy(struct lk *l)
 {
 	gs_mutex_destroy(l->m);
 	gs_rwmutex_destroy(l->rw);
 	l->m = NULL;
 	l->rw = NULL;
+}
+
+/*
+ * A party (thread or child) that takes two locks in turn: it sets *@tid
+ * (if set), locks @first, stores 1 in *@held, waits for *@go (if set),
+ * locks @second (its result into *@ret), unlocks @second, then @first,
+ * whose unlock must give @first_unlock (0; -EPERM when another thread
+ * unlocked it meanwhile). Its first failed check goes to @rep.
+ */
+struct two_locks {
+	const char *who;
+	struct lk *first, *second;
+	atomic_int *held, *go, *ret;
+	pid_t *tid;
+	struct report *rep;
+	int first_unlock;
+};
+
+static int lock_two(const struct two_locks *t)
+{
+	struct report *rep = t->rep;
+	int ret;
+
+	if (t->tid)
+		*t->tid = gs_gettid();
+	CHILD_CHECK(rep, (ret = lk_lock(t->first)) == 0, "%s: lock first = %d",
+		    t->who, ret);
+	atomic_store(t->held, 1);
+	CHILD_CHECK(rep, !t->go || wait_atomic_ge(t->go, 1) == 0, "%s: no go",
+		    t->who);
+	ret = lk_lock(t->second);
+	atomic_store(t->ret, ret);
+	CHILD_CHECK(rep, ret == 0, "%s: lock second = %d (%s)", t->who, ret,
+		    strerror(-ret));
+	CHILD_CHECK(rep, (ret = lk_unlock(t->second)) == 0,
+		    "%s: unlock second = %d", t->who, ret);
+	CHILD_CHECK(rep, (ret = lk_unlock(t->first)) == t->first_unlock,
+		    "%s: unlock first = %d", t->who, ret);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -558,8 +550,6 @@ static void state_init(struct dl_state *s)
 {
 	memset(s, 0, sizeof(*s));
 }
-
-static int tracefs_write(const char *dir, const char *file, const char *text);
 
 static void state_cleanup(struct dl_state *s)
 {
@@ -587,6 +577,17 @@ static void state_cleanup(struct dl_state *s)
 	}
 }
 
+/* Child @pid (if > 0) is killed and reaped by the teardown, if not before. */
+static void track_kid(struct dl_state *s, pid_t pid)
+{
+	for (int i = 0; pid > 0 && i < MAX_KIDS; i++) {
+		if (!s->kids[i]) {
+			s->kids[i] = pid;
+			break;
+		}
+	}
+}
+
 /* A child running @fn(@arg), its exit status 0 iff @fn returned 0. */
 static pid_t spawn(struct dl_state *s, int (*fn)(void *), void *arg)
 {
@@ -594,14 +595,7 @@ static pid_t spawn(struct dl_state *s, int (*fn)(void *), void *arg)
 
 	if (pid == 0)
 		_exit(fn(arg) ? 1 : 0);
-	if (pid > 0) {
-		for (int i = 0; i < MAX_KIDS; i++) {
-			if (!s->kids[i]) {
-				s->kids[i] = pid;
-				break;
-			}
-		}
-	}
+	track_kid(s, pid);
 	return pid;
 }
 
@@ -613,16 +607,10 @@ static void forget_kid(struct dl_state *s, pid_t pid)
 }
 
 /* Reap child @pid (bounded) and expect exit 0 and a clean @rep. */
+/* (It is reaped even when it runs over: wait_child() kills it.) */
 #define REAP_OK(s, pid, rep) do {					\
-	int st_ = 0, w_ = wait_child((pid), &st_, 2 * WAIT_LIMIT_MS);	\
 	forget_kid((s), (pid));						\
-	ASSERT_EQ(0, w_) TH_LOG("child %d did not end", (int)(pid));	\
-	EXPECT_TRUE(WIFEXITED(st_)) TH_LOG("status %#x", st_);		\
-	EXPECT_EQ(0, (rep)->line) TH_LOG("child check at line %d: %s",	\
-					 (rep)->line, (rep)->msg);	\
-	if (WIFEXITED(st_)) {						\
-		EXPECT_EQ(0, WEXITSTATUS(st_));				\
-	}								\
+	EXPECT_CHILD_OK((pid), (rep));					\
 } while (0)
 
 /* A thread running @fn(@arg) that the test joins with JOIN_OK. */
@@ -662,80 +650,24 @@ static int job_start(struct job *j, int (*fn)(void *), void *arg)
 	EXPECT_EQ(0, (j)->rc);						\
 } while (0)
 
+/* The set-up and teardown of every fixture here (a dl_state in self->s). */
+#define DL_FIXTURE(name)						\
+FIXTURE_SETUP(name)							\
+{									\
+	state_init(&self->s);						\
+	ASSERT_EQ(0, gs_init()) TH_LOG("%s", gs_init_error());		\
+	REQUIRE_LOCK_CHECK();						\
+}									\
+FIXTURE_TEARDOWN(name)							\
+{									\
+	state_cleanup(&self->s);					\
+}
+
 FIXTURE(dl) {
 	struct dl_state s;
 };
 
-FIXTURE_SETUP(dl)
-{
-	state_init(&self->s);
-	ASSERT_EQ(0, gs_init()) TH_LOG("%s", gs_init_error());
-	REQUIRE_LOCK_CHECK();
-}
-
-FIXTURE_TEARDOWN(dl)
-{
-	state_cleanup(&self->s);
-}
-
-/* ------------------------------------------------------------------ */
-/* tracefs (the optional tracepoint check)                              */
-
-static const char *tracefs_dir(void)
-{
-	static const char *const dirs[] = {
-		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
-	};
-	char path[128];
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "%s/events", dirs[i]);
-		if (!access(path, F_OK))
-			return dirs[i];
-	}
-	if (!mount("nodev", dirs[0], "tracefs", 0, NULL)) {
-		snprintf(path, sizeof(path), "%s/events", dirs[0]);
-		if (!access(path, F_OK))
-			return dirs[0];
-	}
-	return NULL;
-}
-
-static int tracefs_read(const char *dir, const char *file, char *buf,
-			size_t len)
-{
-	char path[256];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return (int)n;
-}
-
-static int tracefs_write(const char *dir, const char *file, const char *text)
-{
-	char path[256];
-	ssize_t n;
-	int fd;
-
-	if (!dir)
-		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -EIO;
-}
+DL_FIXTURE(dl)
 
 /* ================================================================== */
 /* Two processes, opposite order (used by several tests)                */
@@ -753,21 +685,10 @@ struct pair {
 static int pair_child(void *p)
 {
 	struct pair *x = p;
-	int ret;
 
-	x->child_tid = gs_gettid();
-	CHILD_CHECK(&x->rep, lk_lock(&x->b) == 0, "child: lock B");
-	atomic_store(&x->child_has_b, 1);
-	CHILD_CHECK(&x->rep, wait_atomic_ge(&x->parent_has_a, 1) == 0,
-		    "child: the parent never took A");
-	ret = lk_lock(&x->a);
-	atomic_store(&x->child_ret, ret);
-	CHILD_CHECK(&x->rep, ret == 0, "child: lock A = %d", ret);
-	CHILD_CHECK(&x->rep, (ret = lk_unlock(&x->a)) == 0,
-		    "child: unlock A = %d", ret);
-	CHILD_CHECK(&x->rep, (ret = lk_unlock(&x->b)) == 0,
-		    "child: unlock B = %d", ret);
-	return 0;
+	return lock_two(&(struct two_locks){
+		"child", &x->b, &x->a, &x->child_has_b, &x->parent_has_a,
+		&x->child_ret, &x->child_tid, &x->rep, 0 });
 }
 
 /*
@@ -892,44 +813,68 @@ TEST_F(dl, cycle_is_logged_once_per_pair_of_objects)
 /* 1. A holder that locks again                                         */
 
 struct relock {
-	gs_mutex *m;
-	gs_rwmutex *rw;
+	struct lk l;
 	struct report rep;
 };
+
+/*
+ * @l, which the caller holds (its relock refused): a trylock of it fails,
+ * the caller's unlock frees it, a second unlock is refused.
+ */
+static int still_ours(struct lk *l, struct report *rep)
+{
+	int ret;
+
+	CHILD_CHECK(rep, (ret = lk_trylock(l)) == -EBUSY, "trylock = %d", ret);
+	CHILD_CHECK(rep, (ret = lk_unlock(l)) == 0, "unlock = %d", ret);
+	CHILD_CHECK(rep, (ret = lk_unlock(l)) == -EPERM,
+		    "second unlock = %d", ret);
+	return 0;
+}
+
+/* @l, free, can be locked and unlocked again. */
+static int usable(struct lk *l, struct report *rep)
+{
+	int ret;
+
+	CHILD_CHECK(rep, (ret = lk_lock(l)) == 0, "lock again = %d", ret);
+	CHILD_CHECK(rep, (ret = lk_unlock(l)) == 0, "unlock = %d", ret);
+	return 0;
+}
 
 static int relock_mutex(void *p)
 {
 	struct relock *r = p;
 	struct report *rep = &r->rep;
-	volatile uint64_t *w = map_words(gs_mutex_fd(r->m));
+	volatile uint64_t *w = map_words(gs_mutex_fd(r->l.m));
 	uint64_t before;
 	int ret;
 
 	CHILD_CHECK(rep, w, "map");
-	CHILD_CHECK(rep, (ret = gs_mutex_lock(r->m)) == 0, "lock = %d", ret);
+	CHILD_CHECK(rep, (ret = gs_mutex_lock(r->l.m)) == 0, "lock = %d", ret);
 	before = w[0];
-	CHILD_CHECK(rep, (ret = gs_mutex_lock(r->m)) == -EDEADLK,
+	CHILD_CHECK(rep, (ret = gs_mutex_lock(r->l.m)) == -EDEADLK,
 		    "relock = %d (%s)", ret, strerror(-ret));
 	/* Nothing changed: locked by us, nobody counted as waiting. */
 	CHILD_CHECK(rep, w[0] == before, "word %#jx, was %#jx",
 		    (uintmax_t)w[0], (uintmax_t)before);
 	CHILD_CHECK(rep, M_STATE(w[0]) == M_LOCKED, "state %#jx",
 		    (uintmax_t)M_STATE(w[0]));
-	ret = gs_mutex_lock_until(r->m, gs_deadline_in(FAR_NS), 0);
+	ret = gs_mutex_lock_until(r->l.m, gs_deadline_in(FAR_NS), 0);
 	CHILD_CHECK(rep, ret == -EDEADLK, "relock_until (far) = %d (%s)",
 		    ret, strerror(-ret));
-	ret = gs_mutex_lock_until(r->m, real_ns() + FAR_NS, GS_CLOCK_REALTIME);
+	ret = gs_mutex_lock_until(r->l.m, real_ns() + FAR_NS, GS_CLOCK_REALTIME);
 	CHILD_CHECK(rep, ret == -EDEADLK, "relock_until (realtime) = %d", ret);
-	ret = gs_mutex_lock_until(r->m, GS_FOREVER, 0);
+	ret = gs_mutex_lock_until(r->l.m, GS_FOREVER, 0);
 	CHILD_CHECK(rep, ret == -EDEADLK, "relock_until (forever) = %d", ret);
-	ret = gs_mutex_lock_ctx(r->m, gs_ctx_background());
+	ret = gs_mutex_lock_ctx(r->l.m, gs_ctx_background());
 	CHILD_CHECK(rep, ret == -EDEADLK, "relock_ctx (background) = %d", ret);
 	{
 		gs_ctx *ctx = NULL;
 
 		CHILD_CHECK(rep, gs_ctx_with_cancel(gs_ctx_background(),
 						    &ctx) == 0, "ctx");
-		ret = gs_mutex_lock_ctx(r->m, ctx);
+		ret = gs_mutex_lock_ctx(r->l.m, ctx);
 		gs_ctx_cancel(ctx);
 		gs_ctx_release(ctx);
 		CHILD_CHECK(rep, ret == -EDEADLK,
@@ -937,21 +882,14 @@ static int relock_mutex(void *p)
 	}
 	CHILD_CHECK(rep, w[0] == before, "word %#jx after, was %#jx",
 		    (uintmax_t)w[0], (uintmax_t)before);
-	/* TryLock is a try: it fails without waiting. */
-	CHILD_CHECK(rep, (ret = gs_mutex_trylock(r->m)) == -EBUSY,
-		    "trylock = %d", ret);
-	/* Still ours. */
-	CHILD_CHECK(rep, (ret = gs_mutex_unlock(r->m)) == 0, "unlock = %d",
-		    ret);
-	CHILD_CHECK(rep, (ret = gs_mutex_unlock(r->m)) == -EPERM,
-		    "second unlock = %d", ret);
+	/* TryLock is a try: it fails without waiting. Still ours. */
+	if (still_ours(&r->l, rep))
+		return 1;
 	CHILD_CHECK(rep, M_STATE(w[0]) == 0, "state %#jx after unlock",
 		    (uintmax_t)M_STATE(w[0]));
 	/* And usable as before. */
-	CHILD_CHECK(rep, (ret = gs_mutex_lock(r->m)) == 0, "lock again = %d",
-		    ret);
-	CHILD_CHECK(rep, (ret = gs_mutex_unlock(r->m)) == 0, "unlock = %d",
-		    ret);
+	if (usable(&r->l, rep))
+		return 1;
 	munmap((void *)w, PAGE_BYTES);
 	return 0;
 }
@@ -962,61 +900,53 @@ static int relock_rwmutex(void *p)
 	struct report *rep = &r->rep;
 	int ret;
 
-	CHILD_CHECK(rep, (ret = gs_rwmutex_lock(r->rw)) == 0, "lock = %d",
+	CHILD_CHECK(rep, (ret = gs_rwmutex_lock(r->l.rw)) == 0, "lock = %d",
 		    ret);
-	CHILD_CHECK(rep, (ret = gs_rwmutex_lock(r->rw)) == -EDEADLK,
+	CHILD_CHECK(rep, (ret = gs_rwmutex_lock(r->l.rw)) == -EDEADLK,
 		    "relock = %d (%s)", ret, strerror(-ret));
-	CHILD_CHECK(rep, (ret = gs_rwmutex_tryrlock(r->rw)) == -EBUSY,
+	CHILD_CHECK(rep, (ret = gs_rwmutex_tryrlock(r->l.rw)) == -EBUSY,
 		    "tryrlock while write-locked = %d", ret);
-	CHILD_CHECK(rep, (ret = gs_rwmutex_trylock(r->rw)) == -EBUSY,
-		    "trylock = %d", ret);
-	CHILD_CHECK(rep, (ret = gs_rwmutex_unlock(r->rw)) == 0, "unlock = %d",
-		    ret);
-	CHILD_CHECK(rep, (ret = gs_rwmutex_unlock(r->rw)) == -EPERM,
-		    "second unlock = %d", ret);
-	CHILD_CHECK(rep, (ret = gs_rwmutex_tryrlock(r->rw)) == 0,
+	if (still_ours(&r->l, rep))
+		return 1;
+	CHILD_CHECK(rep, (ret = gs_rwmutex_tryrlock(r->l.rw)) == 0,
 		    "tryrlock = %d", ret);
-	CHILD_CHECK(rep, (ret = gs_rwmutex_runlock(r->rw)) == 0,
+	CHILD_CHECK(rep, (ret = gs_rwmutex_runlock(r->l.rw)) == 0,
 		    "runlock = %d", ret);
-	CHILD_CHECK(rep, (ret = gs_rwmutex_lock(r->rw)) == 0, "lock = %d",
-		    ret);
-	CHILD_CHECK(rep, (ret = gs_rwmutex_unlock(r->rw)) == 0, "unlock = %d",
-		    ret);
-	return 0;
+	return usable(&r->l, rep);
 }
 
-/* The relocks run in a thread: one that hangs fails after the limit. */
-TEST_F(dl, checked_mutex_relock_is_edeadlk)
+/*
+ * The relocks of a checked RWMutex (@rw) or Mutex, @runs times, each time
+ * in a new thread: one that hangs fails after the limit.
+ */
+static void relock_in_threads(struct __test_metadata *_metadata, bool rw,
+			      int runs)
 {
 	struct relock *r = shared_alloc(sizeof(*r));
 	struct job j;
 
 	ASSERT_NE(NULL, r);
-	ASSERT_EQ(0, gs_mutex_create_checked(&r->m));
-	EXPECT_TRUE(gs_mutex_checked(r->m));
-	EXPECT_TRUE(lot_checked(gs_mutex_fd(r->m)));
-	ASSERT_EQ(0, job_start(&j, relock_mutex, r));
-	JOIN_OK(&j, &r->rep);
-	/* Another thread, after it: the same. */
-	ASSERT_EQ(0, job_start(&j, relock_mutex, r));
-	JOIN_OK(&j, &r->rep);
-	gs_mutex_destroy(r->m);
+	ASSERT_EQ(0, lk_create_checked(&r->l, rw));
+	EXPECT_TRUE(lk_checked(&r->l));
+	EXPECT_TRUE(lot_checked(lk_fd(&r->l)));
+	for (int i = 0; i < runs; i++) {
+		ASSERT_EQ(0, job_start(&j, rw ? relock_rwmutex : relock_mutex,
+				       r));
+		JOIN_OK(&j, &r->rep);
+	}
+	lk_destroy(&r->l);
 	munmap(r, sizeof(*r));
+}
+
+/* Another thread, after the first: the same. */
+TEST_F(dl, checked_mutex_relock_is_edeadlk)
+{
+	relock_in_threads(_metadata, false, 2);
 }
 
 TEST_F(dl, checked_rwmutex_writer_relock_is_edeadlk)
 {
-	struct relock *r = shared_alloc(sizeof(*r));
-	struct job j;
-
-	ASSERT_NE(NULL, r);
-	ASSERT_EQ(0, gs_rwmutex_create_checked(&r->rw));
-	EXPECT_TRUE(gs_rwmutex_checked(r->rw));
-	EXPECT_TRUE(lot_checked(gs_rwmutex_fd(r->rw)));
-	ASSERT_EQ(0, job_start(&j, relock_rwmutex, r));
-	JOIN_OK(&j, &r->rep);
-	gs_rwmutex_destroy(r->rw);
-	munmap(r, sizeof(*r));
+	relock_in_threads(_metadata, true, 1);
 }
 
 /* The flag, as the lot's status and fdinfo report it; bad creations. */
@@ -1030,6 +960,9 @@ TEST_F(dl, checked_flag_status_fdinfo_and_einval)
 	static const uint32_t bad_kinds[] = {
 		GOSYNC_LOT_PLAIN, GOSYNC_LOT_WAITGROUP, GOSYNC_LOT_ONCE,
 		GOSYNC_LOT_COND, GOSYNC_LOT_BARRIER,
+	};
+	static const uint32_t good_kinds[] = {
+		GOSYNC_LOT_MUTEX, GOSYNC_LOT_RWMUTEX,
 	};
 
 	ASSERT_LE(0, dev);
@@ -1079,21 +1012,15 @@ TEST_F(dl, checked_flag_status_fdinfo_and_einval)
 	lc = (struct gosync_lot_create){ .kind = GOSYNC_LOT_MUTEX,
 					 .flags = GOSYNC_LOT_CHECKED << 1 };
 	EXPECT_EQ(-EINVAL, xioctl(dev, GOSYNC_IOC_LOT_CREATE, &lc));
-	lc = (struct gosync_lot_create){ .kind = GOSYNC_LOT_MUTEX,
-					 .flags = GOSYNC_LOT_CHECKED };
-	fd = xioctl(dev, GOSYNC_IOC_LOT_CREATE, &lc);
-	EXPECT_LE(0, fd);
-	if (fd >= 0) {
-		EXPECT_TRUE(lot_checked(fd));
-		close(fd);
-	}
-	lc = (struct gosync_lot_create){ .kind = GOSYNC_LOT_RWMUTEX,
-					 .flags = GOSYNC_LOT_CHECKED };
-	fd = xioctl(dev, GOSYNC_IOC_LOT_CREATE, &lc);
-	EXPECT_LE(0, fd);
-	if (fd >= 0) {
-		EXPECT_TRUE(lot_checked(fd));
-		close(fd);
+	for (size_t i = 0; i < ARRAY_SIZE(good_kinds); i++) {
+		lc = (struct gosync_lot_create){ .kind = good_kinds[i],
+						 .flags = GOSYNC_LOT_CHECKED };
+		fd = xioctl(dev, GOSYNC_IOC_LOT_CREATE, &lc);
+		EXPECT_LE(0, fd) TH_LOG("kind %u", good_kinds[i]);
+		if (fd >= 0) {
+			EXPECT_TRUE(lot_checked(fd));
+			close(fd);
+		}
 	}
 	gs_mutex_destroy(m);
 	gs_mutex_destroy(u);
@@ -1142,71 +1069,73 @@ TEST_F(dl, legacy_status_read_unchecks_the_lot)
 /* ================================================================== */
 /* 2. An unchecked mutex relocked: it blocks, as in Go                  */
 
-struct blocker {
-	gs_mutex *m;
-	atomic_int stage;	/* 1: holds it; 2: relock returned */
-	atomic_int ret;		/* the relock's result (1: not yet) */
+/* A thread that holds a lock (and, for some tests, waits for it again). */
+struct holder {
+	struct lk l;
+	atomic_int held;	/* 1: holds it */
+	atomic_int release;
+	atomic_int ret;		/* a waiter's lock or a relock (1: not yet) */
 	pid_t tid;
 	struct report rep;
 };
 
-static int unchecked_relock(void *p)
+/* Sets @h->tid, locks @h->l and says so (@h->held): 0 or the error. */
+static int hold(struct holder *h)
 {
-	struct blocker *b = p;
 	int ret;
 
-	b->tid = gs_gettid();
-	CHILD_CHECK(&b->rep, gs_mutex_lock(b->m) == 0, "lock");
-	atomic_store(&b->stage, 1);
-	ret = gs_mutex_lock(b->m);
+	h->tid = gs_gettid();
+	ret = lk_lock(&h->l);
+	if (!ret)
+		atomic_store(&h->held, 1);
+	return ret;
+}
+
+static int unchecked_relock(void *p)
+{
+	struct holder *b = p;
+	int ret;
+
+	CHILD_CHECK(&b->rep, (ret = hold(b)) == 0, "lock = %d", ret);
+	ret = lk_lock(&b->l);
 	atomic_store(&b->ret, ret);
-	atomic_store(&b->stage, 2);
 	CHILD_CHECK(&b->rep, ret == 0, "relock = %d", ret);
 	/* Ours now (the other unlock released the first lock). */
-	CHILD_CHECK(&b->rep, (ret = gs_mutex_unlock(b->m)) == 0,
+	CHILD_CHECK(&b->rep, (ret = lk_unlock(&b->l)) == 0,
 		    "unlock = %d", ret);
-	CHILD_CHECK(&b->rep, (ret = gs_mutex_unlock(b->m)) == -EPERM,
+	CHILD_CHECK(&b->rep, (ret = lk_unlock(&b->l)) == -EPERM,
 		    "second unlock = %d", ret);
 	return 0;
 }
 
 TEST_F(dl, unchecked_relock_blocks_until_another_thread_unlocks)
 {
-	struct blocker *b = shared_alloc(sizeof(*b));
+	struct holder *b = shared_alloc(sizeof(*b));
 	struct job j;
 
 	ASSERT_NE(NULL, b);
 	atomic_store(&b->ret, 1);
-	ASSERT_EQ(0, gs_mutex_create(&b->m));
-	EXPECT_FALSE(gs_mutex_checked(b->m));
-	EXPECT_FALSE(lot_checked(gs_mutex_fd(b->m)));
+	ASSERT_EQ(0, gs_mutex_create(&b->l.m));
+	EXPECT_FALSE(gs_mutex_checked(b->l.m));
+	EXPECT_FALSE(lot_checked(gs_mutex_fd(b->l.m)));
 	ASSERT_EQ(0, job_start(&j, unchecked_relock, b));
-	ASSERT_EQ(0, wait_atomic_ge(&b->stage, 1));
-	ASSERT_EQ(0, wait_blocked(gs_mutex_fd(b->m), 1, b->tid));
+	ASSERT_EQ(0, wait_atomic_ge(&b->held, 1));
+	ASSERT_EQ(0, wait_blocked(gs_mutex_fd(b->l.m), 1, b->tid));
 	EXPECT_TRUE(stays(&b->ret, 1, BLOCK_WINDOW_MS))
 		TH_LOG("the relock returned %d", atomic_load(&b->ret));
 	EXPECT_WAITING_ON_LOCK(b->tid, "mutex", b->tid, getpid());
 	/* Any thread may unlock an unchecked mutex. */
-	EXPECT_EQ(0, gs_mutex_unlock(b->m));
+	EXPECT_EQ(0, gs_mutex_unlock(b->l.m));
 	JOIN_OK(&j, &b->rep);
 	EXPECT_EQ(0, atomic_load(&b->ret));
-	EXPECT_EQ(0, gs_mutex_trylock(b->m));
-	EXPECT_EQ(0, gs_mutex_unlock(b->m));
-	gs_mutex_destroy(b->m);
+	EXPECT_EQ(0, gs_mutex_trylock(b->l.m));
+	EXPECT_EQ(0, gs_mutex_unlock(b->l.m));
+	lk_destroy(&b->l);
 	munmap(b, sizeof(*b));
 }
 
 /* ================================================================== */
 /* 3. A checked lock unlocked by a thread that does not hold it         */
-
-struct holder {
-	struct lk l;
-	atomic_int held;
-	atomic_int release;
-	atomic_int ret;		/* a waiter's lock (1: not yet) */
-	pid_t tid;
-	struct report rep;
-};
 
 /* Lock, say so, unlock when told. */
 static int hold_until_told(void *p)
@@ -1214,9 +1143,7 @@ static int hold_until_told(void *p)
 	struct holder *h = p;
 	int ret;
 
-	h->tid = gs_gettid();
-	CHILD_CHECK(&h->rep, (ret = lk_lock(&h->l)) == 0, "lock = %d", ret);
-	atomic_store(&h->held, 1);
+	CHILD_CHECK(&h->rep, (ret = hold(h)) == 0, "lock = %d", ret);
 	CHILD_CHECK(&h->rep, wait_atomic_ge(&h->release, 1) == 0,
 		    "never told to unlock");
 	CHILD_CHECK(&h->rep, (ret = lk_unlock(&h->l)) == 0, "unlock = %d",
@@ -1251,17 +1178,19 @@ static int lock_then_unlock(void *p)
 	return 0;
 }
 
+/* The unlocks of a checked RWMutex (@rw) or Mutex by non-holders. */
 static void unlock_by_non_holder(struct __test_metadata *_metadata,
-				 struct dl_state *s, struct lk *l)
+				 struct dl_state *s, bool rw)
 {
 	struct holder *h = shared_alloc(sizeof(*h));
 	struct holder *w = shared_alloc(sizeof(*w));
-	struct lk other = { 0 };
+	struct lk other = { 0 }, lock = { 0 }, *l = &lock;
 	struct job jh, jf, jw;
 	pid_t pid;
 
 	ASSERT_NE(NULL, h);
 	ASSERT_NE(NULL, w);
+	ASSERT_EQ(0, lk_create_checked(l, rw));
 	h->l = *l;
 	w->l = *l;
 	atomic_store(&w->ret, 1);
@@ -1300,56 +1229,55 @@ static void unlock_by_non_holder(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, lk_trylock(l));
 	EXPECT_EQ(0, lk_unlock(l));
 	lk_destroy(&other);
+	lk_destroy(l);
 	munmap(h, sizeof(*h));
 	munmap(w, sizeof(*w));
 }
 
 TEST_F(dl, checked_mutex_unlock_by_non_holder_is_eperm)
 {
-	struct lk l = { 0 };
-
-	ASSERT_EQ(0, gs_mutex_create_checked(&l.m));
-	unlock_by_non_holder(_metadata, &self->s, &l);
-	lk_destroy(&l);
+	unlock_by_non_holder(_metadata, &self->s, false);
 }
 
 TEST_F(dl, checked_rwmutex_unlock_by_non_holder_is_eperm)
 {
-	struct lk l = { 0 };
-
-	ASSERT_EQ(0, gs_rwmutex_create_checked(&l.rw));
-	unlock_by_non_holder(_metadata, &self->s, &l);
-	lk_destroy(&l);
+	unlock_by_non_holder(_metadata, &self->s, true);
 }
 
 /* ================================================================== */
 /* 4. Two processes locking in opposite orders                          */
 
-TEST_F(dl, two_processes_opposite_order)
+/*
+ * two_process_deadlock() on A (an RWMutex if @a_rw) and B (one if
+ * @b_rw), then again on A and B, a new one if @then_b_rw says another
+ * kind: the same objects again are refused again (only the log is once).
+ */
+static void opposite_orders_twice(struct __test_metadata *_metadata,
+				  struct dl_state *s, bool a_rw, bool b_rw,
+				  bool then_b_rw)
 {
 	struct lk a = { 0 }, b = { 0 };
 
-	ASSERT_EQ(0, gs_mutex_create_checked(&a.m));
-	ASSERT_EQ(0, gs_mutex_create_checked(&b.m));
-	two_process_deadlock(_metadata, &self->s, &a, &b, NULL);
-	/* The same objects again: refused again (only the log is once). */
-	two_process_deadlock(_metadata, &self->s, &a, &b, NULL);
+	ASSERT_EQ(0, lk_create_checked(&a, a_rw));
+	ASSERT_EQ(0, lk_create_checked(&b, b_rw));
+	two_process_deadlock(_metadata, s, &a, &b, NULL);
+	if (then_b_rw != b_rw) {
+		lk_destroy(&b);
+		ASSERT_EQ(0, lk_create_checked(&b, then_b_rw));
+	}
+	two_process_deadlock(_metadata, s, &a, &b, NULL);
 	lk_destroy(&a);
 	lk_destroy(&b);
 }
 
+TEST_F(dl, two_processes_opposite_order)
+{
+	opposite_orders_twice(_metadata, &self->s, false, false, false);
+}
+
 TEST_F(dl, two_processes_opposite_order_rwmutex_writers)
 {
-	struct lk a = { 0 }, b = { 0 };
-
-	ASSERT_EQ(0, gs_rwmutex_create_checked(&a.rw));
-	ASSERT_EQ(0, gs_mutex_create_checked(&b.m));
-	two_process_deadlock(_metadata, &self->s, &a, &b, NULL);
-	lk_destroy(&b);
-	ASSERT_EQ(0, gs_rwmutex_create_checked(&b.rw));
-	two_process_deadlock(_metadata, &self->s, &a, &b, NULL);
-	lk_destroy(&a);
-	lk_destroy(&b);
+	opposite_orders_twice(_metadata, &self->s, true, false, true);
 }
 
 /* ================================================================== */
@@ -1507,17 +1435,7 @@ FIXTURE_VARIANT_ADD(cycle, three_processes_rwmutex) {
 	.n = 3, .procs = true, .rw = true,
 };
 
-FIXTURE_SETUP(cycle)
-{
-	state_init(&self->s);
-	ASSERT_EQ(0, gs_init()) TH_LOG("%s", gs_init_error());
-	REQUIRE_LOCK_CHECK();
-}
-
-FIXTURE_TEARDOWN(cycle)
-{
-	state_cleanup(&self->s);
-}
+DL_FIXTURE(cycle)
 
 TEST_F(cycle, last_to_block_gets_edeadlk)
 {
@@ -1525,11 +1443,7 @@ TEST_F(cycle, last_to_block_gets_edeadlk)
 	int i;
 
 	for (i = 0; i < variant->n; i++) {
-		if (i == 0 && variant->rw) {
-			ASSERT_EQ(0, gs_rwmutex_create_checked(&lks[i].rw));
-		} else {
-			ASSERT_EQ(0, gs_mutex_create_checked(&lks[i].m));
-		}
+		ASSERT_EQ(0, lk_create_checked(&lks[i], i == 0 && variant->rw));
 	}
 	run_cycle(_metadata, &self->s, lks, variant->n, variant->procs);
 	/* Again on the same objects: refused again, and nothing stuck. */
@@ -1605,7 +1519,7 @@ TEST_F(dl, cycle_is_traced)
 /* A Cond's relock that closes a cycle                                  */
 
 struct condcyc {
-	gs_mutex *m, *n;
+	struct lk m, n;
 	gs_cond *c;
 	atomic_int t1_waiting;	/* T1 holds N and is in the Cond wait */
 	atomic_int t1_ret;	/* gs_cond_wait's result; 1: not yet */
@@ -1622,17 +1536,17 @@ static int cond_t1(void *p)
 	int ret;
 
 	x->t1 = gs_gettid();
-	CHILD_CHECK(&x->rep1, gs_mutex_lock(x->n) == 0, "lock N");
-	CHILD_CHECK(&x->rep1, gs_mutex_lock(x->m) == 0, "lock M");
+	CHILD_CHECK(&x->rep1, gs_mutex_lock(x->n.m) == 0, "lock N");
+	CHILD_CHECK(&x->rep1, gs_mutex_lock(x->m.m) == 0, "lock M");
 	atomic_store(&x->t1_waiting, 1);
-	ret = gs_cond_wait(x->c, x->m);
+	ret = gs_cond_wait(x->c, x->m.m);
 	atomic_store(&x->t1_ret, ret);
 	CHILD_CHECK(&x->rep1, ret == -EDEADLK, "cond wait = %d (%s)", ret,
 		    strerror(-ret));
 	/* M is not ours (T2 has it); N still is. */
-	CHILD_CHECK(&x->rep1, (ret = gs_mutex_unlock(x->m)) == -EPERM,
+	CHILD_CHECK(&x->rep1, (ret = gs_mutex_unlock(x->m.m)) == -EPERM,
 		    "unlock M = %d", ret);
-	CHILD_CHECK(&x->rep1, (ret = gs_mutex_unlock(x->n)) == 0,
+	CHILD_CHECK(&x->rep1, (ret = gs_mutex_unlock(x->n.m)) == 0,
 		    "unlock N = %d", ret);
 	return 0;
 }
@@ -1641,17 +1555,10 @@ static int cond_t1(void *p)
 static int cond_t2(void *p)
 {
 	struct condcyc *x = p;
-	int ret;
 
-	x->t2 = gs_gettid();
-	CHILD_CHECK(&x->rep2, gs_mutex_lock(x->m) == 0, "lock M");
-	atomic_store(&x->t2_has_m, 1);
-	ret = gs_mutex_lock(x->n);
-	atomic_store(&x->t2_ret, ret);
-	CHILD_CHECK(&x->rep2, ret == 0, "lock N = %d", ret);
-	CHILD_CHECK(&x->rep2, gs_mutex_unlock(x->n) == 0, "unlock N");
-	CHILD_CHECK(&x->rep2, gs_mutex_unlock(x->m) == 0, "unlock M");
-	return 0;
+	return lock_two(&(struct two_locks){
+		"t2", &x->m, &x->n, &x->t2_has_m, NULL, &x->t2_ret, &x->t2,
+		&x->rep2, 0 });
 }
 
 TEST_F(dl, cond_relock_closing_a_cycle_is_edeadlk)
@@ -1662,15 +1569,15 @@ TEST_F(dl, cond_relock_closing_a_cycle_is_edeadlk)
 	ASSERT_NE(NULL, x);
 	atomic_store(&x->t1_ret, 1);
 	atomic_store(&x->t2_ret, 1);
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->m));
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->n));
+	ASSERT_EQ(0, gs_mutex_create_checked(&x->m.m));
+	ASSERT_EQ(0, gs_mutex_create_checked(&x->n.m));
 	ASSERT_EQ(0, gs_cond_create(&x->c));
 	ASSERT_EQ(0, job_start(&j1, cond_t1, x));
 	ASSERT_EQ(0, wait_atomic_ge(&x->t1_waiting, 1));
 	ASSERT_EQ(0, job_start(&j2, cond_t2, x));
 	/* T2 got M (T1's wait let it go) and waits for N. */
 	ASSERT_EQ(0, wait_atomic_ge(&x->t2_has_m, 1));
-	ASSERT_EQ(0, wait_blocked(gs_mutex_fd(x->n), 1, x->t2));
+	ASSERT_EQ(0, wait_blocked(gs_mutex_fd(x->n.m), 1, x->t2));
 	EXPECT_TRUE(stays(&x->t2_ret, 1, BLOCK_WINDOW_MS));
 	EXPECT_EQ(1, atomic_load(&x->t1_ret));
 	/* Wake T1: its relock of M (held by T2, who waits on T1's N). */
@@ -1680,13 +1587,13 @@ TEST_F(dl, cond_relock_closing_a_cycle_is_edeadlk)
 	JOIN_OK(&j2, &x->rep2);
 	EXPECT_EQ(-EDEADLK, atomic_load(&x->t1_ret));
 	EXPECT_EQ(0, atomic_load(&x->t2_ret));
-	EXPECT_EQ(0, gs_mutex_trylock(x->m));
-	EXPECT_EQ(0, gs_mutex_unlock(x->m));
-	EXPECT_EQ(0, gs_mutex_trylock(x->n));
-	EXPECT_EQ(0, gs_mutex_unlock(x->n));
+	EXPECT_EQ(0, gs_mutex_trylock(x->m.m));
+	EXPECT_EQ(0, gs_mutex_unlock(x->m.m));
+	EXPECT_EQ(0, gs_mutex_trylock(x->n.m));
+	EXPECT_EQ(0, gs_mutex_unlock(x->n.m));
 	gs_cond_destroy(x->c);
-	gs_mutex_destroy(x->m);
-	gs_mutex_destroy(x->n);
+	gs_mutex_destroy(x->m.m);
+	gs_mutex_destroy(x->n.m);
 	munmap(x, sizeof(*x));
 }
 
@@ -1721,6 +1628,30 @@ static int relock_times_out(gs_mutex *m)
 	return ret;
 }
 
+/*
+ * A new Mutex (into *@m) and, if @rw is set, a new RWMutex (into *@rw)
+ * are checked if @want, unchecked if not: their handles and their lots
+ * say so, and the Mutex's relock is refused (checked) or waits until its
+ * deadline (unchecked).
+ */
+static void expect_new_locks(struct __test_metadata *_metadata, gs_mutex **m,
+			     gs_rwmutex **rw, bool want)
+{
+	ASSERT_EQ(0, gs_mutex_create(m));
+	EXPECT_EQ(want, gs_mutex_checked(*m));
+	EXPECT_EQ(want, lot_checked(gs_mutex_fd(*m)));
+	if (rw) {
+		ASSERT_EQ(0, gs_rwmutex_create(rw));
+		EXPECT_EQ(want, lot_checked(gs_rwmutex_fd(*rw)));
+		EXPECT_EQ(want, gs_rwmutex_checked(*rw));
+	}
+	if (want) {
+		EXPECT_EQ(-EDEADLK, relock_refused(*m));
+	} else {
+		EXPECT_EQ(-ETIMEDOUT, relock_times_out(*m));
+	}
+}
+
 TEST_F(dl, module_param_detect_deadlocks)
 {
 	struct dl_state *s = &self->s;
@@ -1738,23 +1669,14 @@ TEST_F(dl, module_param_detect_deadlocks)
 	ASSERT_EQ(0, param_write("detect_deadlocks", "Y"));
 	ASSERT_EQ(0, param_read_str("detect_deadlocks", was, sizeof(was)));
 	EXPECT_STREQ("Y", was);
-	ASSERT_EQ(0, gs_mutex_create(&m));
-	ASSERT_EQ(0, gs_rwmutex_create(&rw));
-	EXPECT_TRUE(gs_mutex_checked(m));
-	EXPECT_TRUE(lot_checked(gs_mutex_fd(m)));
-	EXPECT_TRUE(lot_checked(gs_rwmutex_fd(rw)));
-	EXPECT_TRUE(gs_rwmutex_checked(rw));
+	expect_new_locks(_metadata, &m, &rw, true);
 	EXPECT_EQ(1, fdinfo_num(gs_mutex_fd(m), "checked"));
-	EXPECT_EQ(-EDEADLK, relock_refused(m));
 	ASSERT_EQ(0, gs_rwmutex_lock(rw));
 	EXPECT_EQ(-EDEADLK, gs_rwmutex_lock(rw));
 	EXPECT_EQ(0, gs_rwmutex_unlock(rw));
 
 	ASSERT_EQ(0, param_write("detect_deadlocks", "N"));
-	ASSERT_EQ(0, gs_mutex_create(&u));
-	EXPECT_FALSE(gs_mutex_checked(u));
-	EXPECT_FALSE(lot_checked(gs_mutex_fd(u)));
-	EXPECT_EQ(-ETIMEDOUT, relock_times_out(u));
+	expect_new_locks(_metadata, &u, NULL, false);
 	/* What was made checked stays so. */
 	EXPECT_TRUE(gs_mutex_checked(m));
 	EXPECT_EQ(-EDEADLK, relock_refused(m));
@@ -1779,13 +1701,7 @@ TEST_F(dl, gs_check_locks_per_process)
 		u = NULL;
 	}
 	gs_check_locks(true);
-	ASSERT_EQ(0, gs_mutex_create(&m));
-	ASSERT_EQ(0, gs_rwmutex_create(&rw));
-	EXPECT_TRUE(gs_mutex_checked(m));
-	EXPECT_TRUE(lot_checked(gs_mutex_fd(m)));
-	EXPECT_TRUE(lot_checked(gs_rwmutex_fd(rw)));
-	EXPECT_TRUE(gs_rwmutex_checked(rw));
-	EXPECT_EQ(-EDEADLK, relock_refused(m));
+	expect_new_locks(_metadata, &m, &rw, true);
 	snprintf(name, sizeof(name), "/deadlock_test.%d", (int)getpid());
 	ret = gs_mutex_open(&nm, name, GS_O_CREAT | GS_O_EXCL, 0600);
 	if (ret == 0) {
@@ -1799,13 +1715,7 @@ TEST_F(dl, gs_check_locks_per_process)
 	}
 
 	gs_check_locks(false);
-	ASSERT_EQ(0, gs_mutex_create(&u));
-	ASSERT_EQ(0, gs_rwmutex_create(&urw));
-	EXPECT_FALSE(gs_mutex_checked(u));
-	EXPECT_FALSE(lot_checked(gs_mutex_fd(u)));
-	EXPECT_FALSE(lot_checked(gs_rwmutex_fd(urw)));
-	EXPECT_FALSE(gs_rwmutex_checked(urw));
-	EXPECT_EQ(-ETIMEDOUT, relock_times_out(u));
+	expect_new_locks(_metadata, &u, &urw, false);
 	/* Checked ones stay checked. */
 	EXPECT_TRUE(gs_mutex_checked(m));
 	gs_mutex_destroy(m);
@@ -1902,26 +1812,44 @@ struct near {
 	atomic_int t_started;	/* x->t is set */
 	pid_t child, t;
 	struct report rep, trep;
+	struct report rep3;	/* the chain's third party's */
 };
 
-/* The parent's thread: A, then (told) B, which must block, then both. */
-static int near_thread(void *p)
+/*
+ * A party that waits for one lock: it sets *@tid, says so (*@started =
+ * 1), locks @l (its result into *@ret, then *@started = 2) and unlocks it.
+ */
+static int lock_one(struct lk *l, pid_t *tid, atomic_int *started,
+		    atomic_int *ret, struct report *rep)
 {
-	struct near *x = p;
-	int ret;
+	int r;
 
-	x->t = gs_gettid();
-	CHILD_CHECK(&x->trep, lk_lock(&x->a) == 0, "thread: lock A");
-	atomic_store(&x->step_t, 1);
-	CHILD_CHECK(&x->trep, wait_atomic_ge(&x->go_t, 1) == 0, "no go");
-	ret = lk_lock(&x->b);
-	atomic_store(&x->t_ret, ret);
-	CHILD_CHECK(&x->trep, ret == 0, "thread: lock B = %d (%s)", ret,
-		    strerror(-ret));
-	CHILD_CHECK(&x->trep, lk_unlock(&x->b) == 0, "thread: unlock B");
-	CHILD_CHECK(&x->trep, lk_unlock(&x->a) == 0, "thread: unlock A");
+	*tid = gs_gettid();
+	atomic_store(started, 1);
+	r = lk_lock(l);
+	atomic_store(ret, r);
+	atomic_store(started, 2);
+	CHILD_CHECK(rep, r == 0, "lock = %d", r);
+	CHILD_CHECK(rep, lk_unlock(l) == 0, "unlock");
 	return 0;
 }
+
+/*
+ * A party of a near miss, lock_two() on the fields of struct near named:
+ * it locks @first, then @second.
+ */
+#define NEAR_PARTY(name, who, first, second, held, go, ret, tid, rep, unl) \
+static int name(void *p)						\
+{									\
+	struct near *x = p;						\
+									\
+	return lock_two(&(struct two_locks){				\
+		(who), &x->first, &x->second, &x->held, &x->go, &x->ret, \
+		&x->tid, &x->rep, (unl) });				\
+}
+
+/* The parent's thread: A, then (told) B, which must block, then both. */
+NEAR_PARTY(near_thread, "thread", a, b, step_t, go_t, t_ret, t, trep, 0)
 
 /* The child: B, then A until a deadline; then gives B up. */
 static int near_child_deadline(void *p)
@@ -1940,31 +1868,6 @@ static int near_child_deadline(void *p)
 		    ret);
 	CHILD_CHECK(&x->rep, lk_unlock(&x->b) == 0, "child: unlock B");
 	return 0;
-}
-
-/*
- * Wait until exactly @n threads are parked on the lot @fd (0) or *@v is
- * no longer @from (1), whichever comes first; -ETIMEDOUT, or the status
- * ioctl's error.
- */
-static int wait_parked_or(int fd, uint32_t n, atomic_int *v, int from)
-{
-	struct gosync_lot_status st;
-	uint64_t t0 = mono_ns();
-	int ret;
-
-	for (;;) {
-		ret = lot_status(fd, &st);
-		if (ret)
-			return ret;
-		if (st.parked == n)
-			return 0;
-		if (atomic_load(v) != from)
-			return 1;
-		if (ms_since(t0) > WAIT_LIMIT_MS)
-			return -ETIMEDOUT;
-		usleep(100);
-	}
 }
 
 struct cancel_arg {
@@ -2021,6 +1924,41 @@ static int near_child_ctx(void *p)
 } while (0)
 
 /*
+ * A near miss's shared state: the results "not yet" (1), A and B checked
+ * Mutexes; *@k: the kernel log from here on (or a negative errno).
+ */
+static struct near *near_new(struct __test_metadata *_metadata, int *k)
+{
+	struct near *x = shared_alloc(sizeof(*x));
+
+	*k = kmsg_open();
+	ASSERT_NE(NULL, x);
+	atomic_store(&x->child_ret, 1);
+	atomic_store(&x->t_ret, 1);
+	ASSERT_EQ(0, gs_mutex_create_checked(&x->a.m));
+	ASSERT_EQ(0, gs_mutex_create_checked(&x->b.m));
+	return x;
+}
+
+/* What near_new() made, and whatever the test added, let go of. */
+static void near_free(struct near *x, int k)
+{
+	if (k >= 0)
+		close(k);
+	gs_chan_destroy(x->ch);
+	lk_destroy(&x->a);
+	lk_destroy(&x->b);
+	lk_destroy(&x->c);
+	munmap(x, sizeof(*x));
+}
+
+/* The end of a near miss: nothing logged, everything let go of. */
+#define NEAR_DONE(x, k) do {						\
+	EXPECT_NO_DEADLOCK_LOGGED(k);					\
+	near_free((x), (k));						\
+} while (0)
+
+/*
  * (a) A cycle of which one wait has a deadline: the lock closing it
  * blocks and gets the mutex once that wait has timed out. Whether the
  * closing lock parked before the deadline passed is the machine's speed:
@@ -2032,14 +1970,11 @@ static int near_child_ctx(void *p)
 TEST_F(dl, near_miss_cycle_with_a_deadline)
 {
 	struct dl_state *s = &self->s;
-	struct near *x = shared_alloc(sizeof(*x));
-	int k = kmsg_open(), attempt, r;
 	uint64_t deadline = 300 * NS_PER_MS;
 	bool done = false;
+	int k, attempt, r;
+	struct near *x = near_new(_metadata, &k);
 
-	ASSERT_NE(NULL, x);
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->a.m));
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->b.m));
 	for (attempt = 0; attempt < 6 && !done; attempt++, deadline *= 2) {
 		bool counts = false;
 		struct job jt;
@@ -2082,28 +2017,18 @@ TEST_F(dl, near_miss_cycle_with_a_deadline)
 			       (uintmax_t)(deadline / NS_PER_MS));
 	}
 	EXPECT_TRUE(done) TH_LOG("never got the thread waiting in time");
-	EXPECT_NO_DEADLOCK_LOGGED(k);
-	if (k >= 0)
-		close(k);
-	lk_destroy(&x->a);
-	lk_destroy(&x->b);
-	munmap(x, sizeof(*x));
+	NEAR_DONE(x, k);
 }
 
 /* (a') The same with a cancellable context: deterministic. */
 TEST_F(dl, near_miss_cycle_with_a_cancellable_wait)
 {
 	struct dl_state *s = &self->s;
-	struct near *x = shared_alloc(sizeof(*x));
-	int k = kmsg_open();
 	struct job jt;
 	pid_t pid;
+	int k;
+	struct near *x = near_new(_metadata, &k);
 
-	ASSERT_NE(NULL, x);
-	atomic_store(&x->child_ret, 1);
-	atomic_store(&x->t_ret, 1);
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->a.m));
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->b.m));
 	ASSERT_EQ(0, job_start(&jt, near_thread, x));
 	ASSERT_EQ(0, wait_atomic_ge(&x->step_t, 1));
 	pid = spawn(s, near_child_ctx, x);
@@ -2130,42 +2055,26 @@ TEST_F(dl, near_miss_cycle_with_a_cancellable_wait)
 	JOIN_OK(&jt, &x->trep);
 	EXPECT_EQ(-ECANCELED, atomic_load(&x->child_ret));
 	EXPECT_EQ(0, atomic_load(&x->t_ret));
-	EXPECT_NO_DEADLOCK_LOGGED(k);
-	if (k >= 0)
-		close(k);
-	lk_destroy(&x->a);
-	lk_destroy(&x->b);
-	munmap(x, sizeof(*x));
+	NEAR_DONE(x, k);
 }
 
 /* A child that waits for @x->a (held by the parent) and then unlocks it. */
 static int wait_for_a(void *p)
 {
 	struct near *x = p;
-	int ret;
 
-	x->child = gs_gettid();
-	atomic_store(&x->step_child, 1);
-	ret = lk_lock(&x->a);
-	atomic_store(&x->child_ret, ret);
-	atomic_store(&x->step_child, 2);
-	CHILD_CHECK(&x->rep, ret == 0, "lock = %d", ret);
-	CHILD_CHECK(&x->rep, lk_unlock(&x->a) == 0, "unlock");
-	return 0;
+	return lock_one(&x->a, &x->child, &x->step_child, &x->child_ret,
+			&x->rep);
 }
 
 /* (b) The holder is not blocked: it unlocks later. */
 TEST_F(dl, near_miss_holder_not_blocked)
 {
 	struct dl_state *s = &self->s;
-	struct near *x = shared_alloc(sizeof(*x));
-	int k = kmsg_open();
 	pid_t pid;
+	int k;
+	struct near *x = near_new(_metadata, &k);
 
-	ASSERT_NE(NULL, x);
-	atomic_store(&x->child_ret, 1);
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->a.m));
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->b.m));
 	/* We hold A and B; the child waits for A. */
 	ASSERT_EQ(0, lk_lock(&x->a));
 	ASSERT_EQ(0, lk_lock(&x->b));
@@ -2181,12 +2090,7 @@ TEST_F(dl, near_miss_holder_not_blocked)
 	EXPECT_EQ(0, lk_unlock(&x->a));
 	REAP_OK(s, pid, &x->rep);
 	EXPECT_EQ(0, atomic_load(&x->child_ret));
-	EXPECT_NO_DEADLOCK_LOGGED(k);
-	if (k >= 0)
-		close(k);
-	lk_destroy(&x->a);
-	lk_destroy(&x->b);
-	munmap(x, sizeof(*x));
+	NEAR_DONE(x, k);
 }
 
 /* (c) P2: holds B, blocks receiving from a channel; then gives B up. */
@@ -2206,36 +2110,14 @@ static int chain_p2(void *p)
 }
 
 /* (c) P1: holds A, waits for B (held by P2, which waits on a channel). */
-static int chain_p1(void *p)
-{
-	struct near *x = p;
-	int ret;
-
-	x->child = gs_gettid();
-	CHILD_CHECK(&x->trep, lk_lock(&x->a) == 0, "p1: lock A");
-	atomic_store(&x->step_t, 1);
-	CHILD_CHECK(&x->trep, wait_atomic_ge(&x->go_t, 1) == 0, "p1: no go");
-	ret = lk_lock(&x->b);
-	atomic_store(&x->child_ret, ret);
-	CHILD_CHECK(&x->trep, ret == 0, "p1: lock B = %d", ret);
-	CHILD_CHECK(&x->trep, lk_unlock(&x->b) == 0, "p1: unlock B");
-	CHILD_CHECK(&x->trep, lk_unlock(&x->a) == 0, "p1: unlock A");
-	return 0;
-}
+NEAR_PARTY(chain_p1, "p1", a, b, step_t, go_t, child_ret, child, trep, 0)
 
 /* (c) Our thread: waits for A (held by P1). */
 static int chain_p3_lock(void *p)
 {
 	struct near *x = p;
-	int ret;
 
-	x->t = gs_gettid();
-	atomic_store(&x->t_started, 1);
-	ret = lk_lock(&x->a);
-	atomic_store(&x->t_ret, ret);
-	if (ret)
-		return 1;
-	return lk_unlock(&x->a) ? 1 : 0;
+	return lock_one(&x->a, &x->t, &x->t_started, &x->t_ret, &x->rep3);
 }
 
 /*
@@ -2246,17 +2128,12 @@ static int chain_p3_lock(void *p)
 TEST_F(dl, near_miss_chain_through_a_channel)
 {
 	struct dl_state *s = &self->s;
-	struct near *x = shared_alloc(sizeof(*x));
-	int k = kmsg_open();
 	uint64_t v = 42;
 	pid_t p1, p2;
 	struct job jt;
+	int k;
+	struct near *x = near_new(_metadata, &k);
 
-	ASSERT_NE(NULL, x);
-	atomic_store(&x->child_ret, 1);
-	atomic_store(&x->t_ret, 1);
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->a.m));
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->b.m));
 	ASSERT_EQ(0, gs_chan_make(&x->ch, sizeof(uint64_t), 0));
 	p2 = spawn(s, chain_p2, x);
 	ASSERT_LT(0, p2);
@@ -2292,53 +2169,17 @@ TEST_F(dl, near_miss_chain_through_a_channel)
 	EXPECT_EQ(0, jt.rc);
 	EXPECT_EQ(0, atomic_load(&x->child_ret));
 	EXPECT_EQ(0, atomic_load(&x->t_ret));
-	EXPECT_NO_DEADLOCK_LOGGED(k);
-	if (k >= 0)
-		close(k);
-	gs_chan_destroy(x->ch);
-	lk_destroy(&x->a);
-	lk_destroy(&x->b);
-	munmap(x, sizeof(*x));
+	NEAR_DONE(x, k);
 }
 
 /* (d) T1: holds A (checked), waits for U (unchecked, held by T2). */
-static int unchecked_t1(void *p)
-{
-	struct near *x = p;
-	int ret;
+NEAR_PARTY(unchecked_t1, "t1", a, c, step_child, go_t, child_ret, child, rep, 0)
 
-	x->child = gs_gettid();
-	CHILD_CHECK(&x->rep, lk_lock(&x->a) == 0, "t1: lock A");
-	atomic_store(&x->step_child, 1);
-	CHILD_CHECK(&x->rep, wait_atomic_ge(&x->go_t, 1) == 0, "t1: no go");
-	ret = lk_lock(&x->c);
-	atomic_store(&x->child_ret, ret);
-	CHILD_CHECK(&x->rep, ret == 0, "t1: lock U = %d", ret);
-	CHILD_CHECK(&x->rep, lk_unlock(&x->c) == 0, "t1: unlock U");
-	CHILD_CHECK(&x->rep, lk_unlock(&x->a) == 0, "t1: unlock A");
-	return 0;
-}
-
-/* (d) T2: holds U, then waits for A: the cycle closes through U. */
-static int unchecked_t2(void *p)
-{
-	struct near *x = p;
-	int ret;
-
-	x->t = gs_gettid();
-	CHILD_CHECK(&x->trep, lk_lock(&x->c) == 0, "t2: lock U");
-	atomic_store(&x->step_t, 1);
-	CHILD_CHECK(&x->trep, wait_atomic_ge(&x->cancel, 1) == 0, "t2: no go");
-	ret = lk_lock(&x->a);
-	atomic_store(&x->t_ret, ret);
-	CHILD_CHECK(&x->trep, ret == 0, "t2: lock A = %d (%s)", ret,
-		    strerror(-ret));
-	CHILD_CHECK(&x->trep, lk_unlock(&x->a) == 0, "t2: unlock A");
-	/* U was unlocked for us by a third thread. */
-	CHILD_CHECK(&x->trep, (ret = lk_unlock(&x->c)) == -EPERM,
-		    "t2: unlock U = %d", ret);
-	return 0;
-}
+/*
+ * (d) T2: holds U, then waits for A: the cycle closes through U. U was
+ * unlocked for it by a third thread: its unlock of U is refused.
+ */
+NEAR_PARTY(unchecked_t2, "t2", c, a, step_t, cancel, t_ret, t, trep, -EPERM)
 
 /*
  * (d) A cycle through an unchecked mutex U: T1 holds A and waits for U,
@@ -2348,14 +2189,10 @@ static int unchecked_t2(void *p)
  */
 TEST_F(dl, near_miss_cycle_through_an_unchecked_mutex)
 {
-	struct near *x = shared_alloc(sizeof(*x));
-	int k = kmsg_open();
 	struct job j1, j2;
+	int k;
+	struct near *x = near_new(_metadata, &k);
 
-	ASSERT_NE(NULL, x);
-	atomic_store(&x->child_ret, 1);
-	atomic_store(&x->t_ret, 1);
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->a.m));
 	ASSERT_EQ(0, gs_mutex_create(&x->c.m));
 	ASSERT_FALSE(gs_mutex_checked(x->c.m));
 	ASSERT_EQ(0, job_start(&j1, unchecked_t1, x));
@@ -2383,12 +2220,7 @@ TEST_F(dl, near_miss_cycle_through_an_unchecked_mutex)
 	EXPECT_EQ(0, lk_unlock(&x->a));
 	EXPECT_EQ(0, lk_trylock(&x->c));
 	EXPECT_EQ(0, lk_unlock(&x->c));
-	EXPECT_NO_DEADLOCK_LOGGED(k);
-	if (k >= 0)
-		close(k);
-	lk_destroy(&x->a);
-	lk_destroy(&x->c);
-	munmap(x, sizeof(*x));
+	NEAR_DONE(x, k);
 }
 
 /*
@@ -2398,14 +2230,10 @@ TEST_F(dl, near_miss_cycle_through_an_unchecked_mutex)
  */
 TEST_F(dl, near_miss_closing_lock_has_a_deadline)
 {
-	struct near *x = shared_alloc(sizeof(*x));
-	int k = kmsg_open(), ret;
 	struct job jt;
+	int k, ret;
+	struct near *x = near_new(_metadata, &k);
 
-	ASSERT_NE(NULL, x);
-	atomic_store(&x->t_ret, 1);
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->a.m));
-	ASSERT_EQ(0, gs_mutex_create_checked(&x->b.m));
 	/* We hold B; the thread holds A and waits for B (forever). */
 	ASSERT_EQ(0, lk_lock(&x->b));
 	ASSERT_EQ(0, job_start(&jt, near_thread, x));
@@ -2437,11 +2265,8 @@ TEST_F(dl, near_miss_closing_lock_has_a_deadline)
 
 		EXPECT_LE(0, n);
 		EXPECT_GE(1, n) TH_LOG("first: %s", line);
-		close(k);
 	}
-	lk_destroy(&x->a);
-	lk_destroy(&x->b);
-	munmap(x, sizeof(*x));
+	near_free(x, k);
 }
 
 /* ================================================================== */
@@ -2663,12 +2488,7 @@ TEST_F(dl, debugfs_waits_view)
 		wait_atomic_ge(&w2->release, 1);
 		_exit(gs_mutex_unlock(m) ? 1 : 0);
 	}
-	for (int i = 0; i < MAX_KIDS; i++) {
-		if (!s->kids[i]) {
-			s->kids[i] = p2;
-			break;
-		}
-	}
+	track_kid(s, p2);
 	ASSERT_EQ(0, wait_blocked(gs_mutex_fd(m), 2, p2));
 	ASSERT_EQ(1, waits_find(p2, &wl, NULL, 0));
 	TH_LOG("%s", wl.text);
@@ -2727,14 +2547,8 @@ TEST_F(dl, debugfs_waits_view)
 		atomic_store(&other->release, 1);
 	}
 	REAP_OK(s, p1, &w1->rep);
-	{
-		int st = 0, r = wait_child(p2, &st, 2 * WAIT_LIMIT_MS);
-
-		forget_kid(s, p2);
-		ASSERT_EQ(0, r);
-		EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
-			TH_LOG("status %#x", st);
-	}
+	/* (Its child body checks through its exit status only.) */
+	REAP_OK(s, p2, &w2->rep);
 	gs_chan_destroy(cw.ch);
 	gs_mutex_destroy(m);
 	munmap(w1, sizeof(*w1));

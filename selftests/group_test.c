@@ -467,26 +467,6 @@ TEST(errgroup_bad_arguments)
 /* ------------------------------------------------------------------ */
 /* singleflight                                                         */
 
-/* The state letter of thread @tid in /proc/self/task/@tid/stat, or 0. */
-static char thread_state(pid_t tid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /*
  * Wait until the @n threads @tids but @except all sleep, as seen on
  * three looks 2 ms apart: 0, or -ETIMEDOUT after WAIT_LIMIT_MS.
@@ -507,7 +487,7 @@ static int wait_sleeping(const pid_t *tids, int n, pid_t except)
 		bool all = true;
 
 		for (int i = 0; i < n && all; i++)
-			if (tids[i] != except && thread_state(tids[i]) != 'S')
+			if (tids[i] != except && task_state(tids[i]) != 'S')
 				all = false;
 		looks = all ? looks + 1 : 0;
 		if (ms_since(t0) > WAIT_LIMIT_MS)

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -216,6 +217,61 @@ GS_TEST_UNUSED static bool all_bytes(const void *p, int byte, size_t len)
 	return true;
 }
 
+/*
+ * The start of file @path (what one read() gives, at most @len - 1 bytes)
+ * into @buf, NUL-terminated: its length, or a negative errno.
+ */
+GS_TEST_UNUSED static int read_text(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	if (n < 0)
+		return (int)n;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+/* The whole of @path, NUL-terminated (malloc'ed), or NULL with errno. */
+GS_TEST_UNUSED static char *read_all(const char *path)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap);
+	ssize_t n;
+	int fd;
+
+	if (!buf)
+		return NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		free(buf);
+		return NULL;
+	}
+	for (;;) {
+		if (cap - len < 4096) {
+			char *more = realloc(buf, cap * 2);
+
+			if (!more)
+				break;
+			buf = more;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return buf;
+}
+
 /* ------------------------------------------------------------------ */
 /* /proc/self/fdinfo                                                    */
 
@@ -342,19 +398,29 @@ GS_TEST_UNUSED static pid_t gs_gettid(void)
 GS_TEST_UNUSED static int thread_in_syscall(pid_t tid, long nr)
 {
 	char path[64], buf[128];
-	ssize_t n;
-	int fd;
+	int n;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	n = read_text(path, buf, sizeof(buf));
 	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
+		return n;
 	return buf[0] != 'r' && strtol(buf, NULL, 10) == nr;
+}
+
+/*
+ * The state letter of task @tid in /proc/TID/stat ('S', 'R', ...; a
+ * thread's too), or 0.
+ */
+GS_TEST_UNUSED static char task_state(pid_t tid)
+{
+	char path[64], buf[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	if (read_text(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	/* After the command name, which may hold ')'. */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
 }
 
 /*
@@ -567,10 +633,12 @@ GS_TEST_UNUSED static int lot_status(int fd, struct gosync_lot_status *st)
 }
 
 /*
- * Wait until exactly @want threads are parked on the lot @fd: 0,
+ * Wait until exactly @want threads are parked on the lot @fd (0) or, if
+ * @v is set, *@v is no longer @from (1), whichever comes first;
  * -ETIMEDOUT after WAIT_LIMIT_MS, or the status ioctl's error.
  */
-GS_TEST_UNUSED static int wait_parked(int fd, uint32_t want)
+GS_TEST_UNUSED static int wait_parked_or(int fd, uint32_t want, atomic_int *v,
+					 int from)
 {
 	struct gosync_lot_status st;
 	uint64_t t0 = mono_ns();
@@ -582,10 +650,21 @@ GS_TEST_UNUSED static int wait_parked(int fd, uint32_t want)
 			return ret;
 		if (st.parked == want)
 			return 0;
+		if (v && atomic_load(v) != from)
+			return 1;
 		if (ms_since(t0) > WAIT_LIMIT_MS)
 			return -ETIMEDOUT;
 		usleep(200);
 	}
+}
+
+/*
+ * Wait until exactly @want threads are parked on the lot @fd: 0,
+ * -ETIMEDOUT after WAIT_LIMIT_MS, or the status ioctl's error.
+ */
+GS_TEST_UNUSED static int wait_parked(int fd, uint32_t want)
+{
+	return wait_parked_or(fd, want, NULL, 0);
 }
 
 /* A channel's status, every field written (pre-filled with garbage). */
@@ -662,16 +741,9 @@ __attribute__((constructor)) static void exec_image(void)
 GS_TEST_UNUSED static long long read_sysfs_number(const char *path)
 {
 	char buf[64];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (read_text(path, buf, sizeof(buf)) <= 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	return strtoll(buf, NULL, 10);
 }
 
@@ -682,6 +754,63 @@ GS_TEST_UNUSED static long long read_param(const char *name)
 
 	snprintf(path, sizeof(path), "/sys/module/gosync/parameters/%s", name);
 	return read_sysfs_number(path);
+}
+
+/* ------------------------------------------------------------------ */
+/* tracefs                                                              */
+
+/* tracefs, mounted if need be: its directory, or NULL (no tracing). */
+GS_TEST_UNUSED static const char *tracefs_dir(void)
+{
+	static const char *const dirs[] = {
+		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
+	};
+	char path[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/events", dirs[i]);
+		if (!access(path, F_OK))
+			return dirs[i];
+	}
+	/* Not mounted: where it belongs (fails without tracing: ENODEV). */
+	if (!mount("nodev", dirs[0], "tracefs", 0, NULL)) {
+		snprintf(path, sizeof(path), "%s/events", dirs[0]);
+		if (!access(path, F_OK))
+			return dirs[0];
+	}
+	return NULL;
+}
+
+/* tracefs file @file of @dir read into @buf: its length, or -1. */
+GS_TEST_UNUSED static int tracefs_read(const char *dir, const char *file,
+				       char *buf, size_t len)
+{
+	char path[256];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	n = read_text(path, buf, len);
+	return n < 0 ? -1 : n;
+}
+
+/* @text written to tracefs file @file of @dir: 0 or a negative errno. */
+GS_TEST_UNUSED static int tracefs_write(const char *dir, const char *file,
+					const char *text)
+{
+	char path[256];
+	ssize_t n;
+	int fd;
+
+	if (!dir)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -EIO;
 }
 
 #endif /* GS_TEST_H */

@@ -308,6 +308,36 @@ static char *numstr(long long v)
 	return out;
 }
 
+/* gsstat @... (printf-like) exits 0 and writes valid JSON into *@out. */
+#define ASSERT_GSSTAT_JSON(out, ...) do {				\
+	ASSERT_EQ(0, gsstat((out), __VA_ARGS__));			\
+	ASSERT_TRUE(json_valid(*(out))) TH_LOG("not JSON: %s", *(out));	\
+} while (0)
+
+/*
+ * The flat object @o has the members listed: pairs of a key and its raw
+ * text ("\"sem\"", "5", "null", ...). At most 4 values from numstr().
+ */
+#define EXPECT_FIELDS(o, ...) do {					\
+	const char *const kv_[] = { __VA_ARGS__ };			\
+	for (size_t i_ = 0; i_ + 1 < sizeof(kv_) / sizeof(kv_[0]);	\
+	     i_ += 2) {							\
+		EXPECT_STREQ(kv_[i_ + 1], field((o), kv_[i_]))		\
+			TH_LOG("\"%s\" of %s", kv_[i_], (o));		\
+	}								\
+} while (0)
+
+/*
+ * The object in @doc (after @after, if set) that has member @member is
+ * there (its text into the array @o) and has the members listed, as
+ * EXPECT_FIELDS().
+ */
+#define EXPECT_OBJECT(doc, after, member, o, ...) do {			\
+	ASSERT_TRUE(json_find((doc), (after), (member), (o), sizeof(o)))	\
+		TH_LOG("no %s in %s", (member), (doc));			\
+	EXPECT_FIELDS((o), __VA_ARGS__);				\
+} while (0)
+
 /* ------------------------------------------------------------------ */
 /* Objects of this process                                              */
 
@@ -344,39 +374,26 @@ TEST_F(objs, json)
 	int mfd = gs_mutex_fd(self->m);
 	char *out, o[2048], pat[64];
 
-	ASSERT_EQ(0, gsstat(&out, "-p %d --json", getpid()));
-	ASSERT_TRUE(json_valid(out)) TH_LOG("not JSON: %s", out);
+	ASSERT_GSSTAT_JSON(&out, "-p %d --json", getpid());
 	show("gsstat -p PID --json", out);
 
 	snprintf(pat, sizeof(pat), "\"fd\":%d", sfd);
-	ASSERT_TRUE(json_find(out, NULL, pat, o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ(numstr(getpid()), field(o, "pid"));
-	EXPECT_STREQ("\"sem\"", field(o, "type"));
-	EXPECT_STREQ("5", field(o, "size"));
-	EXPECT_STREQ("3", field(o, "free"));
-	EXPECT_STREQ("0", field(o, "waiters"));
-	EXPECT_STREQ("null", field(o, "name"));
-	EXPECT_STREQ("\"rw\"", field(o, "access"));
+	EXPECT_OBJECT(out, NULL, pat, o, "pid", numstr(getpid()),
+		      "type", "\"sem\"", "size", "5", "free", "3",
+		      "waiters", "0", "name", "null", "access", "\"rw\"");
 	if (fdinfo_num(sfd, "id") >= 0)
 		EXPECT_STREQ(numstr(fdinfo_num(sfd, "id")), field(o, "id"));
 
 	snprintf(pat, sizeof(pat), "\"fd\":%d", cfd);
-	ASSERT_TRUE(json_find(out, NULL, pat, o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ("\"chan\"", field(o, "type"));
-	EXPECT_STREQ("4", field(o, "cap"));
-	EXPECT_STREQ("2", field(o, "len"));
-	EXPECT_STREQ("4", field(o, "elem_size"));
-	EXPECT_STREQ("false", field(o, "closed"));
-	EXPECT_STREQ("0", field(o, "send_waiters"));
-	EXPECT_STREQ("0", field(o, "recv_waiters"));
+	EXPECT_OBJECT(out, NULL, pat, o, "type", "\"chan\"", "cap", "4",
+		      "len", "2", "elem_size", "4", "closed", "false",
+		      "send_waiters", "0", "recv_waiters", "0");
 	if (fdinfo_num(cfd, "id") >= 0)
 		EXPECT_STREQ(numstr(fdinfo_num(cfd, "id")), field(o, "id"));
 
 	snprintf(pat, sizeof(pat), "\"fd\":%d", mfd);
-	ASSERT_TRUE(json_find(out, NULL, pat, o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ("\"lot\"", field(o, "type"));
-	EXPECT_STREQ("\"mutex\"", field(o, "kind"));
-	EXPECT_STREQ("0", field(o, "parked"));
+	EXPECT_OBJECT(out, NULL, pat, o, "type", "\"lot\"",
+		      "kind", "\"mutex\"", "parked", "0");
 	if (fdinfo_num(mfd, "id") >= 0) {
 		EXPECT_STREQ(numstr(fdinfo_num(mfd, "id")), field(o, "id"));
 		/* Three objects, three ids. */
@@ -416,8 +433,7 @@ TEST_F(objs, table_and_groups)
 		SKIP(return, "the module's fdinfo has no id: nothing to group by");
 	dfd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
 	ASSERT_LE(0, dfd);
-	ASSERT_EQ(0, gsstat(&out, "-p %d -g --json", getpid()));
-	ASSERT_TRUE(json_valid(out)) TH_LOG("not JSON: %s", out);
+	ASSERT_GSSTAT_JSON(&out, "-p %d -g --json", getpid());
 	snprintf(pat, sizeof(pat), "\"id\":%lld", id);
 	/* The object, with its fds array: not a flat object, so by hand. */
 	{
@@ -451,9 +467,8 @@ TEST(checked_mutex)
 	ASSERT_EQ(1, fdinfo_num(gs_mutex_fd(m), "checked"));
 	ASSERT_EQ(0, gsstat(&out, "-p %d --json", getpid()));
 	snprintf(pat, sizeof(pat), "\"fd\":%d", gs_mutex_fd(m));
-	ASSERT_TRUE(json_find(out, NULL, pat, o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ("\"mutex\"", field(o, "kind"));
-	EXPECT_STREQ("true", field(o, "checked"));
+	EXPECT_OBJECT(out, NULL, pat, o, "kind", "\"mutex\"",
+		      "checked", "true");
 	free(out);
 	ASSERT_EQ(0, gsstat(&out, "-p %d", getpid()));
 	EXPECT_NE(NULL, strstr(out, " mutex+chk ")) TH_LOG("%s", out);
@@ -631,27 +646,17 @@ TEST_F(fake, fdinfo)
 {
 	char *out, o[2048];
 
-	ASSERT_EQ(0, gsstat(&out, "--proc %s/proc --json", self->root));
-	ASSERT_TRUE(json_valid(out)) TH_LOG("not JSON: %s", out);
-	ASSERT_TRUE(json_find(out, NULL, "\"fd\":3", o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ("100", field(o, "pid"));
-	EXPECT_STREQ("\"worker\"", field(o, "comm"));
-	EXPECT_STREQ("\"sem\"", field(o, "type"));
-	EXPECT_STREQ("7", field(o, "id"));
-	EXPECT_STREQ("5", field(o, "size"));
-	EXPECT_STREQ("3", field(o, "free"));
-	EXPECT_STREQ("1", field(o, "waiters"));
-	EXPECT_STREQ("4", field(o, "slow_acquires"));
-	EXPECT_STREQ("\"waiters \"", field(o, "flags"));
+	ASSERT_GSSTAT_JSON(&out, "--proc %s/proc --json", self->root);
+	EXPECT_OBJECT(out, NULL, "\"fd\":3", o, "pid", "100",
+		      "comm", "\"worker\"", "type", "\"sem\"", "id", "7",
+		      "size", "5", "free", "3", "waiters", "1",
+		      "slow_acquires", "4", "flags", "\"waiters \"");
 	EXPECT_EQ(NULL, strstr(out, "future")) TH_LOG("%s", out);
 
-	ASSERT_TRUE(json_find(out, NULL, "\"fd\":4", o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ("\"r\"", field(o, "access"));
-	EXPECT_STREQ("\"lot\"", field(o, "type"));
-	EXPECT_STREQ("\"mutex\"", field(o, "kind"));
-	EXPECT_STREQ("\"/a b\\\"c\\\\d\"", field(o, "name"));
-	EXPECT_STREQ("\"0600\"", field(o, "name_mode"));
-	EXPECT_STREQ("false", field(o, "checked"));
+	EXPECT_OBJECT(out, NULL, "\"fd\":4", o, "access", "\"r\"",
+		      "type", "\"lot\"", "kind", "\"mutex\"",
+		      "name", "\"/a b\\\"c\\\\d\"", "name_mode", "\"0600\"",
+		      "checked", "false");
 
 	EXPECT_FALSE(json_find(out, NULL, "\"fd\":5", o, sizeof(o))) TH_LOG("%s", out);
 	EXPECT_FALSE(json_find(out, NULL, "\"fd\":6", o, sizeof(o))) TH_LOG("%s", out);
@@ -669,23 +674,15 @@ TEST_F(fake, waits)
 {
 	char *out, o[2048];
 
-	ASSERT_EQ(0, gsstat(&out, "--proc %s/proc --debugfs %s/debug --waits --json",
-			    self->root, self->root));
-	ASSERT_TRUE(json_valid(out)) TH_LOG("not JSON: %s", out);
-	ASSERT_TRUE(json_find(out, "\"waits\":[", "\"pid\":100", o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ("\"work\\ter\"", field(o, "comm"));
-	EXPECT_STREQ("9", field(o, "id"));
-	EXPECT_STREQ("\"park\"", field(o, "op"));
-	EXPECT_STREQ("1500", field(o, "since_ms"));
-	EXPECT_STREQ("true", field(o, "forever"));
-	EXPECT_STREQ("101", field(o, "holder"));
-	EXPECT_STREQ("\"helper\"", field(o, "holder_comm"));
-	EXPECT_STREQ("\"/a b\\\"c\\\\d\"", field(o, "name"));
-	EXPECT_STREQ("true", field(o, "cycle"));
-	ASSERT_TRUE(json_find(out, "\"waits\":[", "\"pid\":102", o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ("null", field(o, "holder"));
-	EXPECT_STREQ("null", field(o, "kind"));
-	EXPECT_STREQ("false", field(o, "cycle"));
+	ASSERT_GSSTAT_JSON(&out, "--proc %s/proc --debugfs %s/debug --waits --json",
+			   self->root, self->root);
+	EXPECT_OBJECT(out, "\"waits\":[", "\"pid\":100", o,
+		      "comm", "\"work\\ter\"", "id", "9", "op", "\"park\"",
+		      "since_ms", "1500", "forever", "true", "holder", "101",
+		      "holder_comm", "\"helper\"",
+		      "name", "\"/a b\\\"c\\\\d\"", "cycle", "true");
+	EXPECT_OBJECT(out, "\"waits\":[", "\"pid\":102", o, "holder", "null",
+		      "kind", "null", "cycle", "false");
 	free(out);
 
 	ASSERT_EQ(0, gsstat(&out, "--proc %s/proc --debugfs %s/debug --waits",
@@ -724,21 +721,14 @@ TEST_F(fake, names)
 {
 	char *out, o[1024];
 
-	ASSERT_EQ(0, gsstat(&out, "--proc %s/proc --debugfs %s/debug --names --json",
-			    self->root, self->root));
-	ASSERT_TRUE(json_valid(out)) TH_LOG("not JSON: %s", out);
-	ASSERT_TRUE(json_find(out, "\"names\":[", "\"name\":\"/a b\"", o, sizeof(o)))
-		TH_LOG("%s", out);
-	EXPECT_STREQ("\"lot\"", field(o, "type"));
-	EXPECT_STREQ("\"mutex\"", field(o, "kind"));
-	EXPECT_STREQ("4026531839", field(o, "ns"));
-	EXPECT_STREQ("1", field(o, "opens"));
-	ASSERT_TRUE(json_find(out, "\"names\":[", "\"name\":\"/q\"", o, sizeof(o)))
-		TH_LOG("%s", out);
-	EXPECT_STREQ("null", field(o, "kind"));
-	EXPECT_STREQ("1000", field(o, "uid"));
-	EXPECT_STREQ("\"0640\"", field(o, "mode"));
-	EXPECT_STREQ("0", field(o, "opens"));
+	ASSERT_GSSTAT_JSON(&out, "--proc %s/proc --debugfs %s/debug --names --json",
+			   self->root, self->root);
+	EXPECT_OBJECT(out, "\"names\":[", "\"name\":\"/a b\"", o,
+		      "type", "\"lot\"", "kind", "\"mutex\"",
+		      "ns", "4026531839", "opens", "1");
+	EXPECT_OBJECT(out, "\"names\":[", "\"name\":\"/q\"", o,
+		      "kind", "null", "uid", "1000", "mode", "\"0640\"",
+		      "opens", "0");
 	free(out);
 	EXPECT_EQ(1, gsstat(&out, "--proc %s/proc --debugfs %s/proc --names 2>&1",
 			    self->root, self->root));
@@ -752,24 +742,19 @@ TEST_F(fake, names)
  */
 TEST(named_object)
 {
-	char *out, o[2048], name[64], pat[128];
+	char *out, o[2048], name[64], pat[128], quoted[128];
 	gs_chan *ch;
 	int v = 1;
 
 	snprintf(name, sizeof(name), "/gsstat_test.%d", getpid());
 	ASSERT_EQ(0, gs_chan_open(&ch, name, GS_O_CREAT | GS_O_EXCL, 0640, sizeof(int), 2));
 	ASSERT_EQ(0, gs_chan_send(ch, &v));
-	ASSERT_EQ(0, gsstat(&out, "-p %d --json", getpid()));
-	ASSERT_TRUE(json_valid(out)) TH_LOG("not JSON: %s", out);
+	ASSERT_GSSTAT_JSON(&out, "-p %d --json", getpid());
 	snprintf(pat, sizeof(pat), "\"fd\":%d", gs_chan_fd(ch));
-	ASSERT_TRUE(json_find(out, NULL, pat, o, sizeof(o))) TH_LOG("%s", out);
-	snprintf(pat, sizeof(pat), "\"%s\"", name);
-	EXPECT_STREQ(pat, field(o, "name"));
-	EXPECT_STREQ("\"chan\"", field(o, "type"));
-	EXPECT_STREQ("true", field(o, "name_linked"));
-	EXPECT_STREQ("\"0640\"", field(o, "name_mode"));
-	EXPECT_STREQ("1", field(o, "len"));
-	EXPECT_STREQ("2", field(o, "cap"));
+	snprintf(quoted, sizeof(quoted), "\"%s\"", name);
+	EXPECT_OBJECT(out, NULL, pat, o, "name", quoted, "type", "\"chan\"",
+		      "name_linked", "true", "name_mode", "\"0640\"",
+		      "len", "1", "cap", "2");
 	free(out);
 	gs_chan_destroy(ch);
 
@@ -777,14 +762,10 @@ TEST(named_object)
 		EXPECT_EQ(0, gs_unlink(name));
 		SKIP(return, "%s: %s (no debugfs, or not root)", NAMES_PATH, strerror(errno));
 	}
-	ASSERT_EQ(0, gsstat(&out, "--names --json"));
-	ASSERT_TRUE(json_valid(out)) TH_LOG("not JSON: %s", out);
+	ASSERT_GSSTAT_JSON(&out, "--names --json");
 	snprintf(pat, sizeof(pat), "\"name\":\"%s\"", name);
-	ASSERT_TRUE(json_find(out, "\"names\":[", pat, o, sizeof(o))) TH_LOG("%s", out);
-	EXPECT_STREQ("\"chan\"", field(o, "type"));
-	EXPECT_STREQ("0", field(o, "opens"));
-	EXPECT_STREQ("\"0640\"", field(o, "mode"));
-	EXPECT_STREQ(numstr(geteuid()), field(o, "uid"));
+	EXPECT_OBJECT(out, "\"names\":[", pat, o, "type", "\"chan\"",
+		      "opens", "0", "mode", "\"0640\"", "uid", numstr(geteuid()));
 	free(out);
 	ASSERT_EQ(0, gs_unlink(name));
 	ASSERT_EQ(0, gsstat(&out, "--names --json"));
@@ -868,16 +849,11 @@ TEST(waits_mutex_holder)
 	ASSERT_EQ(0, wait_parked(gs_mutex_fd(l.m), 1));
 	ASSERT_EQ(0, wait_listed(atomic_load(&l.tid), &out, o, sizeof(o)));
 	ASSERT_TRUE(json_valid(out)) TH_LOG("not JSON: %s", out);
-	EXPECT_STREQ(numstr(getpid()), field(o, "tgid"));
-	EXPECT_STREQ("\"lot\"", field(o, "type"));
-	EXPECT_STREQ("\"mutex\"", field(o, "kind"));
-	EXPECT_STREQ("\"park\"", field(o, "op"));
-	EXPECT_STREQ("0", field(o, "word"));
-	EXPECT_STREQ("true", field(o, "forever"));
-	EXPECT_STREQ(numstr(id), field(o, "id"));
-	EXPECT_STREQ(numstr(gs_gettid()), field(o, "holder"));
-	EXPECT_STREQ(numstr(getpid()), field(o, "holder_tgid"));
-	EXPECT_STREQ("false", field(o, "cycle"));
+	EXPECT_FIELDS(o, "tgid", numstr(getpid()), "type", "\"lot\"",
+		      "kind", "\"mutex\"", "op", "\"park\"", "word", "0",
+		      "forever", "true", "id", numstr(id),
+		      "holder", numstr(gs_gettid()),
+		      "holder_tgid", numstr(getpid()), "cycle", "false");
 	free(out);
 
 	/* The graph: the thread waits on the lot, which the main thread holds. */
@@ -933,16 +909,15 @@ TEST(waits_cycle)
 	ASSERT_EQ(0, wait_listed(atomic_load(&b.tid), &out, o, sizeof(o)));
 	free(out);
 	ASSERT_EQ(0, wait_listed(atomic_load(&a.tid), &out, o, sizeof(o)));
-	EXPECT_STREQ(numstr(atomic_load(&b.tid)), field(o, "holder"));
-	EXPECT_STREQ("false", field(o, "forever"));
-	EXPECT_STREQ("true", field(o, "cycle"));
+	EXPECT_FIELDS(o, "holder", numstr(atomic_load(&b.tid)),
+		      "forever", "false", "cycle", "true");
 	{
 		char pat[64];
 
 		snprintf(pat, sizeof(pat), "\"pid\":%d", atomic_load(&b.tid));
-		ASSERT_TRUE(json_find(out, "\"waits\":[", pat, o, sizeof(o)));
-		EXPECT_STREQ(numstr(atomic_load(&a.tid)), field(o, "holder"));
-		EXPECT_STREQ("true", field(o, "cycle"));
+		EXPECT_OBJECT(out, "\"waits\":[", pat, o,
+			      "holder", numstr(atomic_load(&a.tid)),
+			      "cycle", "true");
 	}
 	free(out);
 	ASSERT_EQ(0, gsstat(&out, "-p %d --waits", getpid()));

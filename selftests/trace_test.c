@@ -82,64 +82,6 @@ struct ev {
 #define MAX_EVENTS	4096
 #define MAX_PATS	16
 
-/* tracefs, mounted if need be: its directory, or NULL (no tracing). */
-static const char *tracefs_dir(void)
-{
-	static const char *const dirs[] = {
-		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
-	};
-	char path[128];
-	size_t i;
-
-	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "%s/events", dirs[i]);
-		if (!access(path, F_OK))
-			return dirs[i];
-	}
-	/* Not mounted: where it belongs (fails without tracing: ENODEV). */
-	if (!mount("nodev", dirs[0], "tracefs", 0, NULL)) {
-		snprintf(path, sizeof(path), "%s/events", dirs[0]);
-		if (!access(path, F_OK))
-			return dirs[0];
-	}
-	return NULL;
-}
-
-/* tracefs path of @file, the whole of it read into @buf: its length or -1. */
-static int tracefs_read(const char *dir, const char *file, char *buf,
-			size_t len)
-{
-	char path[256];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return (int)n;
-}
-
-static int tracefs_write(const char *dir, const char *file, const char *text)
-{
-	char path[256];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -EIO;
-}
-
 /*
  * The process that runs the tests (each in a child of its own), and
  * whether the gosync events were enabled before it ran: put back so at
@@ -193,36 +135,10 @@ static int tr_write(FIXTURE_DATA(trace) *self, const char *file,
 /* The whole of @file of tracefs, NUL-terminated (malloc'ed), or NULL. */
 static char *tr_read(FIXTURE_DATA(trace) *self, const char *file)
 {
-	size_t len = 0, cap = 1 << 16;
-	char path[256], *buf = malloc(cap);
-	ssize_t n;
-	int fd;
+	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/%s", self->dir, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || !buf) {
-		if (fd >= 0)
-			close(fd);
-		free(buf);
-		return NULL;
-	}
-	for (;;) {
-		if (cap - len < 4096) {
-			char *more = realloc(buf, cap * 2);
-
-			if (!more)
-				break;
-			buf = more;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	return buf;
+	return read_all(path);
 }
 
 /*
@@ -329,6 +245,24 @@ static const char *pat(FIXTURE_DATA(trace) *self, const char *fmt, ...)
 	vsnprintf(p, sizeof(self->pat[0]), fmt, ap);
 	va_end(ap);
 	return p;
+}
+
+/*
+ * The pattern of the gosync_obj_create event of object @id of @type that
+ * task @pid created with fd @fd; @fmt: the fields after fd's.
+ */
+__attribute__((format(printf, 6, 7)))
+static const char *create_pat(FIXTURE_DATA(trace) *self, int pid, uint64_t id,
+			      const char *type, int fd, const char *fmt, ...)
+{
+	char rest[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rest, sizeof(rest), fmt, ap);
+	va_end(ap);
+	return pat(self, "gosync_obj_create pid=%d obj=%llu type=%s fd=%d %s",
+		   pid, (unsigned long long)id, type, fd, rest);
 }
 
 /* The value of field @key of @e ("key=value"), copied to @out; or false. */
@@ -479,6 +413,17 @@ static int check_obj(FIXTURE_DATA(trace) *self, uint64_t id,
 		TH_LOG("obj %llu: %s", (unsigned long long)(id), why_);	\
 } while (0)
 
+/*
+ * Stop tracing; the id of the one object of @type that task @pid created
+ * with fd @fd into @id (the test fails without it).
+ */
+#define ASSERT_CREATED(id, type, fd, pid) do {				\
+	ASSERT_EQ(0, tr_stop(self));					\
+	(id) = find_create(self, (type), (fd), (pid));			\
+	ASSERT_NE(0, (id))						\
+		TH_LOG("no single gosync_obj_create of fd %d", (fd));	\
+} while (0)
+
 /* ------------------------------------------------------------------ */
 
 TEST_F(trace, lists_every_event)
@@ -583,13 +528,9 @@ TEST_F(trace, unbuffered_chan_handoff_then_close)
 	ASSERT_EQ(0, join_ms(t2, WAIT_LIMIT_MS));
 	EXPECT_EQ(0, r2.ret);
 	gs_chan_destroy(ch);
-	ASSERT_EQ(0, tr_stop(self));
-
-	id = find_create(self, "chan", fd, me);
-	ASSERT_NE(0, id) TH_LOG("no single gosync_obj_create of fd %d", fd);
+	ASSERT_CREATED(id, "chan", fd, me);
 	EXPECT_OBJ_EVENTS(id,
-		pat(self, "gosync_obj_create pid=%d obj=%llu type=chan fd=%d kind=- param=8 cap=0",
-		    me, (unsigned long long)id, fd),
+		create_pat(self, me, id, "chan", fd, "kind=- param=8 cap=0"),
 		pat(self, "gosync_block pid=%d obj=%llu op=recv index=0 count=1",
 		    (int)r1.tid, (unsigned long long)id),
 		pat(self, "gosync_wake pid=%d obj=%llu op=recv count=1 handoff=1",
@@ -641,13 +582,9 @@ TEST_F(trace, buffered_chan_kicks)
 	ASSERT_EQ(1, gs_chan_recv(ch, &v));
 	EXPECT_EQ(8, v);
 	gs_chan_destroy(ch);
-	ASSERT_EQ(0, tr_stop(self));
-
-	id = find_create(self, "chan", fd, me);
-	ASSERT_NE(0, id) TH_LOG("no single gosync_obj_create of fd %d", fd);
+	ASSERT_CREATED(id, "chan", fd, me);
 	EXPECT_OBJ_EVENTS(id,
-		pat(self, "gosync_obj_create pid=%d obj=%llu type=chan fd=%d kind=- param=8 cap=4",
-		    me, (unsigned long long)id, fd),
+		create_pat(self, me, id, "chan", fd, "kind=- param=8 cap=4"),
 		pat(self, "gosync_kick pid=%d obj=%llu op=recv word=0x0",
 		    (int)r.tid, (unsigned long long)id),
 		pat(self, "gosync_block pid=%d obj=%llu op=recv index=0 count=1",
@@ -711,13 +648,9 @@ TEST_F(trace, sem_acquire_blocks_until_release)
 	ASSERT_EQ(0, join_ms(t, WAIT_LIMIT_MS));
 	EXPECT_EQ(0, a.ret);
 	gs_sem_destroy(sem);
-	ASSERT_EQ(0, tr_stop(self));
-
-	id = find_create(self, "sem", fd, me);
-	ASSERT_NE(0, id) TH_LOG("no single gosync_obj_create of fd %d", fd);
+	ASSERT_CREATED(id, "sem", fd, me);
 	EXPECT_OBJ_EVENTS(id,
-		pat(self, "gosync_obj_create pid=%d obj=%llu type=sem fd=%d kind=- param=1 cap=0",
-		    me, (unsigned long long)id, fd),
+		create_pat(self, me, id, "sem", fd, "kind=- param=1 cap=0"),
 		pat(self, "gosync_kick pid=%d obj=%llu op=acquire word=0x0",
 		    (int)a.tid, (unsigned long long)id),
 		pat(self, "gosync_block pid=%d obj=%llu op=acquire index=0 count=1",
@@ -814,8 +747,7 @@ TEST_F(trace, select_commits_the_ready_case)
 	EXPECT_NE(ida, idb);
 	/* The first select tried a or not, but queued nowhere for good. */
 	EXPECT_OBJ_EVENTS(ida,
-		pat(self, "gosync_obj_create pid=%d obj=%llu type=chan fd=%d kind=- param=8 cap=0",
-		    me, (unsigned long long)ida, fda),
+		create_pat(self, me, ida, "chan", fda, "kind=- param=8 cap=0"),
 		pat(self, "gosync_block pid=%d obj=%llu op=select index=0 count=2",
 		    (int)sel.tid, (unsigned long long)ida),
 		pat(self, "gosync_wake pid=%d obj=%llu op=recv count=1 handoff=1",
@@ -825,8 +757,7 @@ TEST_F(trace, select_commits_the_ready_case)
 		pat(self, "gosync_obj_destroy pid=%d obj=%llu type=chan",
 		    me, (unsigned long long)ida));
 	EXPECT_OBJ_EVENTS(idb,
-		pat(self, "gosync_obj_create pid=%d obj=%llu type=chan fd=%d kind=- param=8 cap=0",
-		    me, (unsigned long long)idb, fdb),
+		create_pat(self, me, idb, "chan", fdb, "kind=- param=8 cap=0"),
 		pat(self, "gosync_block pid=%d obj=%llu op=send index=0 count=1",
 		    (int)s.tid, (unsigned long long)idb),
 		pat(self, "gosync_wake pid=%d obj=%llu op=send count=1 handoff=1",
@@ -887,13 +818,9 @@ TEST_F(trace, contended_mutex_parks_and_unparks)
 	ASSERT_EQ(0, join_ms(t, WAIT_LIMIT_MS));
 	EXPECT_EQ(0, l.ret);
 	gs_mutex_destroy(m);
-	ASSERT_EQ(0, tr_stop(self));
-
-	id = find_create(self, "lot", fd, me);
-	ASSERT_NE(0, id) TH_LOG("no single gosync_obj_create of fd %d", fd);
+	ASSERT_CREATED(id, "lot", fd, me);
 	EXPECT_OBJ_EVENTS(id,
-		pat(self, "gosync_obj_create pid=%d obj=%llu type=lot fd=%d kind=mutex param=%lld cap=0",
-		    me, (unsigned long long)id, fd, param),
+		create_pat(self, me, id, "lot", fd, "kind=mutex param=%lld cap=0", param),
 		pat(self, "gosync_block pid=%d obj=%llu op=park index=0 count=1",
 		    (int)l.tid, (unsigned long long)id),
 		pat(self, "gosync_unpark pid=%d obj=%llu index=0 count=1 woken=1 handoff=0",
@@ -921,13 +848,9 @@ TEST_F(trace, checked_mutex_relock_is_a_traced_deadlock)
 	EXPECT_EQ(-EDEADLK, gs_mutex_lock(m));
 	EXPECT_EQ(0, gs_mutex_unlock(m));
 	gs_mutex_destroy(m);
-	ASSERT_EQ(0, tr_stop(self));
-
-	id = find_create(self, "lot", fd, me);
-	ASSERT_NE(0, id) TH_LOG("no single gosync_obj_create of fd %d", fd);
+	ASSERT_CREATED(id, "lot", fd, me);
 	EXPECT_OBJ_EVENTS(id,
-		pat(self, "gosync_obj_create pid=%d obj=%llu type=lot fd=%d kind=mutex param=0 cap=0",
-		    me, (unsigned long long)id, fd),
+		create_pat(self, me, id, "lot", fd, "kind=mutex param=0 cap=0"),
 		pat(self, "gosync_deadlock pid=%d obj=%llu last=%llu tid=%d holder=%d length=1",
 		    me, (unsigned long long)id, (unsigned long long)id, me,
 		    me),
@@ -946,17 +869,13 @@ TEST_F(trace, timer_fires_once)
 	fd = gs_chan_fd(tm);
 	ASSERT_EQ(1, gs_chan_recv(tm, &v));
 	gs_chan_destroy(tm);
-	ASSERT_EQ(0, tr_stop(self));
-
-	id = find_create(self, "timer", fd, me);
-	ASSERT_NE(0, id) TH_LOG("no single gosync_obj_create of fd %d", fd);
+	ASSERT_CREATED(id, "timer", fd, me);
 	/* Whether the receive was waiting when the tick came: either way. */
 	fire = obj_ev(self, id, 1);
 	ASSERT_NE(NULL, fire);
 	if (!strcmp(fire->name, "gosync_block")) {
 		EXPECT_OBJ_EVENTS(id,
-			pat(self, "gosync_obj_create pid=%d obj=%llu type=timer fd=%d kind=- param=8 cap=1",
-			    me, (unsigned long long)id, fd),
+			create_pat(self, me, id, "timer", fd, "kind=- param=8 cap=1"),
 			pat(self, "gosync_block pid=%d obj=%llu op=recv index=0 count=1",
 			    me, (unsigned long long)id),
 			pat(self, "gosync_wake obj=%llu op=recv count=1 handoff=1",
@@ -967,8 +886,7 @@ TEST_F(trace, timer_fires_once)
 			    me, (unsigned long long)id));
 	} else {
 		EXPECT_OBJ_EVENTS(id,
-			pat(self, "gosync_obj_create pid=%d obj=%llu type=timer fd=%d kind=- param=8 cap=1",
-			    me, (unsigned long long)id, fd),
+			create_pat(self, me, id, "timer", fd, "kind=- param=8 cap=1"),
 			pat(self, "gosync_timer_fire obj=%llu value=%llu period=0 delivered=0",
 			    (unsigned long long)id, (unsigned long long)v),
 			pat(self, "gosync_obj_destroy pid=%d obj=%llu type=timer",
