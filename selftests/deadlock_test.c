@@ -20,7 +20,7 @@
  *  - near misses, none of which may give -EDEADLK nor log a deadlock: a
  *    cycle with a deadline or a cancellable context in it, a holder that
  *    is not blocked, a chain through a channel, a cycle through an
- *    unchecked mutex;
+ *    unchecked mutex, a channel whose other descriptor is in flight;
  *  - the stall watchdog (stall_seconds) and the debugfs view of who waits
  *    on what (gosync/waits).
  *
@@ -48,6 +48,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1813,6 +1814,8 @@ struct near {
 	pid_t child, t;
 	struct report rep, trep;
 	struct report rep3;	/* the chain's third party's */
+	int sv[2];		/* (f) the socket the channel's fd is in */
+	atomic_int go_p3;	/* (f) P3: receive the fd and send */
 };
 
 /*
@@ -2169,6 +2172,79 @@ TEST_F(dl, near_miss_chain_through_a_channel)
 	EXPECT_EQ(0, jt.rc);
 	EXPECT_EQ(0, atomic_load(&x->child_ret));
 	EXPECT_EQ(0, atomic_load(&x->t_ret));
+	NEAR_DONE(x, k);
+}
+
+/*
+ * (f) P3: the channel's only sender to be; it gets the channel's fd from
+ * the socket (sent before it had it), then sends.
+ */
+static int in_flight_p3(void *p)
+{
+	struct near *x = p;
+	uint64_t v = 42;
+	gs_chan *ch;
+	int fd;
+
+	CHILD_CHECK(&x->rep3, wait_atomic_ge(&x->go_p3, 1) == 0, "no go");
+	fd = gs_fd_recv(x->sv[1]);
+	CHILD_CHECK(&x->rep3, fd >= 0, "p3: fd_recv = %d", fd);
+	CHILD_CHECK(&x->rep3, gs_chan_from_fd(&ch, fd) == 0, "p3: from_fd");
+	CHILD_CHECK(&x->rep3, gs_chan_send(ch, &v) == 0, "p3: send");
+	gs_chan_destroy(ch);
+	return 0;
+}
+
+/* (f) Our thread: waits for B (held by P2). */
+static int in_flight_lock_b(void *p)
+{
+	struct near *x = p;
+
+	return lock_one(&x->b, &x->t, &x->t_started, &x->t_ret, &x->trep);
+}
+
+/*
+ * (f) An fd in flight: P2 holds B and waits to receive from a channel;
+ * our thread waits for B. Every task that holds the channel is asleep in
+ * a gosync wait, and the only other descriptor of it is in a SCM_RIGHTS
+ * message not yet received (we sent it and closed ours), by P3, which
+ * had no descriptor of it before. Nothing may be refused nor reported:
+ * P3 receives it and sends, and everything completes.
+ */
+TEST_F(dl, near_miss_fd_in_flight)
+{
+	struct dl_state *s = &self->s;
+	pid_t p2, p3;
+	struct job jt;
+	int k;
+	struct near *x = near_new(_metadata, &k);
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				x->sv));
+	p3 = spawn(s, in_flight_p3, x);		/* before the channel */
+	ASSERT_LT(0, p3);
+	ASSERT_EQ(0, gs_chan_make(&x->ch, sizeof(uint64_t), 0));
+	p2 = spawn(s, chain_p2, x);
+	ASSERT_LT(0, p2);
+	ASSERT_EQ(0, wait_atomic_ge(&x->step_child, 1));
+	ASSERT_EQ(0, wait_chan_waiters(x->ch, 0, 1));
+	ASSERT_EQ(0, gs_fd_send(x->sv[0], gs_chan_fd(x->ch)));
+	gs_chan_destroy(x->ch);
+	x->ch = NULL;
+	ASSERT_EQ(0, job_start(&jt, in_flight_lock_b, x));
+	ASSERT_EQ(0, wait_atomic_ge(&x->t_started, 1));
+	ASSERT_EQ(0, wait_blocked(lk_fd(&x->b), 1, x->t));
+	EXPECT_TRUE(stays(&x->t_ret, 1, BLOCK_WINDOW_MS))
+		TH_LOG("our lock returned %d", atomic_load(&x->t_ret));
+	EXPECT_WAITING_ON_LOCK(x->t, "mutex", p2, p2);
+	atomic_store(&x->go_p3, 1);
+	REAP_OK(s, p3, &x->rep3);
+	REAP_OK(s, p2, &x->rep);
+	ASSERT_EQ(0, join_ms(jt.thr, WAIT_LIMIT_MS));
+	EXPECT_EQ(0, jt.rc);
+	EXPECT_EQ(0, atomic_load(&x->t_ret));
+	close(x->sv[0]);
+	close(x->sv[1]);
 	NEAR_DONE(x, k);
 }
 
