@@ -12,6 +12,12 @@
 #   make tsan         the library and map_test under ThreadSanitizer (run
 #                     on the host by 'make check')
 #   make deps         install missing Debian packages
+#   make install      the library, headers, pkg-config file, man pages,
+#                     gsstat and the udev rule (PREFIX=/usr/local,
+#                     DESTDIR; INSTALL_MODULES_LOAD=1 adds a modules-load.d
+#                     file); 'make uninstall' removes them
+#   make dkms         the module's sources to /usr/src/gosync-$(VERSION),
+#                     'dkms add' and 'dkms build' ('make dkms-remove')
 #
 # Everything generated goes to $(BUILD); kmod/ also receives the in-place
 # module build for the local kernel, ready for 'sudo insmod kmod/gosync.ko'.
@@ -30,6 +36,15 @@ TEST_CFLAGS := -std=gnu11 $(WARN) -Iinclude -isystem $(BUILD)/kselftest -Iselfte
 # bulletproof flavour (urcu-bp), which needs no thread registration.
 URCU_LIBS := -lurcu-cds -lurcu-bp
 LDLIBS_GS := -L$(BUILD)/lib -Wl,-rpath,'$$ORIGIN/../lib' -lgosync $(URCU_LIBS) -pthread
+# The shared library: the real file libgosync.so.$(VERSION), its soname
+# libgosync.so.0 and the link-time name libgosync.so (symlinks); the
+# exported functions and their version node are in lib/libgosync.map
+# (scripts/check-symbols.sh keeps it equal to gosync.h's GS_API list).
+VERSION   := 0.1.0
+SONAME    := libgosync.so.0
+LIB_SO    := libgosync.so.$(VERSION)
+LIB_MAP   := lib/libgosync.map
+SO_FLAGS  := -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(LIB_MAP)
 
 # The test kernels built here (scripts/build-kernel.sh): 'debug' (KASAN,
 # lockdep, coverage, fault injection, kmemleak) and 'kcsan' (data races).
@@ -66,6 +81,7 @@ GO_ENV    := GO111MODULE=off CGO_ENABLED=0 GOFLAGS= GOPROXY=off \
 KSELFTEST_TAR := /usr/src/linux-source-6.12.tar.xz
 
 .PHONY: all deps lib selftests examples tools benches fuzzers module check demo bench fuzz clean tsan
+.PHONY: install uninstall dkms dkms-remove
 .DELETE_ON_ERROR:
 
 all: lib selftests examples tools benches fuzzers module
@@ -85,8 +101,13 @@ fuzzers: $(FUZZERS)
 $(BUILD)/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
-$(BUILD)/lib/libgosync.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libgosync.so -Wl,--no-undefined -o $@ $^ $(URCU_LIBS) -pthread
+$(BUILD)/lib/$(LIB_SO): $(LIB_OBJ) $(LIB_MAP)
+	$(CC) $(SO_FLAGS) -Wl,--no-undefined -o $@ $(LIB_OBJ) $(URCU_LIBS) -pthread
+# The two symlinks, beside each variant's real file (lib, asan, tsan).
+SO_LINKS  := $(addsuffix /libgosync.so,$(BUILD)/lib $(BUILD)/asan/lib $(BUILD)/tsan/lib)
+$(SO_LINKS): %/libgosync.so: %/$(LIB_SO)
+	ln -sf $(LIB_SO) $*/$(SONAME)
+	ln -sf $(LIB_SO) $@
 $(BUILD)/lib/libgosync.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -106,8 +127,8 @@ $(BUILD)/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/lib/libgosync.so
 $(BUILD)/asan/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
-$(BUILD)/asan/lib/libgosync.so: $(ASAN_LIB_OBJ)
-	$(CC) -shared $(SAN_FLAGS) -Wl,-soname,libgosync.so -o $@ $^ $(URCU_LIBS) -pthread
+$(BUILD)/asan/lib/$(LIB_SO): $(ASAN_LIB_OBJ) $(LIB_MAP)
+	$(CC) $(SO_FLAGS) $(SAN_FLAGS) -o $@ $(ASAN_LIB_OBJ) $(URCU_LIBS) -pthread
 $(BUILD)/asan/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/asan/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $< \
@@ -119,8 +140,8 @@ tsan: $(TSAN_TESTS)
 $(BUILD)/tsan/lib/%.o: lib/%.c $(LIB_HDR) | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
-$(BUILD)/tsan/lib/libgosync.so: $(TSAN_LIB_OBJ)
-	$(CC) -shared $(TSAN_FLAGS) -Wl,-soname,libgosync.so -o $@ $^ $(URCU_LIBS) -pthread
+$(BUILD)/tsan/lib/$(LIB_SO): $(TSAN_LIB_OBJ) $(LIB_MAP)
+	$(CC) $(SO_FLAGS) $(TSAN_FLAGS) -o $@ $(TSAN_LIB_OBJ) $(URCU_LIBS) -pthread
 $(BUILD)/tsan/selftests/%: selftests/%.c $(TEST_HDR) $(BUILD)/tsan/lib/libgosync.so
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(CFLAGS) $(TSAN_FLAGS) -o $@ $< \
@@ -200,9 +221,89 @@ bench: $(BUILD)/stock/kmod/gosync.ko $(BENCHES)
 	bench/report.sh $(BUILD)/bench/results.csv $(BUILD)/bench/results.png || rc=1; \
 	echo "=== make bench: $$(( $$(date +%s) - start )) s, exit $$rc ==="; exit $$rc
 
+# Installation, for a real machine or a package (DESTDIR stages it).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSCONFDIR ?= /etc
+UDEVDIR    ?= /usr/lib/udev/rules.d
+# INSTALL_MODULES_LOAD=1: also $(SYSCONFDIR)/modules-load.d/gosync.conf,
+# so that systemd loads the module at boot.
+INSTALL_MODULES_LOAD ?=
+MAN3       := $(wildcard man/*.3)
+MAN7       := $(wildcard man/*.7)
+# gosync.h includes "uapi/gosync.h": it goes to $(INCLUDEDIR)/uapi/.
+define GOSYNC_PC
+prefix=$(PREFIX)
+libdir=$(LIBDIR)
+includedir=$(INCLUDEDIR)
+
+Name: gosync
+Description: Go's channels, select, semaphores and sync package for C, on /dev/gosync
+Version: $(VERSION)
+Cflags: -I$${includedir}
+Libs: -L$${libdir} -lgosync
+Libs.private: $(URCU_LIBS) -pthread
+endef
+INSTALLED  := $(LIBDIR)/$(LIB_SO) $(LIBDIR)/$(SONAME) $(LIBDIR)/libgosync.so $(LIBDIR)/libgosync.a \
+	$(PKGCONFIGDIR)/gosync.pc $(INCLUDEDIR)/gosync.h $(INCLUDEDIR)/uapi/gosync.h \
+	$(TOOLS:$(BUILD)/tools/%=$(BINDIR)/%) $(UDEVDIR)/60-gosync.rules \
+	$(MAN3:man/%=$(MANDIR)/man3/%) $(MAN7:man/%=$(MANDIR)/man7/%)
+
+install: lib tools
+	$(file >$(BUILD)/lib/gosync.pc,$(GOSYNC_PC))
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR)/uapi \
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(UDEVDIR)
+	install -m 755 $(BUILD)/lib/$(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(LIB_SO) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(LIB_SO) $(DESTDIR)$(LIBDIR)/libgosync.so
+	install -m 644 $(BUILD)/lib/libgosync.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(BUILD)/lib/gosync.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 644 include/gosync.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/uapi/gosync.h $(DESTDIR)$(INCLUDEDIR)/uapi/
+	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 644 packaging/60-gosync.rules $(DESTDIR)$(UDEVDIR)/
+	$(if $(MAN3),install -d $(DESTDIR)$(MANDIR)/man3 && install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
+	$(if $(MAN7),install -d $(DESTDIR)$(MANDIR)/man7 && install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
+	$(if $(INSTALL_MODULES_LOAD),install -D -m 644 packaging/modules-load.conf \
+		$(DESTDIR)$(SYSCONFDIR)/modules-load.d/gosync.conf)
+	$(if $(DESTDIR),,-ldconfig)
+
+# Removes what 'make install' put (with the same variables), and the
+# modules-load.d file if there is one.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED)) $(DESTDIR)$(SYSCONFDIR)/modules-load.d/gosync.conf
+	[ ! -d $(DESTDIR)$(INCLUDEDIR)/uapi ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(INCLUDEDIR)/uapi
+	$(if $(DESTDIR),,-ldconfig)
+
+# DKMS (dkms.conf): the module's sources to $(DKMS_SRC)/gosync-$(VERSION),
+# then 'dkms add' and 'dkms build' for DKMS_KERNEL (default: the running
+# kernel). DKMS_FLAGS passes more options ('--dkmstree DIR').
+DKMS_SRC    ?= /usr/src
+DKMS_KERNEL ?=
+DKMS_FLAGS  ?=
+DKMS_DIR    := $(DKMS_SRC)/gosync-$(VERSION)
+DKMS_RUN    = dkms $(1) -m gosync -v $(VERSION) --sourcetree $(DKMS_SRC) $(DKMS_FLAGS)
+dkms: dkms.conf $(KSRC)
+	if $(call DKMS_RUN,status) | grep -q .; then $(call DKMS_RUN,remove) --all; fi
+	rm -rf $(DKMS_DIR)
+	install -d $(DKMS_DIR)/kmod $(DKMS_DIR)/include/uapi
+	cp dkms.conf Kbuild $(DKMS_DIR)/
+	cp kmod/Kbuild kmod/*.[ch] $(DKMS_DIR)/kmod/
+	cp include/uapi/gosync.h $(DKMS_DIR)/include/uapi/
+	$(call DKMS_RUN,add)
+	$(call DKMS_RUN,build) $(if $(DKMS_KERNEL),-k $(DKMS_KERNEL))
+dkms-remove:
+	if $(call DKMS_RUN,status) | grep -q .; then $(call DKMS_RUN,remove) --all; fi
+	rm -rf $(DKMS_DIR)
+
 clean:
 	rm -rf $(BUILD)/lib $(BUILD)/selftests $(BUILD)/examples $(BUILD)/tools $(BUILD)/bench $(BUILD)/stock $(BUILD)/asan \
 		$(BUILD)/tsan \
-		$(BUILD)/debug $(BUILD)/kcsan $(BUILD)/vm $(BUILD)/go $(BUILD)/fuzz
+		$(BUILD)/debug $(BUILD)/kcsan $(BUILD)/vm $(BUILD)/go $(BUILD)/fuzz \
+		$(BUILD)/stage $(BUILD)/consumer $(BUILD)/install-check $(BUILD)/dkms
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod* kmod/.*.cmd kmod/modules.order \
 		modules.order Module.symvers .*.cmd

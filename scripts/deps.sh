@@ -7,7 +7,7 @@ packages=(
 	build-essential kmod cpio file xz-utils perl bc flex bison libelf-dev libssl-dev
 	linux-headers-amd64 linux-image-amd64 linux-source-6.12
 	qemu-system-x86 busybox-static liburcu-dev spin
-	gnuplot-nox golang-go graphviz
+	gnuplot-nox golang-go graphviz dkms mandoc
 )
 
 missing=()

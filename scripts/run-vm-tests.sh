@@ -54,7 +54,9 @@ make_payload() {
 	[ "$2" = asan ] && user=$build/asan
 	rm -rf "$dir"
 	mkdir -p "$dir/lib"
-	cp "$user/lib/libgosync.so" "$dir/lib/"
+	# The library under its soname (what the binaries need at run time),
+	# the real file it points to, and the link-time name.
+	cp -a "$user"/lib/libgosync.so* "$dir/lib/"
 	# The tools (gsstat), on the guest's PATH: selftests run them too
 	# (gsstat_test finds ../tools/gsstat from its own directory).
 	mkdir -p "$dir/tools"
@@ -94,10 +96,34 @@ FUZZ
 		mkdir -p "$dir/selftests"
 		if [ -n "${GOSYNC_TESTS:-}" ]; then
 			for t in $GOSYNC_TESTS; do
-				cp "$user/selftests/$t" "$dir/selftests/"
+				[ "$t" = consumer_test ] ||
+					cp "$user/selftests/$t" "$dir/selftests/"
 			done
 		else
 			cp "$user"/selftests/*_test "$dir/selftests/"
+		fi
+		# The out-of-tree consumers built against the installed copy by
+		# the host checks (scripts/install-check.sh), as one test.
+		# (Not with the asan run's library: it needs the ASan runtime first.)
+		if [[ " ${GOSYNC_TESTS:-consumer_test} " == *" consumer_test "* ]] &&
+		   [ "$2" != asan ] && [ -x "$build/consumer/hello_chan" ]; then
+			mkdir -p "$dir/consumer"
+			cp "$build"/consumer/hello_chan* "$dir/consumer/"
+			cat > "$dir/selftests/consumer_test" <<'CONSUMER'
+#!/bin/sh
+# The consumers of the installed libgosync (no rpath: as installed).
+echo "1..2"
+n=0
+for c in hello_chan hello_chan_static; do
+	n=$((n + 1))
+	if LD_LIBRARY_PATH=/gosync/lib /gosync/consumer/$c; then
+		echo "ok $n consumer $c"
+	else
+		echo "not ok $n consumer $c"
+	fi
+done
+CONSUMER
+			chmod +x "$dir/selftests/consumer_test"
 		fi
 		cat > "$dir/run" <<'RUN'
 #!/bin/sh
@@ -262,12 +288,15 @@ gsstat_dot_check() {
 }
 
 # Host-side checks first: the protocol models, the kernel coding style,
-# the ThreadSanitizer run and gsstat's graph.
+# the ThreadSanitizer run, gsstat's graph, the exported symbols, the man
+# pages, and the installation (which builds the VM's consumers).
 if [ "$mode" = check ] && [ "${GOSYNC_HOST_CHECKS:-1}" = 1 ]; then
-	echo "=== host checks: spin models, checkpatch, ThreadSanitizer, gsstat --dot ==="
+	echo "=== host checks: spin models, checkpatch, ThreadSanitizer, gsstat --dot, symbols, man pages, install ==="
 	host_log=$build/vm/host-checks.log
 	mkdir -p "$build/vm"
-	{ "$top/spin/check.sh"; "$top/scripts/checkpatch.sh" "$build"; tsan_tests; gsstat_dot_check; } | tee "$host_log"
+	{ "$top/spin/check.sh"; "$top/scripts/checkpatch.sh" "$build"; tsan_tests; gsstat_dot_check
+	  "$top/scripts/check-symbols.sh" "$build"; "$top/scripts/check-man.sh" "$build"
+	  "$top/scripts/install-check.sh" "$build"; } | tee "$host_log"
 	total_pass=$(grep -c '^ok ' "$host_log")
 	total_fail=$(grep -c '^not ok ' "$host_log")
 fi
