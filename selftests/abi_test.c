@@ -116,15 +116,6 @@ _Static_assert(sizeof(struct gosync_lot_cond_wait) == 24 &&
 static const unsigned char fills[] = { 0x00, 0xa5, 0x5a, 0xff };
 #define NFILLS	(sizeof(fills) / sizeof(fills[0]))
 
-/* The features this module reports (GOSYNC_FEATURES in kmod/gosync.h). */
-#define ALL_FEATURES	(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN |	\
-			 GOSYNC_FEATURE_SELECT | GOSYNC_FEATURE_TIMER |	\
-			 GOSYNC_FEATURE_LOT | GOSYNC_FEATURE_CHAN_RING |	\
-			 GOSYNC_FEATURE_COND | GOSYNC_FEATURE_CHAN_DISCARD | \
-			 GOSYNC_FEATURE_CHAN_ROBUST | GOSYNC_FEATURE_NAMES | \
-			 GOSYNC_FEATURE_SEM_UNDO | GOSYNC_FEATURE_LOT_UNDO | \
-			 GOSYNC_FEATURE_ROBUST_LOCK | GOSYNC_FEATURE_LOT_PARTIES | \
-			 GOSYNC_FEATURE_LOCK_CHECK)
 
 static int dev(void)
 {
@@ -358,7 +349,7 @@ TEST(version_writes_its_outputs_and_nothing_else)
 					   sizeof(out), fills[i], &guards));
 		EXPECT_TRUE(guards) TH_LOG("fill %#x", fills[i]);
 		EXPECT_EQ(GOSYNC_ABI_VERSION, out.abi_version);
-		EXPECT_EQ(ALL_FEATURES, out.features);
+		EXPECT_EQ(GS_TEST_ALL_FEATURES, out.features);
 		EXPECT_EQ(0, out.flags);
 		EXPECT_EQ(0, out.reserved[0]);
 		EXPECT_EQ(0, out.reserved[1]);

@@ -34,6 +34,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * The features this module reports (GOSYNC_FEATURES in kmod/gosync.h),
+ * in one place for every test that checks the exact set.
+ */
+#define GS_TEST_ALL_FEATURES						\
+	(GOSYNC_FEATURE_SEM | GOSYNC_FEATURE_CHAN | GOSYNC_FEATURE_SELECT |	\
+	 GOSYNC_FEATURE_TIMER | GOSYNC_FEATURE_LOT |				\
+	 GOSYNC_FEATURE_CHAN_RING | GOSYNC_FEATURE_COND |			\
+	 GOSYNC_FEATURE_CHAN_DISCARD | GOSYNC_FEATURE_CHAN_ROBUST |		\
+	 GOSYNC_FEATURE_NAMES | GOSYNC_FEATURE_SEM_UNDO |			\
+	 GOSYNC_FEATURE_LOT_UNDO | GOSYNC_FEATURE_ROBUST_LOCK |		\
+	 GOSYNC_FEATURE_LOT_PARTIES | GOSYNC_FEATURE_LOCK_CHECK)
+
 #define GS_TEST_UNUSED	__attribute__((unused))
 
 #define NS_PER_MS	1000000ULL
