@@ -853,7 +853,7 @@ static bool deadlock_pair_logged(u64 obj, u64 last)
  * NULL if it is not held, held anonymously, or by a dead or unknown
  * handle.
  */
-static struct task_struct *lock_holder(u64 v)
+struct task_struct *gosync_lock_holder(u64 v)
 {
 	u32 id = v >> GOSYNC_LOCK_OWNER_SHIFT;
 	struct robust_owner *rec;
@@ -865,11 +865,6 @@ static struct task_struct *lock_holder(u64 v)
 	if (!rec || rec->dead || !robust_alive(rec))
 		return NULL;
 	return pid_task(rec->pid, PIDTYPE_PID);
-}
-
-struct task_struct *gosync_lock_holder(u64 word)
-{
-	return lock_holder(word);
 }
 
 void gosync_robust_lock(void)
@@ -891,25 +886,25 @@ static int lot_check_deadlock(struct gosync_lot *lot,
 			      struct gosync_blocked *blk)
 {
 	const struct gosync_blocked *link;
-	struct task_struct *holder;
+	struct task_struct *holder, *next;
 	u64 last = lot->obj.id;
 	pid_t holder_pid = 0;
+	bool cycle = false;
 	u32 length = 0;
-	u64 v = READ_ONCE(lot->words[0]);
 
 	lockdep_assert_held(&robust_mutex);
 	gosync_blocked_lock();
 	rcu_read_lock();
-	while (length < DEADLOCK_MAX_CHAIN) {
-		holder = lock_holder(v);
-		if (!holder)
-			break;
+	holder = gosync_lock_holder(READ_ONCE(lot->words[0]));
+	while (holder && length < DEADLOCK_MAX_CHAIN) {
 		if (!length)
 			holder_pid = task_pid_nr(holder);
 		length++;
 		/* A relock is refused whatever the deadline; a cycle not. */
-		if (holder == current && (length == 1 || blk->forever))
+		if (holder == current) {
+			cycle = length == 1 || blk->forever;
 			break;
+		}
 		link = gosync_blocked_of(holder);
 		/*
 		 * The chain ends at a wait that can end: with a deadline or a
@@ -920,21 +915,15 @@ static int lot_check_deadlock(struct gosync_lot *lot,
 		if (!link || !link->lock_word || !link->forever ||
 		    !lot_flags_checked(READ_ONCE(*link->lock_flags)) ||
 		    fatal_signal_pending(holder) ||
-		    (READ_ONCE(holder->flags) & PF_EXITING)) {
-			holder = NULL;
+		    (READ_ONCE(holder->flags) & PF_EXITING))
 			break;
-		}
 		last = link->obj;
-		v = READ_ONCE(*link->lock_word);
+		next = gosync_lock_holder(READ_ONCE(*link->lock_word));
 		/* Just handed its lock: it is no link of a cycle. */
-		if (lock_holder(v) == holder) {
-			holder = NULL;
-			break;
-		}
+		holder = next == holder ? NULL : next;
 	}
 	rcu_read_unlock();
-	/* Out of links, @holder is another thread: no cycle seen. */
-	if (holder != current) {
+	if (!cycle) {
 		gosync_blocked_enter_locked(blk);
 		gosync_blocked_unlock();
 		return 0;

@@ -81,8 +81,8 @@ void gosync_blocked_unlock(void)
 	spin_unlock(&blocked_lock);
 }
 
-/* Enter @b, with blocked_lock held. */
-static void blocked_add(struct gosync_blocked *b)
+/* Enter @b, with blocked_lock held (kmod/lot.c's deadlock check too). */
+void gosync_blocked_enter_locked(struct gosync_blocked *b)
 {
 	lockdep_assert_held(&blocked_lock);
 	b->since = ktime_get();
@@ -99,7 +99,7 @@ void gosync_blocked_enter(struct gosync_blocked *b)
 	if (b->entered)
 		return;
 	spin_lock(&blocked_lock);
-	blocked_add(b);
+	gosync_blocked_enter_locked(b);
 	spin_unlock(&blocked_lock);
 }
 
@@ -123,12 +123,6 @@ struct gosync_blocked *gosync_blocked_of(const struct task_struct *task)
 		if (b->task == task)
 			return b;
 	return NULL;
-}
-
-/* Enter @b with blocked_lock held (for kmod/lot.c's deadlock check). */
-void gosync_blocked_enter_locked(struct gosync_blocked *b)
-{
-	blocked_add(b);
 }
 
 /*

@@ -403,6 +403,17 @@ static uint32_t owner_register(void)
 	return tls_owner;
 }
 
+/*
+ * Whether lock word @state of @lot is checked and held by another thread
+ * than the caller: a checked lock is its holder's to unlock and to make
+ * consistent (see the uapi header).
+ */
+static bool checked_not_holder(const struct lot *lot, uint64_t state)
+{
+	return lot->checked && (state & MUTEX_OWNER) !=
+	       (uint64_t)tls_owner << MUTEX_OWNER_SHIFT;
+}
+
 /* The calling thread's owner handle, in place in the word. */
 static uint64_t owner_self(void)
 {
@@ -622,8 +633,7 @@ static int mutex_unlock(struct lot *lot)
 		/* Unlocked, or being handed off by another unlock. */
 		if ((state & (MUTEX_LOCKED | MUTEX_HANDOFF)) != MUTEX_LOCKED)
 			return -EPERM;
-		/* A checked lock is its holder's to unlock (see uapi). */
-		if (lot->checked && (state & MUTEX_OWNER) != me)
+		if (checked_not_holder(lot, state))
 			return -EPERM;
 		/* Unlocked inconsistent: nobody can have it again. */
 		lost = state & MUTEX_OWNERDEAD;
@@ -718,9 +728,7 @@ int gs_mutex_consistent(gs_mutex *m)
 		if ((state & (MUTEX_LOCKED | MUTEX_OWNERDEAD)) !=
 		    (MUTEX_LOCKED | MUTEX_OWNERDEAD))
 			return -EINVAL;
-		/* A checked lock is its holder's to repair, as to unlock. */
-		if (m->lot.checked && (state & MUTEX_OWNER) !=
-		    (uint64_t)tls_owner << MUTEX_OWNER_SHIFT)
+		if (checked_not_holder(&m->lot, state))
 			return -EPERM;
 	} while (!cas(word, &state, state & ~MUTEX_OWNERDEAD));
 	return 0;
@@ -968,10 +976,7 @@ int gs_rwmutex_unlock(gs_rwmutex *rw)
 	_Atomic uint64_t *word = &rw->lot.words[RW_READERS];
 	uint64_t readers = atomic_load(word);
 
-	/* A checked writer lock is its holder's to unlock. */
-	if (rw->lot.checked &&
-	    (atomic_load(&rw->lot.words[0]) & MUTEX_OWNER) !=
-	    (uint64_t)tls_owner << MUTEX_OWNER_SHIFT)
+	if (checked_not_holder(&rw->lot, atomic_load(&rw->lot.words[0])))
 		return -EPERM;
 	do {
 		/* Not write-locked: Go's "Unlock of unlocked RWMutex". */
